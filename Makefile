@@ -1,0 +1,71 @@
+# PgCrab build. `make` builds ./pgcrab; `make check` installs what is missing,
+# builds, runs unit and integration tests; `make run` starts a throwaway
+# PostgreSQL with PgCrab in front of it.
+
+CC       ?= gcc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+PKGS     := liburing inih libcrypto libsystemd
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+            -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpg_query -lpthread
+
+# SANITIZE=1 builds everything with AddressSanitizer and UBSan into build-san/.
+ifeq ($(SANITIZE),1)
+BUILD    := build-san
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+else
+BUILD    := build
+endif
+
+LIB_SRCS := $(wildcard proto/*.c config/*.c auth/*.c pool/*.c router/*.c core/*.c)
+LIB_SRCS := $(filter-out core/main.c,$(LIB_SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+BIN      := $(if $(filter 1,$(SANITIZE)),$(BUILD)/pgcrab,pgcrab)
+
+.PHONY: all deps run check unit clean install format-check
+all: $(BIN)
+
+$(BIN): $(BUILD)/core/main.o $(BUILD)/libpgcrab.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libpgcrab.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpgcrab.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpgcrab.a $(LDLIBS) $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+deps:
+	@scripts/deps.sh
+
+unit: $(UNIT_BINS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all unit
+	@SANITIZE=$(SANITIZE) PGCRAB_BIN=$(abspath $(BIN)) UNIT_DIR=$(abspath $(BUILD)/tests) scripts/check.sh
+
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgcrab
+	install -D -m 0644 pgcrab.ini.example $(DESTDIR)$(PREFIX)/share/doc/pgcrab/pgcrab.ini.example
+
+format-check:
+	clang-format --dry-run --Werror $(wildcard */*.c */*.h tests/unit/*.c)
+
+clean:
+	rm -rf build build-san pgcrab
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
