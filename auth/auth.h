@@ -1,0 +1,61 @@
+/* Authentication math and message handling, no I/O: PgCrab logging into a
+ * PostgreSQL server with md5 or SCRAM-SHA-256 (client side of SCRAM).
+ * Hashes, HMAC, PBKDF2 and random bytes come from OpenSSL's libcrypto. */
+#ifndef PGCRAB_AUTH_H
+#define PGCRAB_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* PostgreSQL's md5 password: "md5" + hex(md5(hex(md5(password + user)) + salt)).
+ * out receives 35 characters and a NUL. */
+void auth_md5_response(const char *user, const char *password, const uint8_t salt[4],
+		       char out[36]);
+
+#define AUTH_SCRAM_NONCE_LEN 24   /* raw bytes before base64 */
+#define AUTH_SCRAM_MAX_MSG   1024 /* longest SCRAM message PgCrab builds or accepts */
+
+enum auth_scram_state {
+	AUTH_SCRAM_INIT,          /* nothing sent yet */
+	AUTH_SCRAM_SENT_FIRST,    /* client-first sent, waiting for server-first */
+	AUTH_SCRAM_SENT_FINAL,    /* client-final sent, waiting for server-final */
+	AUTH_SCRAM_DONE,          /* server signature verified */
+	AUTH_SCRAM_FAILED,
+};
+
+struct auth_scram_client {
+	enum auth_scram_state state;
+	char password[256];
+	char client_nonce[64];          /* base64 text */
+	char client_first_bare[128];
+	uint8_t salted_password[32];
+	char auth_message[3 * AUTH_SCRAM_MAX_MSG];
+};
+
+/* Starts an exchange. nonce may be NULL (random) or a fixed text (tests).
+ * Returns 0, or -1 if the password is too long. */
+int auth_scram_client_init(struct auth_scram_client *s, const char *password,
+			   const char *nonce) __attribute__((warn_unused_result));
+
+/* Writes client-first-message ("n,,n=,r=<nonce>") into out; returns its
+ * length or -1 if cap is too small. Body of SASLInitialResponse. */
+int auth_scram_client_first(struct auth_scram_client *s, char *out, size_t cap)
+	__attribute__((warn_unused_result));
+
+/* Takes server-first-message (AuthenticationSASLContinue data, not NUL
+ * terminated) and writes client-final-message into out. Returns its length,
+ * or -1 on a malformed, oversized or non-extending nonce, bad salt or
+ * iteration count, or small cap. */
+int auth_scram_client_final(struct auth_scram_client *s, const char *server_first,
+			    size_t len, char *out, size_t cap) __attribute__((warn_unused_result));
+
+/* Checks server-final-message (AuthenticationSASLFinal data): 0 if the
+ * server signature matches, -1 otherwise (including "e=" errors). */
+int auth_scram_client_verify(struct auth_scram_client *s, const char *server_final,
+			     size_t len) __attribute__((warn_unused_result));
+
+/* Constant-time comparison of two NUL-terminated secrets. */
+bool auth_secret_equal(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,88 @@
+/* Configuration: an INI file (inih) plus flag/environment overrides, checked
+ * in one validation pass. A loaded struct cfg is immutable; reload builds a
+ * new one. Every error names file, line and key. */
+#ifndef PGCRAB_CFG_H
+#define PGCRAB_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum cfg_pool_mode { CFG_POOL_TRANSACTION, CFG_POOL_SESSION };
+enum cfg_auth_type { CFG_AUTH_PLAIN };
+enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+
+struct cfg_shard {
+	char *name;      /* section name after "shard."; what clients put in dbname */
+	char *host;      /* backend host (name or address) */
+	int port;
+	char *database;  /* backend database name; defaults to name */
+	char *user;      /* backend credentials */
+	char *password;
+	int min_connections; /* totals across all workers */
+	int max_connections;
+};
+
+struct cfg_user {
+	char *name;     /* section name after "user." */
+	char *password;
+};
+
+struct cfg {
+	char *path;     /* the file this was loaded from */
+	char *host;
+	int port;
+	int workers;    /* 0 = one per CPU the process may run on (resolved by main) */
+	enum cfg_pool_mode pool_mode;
+	enum cfg_auth_type auth_type;
+	enum cfg_log_level log_level;
+	int max_client_conn;
+	char **admin_users;
+	int n_admin_users;
+	int metrics_port;
+	/* durations in milliseconds; 0 means "never" where SPEC allows it */
+	uint64_t server_connect_timeout_ms;
+	uint64_t query_wait_timeout_ms;
+	uint64_t client_login_timeout_ms;
+	uint64_t client_idle_timeout_ms;
+	uint64_t idle_transaction_timeout_ms;
+	uint64_t server_idle_timeout_ms;
+	uint64_t server_lifetime_ms;
+	uint64_t shutdown_timeout_ms;
+	struct cfg_shard *shards;
+	int n_shards;
+	struct cfg_user *users;
+	int n_users;
+};
+
+/* Values from flags or the environment, as strings; NULL = not given. They
+ * win over the file and are validated like file values; errors name the flag
+ * or variable instead of a line. */
+struct cfg_overrides {
+	const char *host, *host_src;         /* *_src: e.g. "--host" or "PGCRAB_HOST" */
+	const char *port, *port_src;
+	const char *workers, *workers_src;
+	const char *pool_mode, *pool_mode_src;
+	const char *log_level, *log_level_src;
+};
+
+/* Loads and validates. Returns 0 and sets *out, or -1, *out = NULL and one
+ * line in err ("pgcrab.ini:12: [shard.a] port: 70000 is out of range
+ * 1..65535"); the first problem in the file is the one reported. ov may be
+ * NULL. Uses no global state, so a reload may run on any thread. */
+int cfg_load(const char *path, const struct cfg_overrides *ov, struct cfg **out,
+	     char *err, size_t errlen) __attribute__((warn_unused_result));
+void cfg_free(struct cfg *cfg);
+
+const struct cfg_shard *cfg_find_shard(const struct cfg *cfg, const char *name);
+const struct cfg_user *cfg_find_user(const struct cfg *cfg, const char *name);
+
+/* Parses "250ms", "5s", "2min", "1h" or a bare number of seconds (units are
+ * case-insensitive). Returns -1 for negatives, fractions, unknown units and
+ * values that overflow uint64_t milliseconds; *out_ms is then untouched. */
+int cfg_parse_duration_ms(const char *text, uint64_t *out_ms) __attribute__((warn_unused_result));
+
+const char *cfg_pool_mode_name(enum cfg_pool_mode m);
+const char *cfg_log_level_name(enum cfg_log_level l);
+const char *cfg_auth_type_name(enum cfg_auth_type a); /* "plain" */
+
+#endif

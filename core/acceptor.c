@@ -1,0 +1,232 @@
+#include "core/acceptor.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/worker.h"
+#include "proto/proto.h"
+
+enum acceptor_op {
+	ACC_ACCEPT = 1,
+	ACC_SIGNAL = 2,
+	ACC_TIMER = 3,   /* retry accept after EMFILE, or poll workers at shutdown */
+	ACC_REJECT = 4,  /* error sent to a client over max_client_conn */
+	ACC_POSTED = 7,  /* MSG_RING to a worker completed; fd in the high bits */
+};
+
+struct acceptor {
+	struct runtime *rt;
+	struct io_uring ring;
+	int listen_fd;
+	int signal_fd;
+	struct signalfd_siginfo si;
+	struct __kernel_timespec delay;
+	bool stopping;
+	uint8_t reject[256];
+	size_t reject_len;
+};
+
+static struct io_uring_sqe *acc_sqe(struct acceptor *a)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+	while (!sqe) {
+		io_uring_submit(&a->ring);
+		sqe = io_uring_get_sqe(&a->ring);
+	}
+	return sqe;
+}
+
+static void arm_accept(struct acceptor *a)
+{
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_multishot_accept(sqe, a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ACC_ACCEPT);
+}
+
+static void arm_signal(struct acceptor *a)
+{
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_read(sqe, a->signal_fd, &a->si, sizeof(a->si), 0);
+	io_uring_sqe_set_data64(sqe, ACC_SIGNAL);
+}
+
+static void arm_timer(struct acceptor *a, long ms)
+{
+	a->delay.tv_sec = ms / 1000;
+	a->delay.tv_nsec = (ms % 1000) * 1000000L;
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_timeout(sqe, &a->delay, 0, 0);
+	io_uring_sqe_set_data64(sqe, ACC_TIMER);
+}
+
+static void close_async(struct acceptor *a, int fd)
+{
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_close(sqe, fd);
+	io_uring_sqe_set_data64(sqe, 0);
+}
+
+static void reject_client(struct acceptor *a, int fd)
+{
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_send(sqe, fd, a->reject, a->reject_len, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, 0);
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	close_async(a, fd);
+}
+
+static void hand_over(struct acceptor *a, int fd)
+{
+	struct runtime *rt = a->rt;
+	int total = 0;
+	struct worker *best = &rt->workers[0];
+	int best_n = atomic_load(&best->n_clients);
+	for (int i = 0; i < rt->n_workers; i++) {
+		int n = atomic_load(&rt->workers[i].n_clients);
+		total += n;
+		if (n < best_n) {
+			best = &rt->workers[i];
+			best_n = n;
+		}
+	}
+	if (total >= rt->cfg->max_client_conn) {
+		log_warn("max_client_conn (%d) reached: client refused", rt->cfg->max_client_conn);
+		reject_client(a, fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	atomic_fetch_add(&best->n_clients, 1);
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_msg_ring(sqe, best->ring_fd, (unsigned)fd,
+			       worker_msg_user_data(MSG_NEW_CLIENT, NULL), 0);
+	io_uring_sqe_set_data64(sqe, ((uint64_t)fd << 8) | ((uint64_t)best->id << 40) | ACC_POSTED);
+}
+
+static void begin_shutdown(struct acceptor *a)
+{
+	a->stopping = true;
+	sd_notify(0, "STOPPING=1");
+	log_info("shutting down: no new clients; open transactions may finish within %llu ms",
+		 (unsigned long long)a->rt->cfg->shutdown_timeout_ms);
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_cancel64(sqe, ACC_ACCEPT, 0);
+	io_uring_sqe_set_data64(sqe, 0);
+	close_async(a, a->listen_fd);
+	for (int i = 0; i < a->rt->n_workers; i++) {
+		sqe = acc_sqe(a);
+		io_uring_prep_msg_ring(sqe, a->rt->workers[i].ring_fd, 0,
+				       worker_msg_user_data(MSG_SHUTDOWN, NULL), 0);
+		io_uring_sqe_set_data64(sqe, 0);
+	}
+	arm_timer(a, 50);
+}
+
+static void on_signal(struct acceptor *a)
+{
+	switch (a->si.ssi_signo) {
+	case SIGHUP:
+		log_warn("SIGHUP: configuration reload is not supported yet; nothing changed");
+		break;
+	case SIGINT:
+	case SIGTERM:
+		if (a->stopping) {
+			log_info("second signal: exiting now");
+			_exit(0);
+		}
+		begin_shutdown(a);
+		break;
+	}
+	arm_signal(a);
+}
+
+int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
+{
+	struct acceptor *a = calloc(1, sizeof(*a));
+	if (!a)
+		return 1;
+	a->rt = rt;
+	a->listen_fd = listen_fd;
+	a->signal_fd = signal_fd;
+	struct proto_writer wr = proto_writer_init(a->reject, sizeof(a->reject));
+	proto_build_error(&wr, "FATAL", "53300", "sorry, too many clients already");
+	a->reject_len = wr.len;
+	int r = worker_ring_init(&a->ring, 1024, 0);
+	if (r < 0) {
+		log_error("acceptor: cannot set up io_uring: %s", strerror(-r));
+		free(a);
+		return 1;
+	}
+	arm_accept(a);
+	arm_signal(a);
+	io_uring_submit(&a->ring);
+	sd_notify(0, "READY=1");
+
+	for (;;) {
+		io_uring_submit_and_wait(&a->ring, 1);
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		bool rearm_accept = false;
+		io_uring_for_each_cqe(&a->ring, head, cqe) {
+			n++;
+			uint64_t ud = cqe->user_data;
+			int res = cqe->res;
+			switch (ud & 7) {
+			case ACC_ACCEPT:
+				if (a->stopping)
+					break;
+				if (res >= 0) {
+					hand_over(a, res);
+				} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+					log_warn("accept: %s; retrying in 100 ms", strerror(-res));
+					arm_timer(a, 100);
+					break;
+				}
+				if (!(cqe->flags & IORING_CQE_F_MORE))
+					rearm_accept = true;
+				break;
+			case ACC_SIGNAL:
+				if (res == (int)sizeof(a->si))
+					on_signal(a);
+				else
+					arm_signal(a);
+				break;
+			case ACC_TIMER:
+				if (a->stopping) {
+					if (atomic_load(&rt->workers_done) == rt->n_workers)
+						goto out;
+					arm_timer(a, 50);
+				} else {
+					rearm_accept = true;
+				}
+				break;
+			case ACC_POSTED:
+				if (res < 0) {
+					int fd = (int)((ud >> 8) & 0xffffffff);
+					int id = (int)(ud >> 40);
+					atomic_fetch_sub(&rt->workers[id].n_clients, 1);
+					log_warn("cannot hand a client to worker %d: %s", id, strerror(-res));
+					close_async(a, fd);
+				}
+				break;
+			}
+		}
+		io_uring_cq_advance(&a->ring, n);
+		if (rearm_accept && !a->stopping)
+			arm_accept(a);
+	}
+out:
+	for (int i = 0; i < rt->n_workers; i++)
+		pthread_join(rt->workers[i].thread, NULL);
+	log_info("shutdown complete");
+	io_uring_queue_exit(&a->ring);
+	free(a);
+	return 0;
+}

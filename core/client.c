@@ -1,0 +1,519 @@
+/* Client connections: startup, cleartext login, then forwarding requests to
+ * the server the pool lends, watching only message headers. */
+#include "core/client.h"
+
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "core/conn.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "pool/pool.h"
+#include "pool/server.h"
+#include "proto/proto.h"
+
+static const char *const state_names[] = {
+	[CLIENT_STARTUP] = "startup", [CLIENT_AUTH] = "auth",
+	[CLIENT_LOGIN_WAIT] = "login_wait", [CLIENT_IDLE] = "idle",
+	[CLIENT_WAITING] = "waiting", [CLIENT_ACTIVE] = "active",
+	[CLIENT_CLOSING] = "closing",
+};
+
+const char *client_state_name(enum client_state s)
+{
+	return state_names[s];
+}
+
+/* The one place a client's state changes; keeps the pool's waiting list in
+ * step (LOGIN_WAIT and WAITING are exactly the states on it). */
+static void client_set_state(struct client *cl, enum client_state st)
+{
+	bool was_waiting = cl->state == CLIENT_LOGIN_WAIT || cl->state == CLIENT_WAITING;
+	bool now_waiting = st == CLIENT_LOGIN_WAIT || st == CLIENT_WAITING;
+	if (was_waiting && !now_waiting)
+		pool_cancel_wait(cl->pool, cl);
+	log_debug("worker %d client %llu: %s -> %s", cl->c.w->id, (unsigned long long)cl->c.id,
+		  state_names[cl->state], state_names[st]);
+	cl->state = st;
+	cl->c.since_ms = cl->c.w->now_ms;
+	if (now_waiting && !was_waiting)
+		pool_wait(cl->pool, cl);
+}
+
+static void client_close_now(struct client *cl)
+{
+	if (cl->state == CLIENT_ACTIVE && cl->server) {
+		struct server *s = cl->server;
+		cl->server = NULL;
+		s->client = NULL;
+		server_client_gone(s);
+	}
+	if (cl->state != CLIENT_CLOSING)
+		client_set_state(cl, CLIENT_CLOSING);
+	conn_close(&cl->c);
+}
+
+void client_fail(struct client *cl, const char *severity, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (cl->c.closing)
+		return;
+	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
+		  severity, code, msg);
+
+	if (cl->state == CLIENT_ACTIVE && cl->server) {
+		struct server *s = cl->server;
+		cl->server = NULL;
+		s->client = NULL;
+		server_client_gone(s);
+	}
+	client_set_state(cl, CLIENT_CLOSING);
+	uint8_t buf[CONN_TX_CAP];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	proto_build_error(&wr, severity, code, msg);
+	if (wr.overflow || conn_queue(&cl->c, wr.p, wr.len) != 0) {
+		conn_close(&cl->c);
+		return;
+	}
+	if (!conn_send_busy(&cl->c))
+		conn_flush_tx(&cl->c);
+	/* else: flushed when the send in flight completes */
+}
+
+void client_accept(struct worker *w, int fd)
+{
+	struct client *cl = calloc(1, sizeof(*cl));
+	if (!cl) {
+		close(fd);
+		atomic_fetch_sub(&w->n_clients, 1);
+		return;
+	}
+	conn_init(&cl->c, CONN_CLIENT, w, fd);
+	cl->state = CLIENT_STARTUP;
+	list_init(&cl->wait);
+	list_add_tail(&w->clients, &cl->link);
+	if (!cl->c.rx || conn_arm_recv(&cl->c) != 0)
+		client_close_now(cl);
+}
+
+void client_free(struct client *cl)
+{
+	struct worker *w = cl->c.w;
+	list_del(&cl->wait);
+	list_del(&cl->link);
+	atomic_fetch_sub(&w->n_clients, 1);
+	free(cl);
+}
+
+static void queue_or_close(struct client *cl, const struct proto_writer *wr)
+{
+	if (wr->overflow || conn_queue(&cl->c, wr->p, wr->len) != 0) {
+		client_close_now(cl);
+		return;
+	}
+	conn_flush_tx(&cl->c);
+}
+
+static void arm_or_fail(struct client *cl)
+{
+	if (conn_arm_recv(&cl->c) != 0)
+		client_fail(cl, "FATAL", "08P01", "message too large for the connection buffer");
+}
+
+static const struct cfg_shard *find_shard(struct worker *w, const char *name, struct pool **pool)
+{
+	struct runtime *rt = w->rt;
+	for (int i = 0; i < rt->n_shards; i++) {
+		if (strcmp(rt->shards[i].cfg->name, name) == 0) {
+			*pool = &w->pools[i];
+			return rt->shards[i].cfg;
+		}
+	}
+	return NULL;
+}
+
+/* Startup state: SSLRequest/GSSENCRequest get 'N'; a StartupMessage asks
+ * for a cleartext password. */
+static void handle_startup(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	struct proto_startup st;
+	const char *why;
+	enum proto_result r = proto_parse_startup(c->rx + c->rx_start, c->rx_end - c->rx_start, &st, &why);
+	if (r == PROTO_AGAIN) {
+		arm_or_fail(cl);
+		return;
+	}
+	if (r == PROTO_ERR) {
+		client_fail(cl, "FATAL", "08P01", "%s", why);
+		return;
+	}
+	c->rx_start += st.total;
+	c->scan_pos = c->rx_start;
+
+	uint8_t buf[CONN_TX_CAP];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	switch (st.kind) {
+	case PROTO_STARTUP_SSL:
+	case PROTO_STARTUP_GSSENC:
+		proto_put_u8(&wr, 'N');
+		queue_or_close(cl, &wr);
+		if (!c->closing)
+			arm_or_fail(cl);
+		return;
+	case PROTO_STARTUP_CANCEL:
+		/* cancel is not forwarded yet: the request is accepted and dropped */
+		client_close_now(cl);
+		return;
+	case PROTO_STARTUP_V3:
+		break;
+	}
+
+	/* 3.x with a newer minor or _pq_ options: say what we speak (as PostgreSQL does) */
+	const char *unknown[PROTO_MAX_STARTUP_PARAMS];
+	int n_unknown = 0;
+	for (int i = 0; i < st.n_params; i++)
+		if (strncmp(st.names[i], "_pq_.", 5) == 0)
+			unknown[n_unknown++] = st.names[i];
+	if (st.minor > 0 || n_unknown > 0)
+		proto_build_negotiate_version(&wr, 0, n_unknown, unknown);
+
+	snprintf(cl->user, sizeof(cl->user), "%s", st.user);
+	const struct cfg_shard *shard = find_shard(c->w, st.database, &cl->pool);
+	if (!shard)
+		snprintf(cl->missing_db, sizeof(cl->missing_db), "%s", st.database);
+	proto_build_auth(&wr, PROTO_AUTH_CLEARTEXT, NULL, 0);
+	client_set_state(cl, CLIENT_AUTH);
+	queue_or_close(cl, &wr);
+	if (!c->closing)
+		arm_or_fail(cl);
+}
+
+/* Sends AuthenticationOk, the shard's ParameterStatus values, our
+ * BackendKeyData and ReadyForQuery. */
+static void finish_login(struct client *cl, const struct param_blob *params)
+{
+	uint8_t buf[CONN_TX_CAP];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	proto_build_auth(&wr, PROTO_AUTH_OK, NULL, 0);
+	proto_put_bytes(&wr, params->data, params->len);
+	proto_build_backend_key(&wr, cl->key_pid, cl->key_secret);
+	proto_build_ready(&wr, 'I');
+	client_set_state(cl, CLIENT_IDLE);
+	queue_or_close(cl, &wr);
+	if (!cl->c.closing)
+		arm_or_fail(cl);
+}
+
+static void handle_password(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	uint8_t type;
+	uint32_t total;
+	enum proto_result r = proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start, 1024, &type,
+					  &total);
+	if (r == PROTO_OK && c->rx_end - c->rx_start < total)
+		r = PROTO_AGAIN;
+	if (r == PROTO_AGAIN) {
+		arm_or_fail(cl);
+		return;
+	}
+	if (r == PROTO_ERR || type != 'p') {
+		client_fail(cl, "FATAL", "08P01", "expected password response");
+		return;
+	}
+	struct proto_reader rd = proto_reader_init(c->rx + c->rx_start + 5, total - 5);
+	const char *password = proto_get_cstr(&rd);
+	c->rx_start += total;
+	c->scan_pos = c->rx_start;
+	if (!password || rd.left != 0) {
+		client_fail(cl, "FATAL", "08P01", "invalid password packet");
+		return;
+	}
+	const struct cfg_user *user = NULL;
+	for (int i = 0; i < c->w->rt->cfg->n_users; i++)
+		if (strcmp(c->w->rt->cfg->users[i].name, cl->user) == 0)
+			user = &c->w->rt->cfg->users[i];
+	/* same answer for an unknown user and a wrong password, as PostgreSQL */
+	if (!auth_secret_equal(password, user ? user->password : "\x01 no such user")
+	    || !user) {
+		log_info("worker %d client %llu: password authentication failed for user \"%s\"",
+			 c->w->id, (unsigned long long)c->id, cl->user);
+		client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
+			    cl->user);
+		return;
+	}
+	if (!cl->pool) {
+		client_fail(cl, "FATAL", "3D000", "database \"%s\" does not exist", cl->missing_db);
+		return;
+	}
+	cl->key_pid = atomic_fetch_add(&c->w->rt->next_client_pid, 1);
+	if (RAND_bytes((unsigned char *)&cl->key_secret, sizeof(cl->key_secret)) != 1)
+		cl->key_secret = (int32_t)(c->id * 2654435761u);
+	struct param_blob *params = atomic_load(&cl->pool->shard->params);
+	if (params)
+		finish_login(cl, params);
+	else
+		client_set_state(cl, CLIENT_LOGIN_WAIT); /* until a server tells us */
+}
+
+/* Scans newly received client bytes up to the next message header that is
+ * not complete, counting what the server will owe: one ReadyForQuery per
+ * Query, FunctionCall and Sync. Stops before Terminate. */
+static int scan_requests(struct client *cl, struct server *s)
+{
+	struct conn *c = &cl->c;
+	uint32_t pos = c->scan_pos;
+	while (pos < c->rx_end) {
+		if (c->msg_left) {
+			uint32_t k = c->rx_end - pos;
+			if (k > c->msg_left)
+				k = c->msg_left;
+			pos += k;
+			c->msg_left -= k;
+			continue;
+		}
+		uint8_t type;
+		uint32_t total;
+		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type,
+						  &total);
+		if (r == PROTO_AGAIN)
+			break;
+		if (r == PROTO_ERR) {
+			c->scan_pos = pos;
+			return -1;
+		}
+		switch (type) {
+		case 'Q':
+		case 'F':
+			s->expect_ready++;
+			break;
+		case 'S':
+			s->expect_ready++;
+			s->unsynced = false;
+			break;
+		case 'P': case 'B': case 'D': case 'E': case 'C': case 'H':
+			s->unsynced = true;
+			break;
+		case 'd': case 'c': case 'f':
+			break;
+		case 'X':
+			cl->terminate = true;
+			c->scan_pos = pos;
+			return 0;
+		default:
+			c->scan_pos = pos;
+			return -2;
+		}
+		pos += PROTO_HEADER_LEN;
+		c->msg_left = total - PROTO_HEADER_LEN;
+	}
+	c->scan_pos = pos;
+	return 0;
+}
+
+/* Active: forward what the client sent to its server. */
+static void client_pump(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	struct server *s = cl->server;
+	if (conn_send_busy(&s->c))
+		return; /* called again when that send completes */
+	int r = scan_requests(cl, s);
+	if (c->scan_pos > c->rx_start) {
+		conn_forward(&s->c, c, c->scan_pos);
+		return; /* the rest after the send completes */
+	}
+	if (r == -1) {
+		client_fail(cl, "FATAL", "08P01", "invalid message length");
+		return;
+	}
+	if (r == -2) {
+		client_fail(cl, "FATAL", "08P01", "invalid frontend message type %d",
+			    c->rx[c->scan_pos]);
+		return;
+	}
+	if (cl->terminate) {
+		client_close_now(cl);
+		return;
+	}
+	arm_or_fail(cl);
+	client_server_settled(cl);
+}
+
+/* Idle: the client sent something; a Terminate ends it, anything else needs
+ * a server. */
+static void client_request(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	if (c->rx_end - c->rx_start >= 1 && c->rx[c->rx_start] == 'X') {
+		client_close_now(cl);
+		return;
+	}
+	if (c->rx_end - c->rx_start < PROTO_HEADER_LEN) {
+		arm_or_fail(cl);
+		return;
+	}
+	if (c->w->stopping) {
+		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		return;
+	}
+	client_set_state(cl, CLIENT_WAITING);
+	pool_acquire(cl->pool, cl);
+}
+
+void client_on_sent_upstream(struct client *cl)
+{
+	if (cl->state == CLIENT_ACTIVE && cl->server && !cl->c.closing)
+		client_pump(cl);
+}
+
+void client_on_server(struct client *cl, struct server *s)
+{
+	if (cl->state == CLIENT_LOGIN_WAIT) {
+		/* the shard's parameters are published now that a server logged in */
+		finish_login(cl, atomic_load(&cl->pool->shard->params));
+		pool_release(s);
+		return;
+	}
+	cl->server = s;
+	s->client = cl;
+	server_set_state(s, SERVER_ACTIVE);
+	client_set_state(cl, CLIENT_ACTIVE);
+	client_pump(cl);
+	if (!cl->c.closing && cl->server == s)
+		server_pump(s);
+}
+
+void client_server_settled(struct client *cl)
+{
+	struct server *s = cl->server;
+	if (cl->state != CLIENT_ACTIVE || !s || cl->c.msg_left != 0 || conn_send_busy(&cl->c))
+		return;
+	if (cl->c.w->rt->cfg->pool_mode == CFG_POOL_SESSION)
+		return;
+	if (!server_is_clean(s))
+		return;
+	cl->server = NULL;
+	s->client = NULL;
+	client_set_state(cl, CLIENT_IDLE);
+	pool_release(s);
+	if (cl->terminate) {
+		client_close_now(cl);
+		return;
+	}
+	if (cl->c.w->stopping) {
+		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		return;
+	}
+	/* a request that arrived whole while the link was ending */
+	if (cl->c.rx_end - cl->c.rx_start >= PROTO_HEADER_LEN && !cl->c.recv_armed)
+		client_request(cl);
+}
+
+void client_server_lost(struct client *cl, const char *why)
+{
+	cl->server = NULL;
+	client_fail(cl, "FATAL", "08006", "server connection lost: %s", why);
+}
+
+void client_on_recv(struct client *cl, int res)
+{
+	struct conn *c = &cl->c;
+	c->recv_armed = false;
+	if (c->closing || cl->state == CLIENT_CLOSING)
+		return;
+	if (res <= 0) {
+		client_close_now(cl);
+		return;
+	}
+	c->rx_end += (uint32_t)res;
+	switch (cl->state) {
+	case CLIENT_STARTUP:
+		handle_startup(cl);
+		break;
+	case CLIENT_AUTH:
+		handle_password(cl);
+		break;
+	case CLIENT_IDLE:
+		client_request(cl);
+		break;
+	case CLIENT_ACTIVE:
+		client_pump(cl);
+		break;
+	case CLIENT_LOGIN_WAIT:
+	case CLIENT_WAITING:
+	case CLIENT_CLOSING:
+		break; /* no recv is armed in these states */
+	}
+}
+
+void client_on_sent(struct client *cl, enum send_src src, struct conn *owner, int err)
+{
+	struct conn *c = &cl->c;
+	if (err) {
+		if (src == SEND_FORWARD && owner && cl->server == container_of_server(owner)) {
+			struct server *s = cl->server;
+			cl->server = NULL;
+			s->client = NULL;
+			server_close(s, "client went away mid-result");
+		}
+		if (!c->closing)
+			client_close_now(cl);
+		return;
+	}
+	if (src == SEND_FORWARD) {
+		struct server *s = container_of_server(owner);
+		if (cl->server == s && !c->closing) {
+			client_server_settled(cl);
+			if (cl->server == s)
+				server_pump(s);
+		}
+	}
+	if (c->tx_len > 0) {
+		conn_flush_tx(c);
+		return;
+	}
+	if (cl->state == CLIENT_CLOSING && !c->closing)
+		conn_close(c);
+}
+
+void client_tick(struct client *cl)
+{
+	struct worker *w = cl->c.w;
+	const struct cfg *cfg = w->rt->cfg;
+	uint64_t waited = w->now_ms - cl->c.since_ms;
+	switch (cl->state) {
+	case CLIENT_STARTUP:
+	case CLIENT_AUTH:
+		if (cfg->client_login_timeout_ms && waited >= cfg->client_login_timeout_ms)
+			client_fail(cl, "FATAL", "08P01", "client_login_timeout: login took too long");
+		else if (w->stopping)
+			client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		break;
+	case CLIENT_LOGIN_WAIT:
+	case CLIENT_WAITING:
+		if (cfg->query_wait_timeout_ms && waited >= cfg->query_wait_timeout_ms)
+			client_fail(cl, "FATAL", "08006",
+				    "query_wait_timeout: no server connection for shard \"%s\" within %llu ms",
+				    cl->pool->shard->cfg->name,
+				    (unsigned long long)cfg->query_wait_timeout_ms);
+		break;
+	case CLIENT_IDLE:
+		if (w->stopping)
+			client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		break;
+	case CLIENT_ACTIVE:
+	case CLIENT_CLOSING:
+		break;
+	}
+}

@@ -1,0 +1,38 @@
+/* Socket I/O shared by clients and servers, all of it through the worker's
+ * io_uring: one recv into the connection's buffer, one send at a time, and a
+ * cancel+close pair. A connection is freed only when no completion can still
+ * name it or read its memory (refs). */
+#ifndef PGCRAB_CONN_H
+#define PGCRAB_CONN_H
+
+#include "core/types.h"
+
+static inline uint64_t conn_user_data(struct conn *c, enum io_op op)
+{
+	return (uint64_t)(uintptr_t)c | (uint64_t)op;
+}
+
+/* An SQE from the worker's ring; submits to make room when the ring is full. */
+struct io_uring_sqe *worker_sqe(struct worker *w);
+
+void conn_init(struct conn *c, enum conn_kind kind, struct worker *w, int fd);
+/* Arms a recv into the free end of rx, compacting first. Returns -1 when rx
+ * is full of unconsumed bytes (a message too big to hold). */
+int conn_arm_recv(struct conn *c) __attribute__((warn_unused_result));
+/* Appends to / sends the connection's own tx buffer. Returns -1 if it does
+ * not fit (the caller closes). */
+int conn_queue(struct conn *c, const void *data, size_t len) __attribute__((warn_unused_result));
+void conn_flush_tx(struct conn *c);
+/* Sends from->rx[from->rx_start, end) on to's socket without copying. */
+void conn_forward(struct conn *to, struct conn *from, uint32_t end);
+bool conn_send_busy(const struct conn *c);
+/* Starts closing: cancels pending operations and closes the fd. */
+void conn_close(struct conn *c);
+/* Drops one reference; frees the connection once it is closing and unreferenced. */
+void conn_put(struct conn *c);
+
+/* Completion handlers, called from the worker's dispatch. */
+void conn_on_send(struct conn *c, int res);
+void conn_on_close(struct conn *c);
+
+#endif

@@ -1,0 +1,197 @@
+/* The runtime's data structures, apart from the functions that use them.
+ * Ownership: a worker owns its clients, its pools and the servers in them;
+ * nothing here is touched by another thread except the fields marked
+ * "shared" (atomics) and a server while it is handed between workers. */
+#ifndef PGCRAB_TYPES_H
+#define PGCRAB_TYPES_H
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/cfg.h"
+
+#define CONN_RX_CAP 32768 /* receive buffer per connection */
+#define CONN_TX_CAP 2048  /* PgCrab's own messages (login, errors, hidden queries) */
+#define MAX_WORKERS 256
+
+/* Intrusive doubly linked list; an object is on at most one list per link. */
+struct list {
+	struct list *prev, *next;
+};
+
+/* The operation a completion belongs to, packed into user_data's low bits
+ * next to the connection pointer (connections are 8-byte aligned). */
+enum io_op {
+	OP_NONE = 0,    /* completions nobody waits for (cancels) */
+	OP_RECV = 1,
+	OP_SEND = 2,
+	OP_CONNECT = 3,
+	OP_CLOSE = 4,
+	OP_TICK = 5,    /* the worker's periodic timer */
+	OP_MSG = 6,     /* a message from another thread via IORING_OP_MSG_RING */
+};
+
+/* Kinds of cross-thread messages (OP_MSG), in user_data bits 3..7. */
+enum worker_msg {
+	MSG_NEW_CLIENT = 1, /* res = accepted fd */
+	MSG_SERVER = 2,     /* user_data >> 8 = struct server * donated to us */
+	MSG_WAKE = 3,       /* look at the shards' starving marks */
+	MSG_SHUTDOWN = 4,
+};
+
+enum conn_kind { CONN_CLIENT, CONN_SERVER };
+
+/* What a connection's single in-flight send is sending. */
+enum send_src { SEND_NONE, SEND_TX, SEND_FORWARD };
+
+/* The part shared by clients and servers: a socket, a receive buffer and
+ * one send at a time (ordering on a stream needs no more). */
+struct conn {
+	enum conn_kind kind;
+	int fd;
+	struct worker *w;
+	/* completions still to come that name this connection or read its
+	 * memory (a peer's send from our rx); freed only at zero */
+	int refs;
+	bool recv_armed;
+	bool closing;
+	enum send_src send_src;
+	struct conn *send_owner;  /* whose rx a SEND_FORWARD reads */
+	const uint8_t *send_ptr;  /* rest of the current send */
+	uint32_t send_left;
+	uint32_t send_end;        /* where the send ends: owner's rx offset, or tx offset */
+	uint8_t *rx;              /* [rx_start, rx_end) received, not yet consumed */
+	uint32_t rx_start, rx_end;
+	uint32_t scan_pos;        /* bytes before this are scanned */
+	uint32_t msg_left;        /* body bytes of the current message beyond scan_pos */
+	uint32_t tx_len;
+	uint8_t tx[CONN_TX_CAP];
+	uint64_t id;              /* for logs */
+	uint64_t since_ms;        /* when the current state began */
+};
+
+enum client_state {
+	CLIENT_STARTUP,    /* reading the startup packet; not on a list */
+	CLIENT_AUTH,       /* password requested; not on a list */
+	CLIENT_LOGIN_WAIT, /* authenticated, on pool->waiting until the shard's
+			      ParameterStatus values are known */
+	CLIENT_IDLE,       /* logged in, holds no server */
+	CLIENT_WAITING,    /* has a request, on pool->waiting */
+	CLIENT_ACTIVE,     /* linked to a server */
+	CLIENT_CLOSING,    /* flushing a last message, then closed */
+};
+
+struct client {
+	struct conn c;    /* first: a client is a conn */
+	enum client_state state;
+	struct list link; /* worker->clients */
+	struct list wait; /* pool->waiting while LOGIN_WAIT/WAITING */
+	struct pool *pool;
+	struct server *server;
+	bool terminate;   /* saw Terminate; close once what precedes it is sent */
+	int32_t key_pid, key_secret;
+	char user[64];
+	char missing_db[64]; /* dbname that names no shard, for the error after auth */
+};
+
+enum server_state {
+	SERVER_CONNECTING, /* connect in flight; counted in pool->n_connecting */
+	SERVER_LOGIN,      /* startup and authentication; counted in n_connecting */
+	SERVER_IDLE,       /* on pool->idle, recv armed to notice a close */
+	SERVER_ACTIVE,     /* linked to a client */
+	SERVER_RESET,      /* running a hidden ROLLBACK/DISCARD before going idle */
+	SERVER_DONATING,   /* recv being cancelled; then handed to another worker */
+	SERVER_CLOSING,    /* close in flight */
+};
+
+struct auth_scram_client;
+
+struct server {
+	struct conn c;
+	enum server_state state;
+	struct list link;    /* pool->idle while IDLE */
+	struct list all;     /* pool->servers, in every state but CLOSING */
+	struct pool *pool;   /* this worker's pool of the shard */
+	struct shard *shard;
+	struct client *client;
+	int expect_ready;    /* ReadyForQuery messages still owed for what was sent */
+	bool unsynced;       /* extended-protocol messages sent since the last Sync */
+	char tx_status;      /* last ReadyForQuery status: 'I', 'T' or 'E' */
+	int donate_to;       /* worker id while DONATING */
+	int32_t be_pid, be_key;
+	uint64_t born_ms;
+	struct auth_scram_client *scram;
+	uint8_t *params;     /* ParameterStatus messages from login, ready to send */
+	uint32_t params_len;
+};
+
+/* ParameterStatus messages as one byte blob, published once per shard. */
+struct param_blob {
+	uint32_t len;
+	uint8_t data[];
+};
+
+/* A backend, shared by all workers. */
+struct shard {
+	int index;
+	const struct cfg_shard *cfg;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	_Atomic int open;                         /* shared: connections held against max */
+	_Atomic uint64_t starving[MAX_WORKERS / 64]; /* shared: workers whose waiters need a server */
+	_Atomic(struct param_blob *) params;      /* shared: set once */
+};
+
+/* One shard's pool on one worker. */
+struct pool {
+	struct shard *shard;
+	struct worker *w;
+	struct list idle;       /* servers, most recently used first */
+	struct list waiting;    /* clients, first come first served */
+	struct list servers;    /* every server of this pool but the closing ones */
+	int n_idle, n_waiting;
+	int n_servers;          /* all this worker's servers of the shard */
+	int n_connecting;
+	int min_local;          /* this worker's share of min_connections */
+	uint64_t next_connect_ms;
+	uint32_t backoff_ms;
+	int local_streak;       /* releases in a row to local waiters while others starve */
+};
+
+struct runtime;
+
+struct worker {
+	int id;
+	struct runtime *rt;
+	struct io_uring ring;
+	int ring_fd;
+	pthread_t thread;
+	struct pool *pools;      /* one per shard */
+	struct list clients;
+	uint64_t now_ms;
+	bool stopping;           /* shutdown requested */
+	bool done;               /* loop ends */
+	uint64_t stop_deadline_ms;
+	uint64_t next_id;
+	struct __kernel_timespec tick;
+	/* written by other threads: own cache line */
+	_Alignas(64) _Atomic int n_clients;
+};
+
+struct runtime {
+	struct cfg *cfg;
+	struct shard *shards;
+	int n_shards;
+	struct worker *workers;
+	int n_workers;
+	_Atomic int32_t next_client_pid;
+	_Atomic int workers_done;
+	pthread_barrier_t ready;  /* workers' rings are set up */
+};
+
+#endif

@@ -1,0 +1,217 @@
+/* The worker loop: one io_uring per thread, one submit-and-wait per
+ * iteration, every completion drained and dispatched by its op. */
+#include "core/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/client.h"
+#include "core/conn.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "pool/pool.h"
+#include "pool/server.h"
+
+#define RING_ENTRIES 4096
+#define CQ_ENTRIES   16384
+#define TICK_MS      100
+#define BATCH        256
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Set up in the owning thread: SINGLE_ISSUER|DEFER_TASKRUN runs completion
+ * work only when we wait, which suits one loop per thread; older kernels
+ * refuse the flags, so fall back rather than fail. */
+int worker_ring_init(struct io_uring *ring, unsigned entries, unsigned cq_entries)
+{
+	struct io_uring_params p;
+	const unsigned tries[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	int r = -EINVAL;
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		memset(&p, 0, sizeof(p));
+		p.flags = tries[i] | (cq_entries ? IORING_SETUP_CQSIZE : 0);
+		p.cq_entries = cq_entries;
+		r = io_uring_queue_init_params(entries, ring, &p);
+		if (r == 0)
+			return 0;
+	}
+	return r;
+}
+
+static void arm_tick(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_timeout(sqe, &w->tick, 0, 0);
+	io_uring_sqe_set_data64(sqe, OP_TICK);
+}
+
+void worker_post(struct worker *from, struct worker *to, enum worker_msg kind, void *ptr, int res)
+{
+	struct io_uring_sqe *sqe = worker_sqe(from);
+	io_uring_prep_msg_ring(sqe, to->ring_fd, (unsigned)res, worker_msg_user_data(kind, ptr), 0);
+	io_uring_sqe_set_data64(sqe, ((uint64_t)(uintptr_t)ptr << 8) | ((uint64_t)kind << 3) | OP_MSG_DONE);
+}
+
+void worker_wake_others(struct worker *w)
+{
+	for (int i = 0; i < w->rt->n_workers; i++)
+		if (i != w->id)
+			worker_post(w, &w->rt->workers[i], MSG_WAKE, NULL, 0);
+}
+
+static void close_servers(struct worker *w)
+{
+	for (int i = 0; i < w->rt->n_shards; i++) {
+		struct pool *p = &w->pools[i];
+		for (struct list *n = p->servers.next, *next; n != &p->servers; n = next) {
+			next = n->next;
+			server_close(list_entry(n, struct server, all), "shutting down");
+		}
+	}
+}
+
+static void worker_tick(struct worker *w)
+{
+	for (struct list *n = w->clients.next, *next; n != &w->clients; n = next) {
+		next = n->next;
+		client_tick(list_entry(n, struct client, link));
+	}
+	for (int i = 0; i < w->rt->n_shards; i++)
+		pool_tick(&w->pools[i]);
+	if (!w->stopping)
+		return;
+	if (w->now_ms >= w->stop_deadline_ms) {
+		/* shutdown_timeout passed: transactions still open are cut */
+		for (struct list *n = w->clients.next; n != &w->clients; n = n->next) {
+			struct client *cl = list_entry(n, struct client, link);
+			if (!cl->c.closing)
+				client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		}
+	}
+	if (list_empty(&w->clients)) {
+		close_servers(w);
+		w->done = true;
+	}
+}
+
+static void on_msg(struct worker *w, enum worker_msg kind, void *ptr, int res)
+{
+	switch (kind) {
+	case MSG_NEW_CLIENT:
+		client_accept(w, res);
+		break;
+	case MSG_SERVER:
+		pool_adopt(w, ptr);
+		break;
+	case MSG_WAKE:
+		for (int i = 0; i < w->rt->n_shards; i++)
+			pool_offer_idle(&w->pools[i]);
+		break;
+	case MSG_SHUTDOWN:
+		if (!w->stopping) {
+			w->stopping = true;
+			w->stop_deadline_ms = w->now_ms + w->rt->cfg->shutdown_timeout_ms;
+			worker_tick(w);
+		}
+		break;
+	}
+}
+
+static void dispatch(struct worker *w, uint64_t ud, int res)
+{
+	enum io_op op = (enum io_op)(ud & 7);
+	switch ((int)op) {
+	case OP_NONE:
+		return;
+	case OP_TICK:
+		worker_tick(w);
+		if (!w->done)
+			arm_tick(w);
+		return;
+	case OP_MSG:
+		on_msg(w, (enum worker_msg)((ud >> 3) & 31), (void *)(uintptr_t)(ud >> 8), res);
+		return;
+	case OP_MSG_DONE:
+		if (((ud >> 3) & 31) == MSG_SERVER)
+			server_on_donate_sent((struct server *)(uintptr_t)(ud >> 8), res);
+		return;
+	}
+	struct conn *c = (struct conn *)(uintptr_t)(ud & ~(uint64_t)7);
+	switch (op) {
+	case OP_RECV:
+		if (c->kind == CONN_CLIENT)
+			client_on_recv(container_of_client(c), res);
+		else
+			server_on_recv(container_of_server(c), res);
+		break;
+	case OP_SEND:
+		conn_on_send(c, res);
+		break;
+	case OP_CONNECT:
+		server_on_connect(container_of_server(c), res);
+		break;
+	case OP_CLOSE:
+		conn_on_close(c);
+		break;
+	default:
+		break;
+	}
+	conn_put(c);
+}
+
+void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct runtime *rt = w->rt;
+	int r = worker_ring_init(&w->ring, RING_ENTRIES, CQ_ENTRIES);
+	if (r < 0) {
+		log_error("worker %d: cannot set up io_uring: %s", w->id, strerror(-r));
+		w->ring_fd = -1;
+		pthread_barrier_wait(&rt->ready);
+		return NULL;
+	}
+	w->ring_fd = w->ring.ring_fd;
+	w->now_ms = now_ms();
+	w->tick.tv_sec = 0;
+	w->tick.tv_nsec = TICK_MS * 1000000L;
+	list_init(&w->clients);
+	for (int i = 0; i < rt->n_shards; i++)
+		pool_tick(&w->pools[i]); /* warm-up: open min_connections now */
+	arm_tick(w);
+	pthread_barrier_wait(&rt->ready);
+
+	struct { uint64_t ud; int res; } batch[BATCH];
+	while (!w->done) {
+		r = io_uring_submit_and_wait(&w->ring, 1);
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
+			log_error("worker %d: io_uring_submit_and_wait: %s", w->id, strerror(-r));
+		w->now_ms = now_ms();
+		for (;;) {
+			struct io_uring_cqe *cqes[BATCH];
+			unsigned n = io_uring_peek_batch_cqe(&w->ring, cqes, BATCH);
+			if (n == 0)
+				break;
+			for (unsigned i = 0; i < n; i++) {
+				batch[i].ud = cqes[i]->user_data;
+				batch[i].res = cqes[i]->res;
+			}
+			io_uring_cq_advance(&w->ring, n);
+			for (unsigned i = 0; i < n; i++)
+				dispatch(w, batch[i].ud, batch[i].res);
+		}
+	}
+	io_uring_submit(&w->ring);
+	atomic_fetch_add(&rt->workers_done, 1);
+	return NULL;
+}

@@ -1,0 +1,27 @@
+/* A worker thread: one io_uring loop that owns its clients and pools. */
+#ifndef PGCRAB_WORKER_H
+#define PGCRAB_WORKER_H
+
+#include "core/types.h"
+
+/* Sets up the ring in the calling thread and runs until shutdown completes. */
+void *worker_main(void *arg);
+
+/* io_uring_queue_init_params with the best flags this kernel accepts. */
+int worker_ring_init(struct io_uring *ring, unsigned entries, unsigned cq_entries);
+
+/* Posts a message to another thread's ring (IORING_OP_MSG_RING) from this
+ * worker's ring. ptr rides in user_data, res in the completion's result. */
+void worker_post(struct worker *from, struct worker *to, enum worker_msg kind, void *ptr, int res);
+/* Wakes every other worker to look at the shards' starving marks. */
+void worker_wake_others(struct worker *w);
+
+static inline uint64_t worker_msg_user_data(enum worker_msg kind, void *ptr)
+{
+	return ((uint64_t)(uintptr_t)ptr << 8) | ((uint64_t)kind << 3) | OP_MSG;
+}
+
+/* A completion on our ring reporting a worker_post we made. */
+#define OP_MSG_DONE 7
+
+#endif

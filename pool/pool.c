@@ -1,0 +1,232 @@
+/* Per-worker pools of one shard's server connections, and the shard-wide
+ * cap that lets workers share max_connections without locks. */
+#include "pool/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/client.h"
+#include "core/conn.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "pool/server.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+/* how many releases in a row may go to local waiters while another worker
+ * starves at the cap before one is donated */
+#define LOCAL_STREAK_MAX 2
+
+void pool_init(struct pool *p, struct shard *shard, struct worker *w, int min_local)
+{
+	p->shard = shard;
+	p->w = w;
+	p->min_local = min_local;
+	list_init(&p->idle);
+	list_init(&p->waiting);
+	list_init(&p->servers);
+}
+
+bool shard_reserve(struct shard *sh)
+{
+	int v = atomic_load(&sh->open);
+	while (v < sh->cfg->max_connections)
+		if (atomic_compare_exchange_weak(&sh->open, &v, v + 1))
+			return true;
+	return false;
+}
+
+void shard_unreserve(struct shard *sh)
+{
+	atomic_fetch_sub(&sh->open, 1);
+}
+
+static void set_starving(struct pool *p, bool on)
+{
+	int id = p->w->id;
+	uint64_t bit = 1ull << (id % 64);
+	_Atomic uint64_t *word = &p->shard->starving[id / 64];
+	if (on) {
+		uint64_t old = atomic_fetch_or(word, bit);
+		if (!(old & bit))
+			worker_wake_others(p->w); /* whoever holds an idle server may give it */
+	} else if (atomic_load_explicit(word, memory_order_relaxed) & bit) {
+		atomic_fetch_and(word, ~bit);
+	}
+}
+
+/* Claims another worker's starving mark; returns its id or -1. */
+static int claim_starving(struct pool *p)
+{
+	struct runtime *rt = p->w->rt;
+	if (rt->n_workers < 2)
+		return -1;
+	for (int k = 1; k < rt->n_workers; k++) {
+		int id = (p->w->id + k) % rt->n_workers;
+		uint64_t bit = 1ull << (id % 64);
+		_Atomic uint64_t *word = &p->shard->starving[id / 64];
+		if (!(atomic_load_explicit(word, memory_order_relaxed) & bit))
+			continue;
+		if (atomic_fetch_and(word, ~bit) & bit)
+			return id;
+	}
+	return -1;
+}
+
+static void dispatch(struct pool *p)
+{
+	while (!list_empty(&p->waiting) && !list_empty(&p->idle)) {
+		struct client *cl = list_entry(p->waiting.next, struct client, wait);
+		struct server *s = list_entry(p->idle.next, struct server, link);
+		client_on_server(cl, s);
+	}
+}
+
+void pool_wait(struct pool *p, struct client *cl)
+{
+	if (list_linked(&cl->wait))
+		return;
+	list_add_tail(&p->waiting, &cl->wait);
+	p->n_waiting++;
+}
+
+void pool_acquire(struct pool *p, struct client *cl)
+{
+	pool_wait(p, cl);
+	dispatch(p);
+	pool_grow(p);
+}
+
+void pool_cancel_wait(struct pool *p, struct client *cl)
+{
+	if (!list_linked(&cl->wait))
+		return;
+	list_del(&cl->wait);
+	p->n_waiting--;
+	if (p->n_waiting <= p->n_connecting)
+		set_starving(p, false);
+}
+
+void pool_grow(struct pool *p)
+{
+	int need = p->n_waiting - p->n_connecting;
+	if (need <= 0) {
+		set_starving(p, false);
+		return;
+	}
+	if (p->w->now_ms < p->next_connect_ms)
+		return; /* backing off after failures; the tick tries again */
+	while (need > 0) {
+		if (!shard_reserve(p->shard)) {
+			set_starving(p, true);
+			return;
+		}
+		server_connect(p);
+		need--;
+	}
+	set_starving(p, false);
+}
+
+void pool_release(struct server *s)
+{
+	struct pool *p = s->pool;
+	s->client = NULL;
+	s->expect_ready = 0;
+	s->unsynced = false;
+	if (!list_empty(&p->waiting)) {
+		int to = p->local_streak >= LOCAL_STREAK_MAX ? claim_starving(p) : -1;
+		if (to < 0) {
+			p->local_streak++;
+			client_on_server(list_entry(p->waiting.next, struct client, wait), s);
+			return;
+		}
+		p->local_streak = 0;
+		server_donate(s, to);
+		return;
+	}
+	p->local_streak = 0;
+	int to = claim_starving(p);
+	if (to >= 0) {
+		server_donate(s, to);
+		return;
+	}
+	server_set_state(s, SERVER_IDLE);
+	if (conn_arm_recv(&s->c) != 0)
+		server_close(s, "receive buffer full");
+}
+
+void pool_adopt(struct worker *w, struct server *s)
+{
+	struct pool *p = &w->pools[s->shard->index];
+	s->c.w = w;
+	s->pool = p;
+	list_add_tail(&p->servers, &s->all);
+	p->n_servers++;
+	if (w->stopping) {
+		server_close(s, "shutting down");
+		return;
+	}
+	pool_release(s);
+}
+
+void pool_server_ready(struct server *s)
+{
+	struct pool *p = s->pool;
+	struct shard *sh = s->shard;
+	if (!atomic_load(&sh->params)) {
+		struct param_blob *b = malloc(sizeof(*b) + s->params_len);
+		if (b) {
+			b->len = s->params_len;
+			memcpy(b->data, s->params, s->params_len);
+			struct param_blob *none = NULL;
+			if (!atomic_compare_exchange_strong(&sh->params, &none, b))
+				free(b);
+		}
+	}
+	if (p->backoff_ms)
+		log_info("shard %s: connected again", sh->cfg->name);
+	p->backoff_ms = 0;
+	p->next_connect_ms = 0;
+	s->tx_status = 'I';
+	pool_release(s);
+}
+
+void pool_server_gone(struct server *s, bool failed_login)
+{
+	struct pool *p = s->pool;
+	if (!failed_login)
+		return;
+	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (p->backoff_ms > BACKOFF_MAX_MS)
+		p->backoff_ms = BACKOFF_MAX_MS;
+	p->next_connect_ms = p->w->now_ms + p->backoff_ms;
+}
+
+void pool_tick(struct pool *p)
+{
+	struct worker *w = p->w;
+	for (struct list *n = p->servers.next, *next; n != &p->servers; n = next) {
+		next = n->next;
+		server_tick(list_entry(n, struct server, all));
+	}
+	if (w->stopping)
+		return;
+	while (p->n_servers < p->min_local && w->now_ms >= p->next_connect_ms
+	       && shard_reserve(p->shard))
+		server_connect(p);
+	if (p->n_waiting > p->n_connecting)
+		pool_grow(p);
+	pool_offer_idle(p);
+}
+
+void pool_offer_idle(struct pool *p)
+{
+	/* an idle server nobody here needs goes to a worker starving at the cap */
+	while (p->n_waiting == 0 && p->n_idle > 0) {
+		int to = claim_starving(p);
+		if (to < 0)
+			return;
+		server_donate(list_entry(p->idle.prev, struct server, link), to);
+	}
+}

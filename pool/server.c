@@ -1,0 +1,553 @@
+/* Server connections: connect and log in through the worker's ring, then
+ * forward the server's replies to the linked client, watching only
+ * ReadyForQuery and fatal errors. */
+#include "pool/server.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "core/client.h"
+#include "core/conn.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "pool/pool.h"
+#include "proto/proto.h"
+
+static const char *const state_names[] = {
+	[SERVER_CONNECTING] = "connecting", [SERVER_LOGIN] = "login",
+	[SERVER_IDLE] = "idle", [SERVER_ACTIVE] = "active",
+	[SERVER_RESET] = "reset", [SERVER_DONATING] = "donating",
+	[SERVER_CLOSING] = "closing",
+};
+
+const char *server_state_name(enum server_state s)
+{
+	return state_names[s];
+}
+
+static bool logging_in(enum server_state st)
+{
+	return st == SERVER_CONNECTING || st == SERVER_LOGIN;
+}
+
+/* The one place a server's state changes; it keeps the pool's lists and
+ * counts in step with the state. */
+void server_set_state(struct server *s, enum server_state st)
+{
+	struct pool *p = s->pool;
+	enum server_state old = s->state;
+	if (old == st)
+		return;
+	if (logging_in(old) && !logging_in(st))
+		p->n_connecting--;
+	if (old == SERVER_IDLE) {
+		list_del(&s->link);
+		p->n_idle--;
+	}
+	if (st == SERVER_IDLE) {
+		list_add_head(&p->idle, &s->link);
+		p->n_idle++;
+	}
+	if (st == SERVER_CLOSING && old != SERVER_DONATING) {
+		list_del(&s->all);
+		p->n_servers--;
+		shard_unreserve(s->shard);
+	}
+	log_debug("worker %d server %llu (%s): %s -> %s", s->c.w->id, (unsigned long long)s->c.id,
+		  s->shard->cfg->name, state_names[old], state_names[st]);
+	s->state = st;
+	s->c.since_ms = s->c.w->now_ms;
+}
+
+void server_connect(struct pool *p)
+{
+	struct shard *sh = p->shard;
+	int fd = socket(sh->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct server *s = fd >= 0 ? calloc(1, sizeof(*s)) : NULL;
+	if (!s) {
+		log_error("shard %s: cannot create a socket: %m", sh->cfg->name);
+		if (fd >= 0)
+			close(fd);
+		shard_unreserve(sh);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	conn_init(&s->c, CONN_SERVER, p->w, fd);
+	s->pool = p;
+	s->shard = sh;
+	s->born_ms = p->w->now_ms;
+	s->tx_status = 'I';
+	s->state = SERVER_CONNECTING;
+	list_init(&s->link);
+	list_add_tail(&p->servers, &s->all);
+	p->n_servers++;
+	p->n_connecting++;
+	if (!s->c.rx) {
+		server_close(s, "out of memory");
+		return;
+	}
+	struct io_uring_sqe *sqe = worker_sqe(p->w);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
+	io_uring_sqe_set_data64(sqe, conn_user_data(&s->c, OP_CONNECT));
+	s->c.refs++;
+}
+
+void server_free(struct server *s)
+{
+	if (s->scram) {
+		memset(s->scram, 0, sizeof(*s->scram));
+		free(s->scram);
+	}
+	free(s->params);
+	free(s);
+}
+
+static void server_fail(struct server *s, const char *why)
+{
+	if (s->client) {
+		struct client *cl = s->client;
+		s->client = NULL;
+		client_server_lost(cl, why);
+	}
+	server_close(s, why);
+}
+
+void server_close(struct server *s, const char *why)
+{
+	if (s->c.closing)
+		return;
+	bool failed_login = logging_in(s->state);
+	if (failed_login)
+		log_warn("shard %s: server connection failed: %s", s->shard->cfg->name, why);
+	else
+		log_debug("worker %d server %llu: closing: %s", s->c.w->id,
+			  (unsigned long long)s->c.id, why);
+	server_set_state(s, SERVER_CLOSING);
+	pool_server_gone(s, failed_login);
+	conn_close(&s->c);
+}
+
+void server_on_connect(struct server *s, int res)
+{
+	if (s->c.closing)
+		return;
+	if (res < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "cannot connect to %s:%d: %s", s->shard->cfg->host,
+			 s->shard->cfg->port, strerror(-res));
+		server_close(s, why);
+		return;
+	}
+	const struct cfg_shard *cfg = s->shard->cfg;
+	struct proto_writer wr = proto_writer_init(s->c.tx, CONN_TX_CAP);
+	proto_build_startup(&wr, cfg->user, cfg->database, 0, NULL, NULL);
+	if (wr.overflow) {
+		server_close(s, "startup packet too large");
+		return;
+	}
+	s->c.tx_len = (uint32_t)wr.len;
+	server_set_state(s, SERVER_LOGIN);
+	conn_flush_tx(&s->c);
+	if (conn_arm_recv(&s->c) != 0)
+		server_close(s, "receive buffer full");
+}
+
+static int send_built(struct server *s, struct proto_writer *wr)
+{
+	if (wr->overflow || conn_queue(&s->c, wr->p, wr->len) != 0)
+		return -1;
+	conn_flush_tx(&s->c);
+	return 0;
+}
+
+/* One AuthenticationXXX request from the server during login. */
+static int login_auth(struct server *s, const uint8_t *body, uint32_t len, char *why, size_t whylen)
+{
+	const struct cfg_shard *cfg = s->shard->cfg;
+	struct proto_reader r = proto_reader_init(body, len);
+	int32_t code = proto_get_i32(&r);
+	uint8_t buf[CONN_TX_CAP];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	char text[AUTH_SCRAM_MAX_MSG];
+	int n;
+
+	switch (code) {
+	case PROTO_AUTH_OK:
+		return 0;
+	case PROTO_AUTH_CLEARTEXT:
+		proto_build_password(&wr, cfg->password);
+		return send_built(s, &wr);
+	case PROTO_AUTH_MD5: {
+		const uint8_t *salt = proto_get_bytes(&r, 4);
+		if (!salt)
+			break;
+		char md5[36];
+		auth_md5_response(cfg->user, cfg->password, salt, md5);
+		proto_build_password(&wr, md5);
+		return send_built(s, &wr);
+	}
+	case PROTO_AUTH_SASL: {
+		bool scram = false;
+		for (const char *mech; (mech = proto_get_cstr(&r)) && mech[0];)
+			if (strcmp(mech, "SCRAM-SHA-256") == 0)
+				scram = true;
+		if (r.err || !scram) {
+			snprintf(why, whylen, "server offers no SASL mechanism PgCrab supports");
+			return -1;
+		}
+		free(s->scram);
+		s->scram = malloc(sizeof(*s->scram));
+		if (!s->scram || auth_scram_client_init(s->scram, cfg->password, NULL) != 0)
+			break;
+		n = auth_scram_client_first(s->scram, text, sizeof(text));
+		if (n < 0)
+			break;
+		proto_build_sasl_initial(&wr, "SCRAM-SHA-256", text, (size_t)n);
+		return send_built(s, &wr);
+	}
+	case PROTO_AUTH_SASL_CONTINUE:
+		if (!s->scram)
+			break;
+		n = auth_scram_client_final(s->scram, (const char *)r.p, r.left, text, sizeof(text));
+		if (n < 0) {
+			snprintf(why, whylen, "malformed SCRAM server-first-message");
+			return -1;
+		}
+		proto_build_sasl_response(&wr, text, (size_t)n);
+		return send_built(s, &wr);
+	case PROTO_AUTH_SASL_FINAL:
+		if (!s->scram || auth_scram_client_verify(s->scram, (const char *)r.p, r.left) != 0) {
+			snprintf(why, whylen, "SCRAM server signature did not verify");
+			return -1;
+		}
+		return 0;
+	default:
+		snprintf(why, whylen, "unsupported authentication method %d", code);
+		return -1;
+	}
+	snprintf(why, whylen, "malformed authentication request %d", code);
+	return -1;
+}
+
+static int keep_parameter(struct server *s, const uint8_t *msg, uint32_t total)
+{
+	uint8_t *p = realloc(s->params, s->params_len + total);
+	if (!p)
+		return -1;
+	memcpy(p + s->params_len, msg, total);
+	s->params = p;
+	s->params_len += total;
+	return 0;
+}
+
+/* Login: answer authentication requests, keep ParameterStatus and
+ * BackendKeyData, and stop at the first ReadyForQuery. */
+static void login_step(struct server *s)
+{
+	struct conn *c = &s->c;
+	char why[256] = "";
+	for (;;) {
+		uint8_t type;
+		uint32_t total;
+		uint32_t avail = c->rx_end - c->rx_start;
+		enum proto_result r = proto_frame(c->rx + c->rx_start, avail, CONN_RX_CAP, &type, &total);
+		if (r == PROTO_ERR) {
+			server_close(s, "invalid message length during login");
+			return;
+		}
+		if (r == PROTO_AGAIN || avail < total) {
+			if (conn_arm_recv(c) != 0)
+				server_close(s, "login message too large");
+			return;
+		}
+		const uint8_t *msg = c->rx + c->rx_start;
+		const uint8_t *body = msg + PROTO_HEADER_LEN;
+		uint32_t blen = total - PROTO_HEADER_LEN;
+		c->rx_start += total;
+		c->scan_pos = c->rx_start;
+		switch (type) {
+		case 'R':
+			if (login_auth(s, body, blen, why, sizeof(why)) != 0) {
+				server_close(s, why[0] ? why : "authentication failed");
+				return;
+			}
+			break;
+		case 'S':
+			if (keep_parameter(s, msg, total) != 0) {
+				server_close(s, "out of memory");
+				return;
+			}
+			break;
+		case 'K': {
+			struct proto_reader rd = proto_reader_init(body, blen);
+			s->be_pid = proto_get_i32(&rd);
+			s->be_key = proto_get_i32(&rd);
+			break;
+		}
+		case 'Z':
+			if (s->scram) {
+				memset(s->scram, 0, sizeof(*s->scram));
+				free(s->scram);
+				s->scram = NULL;
+			}
+			pool_server_ready(s);
+			return;
+		case 'E': {
+			struct proto_error_fields f;
+			if (proto_parse_error(body, blen, &f) == PROTO_OK)
+				snprintf(why, sizeof(why), "server says %s %s: %s", f.severity, f.code,
+					 f.message);
+			server_close(s, why[0] ? why : "malformed error during login");
+			return;
+		}
+		case 'N':
+		case 'v':
+			break;
+		default:
+			snprintf(why, sizeof(why), "unexpected message type %d during login", type);
+			server_close(s, why);
+			return;
+		}
+	}
+}
+
+bool server_is_clean(const struct server *s)
+{
+	return s->expect_ready == 0 && !s->unsynced && s->tx_status == 'I'
+	       && !conn_send_busy(&s->c) && s->c.rx_start == s->c.rx_end && s->c.msg_left == 0;
+}
+
+/* Scans the server's replies. Stops before a fatal ErrorResponse (the
+ * server is about to close: the client gets our 08006 instead) and before a
+ * ReadyForQuery or ErrorResponse that is not yet whole. Returns 1 at a fatal
+ * error (its text in fatal), -1 on a malformed frame, else 0. */
+static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
+{
+	struct conn *c = &s->c;
+	uint32_t pos = c->scan_pos;
+	int rc = 0;
+	while (pos < c->rx_end) {
+		if (c->msg_left) {
+			uint32_t k = c->rx_end - pos;
+			if (k > c->msg_left)
+				k = c->msg_left;
+			pos += k;
+			c->msg_left -= k;
+			continue;
+		}
+		uint8_t type;
+		uint32_t total;
+		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type,
+						  &total);
+		if (r == PROTO_AGAIN)
+			break;
+		if (r == PROTO_ERR) {
+			rc = -1;
+			break;
+		}
+		if (type == 'Z' || (type == 'E' && total <= CONN_RX_CAP)) {
+			if (c->rx_end - pos < total)
+				break; /* wait for the whole message */
+			const uint8_t *body = c->rx + pos + PROTO_HEADER_LEN;
+			if (type == 'Z') {
+				if (s->expect_ready > 0)
+					s->expect_ready--;
+				s->tx_status = (char)body[0];
+			} else {
+				struct proto_error_fields f;
+				if (proto_parse_error(body, total - PROTO_HEADER_LEN, &f) == PROTO_OK
+				    && (strcmp(f.severity, "FATAL") == 0 || strcmp(f.severity, "PANIC") == 0)) {
+					snprintf(fatal, fatal_len, "%s (%s)", f.message, f.code);
+					rc = 1;
+					break;
+				}
+			}
+		}
+		pos += PROTO_HEADER_LEN;
+		c->msg_left = total - PROTO_HEADER_LEN;
+	}
+	c->scan_pos = pos;
+	return rc;
+}
+
+void server_pump(struct server *s)
+{
+	struct conn *c = &s->c;
+	struct client *cl = s->client;
+	char fatal[300];
+	if (s->state != SERVER_ACTIVE || !cl || conn_send_busy(&cl->c) || c->closing)
+		return;
+	int rc = scan_replies(s, fatal, sizeof(fatal));
+	if (c->scan_pos > c->rx_start) {
+		conn_forward(&cl->c, c, c->scan_pos);
+		return; /* the rest when the client's send completes */
+	}
+	if (rc == 1) {
+		server_fail(s, fatal);
+		return;
+	}
+	if (rc == -1) {
+		server_fail(s, "invalid message length from server");
+		return;
+	}
+	if (conn_arm_recv(c) != 0)
+		server_fail(s, "receive buffer full");
+}
+
+/* Reset: a hidden query runs; its replies are dropped until ReadyForQuery. */
+static void reset_step(struct server *s)
+{
+	struct conn *c = &s->c;
+	char fatal[300];
+	int rc = scan_replies(s, fatal, sizeof(fatal));
+	c->rx_start = c->scan_pos;
+	if (rc != 0) {
+		server_close(s, rc == 1 ? fatal : "invalid message length from server");
+		return;
+	}
+	if (s->expect_ready == 0 && c->msg_left == 0 && c->rx_start == c->rx_end) {
+		if (s->tx_status == 'I') {
+			pool_release(s);
+			return;
+		}
+		server_close(s, "reset query left a transaction open");
+		return;
+	}
+	if (conn_arm_recv(c) != 0)
+		server_close(s, "receive buffer full");
+}
+
+static void server_reset(struct server *s, const char *sql)
+{
+	uint8_t buf[256];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	proto_build_query(&wr, sql);
+	server_set_state(s, SERVER_RESET);
+	s->expect_ready = 1;
+	s->unsynced = false;
+	if (send_built(s, &wr) != 0 || conn_arm_recv(&s->c) != 0)
+		server_close(s, "cannot send reset query");
+}
+
+void server_client_gone(struct server *s)
+{
+	if (s->state != SERVER_ACTIVE)
+		return;
+	bool session = s->c.w->rt->cfg->pool_mode == CFG_POOL_SESSION;
+	if (conn_send_busy(&s->c) || s->c.rx_start != s->c.rx_end || s->c.msg_left
+	    || s->expect_ready > 0 || s->unsynced) {
+		/* mid-request or mid-result: closing is the only safe cleanup */
+		server_close(s, "client left mid-request");
+	} else if (s->tx_status != 'I') {
+		server_reset(s, "ROLLBACK");
+	} else if (session) {
+		server_reset(s, "DISCARD ALL");
+	} else {
+		pool_release(s);
+	}
+}
+
+void server_on_sent(struct server *s, enum send_src src, struct conn *owner, int err)
+{
+	if (s->c.closing)
+		return;
+	if (err) {
+		server_fail(s, "send to server failed");
+		return;
+	}
+	if (src == SEND_FORWARD && s->client && &s->client->c == owner) {
+		struct client *cl = s->client;
+		/* the client may have more to send, or may be done with us */
+		client_on_sent_upstream(cl);
+	}
+	if (s->c.tx_len > 0)
+		conn_flush_tx(&s->c);
+}
+
+void server_on_recv(struct server *s, int res)
+{
+	struct conn *c = &s->c;
+	c->recv_armed = false;
+	if (c->closing)
+		return;
+	if (s->state == SERVER_DONATING) {
+		if (res == -ECANCELED) {
+			worker_post(c->w, &c->w->rt->workers[s->donate_to], MSG_SERVER, s, 0);
+			return;
+		}
+		res = res > 0 ? -EPROTO : res; /* data on an idle server: drop it */
+	}
+	if (res <= 0) {
+		server_fail(s, res == 0 ? "server closed the connection" : strerror(-res));
+		return;
+	}
+	c->rx_end += (uint32_t)res;
+	switch (s->state) {
+	case SERVER_LOGIN:
+		login_step(s);
+		break;
+	case SERVER_ACTIVE:
+		server_pump(s);
+		break;
+	case SERVER_RESET:
+		reset_step(s);
+		break;
+	case SERVER_IDLE:
+		server_close(s, "unexpected data from an idle server");
+		break;
+	case SERVER_CONNECTING:
+	case SERVER_DONATING:
+	case SERVER_CLOSING:
+		break;
+	}
+}
+
+void server_donate(struct server *s, int to_worker)
+{
+	struct worker *w = s->c.w;
+	/* leave this worker's pool now; the cap reservation travels with it */
+	server_set_state(s, SERVER_DONATING);
+	list_del(&s->all);
+	s->pool->n_servers--;
+	s->donate_to = to_worker;
+	if (s->c.recv_armed) {
+		struct io_uring_sqe *sqe = worker_sqe(w);
+		io_uring_prep_cancel64(sqe, conn_user_data(&s->c, OP_RECV), 0);
+		io_uring_sqe_set_data64(sqe, OP_NONE);
+		return; /* posted when the recv completes with -ECANCELED */
+	}
+	worker_post(w, &w->rt->workers[to_worker], MSG_SERVER, s, 0);
+}
+
+void server_on_donate_sent(struct server *s, int res)
+{
+	if (res >= 0)
+		return; /* it belongs to the other worker now: do not touch it */
+	pool_adopt(s->c.w, s);
+}
+
+void server_tick(struct server *s)
+{
+	struct worker *w = s->c.w;
+	const struct cfg *cfg = w->rt->cfg;
+	uint64_t age = w->now_ms - s->born_ms;
+	if (logging_in(s->state)) {
+		if (cfg->server_connect_timeout_ms && age >= cfg->server_connect_timeout_ms)
+			server_close(s, "server_connect_timeout");
+	} else if (s->state == SERVER_IDLE) {
+		uint64_t idle = w->now_ms - s->c.since_ms;
+		if (cfg->server_lifetime_ms && age >= cfg->server_lifetime_ms)
+			server_close(s, "server_lifetime");
+		else if (cfg->server_idle_timeout_ms && idle >= cfg->server_idle_timeout_ms
+			 && s->pool->n_servers > s->pool->min_local)
+			server_close(s, "server_idle_timeout");
+	}
+}
