@@ -1,0 +1,887 @@
+/* Configuration loading.
+ *
+ * Every key lives in one table (keys[] below): its section kind, name, type,
+ * where it is stored, its default as text and an optional validator. The inih
+ * callback, the defaults, the flag/environment overrides and cfg_free() are
+ * all driven by that table, so adding a key is adding one row.
+ *
+ * inih as packaged gives the callback neither a line number nor a call for a
+ * section header, and truncates section names to 50 bytes. So we feed it
+ * through our own line reader (ini_parse_stream): the reader counts lines,
+ * opens sections itself when it sees a header (so an empty [shard.x] still
+ * exists and can be reported), strips leading whitespace (so an indented line
+ * is an ordinary key, never a surprise continuation of the previous value)
+ * and stops the parse at the first error. inih still splits `key = value`,
+ * strips comments and reports lines it cannot make sense of.
+ */
+#include "config/cfg.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+enum sect_kind { SECT_NONE, SECT_PGCRAB, SECT_SHARD, SECT_USER };
+
+enum key_type {
+	T_STRING,   /* char * at off */
+	T_INT,      /* int at off, within [min, max] */
+	T_DURATION, /* uint64_t milliseconds at off, at most max_ms */
+	T_ENUM,     /* enum (int-sized) at off, index into names[] */
+	T_LIST,     /* char ** at off, int count at count_off; comma separated */
+};
+
+/* Checks the raw text before it is converted. Returns 0, or -1 with why. */
+typedef int (*validator_fn)(const char *text, char *why, size_t whylen);
+
+struct key_def {
+	enum sect_kind sect;
+	const char *key;
+	enum key_type type;
+	size_t off;
+	size_t count_off;          /* T_LIST only */
+	const char *def;           /* default as text; NULL = none (see flags) */
+	int min, max;              /* T_INT */
+	uint64_t max_ms;           /* T_DURATION */
+	const char *const *names;  /* T_ENUM, NULL-terminated, index = value */
+	validator_fn check;
+	unsigned flags;
+};
+
+#define F_REQUIRED     1u /* the section is invalid without this key */
+#define F_DEFAULT_NAME 2u /* the default is the section's name */
+
+_Static_assert(sizeof(enum cfg_pool_mode) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum cfg_auth_type) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enums are stored as int");
+
+static const char *const pool_mode_names[] = { "transaction", "session", NULL };
+static const char *const auth_type_names[] = { "plain", NULL };
+static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
+
+/* Timeouts longer than this are surely a typo, and keeping them small means
+ * `now + timeout` can never overflow anywhere downstream. */
+#define MAX_DURATION_MS (100ull * 365 * 24 * 3600 * 1000) /* 100 years */
+#define MAX_POOL_SIZE 100000
+
+static int not_empty(const char *text, char *why, size_t whylen)
+{
+	if (*text)
+		return 0;
+	snprintf(why, whylen, "must not be empty");
+	return -1;
+}
+
+/* md5 and scram-sha-256 are part of the spec but arrive with the auth work;
+ * until then they must fail loudly instead of falling back to plain. */
+static int auth_type_supported(const char *text, char *why, size_t whylen)
+{
+	if (strcasecmp(text, "md5") == 0 || strcasecmp(text, "scram-sha-256") == 0) {
+		snprintf(why, whylen, "%s is not supported yet; only plain is accepted", text);
+		return -1;
+	}
+	return 0;
+}
+
+#define PG(field) SECT_PGCRAB, #field
+#define PG_OFF(field) offsetof(struct cfg, field)
+#define SH(field) SECT_SHARD, #field
+#define SH_OFF(field) offsetof(struct cfg_shard, field)
+
+static const struct key_def keys[] = {
+	{ PG(host), T_STRING, PG_OFF(host), .def = "127.0.0.1", .check = not_empty },
+	{ PG(port), T_INT, PG_OFF(port), .def = "6432", .min = 1, .max = 65535 },
+	{ PG(workers), T_INT, PG_OFF(workers), .def = "0", .min = 0, .max = 256 },
+	{ PG(pool_mode), T_ENUM, PG_OFF(pool_mode), .def = "transaction", .names = pool_mode_names },
+	{ PG(auth_type), T_ENUM, PG_OFF(auth_type), .def = "plain", .names = auth_type_names,
+	  .check = auth_type_supported },
+	{ PG(max_client_conn), T_INT, PG_OFF(max_client_conn), .def = "10000", .min = 1,
+	  .max = 1000000 },
+	{ PG(admin_users), T_LIST, PG_OFF(admin_users), PG_OFF(n_admin_users), .def = "pgcrab" },
+	{ PG(metrics_port), T_INT, PG_OFF(metrics_port), .def = "0", .min = 0, .max = 65535 },
+	{ PG(server_connect_timeout), T_DURATION, PG_OFF(server_connect_timeout_ms), .def = "5s",
+	  .max_ms = MAX_DURATION_MS },
+	{ PG(query_wait_timeout), T_DURATION, PG_OFF(query_wait_timeout_ms), .def = "30s",
+	  .max_ms = MAX_DURATION_MS },
+	{ PG(client_login_timeout), T_DURATION, PG_OFF(client_login_timeout_ms), .def = "10s",
+	  .max_ms = MAX_DURATION_MS },
+	{ PG(client_idle_timeout), T_DURATION, PG_OFF(client_idle_timeout_ms), .def = "0",
+	  .max_ms = MAX_DURATION_MS },
+	{ PG(idle_transaction_timeout), T_DURATION, PG_OFF(idle_transaction_timeout_ms),
+	  .def = "0", .max_ms = MAX_DURATION_MS },
+	{ PG(server_idle_timeout), T_DURATION, PG_OFF(server_idle_timeout_ms), .def = "60s",
+	  .max_ms = MAX_DURATION_MS },
+	{ PG(server_lifetime), T_DURATION, PG_OFF(server_lifetime_ms), .def = "3600s",
+	  .max_ms = MAX_DURATION_MS },
+	{ PG(shutdown_timeout), T_DURATION, PG_OFF(shutdown_timeout_ms), .def = "30s",
+	  .max_ms = MAX_DURATION_MS },
+	{ PG(log_level), T_ENUM, PG_OFF(log_level), .def = "info", .names = log_level_names },
+
+	{ SH(host), T_STRING, SH_OFF(host), .def = "127.0.0.1", .check = not_empty },
+	{ SH(port), T_INT, SH_OFF(port), .def = "5432", .min = 1, .max = 65535 },
+	{ SH(database), T_STRING, SH_OFF(database), .check = not_empty, .flags = F_DEFAULT_NAME },
+	{ SH(user), T_STRING, SH_OFF(user), .check = not_empty, .flags = F_REQUIRED },
+	{ SH(password), T_STRING, SH_OFF(password), .def = "" },
+	{ SH(min_connections), T_INT, SH_OFF(min_connections), .def = "0", .min = 0,
+	  .max = MAX_POOL_SIZE },
+	{ SH(max_connections), T_INT, SH_OFF(max_connections), .def = "20", .min = 1,
+	  .max = MAX_POOL_SIZE },
+
+	/* A client password may not be empty: an account anyone can log in to
+	 * by pressing enter is never what was meant. */
+	{ SECT_USER, "password", T_STRING, offsetof(struct cfg_user, password), .check = not_empty,
+	  .flags = F_REQUIRED },
+};
+
+#define N_KEYS ARRAY_LEN(keys)
+
+/* Keys a user may reasonably write that belong to work not done yet. */
+static const char *const future_keys[] = { "tls_cert_file", "tls_key_file", "client_tls_mode",
+					   "server_tls_mode", NULL };
+
+/* Where each key of one section was set, for duplicate detection and so that
+ * errors found after parsing can still point at a line. */
+struct sect_meta {
+	int header_line;
+	int key_line[N_KEYS];
+};
+
+struct parse {
+	struct cfg *cfg;
+	const char *path;
+	FILE *fp;
+	char *line;
+	size_t line_cap;
+	int lineno;
+	int read_errno;
+
+	enum sect_kind kind; /* the section we are in */
+	int idx;             /* its index in cfg->shards / cfg->users */
+	struct sect_meta *meta;
+	char *sect_label;    /* "shard.a", for messages */
+
+	struct sect_meta pgcrab_meta;
+	struct sect_meta *shard_meta, *user_meta; /* parallel to cfg->shards / users */
+	int shard_cap, user_cap;
+
+	int err_line; /* 0 = no error yet; otherwise the earliest error's line */
+	bool failed;
+	char err[512];
+};
+
+/* Records an error unless one on an earlier line is already recorded, so the
+ * message a user sees is always the first problem in the file. */
+__attribute__((format(printf, 3, 4))) static void fail(struct parse *p, int line,
+							const char *fmt, ...)
+{
+	if (p->failed && line >= p->err_line)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->err, sizeof(p->err), fmt, ap);
+	va_end(ap);
+	p->failed = true;
+	p->err_line = line;
+}
+
+static void *base_of(struct cfg *cfg, enum sect_kind kind, int idx)
+{
+	switch (kind) {
+	case SECT_PGCRAB:
+		return cfg;
+	case SECT_SHARD:
+		return &cfg->shards[idx];
+	case SECT_USER:
+		return &cfg->users[idx];
+	case SECT_NONE:
+		break;
+	}
+	return NULL;
+}
+
+static const char *sect_kind_hint(enum sect_kind kind)
+{
+	switch (kind) {
+	case SECT_PGCRAB:
+		return "[pgcrab]";
+	case SECT_SHARD:
+		return "[shard.NAME]";
+	case SECT_USER:
+		return "[user.NAME]";
+	case SECT_NONE:
+		break;
+	}
+	return "?";
+}
+
+static int find_key(enum sect_kind kind, const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (keys[i].sect == kind && strcasecmp(keys[i].key, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* ---- value conversion ---- */
+
+/* A whole decimal number with an optional minus sign, nothing else. */
+static int parse_int(const char *text, long long *out)
+{
+	const char *s = text;
+	if (*s == '-')
+		s++;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (const char *q = s; *q; q++)
+		if (!isdigit((unsigned char)*q))
+			return -1;
+	errno = 0;
+	*out = strtoll(text, NULL, 10);
+	if (errno == ERANGE)
+		*out = *text == '-' ? LLONG_MIN : LLONG_MAX;
+	return 0;
+}
+
+/* Returns NULL on success, else why the text is not a duration. */
+static const char *parse_duration(const char *text, uint64_t *out_ms)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = { { "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "min", 60000 }, { "h", 3600000 } };
+	const char *s = text;
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s == '-')
+		return "is negative";
+	if (!isdigit((unsigned char)*s))
+		return "is not a duration (use e.g. 250ms, 5s, 2min, 1h)";
+	uint64_t v = 0;
+	bool overflow = false;
+	for (; isdigit((unsigned char)*s); s++) {
+		uint64_t d = (uint64_t)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			overflow = true;
+		else
+			v = v * 10 + d;
+	}
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t ulen = strlen(s);
+	while (ulen > 0 && isspace((unsigned char)s[ulen - 1]))
+		ulen--;
+	for (size_t i = 0; i < ARRAY_LEN(units); i++) {
+		if (strlen(units[i].suffix) != ulen || strncasecmp(s, units[i].suffix, ulen) != 0)
+			continue;
+		if (overflow || v > UINT64_MAX / units[i].ms)
+			return "is too large";
+		*out_ms = v * units[i].ms;
+		return NULL;
+	}
+	if (ulen == 1 && (*s == 'm' || *s == 'M'))
+		return "has an ambiguous unit m (use min or ms)";
+	return "has an unknown unit (use ms, s, min or h; no unit means seconds)";
+}
+
+int cfg_parse_duration_ms(const char *text, uint64_t *out_ms)
+{
+	uint64_t v;
+	if (!text || parse_duration(text, &v) != NULL)
+		return -1;
+	*out_ms = v;
+	return 0;
+}
+
+/* Splits "a, b,c" into a NULL-free array of trimmed copies. An empty or
+ * all-blank text is an empty list; an empty element is an error. */
+static int parse_list(const char *text, char ***out, int *out_n, char *why, size_t whylen)
+{
+	char **v = NULL;
+	int n = 0;
+	const char *s = text;
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s == '\0') {
+		*out = NULL;
+		*out_n = 0;
+		return 0;
+	}
+	for (;;) {
+		const char *end = strchr(s, ',');
+		if (!end)
+			end = s + strlen(s);
+		const char *a = s, *b = end;
+		while (a < b && isspace((unsigned char)*a))
+			a++;
+		while (b > a && isspace((unsigned char)b[-1]))
+			b--;
+		if (a == b) {
+			snprintf(why, whylen, "empty name in list '%s'", text);
+			goto fail;
+		}
+		char **nv = realloc(v, (size_t)(n + 1) * sizeof(*v));
+		if (!nv)
+			goto oom;
+		v = nv;
+		v[n] = strndup(a, (size_t)(b - a));
+		if (!v[n])
+			goto oom;
+		n++;
+		if (*end == '\0')
+			break;
+		s = end + 1;
+	}
+	*out = v;
+	*out_n = n;
+	return 0;
+oom:
+	snprintf(why, whylen, "out of memory");
+fail:
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	return -1;
+}
+
+static void free_list(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Converts text per the key's row and stores it into base. On error nothing
+ * is changed and why says what is wrong (never echoing a password). */
+static int set_value(const struct key_def *k, void *base, const char *text, char *why,
+		     size_t whylen)
+{
+	char *slot = (char *)base + k->off;
+	if (k->check && k->check(text, why, whylen) != 0)
+		return -1;
+	switch (k->type) {
+	case T_STRING: {
+		char *copy = strdup(text);
+		if (!copy) {
+			snprintf(why, whylen, "out of memory");
+			return -1;
+		}
+		free(*(char **)slot);
+		*(char **)slot = copy;
+		return 0;
+	}
+	case T_INT: {
+		long long v;
+		if (parse_int(text, &v) != 0) {
+			snprintf(why, whylen, "'%s' is not a whole number", text);
+			return -1;
+		}
+		if (v < k->min || v > k->max) {
+			snprintf(why, whylen, "%s is out of range %d..%d", text, k->min, k->max);
+			return -1;
+		}
+		*(int *)slot = (int)v;
+		return 0;
+	}
+	case T_DURATION: {
+		uint64_t ms;
+		const char *bad = parse_duration(text, &ms);
+		if (bad) {
+			snprintf(why, whylen, "'%s' %s", text, bad);
+			return -1;
+		}
+		if (ms > k->max_ms) {
+			snprintf(why, whylen, "'%s' is too large (at most %lluh)", text,
+				 (unsigned long long)(k->max_ms / 3600000));
+			return -1;
+		}
+		*(uint64_t *)slot = ms;
+		return 0;
+	}
+	case T_ENUM: {
+		for (int i = 0; k->names[i]; i++) {
+			if (strcasecmp(text, k->names[i]) == 0) {
+				*(int *)slot = i;
+				return 0;
+			}
+		}
+		size_t n = (size_t)snprintf(why, whylen, "'%s' is not one of ", text);
+		for (int i = 0; k->names[i] && n < whylen; i++)
+			n += (size_t)snprintf(why + n, whylen - n, "%s%s", i ? ", " : "",
+					      k->names[i]);
+		return -1;
+	}
+	case T_LIST: {
+		char **v;
+		int nv;
+		if (parse_list(text, &v, &nv, why, whylen) != 0)
+			return -1;
+		int *count = (int *)((char *)base + k->count_off);
+		free_list(*(char ***)slot, *count);
+		*(char ***)slot = v;
+		*count = nv;
+		return 0;
+	}
+	}
+	return -1;
+}
+
+/* Gives every key of a freshly opened section its default. Defaults go
+ * through set_value like any other text so they cannot be out of range. */
+static int apply_defaults(struct parse *p, enum sect_kind kind, void *base, const char *name)
+{
+	char why[256];
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key_def *k = &keys[i];
+		if (k->sect != kind)
+			continue;
+		const char *def = (k->flags & F_DEFAULT_NAME) ? name : k->def;
+		if (!def)
+			continue;
+		if (set_value(k, base, def, why, sizeof(why)) != 0) {
+			fail(p, p->lineno, "%s:%d: [%s] %s: default: %s", p->path, p->lineno,
+			     p->sect_label ? p->sect_label : "pgcrab", k->key, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- sections ---- */
+
+/* Makes room for one more shard or user (and its line bookkeeping). */
+static int reserve(struct parse *p, enum sect_kind kind)
+{
+	if (kind == SECT_SHARD) {
+		if (p->cfg->n_shards < p->shard_cap)
+			return 0;
+		int cap = p->shard_cap ? p->shard_cap * 2 : 8;
+		struct cfg_shard *a = realloc(p->cfg->shards, (size_t)cap * sizeof(*a));
+		if (!a)
+			return -1;
+		p->cfg->shards = a;
+		struct sect_meta *m = realloc(p->shard_meta, (size_t)cap * sizeof(*m));
+		if (!m)
+			return -1;
+		p->shard_meta = m;
+		p->shard_cap = cap;
+	} else {
+		if (p->cfg->n_users < p->user_cap)
+			return 0;
+		int cap = p->user_cap ? p->user_cap * 2 : 8;
+		struct cfg_user *a = realloc(p->cfg->users, (size_t)cap * sizeof(*a));
+		if (!a)
+			return -1;
+		p->cfg->users = a;
+		struct sect_meta *m = realloc(p->user_meta, (size_t)cap * sizeof(*m));
+		if (!m)
+			return -1;
+		p->user_meta = m;
+		p->user_cap = cap;
+	}
+	return 0;
+}
+
+/* Opens [shard.NAME] or [user.NAME]. Names are case-sensitive (they are
+ * what clients send as dbname / user) and must be unique per kind. */
+static void open_named(struct parse *p, enum sect_kind kind, const char *name)
+{
+	const char *what = kind == SECT_SHARD ? "shard" : "user";
+	int *n = kind == SECT_SHARD ? &p->cfg->n_shards : &p->cfg->n_users;
+	struct sect_meta **meta = kind == SECT_SHARD ? &p->shard_meta : &p->user_meta;
+
+	if (*name == '\0') {
+		fail(p, p->lineno, "%s:%d: [%s.]: the %s name is empty", p->path, p->lineno, what,
+		     what);
+		return;
+	}
+	if (kind == SECT_SHARD && strcmp(name, "pgcrab") == 0) {
+		fail(p, p->lineno,
+		     "%s:%d: [shard.pgcrab]: the name pgcrab is reserved for the admin console",
+		     p->path, p->lineno);
+		return;
+	}
+	for (int i = 0; i < *n; i++) {
+		const char *other = kind == SECT_SHARD ? p->cfg->shards[i].name
+						       : p->cfg->users[i].name;
+		if (strcmp(other, name) == 0) {
+			fail(p, p->lineno, "%s:%d: [%s.%s]: duplicate section, first defined at line %d",
+			     p->path, p->lineno, what, name, (*meta)[i].header_line);
+			return;
+		}
+	}
+	int rc = reserve(p, kind);
+	char *copy = strdup(name);
+	if (rc != 0 || !copy) {
+		free(copy);
+		fail(p, p->lineno, "%s:%d: out of memory", p->path, p->lineno);
+		return;
+	}
+	int idx = (*n)++;
+	void *base = base_of(p->cfg, kind, idx);
+	if (kind == SECT_SHARD) {
+		memset(base, 0, sizeof(struct cfg_shard));
+		p->cfg->shards[idx].name = copy;
+	} else {
+		memset(base, 0, sizeof(struct cfg_user));
+		p->cfg->users[idx].name = copy;
+	}
+	struct sect_meta *m = &(*meta)[idx];
+	memset(m, 0, sizeof(*m));
+	m->header_line = p->lineno;
+	p->kind = kind;
+	p->idx = idx;
+	p->meta = m;
+	apply_defaults(p, kind, base, name);
+}
+
+static void open_section(struct parse *p, const char *label)
+{
+	free(p->sect_label);
+	p->sect_label = strdup(label);
+	p->kind = SECT_NONE;
+	p->meta = NULL;
+	if (!p->sect_label) {
+		fail(p, p->lineno, "%s:%d: out of memory", p->path, p->lineno);
+		return;
+	}
+	if (strcasecmp(label, "pgcrab") == 0) {
+		if (p->pgcrab_meta.header_line) {
+			fail(p, p->lineno, "%s:%d: [%s]: duplicate section, first defined at line %d",
+			     p->path, p->lineno, label, p->pgcrab_meta.header_line);
+			return;
+		}
+		p->pgcrab_meta.header_line = p->lineno;
+		p->kind = SECT_PGCRAB;
+		p->meta = &p->pgcrab_meta;
+	} else if (strncasecmp(label, "shard.", 6) == 0) {
+		open_named(p, SECT_SHARD, label + 6);
+	} else if (strncasecmp(label, "user.", 5) == 0) {
+		open_named(p, SECT_USER, label + 5);
+	} else if (strncasecmp(label, "database.", 9) == 0 ||
+		   strncasecmp(label, "sharded_table.", 14) == 0) {
+		fail(p, p->lineno, "%s:%d: [%s]: sharding sections are not supported yet", p->path,
+		     p->lineno, label);
+	} else {
+		fail(p, p->lineno,
+		     "%s:%d: [%s]: unknown section (expected [pgcrab], [shard.NAME] or [user.NAME])",
+		     p->path, p->lineno, label);
+	}
+}
+
+/* ---- inih glue ---- */
+
+/* Looks at a header line the way inih will (a ']' before any " ;" comment)
+ * and opens the section. Returns -1 if the header is malformed. */
+static int scan_header(struct parse *p, char *s)
+{
+	char *end = NULL;
+	for (char *q = s + 1; *q; q++) {
+		if (*q == ']') {
+			end = q;
+			break;
+		}
+		if (*q == ';' && isspace((unsigned char)q[-1]))
+			break;
+	}
+	if (!end) {
+		fail(p, p->lineno, "%s:%d: malformed section header: no closing ']'", p->path,
+		     p->lineno);
+		return -1;
+	}
+	const char *after = end + 1;
+	while (isspace((unsigned char)*after))
+		after++;
+	if (*after && *after != ';') {
+		fail(p, p->lineno, "%s:%d: malformed section header: text after ']'", p->path,
+		     p->lineno);
+		return -1;
+	}
+	char *a = s + 1, *b = end;
+	while (a < b && isspace((unsigned char)*a))
+		a++;
+	while (b > a && isspace((unsigned char)b[-1]))
+		b--;
+	char saved = *b;
+	*b = '\0';
+	open_section(p, a);
+	*b = saved;
+	return p->failed ? -1 : 0;
+}
+
+/* fgets-style reader for ini_parse_stream; see the comment at the top. */
+static char *read_line(char *buf, int num, void *stream)
+{
+	struct parse *p = stream;
+	if (p->failed)
+		return NULL; /* stop at the first error */
+	ssize_t n = getline(&p->line, &p->line_cap, p->fp);
+	if (n < 0) {
+		if (ferror(p->fp))
+			p->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	p->lineno++;
+	if (strlen(p->line) != (size_t)n) {
+		fail(p, p->lineno, "%s:%d: line contains a NUL byte", p->path, p->lineno);
+		return NULL;
+	}
+	while (n > 0 && (p->line[n - 1] == '\n' || p->line[n - 1] == '\r'))
+		p->line[--n] = '\0';
+	char *s = p->line;
+	if (p->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t len = strlen(s);
+	if (num <= 0 || len + 1 > (size_t)num) {
+		fail(p, p->lineno, "%s:%d: line is too long (at most %d characters)", p->path,
+		     p->lineno, num - 1);
+		return NULL;
+	}
+	if (*s == '[' && scan_header(p, s) != 0)
+		return NULL;
+	memcpy(buf, s, len + 1);
+	return buf;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+	(void)section; /* ours is p->sect_label; inih's may be truncated */
+	if (p->failed)
+		return 1;
+	if (p->kind == SECT_NONE) {
+		fail(p, p->lineno, "%s:%d: %s: key outside of any section (put it under [pgcrab])",
+		     p->path, p->lineno, name);
+		return 1;
+	}
+	const char *label = p->sect_label;
+	if (*name == '\0') {
+		fail(p, p->lineno, "%s:%d: [%s]: missing key name before '='", p->path, p->lineno,
+		     label);
+		return 1;
+	}
+	int ki = find_key(p->kind, name);
+	if (ki < 0) {
+		for (int i = 0; future_keys[i]; i++) {
+			if (strcasecmp(name, future_keys[i]) == 0) {
+				fail(p, p->lineno, "%s:%d: [%s] %s: TLS is not supported yet",
+				     p->path, p->lineno, label, name);
+				return 1;
+			}
+		}
+		const char *hint = "";
+		for (size_t i = 0; i < N_KEYS; i++)
+			if (strcasecmp(keys[i].key, name) == 0)
+				hint = sect_kind_hint(keys[i].sect);
+		fail(p, p->lineno, "%s:%d: [%s] %s: unknown key%s%s%s", p->path, p->lineno, label,
+		     name, *hint ? " (it belongs in " : "", hint, *hint ? ")" : "");
+		return 1;
+	}
+	const struct key_def *k = &keys[ki];
+	if (p->meta->key_line[ki]) {
+		fail(p, p->lineno, "%s:%d: [%s] %s: duplicate key, first set at line %d", p->path,
+		     p->lineno, label, k->key, p->meta->key_line[ki]);
+		return 1;
+	}
+	char why[256];
+	if (set_value(k, base_of(p->cfg, p->kind, p->idx), value, why, sizeof(why)) != 0) {
+		fail(p, p->lineno, "%s:%d: [%s] %s: %s", p->path, p->lineno, label, k->key, why);
+		return 1;
+	}
+	p->meta->key_line[ki] = p->lineno;
+	return 1;
+}
+
+/* Rules that involve more than one key or a missing key, checked once the
+ * whole file is read; errors point at the key's or the header's line. */
+static void check_sections(struct parse *p)
+{
+	int ki_user = find_key(SECT_SHARD, "user");
+	int ki_min = find_key(SECT_SHARD, "min_connections");
+	int ki_max = find_key(SECT_SHARD, "max_connections");
+	int ki_pw = find_key(SECT_USER, "password");
+
+	for (int i = 0; i < p->cfg->n_shards; i++) {
+		const struct cfg_shard *s = &p->cfg->shards[i];
+		const struct sect_meta *m = &p->shard_meta[i];
+		if (!m->key_line[ki_user])
+			fail(p, m->header_line, "%s:%d: [shard.%s] user: missing (required)", p->path,
+			     m->header_line, s->name);
+		if (s->min_connections > s->max_connections) {
+			int line = m->key_line[ki_min] ? m->key_line[ki_min] : m->key_line[ki_max];
+			fail(p, line,
+			     "%s:%d: [shard.%s] min_connections: %d is greater than max_connections %d",
+			     p->path, line, s->name, s->min_connections, s->max_connections);
+		}
+	}
+	for (int i = 0; i < p->cfg->n_users; i++) {
+		const struct sect_meta *m = &p->user_meta[i];
+		if (!m->key_line[ki_pw])
+			fail(p, m->header_line, "%s:%d: [user.%s] password: missing (required)",
+			     p->path, m->header_line, p->cfg->users[i].name);
+	}
+}
+
+/* Flags and environment variables, after the file. */
+static int apply_overrides(struct cfg *cfg, const struct cfg_overrides *ov, char *err,
+			   size_t errlen)
+{
+	static const struct {
+		const char *key;
+		size_t val, src;
+	} map[] = {
+#define OV(f, key) { key, offsetof(struct cfg_overrides, f), offsetof(struct cfg_overrides, f##_src) }
+		OV(host, "host"),         OV(port, "port"),           OV(workers, "workers"),
+		OV(pool_mode, "pool_mode"), OV(log_level, "log_level"),
+#undef OV
+	};
+	for (size_t i = 0; i < ARRAY_LEN(map); i++) {
+		const char *val = *(const char *const *)((const char *)ov + map[i].val);
+		const char *src = *(const char *const *)((const char *)ov + map[i].src);
+		if (!val)
+			continue;
+		const struct key_def *k = &keys[find_key(SECT_PGCRAB, map[i].key)];
+		char why[256];
+		if (set_value(k, cfg, val, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s: %s", src ? src : map[i].key, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int cfg_load(const char *path, const struct cfg_overrides *ov, struct cfg **out, char *err,
+	     size_t errlen)
+{
+	char dummy[1];
+	if (!err || errlen == 0) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	*out = NULL;
+
+	struct parse p = { .path = path };
+	p.cfg = calloc(1, sizeof(*p.cfg));
+	if (!p.cfg || !(p.cfg->path = strdup(path))) {
+		snprintf(err, errlen, "out of memory");
+		free(p.cfg);
+		return -1;
+	}
+	if (apply_defaults(&p, SECT_PGCRAB, p.cfg, NULL) != 0)
+		goto fail_parse;
+
+	p.fp = fopen(path, "r");
+	if (!p.fp) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		goto fail_cfg;
+	}
+	int rc = ini_parse_stream(read_line, &p, on_key, &p);
+	if (rc > 0)
+		fail(&p, rc, "%s:%d: malformed line (expected [section], key = value or a comment)",
+		     path, rc);
+	else if (rc < 0)
+		fail(&p, 0, "%s: out of memory while parsing", path);
+	if (!p.failed && p.read_errno)
+		fail(&p, p.lineno, "cannot read %s: %s", path, strerror(p.read_errno));
+	if (!p.failed)
+		check_sections(&p);
+	if (p.failed)
+		goto fail_parse;
+	if (ov && apply_overrides(p.cfg, ov, err, errlen) != 0)
+		goto fail_cfg;
+
+	fclose(p.fp);
+	free(p.line);
+	free(p.sect_label);
+	free(p.shard_meta);
+	free(p.user_meta);
+	*out = p.cfg;
+	return 0;
+
+fail_parse:
+	snprintf(err, errlen, "%s", p.err);
+fail_cfg:
+	if (p.fp)
+		fclose(p.fp);
+	free(p.line);
+	free(p.sect_label);
+	free(p.shard_meta);
+	free(p.user_meta);
+	cfg_free(p.cfg);
+	return -1;
+}
+
+/* Frees every string and list the table says a section owns. */
+static void free_owned(enum sect_kind kind, void *base)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key_def *k = &keys[i];
+		if (k->sect != kind)
+			continue;
+		char *slot = (char *)base + k->off;
+		if (k->type == T_STRING)
+			free(*(char **)slot);
+		else if (k->type == T_LIST)
+			free_list(*(char ***)slot, *(int *)((char *)base + k->count_off));
+	}
+}
+
+void cfg_free(struct cfg *cfg)
+{
+	if (!cfg)
+		return;
+	for (int i = 0; i < cfg->n_shards; i++) {
+		free_owned(SECT_SHARD, &cfg->shards[i]);
+		free(cfg->shards[i].name);
+	}
+	for (int i = 0; i < cfg->n_users; i++) {
+		free_owned(SECT_USER, &cfg->users[i]);
+		free(cfg->users[i].name);
+	}
+	free_owned(SECT_PGCRAB, cfg);
+	free(cfg->shards);
+	free(cfg->users);
+	free(cfg->path);
+	free(cfg);
+}
+
+const struct cfg_shard *cfg_find_shard(const struct cfg *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_shards; i++)
+		if (strcmp(cfg->shards[i].name, name) == 0)
+			return &cfg->shards[i];
+	return NULL;
+}
+
+const struct cfg_user *cfg_find_user(const struct cfg *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_users; i++)
+		if (strcmp(cfg->users[i].name, name) == 0)
+			return &cfg->users[i];
+	return NULL;
+}
+
+const char *cfg_pool_mode_name(enum cfg_pool_mode m)
+{
+	return (unsigned)m < ARRAY_LEN(pool_mode_names) - 1 ? pool_mode_names[m] : "?";
+}
+
+const char *cfg_log_level_name(enum cfg_log_level l)
+{
+	return (unsigned)l < ARRAY_LEN(log_level_names) - 1 ? log_level_names[l] : "?";
+}
+
+const char *cfg_auth_type_name(enum cfg_auth_type a)
+{
+	return (unsigned)a < ARRAY_LEN(auth_type_names) - 1 ? auth_type_names[a] : "?";
+}

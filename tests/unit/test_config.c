@@ -1,0 +1,733 @@
+/* config/cfg.c: defaults, every error rule (each must name file, line, section
+ * and key), durations, overrides. Files are written to a mkdtemp directory so
+ * the real fopen/inih path is exercised. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/cfg.h"
+
+static char tmpdir[64];
+static char path[256];
+static char err[512];
+
+static int setup_dir(void **state)
+{
+	(void)state;
+	strcpy(tmpdir, "/tmp/pgcrab-test-config-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_dir(void **state)
+{
+	(void)state;
+	char p[300];
+	snprintf(p, sizeof(p), "%s/t.ini", tmpdir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/sub", tmpdir);
+	rmdir(p);
+	return rmdir(tmpdir);
+}
+
+static const char *write_ini(const char *text)
+{
+	snprintf(path, sizeof(path), "%s/t.ini", tmpdir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static struct cfg *load_ok(const char *text, const struct cfg_overrides *ov)
+{
+	struct cfg *cfg = NULL;
+	err[0] = '\0';
+	int rc = cfg_load(write_ini(text), ov, &cfg, err, sizeof(err));
+	if (rc != 0)
+		fail_msg("unexpected error: %s", err);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+/* Asserts the load fails with "PATH:LINE: WHERE ..." and that WHY appears. */
+static void expect_error(const char *text, int line, const char *where, const char *why)
+{
+	struct cfg *cfg = (struct cfg *)1;
+	int rc = cfg_load(write_ini(text), NULL, &cfg, err, sizeof(err));
+	assert_int_equal(rc, -1);
+	assert_null(cfg);
+	char prefix[512];
+	snprintf(prefix, sizeof(prefix), "%s:%d: %s", path, line, where);
+	if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, why))
+		fail_msg("got      '%s'\nexpected '%s ... %s'", err, prefix, why);
+}
+
+static void expect_override_error(const char *text, const struct cfg_overrides *ov,
+				  const char *expect)
+{
+	struct cfg *cfg = (struct cfg *)1;
+	int rc = cfg_load(write_ini(text), ov, &cfg, err, sizeof(err));
+	assert_int_equal(rc, -1);
+	assert_null(cfg);
+	assert_string_equal(err, expect);
+}
+
+/* ---- defaults and a full file ---- */
+
+static void test_empty_file_gives_defaults(void **state)
+{
+	(void)state;
+	struct cfg *c = load_ok("", NULL);
+	assert_string_equal(c->path, path);
+	assert_string_equal(c->host, "127.0.0.1");
+	assert_int_equal(c->port, 6432);
+	assert_int_equal(c->workers, 0);
+	assert_int_equal(c->pool_mode, CFG_POOL_TRANSACTION);
+	assert_int_equal(c->auth_type, CFG_AUTH_PLAIN);
+	assert_int_equal(c->log_level, CFG_LOG_INFO);
+	assert_int_equal(c->max_client_conn, 10000);
+	assert_int_equal(c->n_admin_users, 1);
+	assert_string_equal(c->admin_users[0], "pgcrab");
+	assert_int_equal(c->metrics_port, 0);
+	assert_int_equal(c->server_connect_timeout_ms, 5000);
+	assert_int_equal(c->query_wait_timeout_ms, 30000);
+	assert_int_equal(c->client_login_timeout_ms, 10000);
+	assert_int_equal(c->client_idle_timeout_ms, 0);
+	assert_int_equal(c->idle_transaction_timeout_ms, 0);
+	assert_int_equal(c->server_idle_timeout_ms, 60000);
+	assert_int_equal(c->server_lifetime_ms, 3600000);
+	assert_int_equal(c->shutdown_timeout_ms, 30000);
+	assert_int_equal(c->n_shards, 0);
+	assert_int_equal(c->n_users, 0);
+	cfg_free(c);
+}
+
+static void test_shard_defaults(void **state)
+{
+	(void)state;
+	struct cfg *c = load_ok("[shard.s1]\nuser = u\n", NULL);
+	assert_int_equal(c->n_shards, 1);
+	const struct cfg_shard *s = &c->shards[0];
+	assert_string_equal(s->name, "s1");
+	assert_string_equal(s->host, "127.0.0.1");
+	assert_int_equal(s->port, 5432);
+	assert_string_equal(s->database, "s1");
+	assert_string_equal(s->user, "u");
+	assert_string_equal(s->password, "");
+	assert_int_equal(s->min_connections, 0);
+	assert_int_equal(s->max_connections, 20);
+	cfg_free(c);
+}
+
+static const char spec_example[] =
+	"[pgcrab]\n"
+	"host = 0.0.0.0\n"
+	"port = 6433\n"
+	"workers = 4\n"
+	"pool_mode = session        ; transaction | session\n"
+	"auth_type = plain\n"
+	"max_client_conn = 500\n"
+	"admin_users = pgcrab, admin ,root\n"
+	"metrics_port = 9187\n"
+	"server_connect_timeout = 250ms\n"
+	"query_wait_timeout = 2min\n"
+	"client_login_timeout = 1h\n"
+	"client_idle_timeout = 7\n"
+	"idle_transaction_timeout = 0\n"
+	"server_idle_timeout = 60s\n"
+	"server_lifetime = 3600s\n"
+	"shutdown_timeout = 30s\n"
+	"log_level = debug\n"
+	"\n"
+	"# a hash comment\n"
+	"[shard.pgcrab_shard_1]         ; one section per backend\n"
+	"host = db1.internal\n"
+	"port = 5433\n"
+	"database = backend_db\n"
+	"user = mr_krabs\n"
+	"password = i_love_money\n"
+	"min_connections = 5\n"
+	"max_connections = 20\n"
+	"\n"
+	"[shard.second]\n"
+	"user = plankton\n"
+	"\n"
+	"[user.pgcrab]\n"
+	"password = pgcrab\n"
+	"[user.spongebob]\n"
+	"password = krabby patty\n";
+
+static void test_full_file(void **state)
+{
+	(void)state;
+	struct cfg *c = load_ok(spec_example, NULL);
+	assert_string_equal(c->host, "0.0.0.0");
+	assert_int_equal(c->port, 6433);
+	assert_int_equal(c->workers, 4);
+	assert_int_equal(c->pool_mode, CFG_POOL_SESSION);
+	assert_int_equal(c->max_client_conn, 500);
+	assert_int_equal(c->n_admin_users, 3);
+	assert_string_equal(c->admin_users[0], "pgcrab");
+	assert_string_equal(c->admin_users[1], "admin");
+	assert_string_equal(c->admin_users[2], "root");
+	assert_int_equal(c->metrics_port, 9187);
+	assert_int_equal(c->server_connect_timeout_ms, 250);
+	assert_int_equal(c->query_wait_timeout_ms, 120000);
+	assert_int_equal(c->client_login_timeout_ms, 3600000);
+	assert_int_equal(c->client_idle_timeout_ms, 7000);
+	assert_int_equal(c->log_level, CFG_LOG_DEBUG);
+	assert_int_equal(c->n_shards, 2);
+	const struct cfg_shard *s = cfg_find_shard(c, "pgcrab_shard_1");
+	assert_non_null(s);
+	assert_string_equal(s->host, "db1.internal");
+	assert_int_equal(s->port, 5433);
+	assert_string_equal(s->database, "backend_db");
+	assert_string_equal(s->user, "mr_krabs");
+	assert_string_equal(s->password, "i_love_money");
+	assert_int_equal(s->min_connections, 5);
+	assert_int_equal(s->max_connections, 20);
+	s = cfg_find_shard(c, "second");
+	assert_non_null(s);
+	assert_string_equal(s->database, "second");
+	assert_null(cfg_find_shard(c, "third"));
+	assert_null(cfg_find_shard(c, "SECOND")); /* names are case-sensitive */
+	assert_int_equal(c->n_users, 2);
+	const struct cfg_user *u = cfg_find_user(c, "spongebob");
+	assert_non_null(u);
+	assert_string_equal(u->password, "krabby patty");
+	assert_non_null(cfg_find_user(c, "pgcrab"));
+	assert_null(cfg_find_user(c, "patrick"));
+	cfg_free(c);
+}
+
+static void test_many_sections(void **state)
+{
+	(void)state;
+	/* more than the initial array capacity, to exercise growth */
+	char text[8192] = "";
+	for (int i = 0; i < 40; i++) {
+		char part[128];
+		snprintf(part, sizeof(part), "[shard.s%d]\nuser = u%d\n[user.u%d]\npassword = p%d\n",
+			 i, i, i, i);
+		strcat(text, part);
+	}
+	struct cfg *c = load_ok(text, NULL);
+	assert_int_equal(c->n_shards, 40);
+	assert_int_equal(c->n_users, 40);
+	assert_string_equal(cfg_find_shard(c, "s39")->user, "u39");
+	assert_string_equal(cfg_find_user(c, "u17")->password, "p17");
+	cfg_free(c);
+}
+
+static void test_syntax_leniency(void **state)
+{
+	(void)state;
+	/* keys are case-insensitive, indentation is not a continuation line,
+	 * "key: value" is accepted, inline ';' comments and a BOM are stripped,
+	 * [ pgcrab ] is trimmed, enum values are case-insensitive */
+	struct cfg *c = load_ok("\xEF\xBB\xBF[ pgcrab ]\n"
+				"Port = 7000\n"
+				"    workers = 3   ; indented\n"
+				"log_level: WARN\n"
+				"admin_users =\n"
+				"[shard.a]\n"
+				"\tuser = u\n"
+				"\tpassword = p;not a comment\n",
+				NULL);
+	assert_int_equal(c->port, 7000);
+	assert_int_equal(c->workers, 3);
+	assert_int_equal(c->log_level, CFG_LOG_WARN);
+	assert_int_equal(c->n_admin_users, 0);
+	assert_string_equal(c->shards[0].user, "u");
+	assert_string_equal(c->shards[0].password, "p;not a comment");
+	cfg_free(c);
+}
+
+static void test_long_section_name(void **state)
+{
+	(void)state;
+	/* inih itself truncates section names at 50 bytes; we must not */
+	const char *name = "a_shard_with_a_rather_long_name_that_goes_past_fifty_bytes";
+	char text[256];
+	snprintf(text, sizeof(text), "[shard.%s]\nuser = u\n", name);
+	struct cfg *c = load_ok(text, NULL);
+	assert_non_null(cfg_find_shard(c, name));
+	assert_string_equal(c->shards[0].database, name);
+	cfg_free(c);
+}
+
+/* The shipped example must stay valid. __FILE__ is relative to the directory
+ * make ran in (the repository root); elsewhere the test is skipped. */
+static void test_example_file_loads(void **state)
+{
+	(void)state;
+	const char *slash = strrchr(__FILE__, '/');
+	char p[512];
+	snprintf(p, sizeof(p), "%.*s/../../pgcrab.ini.example",
+		 slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
+	if (access(p, R_OK) != 0)
+		skip();
+	struct cfg *c = NULL;
+	if (cfg_load(p, NULL, &c, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	const struct cfg_shard *s = cfg_find_shard(c, "pgcrab_shard_1");
+	assert_non_null(s);
+	assert_string_equal(s->user, "mr_krabs");
+	assert_string_equal(s->password, "i_love_money");
+	assert_int_equal(s->min_connections, 5);
+	assert_string_equal(cfg_find_user(c, "pgcrab")->password, "pgcrab");
+	assert_int_equal(c->port, 6432);
+	cfg_free(c);
+}
+
+static void test_enum_names(void **state)
+{
+	(void)state;
+	assert_string_equal(cfg_pool_mode_name(CFG_POOL_TRANSACTION), "transaction");
+	assert_string_equal(cfg_pool_mode_name(CFG_POOL_SESSION), "session");
+	assert_string_equal(cfg_log_level_name(CFG_LOG_ERROR), "error");
+	assert_string_equal(cfg_log_level_name(CFG_LOG_DEBUG), "debug");
+	assert_string_equal(cfg_auth_type_name(CFG_AUTH_PLAIN), "plain");
+}
+
+/* ---- durations ---- */
+
+static void test_duration_table(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		int ok;
+		uint64_t ms;
+	} cases[] = {
+		{ "250ms", 1, 250 },
+		{ "5s", 1, 5000 },
+		{ "2min", 1, 120000 },
+		{ "1h", 1, 3600000 },
+		{ "7", 1, 7000 },
+		{ "0", 1, 0 },
+		{ "0ms", 1, 0 },
+		{ "5 s", 1, 5000 },
+		{ " 30s ", 1, 30000 },
+		{ "10MIN", 1, 600000 },
+		{ "18446744073709551615ms", 1, UINT64_MAX },
+		{ "", 0, 0 },
+		{ "s", 0, 0 },
+		{ "-5s", 0, 0 },
+		{ "-0", 0, 0 },
+		{ "+5s", 0, 0 },
+		{ "abc", 0, 0 },
+		{ "1.5s", 0, 0 },
+		{ "5m", 0, 0 },
+		{ "5x", 0, 0 },
+		{ "5sec", 0, 0 },
+		{ "5s5", 0, 0 },
+		{ "5 5s", 0, 0 },
+		{ "0x10", 0, 0 },
+		{ "18446744073709551615", 0, 0 },  /* seconds: overflows in ms */
+		{ "18446744073709551616ms", 0, 0 }, /* overflows the number itself */
+		{ "99999999999999999999999h", 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t ms = 12345;
+		int rc = cfg_parse_duration_ms(cases[i].text, &ms);
+		if (cases[i].ok) {
+			if (rc != 0 || ms != cases[i].ms)
+				fail_msg("'%s': rc %d ms %llu", cases[i].text, rc,
+					 (unsigned long long)ms);
+		} else if (rc != -1 || ms != 12345) {
+			fail_msg("'%s' should be rejected", cases[i].text);
+		}
+	}
+	uint64_t ms;
+	assert_int_equal(cfg_parse_duration_ms(NULL, &ms), -1);
+}
+
+static void test_duration_errors_in_file(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\nquery_wait_timeout = -5s\n", 2, "[pgcrab] query_wait_timeout: ",
+		     "'-5s' is negative");
+	expect_error("[pgcrab]\n\nshutdown_timeout = soon\n", 3, "[pgcrab] shutdown_timeout: ",
+		     "is not a duration");
+	expect_error("[pgcrab]\nserver_lifetime = 5m\n", 2, "[pgcrab] server_lifetime: ",
+		     "ambiguous unit m (use min or ms)");
+	expect_error("[pgcrab]\nserver_lifetime = 5y\n", 2, "[pgcrab] server_lifetime: ",
+		     "unknown unit");
+	expect_error("[pgcrab]\nclient_idle_timeout = 99999999999999999999\n", 2,
+		     "[pgcrab] client_idle_timeout: ", "is too large");
+	/* fits in 64 bits but is far beyond any sane timeout */
+	expect_error("[pgcrab]\nclient_idle_timeout = 1000000h\n", 2,
+		     "[pgcrab] client_idle_timeout: ", "'1000000h' is too large (at most 876000h)");
+}
+
+/* ---- every error rule ---- */
+
+static void test_missing_file(void **state)
+{
+	(void)state;
+	char p[300];
+	snprintf(p, sizeof(p), "%s/nope.ini", tmpdir);
+	struct cfg *cfg = (struct cfg *)1;
+	assert_int_equal(cfg_load(p, NULL, &cfg, err, sizeof(err)), -1);
+	assert_null(cfg);
+	char expect[400];
+	snprintf(expect, sizeof(expect), "cannot open %s: No such file or directory", p);
+	assert_string_equal(err, expect);
+}
+
+static void test_directory_as_file(void **state)
+{
+	(void)state;
+	char p[300];
+	snprintf(p, sizeof(p), "%s/sub", tmpdir);
+	mkdir(p, 0700);
+	struct cfg *cfg = (struct cfg *)1;
+	assert_int_equal(cfg_load(p, NULL, &cfg, err, sizeof(err)), -1);
+	assert_null(cfg);
+	assert_non_null(strstr(err, p));
+	assert_non_null(strstr(err, "Is a directory"));
+}
+
+static void test_unknown_section(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\nport = 1\n[pgbouncer]\n", 3, "[pgbouncer]: ", "unknown section");
+	expect_error("[shard]\nuser = u\n", 1, "[shard]: ", "unknown section");
+	expect_error("; c\n[database.sales]\n", 2, "[database.sales]: ",
+		     "sharding sections are not supported yet");
+	expect_error("[sharded_table.orders]\n", 1, "[sharded_table.orders]: ",
+		     "not supported yet");
+}
+
+static void test_unknown_key(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\nport = 1\nprot = 2\n", 3, "[pgcrab] prot: ", "unknown key");
+	/* a key from another kind of section gets a hint */
+	expect_error("[pgcrab]\nuser = x\n", 2, "[pgcrab] user: ",
+		     "unknown key (it belongs in [shard.NAME])");
+	expect_error("[shard.a]\nuser = u\npool_mode = session\n", 3, "[shard.a] pool_mode: ",
+		     "unknown key (it belongs in [pgcrab])");
+	expect_error("[user.bob]\npassword = x\nuser = bob\n", 3, "[user.bob] user: ",
+		     "unknown key");
+	expect_error("[pgcrab]\ntls_cert_file = /etc/cert.pem\n", 2, "[pgcrab] tls_cert_file: ",
+		     "TLS is not supported yet");
+	expect_error("[pgcrab]\n= 5\n", 2, "[pgcrab]: ", "missing key name");
+}
+
+static void test_key_outside_section(void **state)
+{
+	(void)state;
+	expect_error("; leading comment\nport = 6432\n[pgcrab]\n", 2, "port: ",
+		     "key outside of any section");
+}
+
+static void test_duplicate_key(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\nport = 1\nhost = h\nport = 2\n", 4, "[pgcrab] port: ",
+		     "duplicate key, first set at line 2");
+	/* case-insensitive keys collide too */
+	expect_error("[shard.a]\nuser = u\nUSER = v\n", 3, "[shard.a] user: ",
+		     "duplicate key, first set at line 2");
+	expect_error("[user.a]\npassword = x\n\npassword = y\n", 4, "[user.a] password: ",
+		     "duplicate key, first set at line 2");
+}
+
+static void test_duplicate_section(void **state)
+{
+	(void)state;
+	expect_error("[shard.a]\nuser = u\n[shard.b]\nuser = u\n[shard.a]\nport = 5\n", 5,
+		     "[shard.a]: ", "duplicate section, first defined at line 1");
+	expect_error("[user.bob]\npassword = x\n[user.bob]\n", 3, "[user.bob]: ",
+		     "duplicate section, first defined at line 1");
+	expect_error("[pgcrab]\n[shard.a]\nuser = u\n[pgcrab]\n", 4, "[pgcrab]: ",
+		     "duplicate section, first defined at line 1");
+	/* a shard and a user may share a name */
+	struct cfg *c = load_ok("[shard.x]\nuser = x\n[user.x]\npassword = x\n", NULL);
+	cfg_free(c);
+}
+
+static void test_malformed_lines(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\nport = 6432\nthis line has no equals sign\n", 3, "malformed line",
+		     "expected [section], key = value or a comment");
+	expect_error("[pgcrab\nport = 1\n", 1, "malformed section header", "no closing ']'");
+	expect_error("[pgcrab ; oops]\n", 1, "malformed section header", "no closing ']'");
+	expect_error("\n\n[pgcrab] port = 1\n", 3, "malformed section header", "text after ']'");
+	expect_error("[shard.]\nuser = u\n", 1, "[shard.]: ", "the shard name is empty");
+	expect_error("[user.]\n", 1, "[user.]: ", "the user name is empty");
+}
+
+static void test_malformed_line_wins_over_later_error(void **state)
+{
+	(void)state;
+	/* inih keeps going after a line it cannot parse; the first problem in
+	 * the file is the one reported */
+	expect_error("[pgcrab]\njunk\nport = 0\n", 2, "malformed line", "expected");
+}
+
+static void test_long_line(void **state)
+{
+	(void)state;
+	char text[1024];
+	char pw[400];
+	memset(pw, 'x', sizeof(pw) - 1);
+	pw[sizeof(pw) - 1] = '\0';
+	snprintf(text, sizeof(text), "[user.a]\npassword = %s\n", pw);
+	expect_error(text, 2, "line is too long", "at most");
+}
+
+static void test_bad_int(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\nport = abc\n", 2, "[pgcrab] port: ", "'abc' is not a whole number");
+	expect_error("[pgcrab]\nport = 64 32\n", 2, "[pgcrab] port: ", "is not a whole number");
+	expect_error("[pgcrab]\nmax_client_conn = 1e4\n", 2, "[pgcrab] max_client_conn: ",
+		     "is not a whole number");
+	expect_error("[pgcrab]\nworkers =\n", 2, "[pgcrab] workers: ", "'' is not a whole number");
+	expect_error("[shard.a]\nuser = u\nmin_connections = 5.5\n", 3,
+		     "[shard.a] min_connections: ", "not a whole number");
+}
+
+static void test_port_range(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\nport = 70000\n", 2, "[pgcrab] port: ",
+		     "70000 is out of range 1..65535");
+	expect_error("[pgcrab]\nport = 0\n", 2, "[pgcrab] port: ", "0 is out of range 1..65535");
+	expect_error("[pgcrab]\nport = 99999999999999999999999\n", 2, "[pgcrab] port: ",
+		     "is out of range 1..65535");
+	expect_error("[shard.a]\nuser = u\nport = -1\n", 3, "[shard.a] port: ",
+		     "-1 is out of range 1..65535");
+	expect_error("[pgcrab]\nmetrics_port = 65536\n", 2, "[pgcrab] metrics_port: ",
+		     "out of range 0..65535");
+}
+
+static void test_workers_range(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\nworkers = -1\n", 2, "[pgcrab] workers: ", "-1 is out of range 0..256");
+	expect_error("[pgcrab]\nworkers = 257\n", 2, "[pgcrab] workers: ",
+		     "257 is out of range 0..256");
+	struct cfg *c = load_ok("[pgcrab]\nworkers = 256\n", NULL);
+	assert_int_equal(c->workers, 256);
+	cfg_free(c);
+}
+
+static void test_pool_sizes(void **state)
+{
+	(void)state;
+	expect_error("[shard.a]\nuser = u\nmin_connections = 30\nmax_connections = 10\n", 3,
+		     "[shard.a] min_connections: ", "30 is greater than max_connections 10");
+	/* only min given: compared with the default max */
+	expect_error("[shard.a]\nmin_connections = 21\nuser = u\n", 2,
+		     "[shard.a] min_connections: ", "21 is greater than max_connections 20");
+	/* only max given */
+	expect_error("[shard.b]\nuser = u\n\nmax_connections = 0\n", 4,
+		     "[shard.b] max_connections: ", "0 is out of range 1..");
+	expect_error("[shard.b]\nuser = u\nmin_connections = -1\n", 3,
+		     "[shard.b] min_connections: ", "-1 is out of range 0..");
+	struct cfg *c = load_ok("[shard.a]\nuser = u\nmin_connections = 7\nmax_connections = 7\n",
+				NULL);
+	assert_int_equal(c->shards[0].min_connections, 7);
+	cfg_free(c);
+}
+
+static void test_reserved_shard_name(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\n[shard.pgcrab]\nuser = u\n", 2, "[shard.pgcrab]: ",
+		     "reserved for the admin console");
+}
+
+static void test_missing_required(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\n\n[shard.a]\nhost = h\n", 3, "[shard.a] user: ", "missing");
+	/* an empty section is still a section */
+	expect_error("[shard.a]\nuser = u\n[shard.b]\n", 3, "[shard.b] user: ", "missing");
+	expect_error("[user.bob]\n; nothing\n", 1, "[user.bob] password: ", "missing");
+	/* of several problems found after parsing, the earliest line wins */
+	expect_error("[shard.a]\nuser = u\nmin_connections = 50\n[user.x]\n[shard.b]\n", 3,
+		     "[shard.a] min_connections: ", "greater than");
+	expect_error("[user.x]\n[shard.a]\nuser = u\nmin_connections = 50\n", 1,
+		     "[user.x] password: ", "missing");
+}
+
+static void test_empty_strings(void **state)
+{
+	(void)state;
+	expect_error("[user.bob]\npassword =\n", 2, "[user.bob] password: ", "must not be empty");
+	expect_error("[shard.a]\nuser =\n", 2, "[shard.a] user: ", "must not be empty");
+	expect_error("[shard.a]\nuser = u\ndatabase = \n", 3, "[shard.a] database: ",
+		     "must not be empty");
+	expect_error("[pgcrab]\nhost =\n", 2, "[pgcrab] host: ", "must not be empty");
+	/* a backend password may be empty (trust auth on the backend) */
+	struct cfg *c = load_ok("[shard.a]\nuser = u\npassword =\n", NULL);
+	assert_string_equal(c->shards[0].password, "");
+	cfg_free(c);
+}
+
+static void test_enums(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\npool_mode = statement\n", 2, "[pgcrab] pool_mode: ",
+		     "'statement' is not one of transaction, session");
+	expect_error("[pgcrab]\nlog_level = verbose\n", 2, "[pgcrab] log_level: ",
+		     "'verbose' is not one of error, warn, info, debug");
+	expect_error("[pgcrab]\nauth_type = md5\n", 2, "[pgcrab] auth_type: ",
+		     "md5 is not supported yet; only plain is accepted");
+	expect_error("[pgcrab]\nauth_type = scram-sha-256\n", 2, "[pgcrab] auth_type: ",
+		     "scram-sha-256 is not supported yet");
+	expect_error("[pgcrab]\nauth_type = trust\n", 2, "[pgcrab] auth_type: ",
+		     "'trust' is not one of plain");
+}
+
+static void test_admin_users_list(void **state)
+{
+	(void)state;
+	expect_error("[pgcrab]\nadmin_users = a,,b\n", 2, "[pgcrab] admin_users: ", "empty name");
+	expect_error("[pgcrab]\nadmin_users = a,\n", 2, "[pgcrab] admin_users: ", "empty name");
+	struct cfg *c = load_ok("[pgcrab]\nadmin_users = solo\n", NULL);
+	assert_int_equal(c->n_admin_users, 1);
+	assert_string_equal(c->admin_users[0], "solo");
+	cfg_free(c);
+}
+
+static void test_nul_byte(void **state)
+{
+	(void)state;
+	snprintf(path, sizeof(path), "%s/t.ini", tmpdir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fwrite("[pgcrab]\nport = 1\0 2\n", 1, 21, f);
+	fclose(f);
+	struct cfg *cfg = (struct cfg *)1;
+	assert_int_equal(cfg_load(path, NULL, &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2: line contains a NUL byte"));
+}
+
+static void test_error_buffer_small(void **state)
+{
+	(void)state;
+	/* a short buffer truncates, never overflows; NULL err is tolerated */
+	char small[8];
+	struct cfg *cfg;
+	assert_int_equal(cfg_load(write_ini("[x]\n"), NULL, &cfg, small, sizeof(small)), -1);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+	assert_int_equal(cfg_load(write_ini("[x]\n"), NULL, &cfg, NULL, 0), -1);
+}
+
+/* ---- overrides ---- */
+
+static void test_overrides_win_over_file(void **state)
+{
+	(void)state;
+	struct cfg_overrides ov = {
+		.host = "0.0.0.0", .host_src = "--host",
+		.port = "7777", .port_src = "--port",
+		.workers = "2", .workers_src = "PGCRAB_WORKERS",
+		.pool_mode = "session", .pool_mode_src = "--pool-mode",
+		.log_level = "error", .log_level_src = "PGCRAB_LOG_LEVEL",
+	};
+	struct cfg *c = load_ok("[pgcrab]\nhost = 10.0.0.1\nport = 6000\nworkers = 8\n"
+				"pool_mode = transaction\nlog_level = debug\n",
+				&ov);
+	assert_string_equal(c->host, "0.0.0.0");
+	assert_int_equal(c->port, 7777);
+	assert_int_equal(c->workers, 2);
+	assert_int_equal(c->pool_mode, CFG_POOL_SESSION);
+	assert_int_equal(c->log_level, CFG_LOG_ERROR);
+	cfg_free(c);
+
+	/* NULL fields leave the file's values alone */
+	struct cfg_overrides some = { .port = "7001", .port_src = "--port" };
+	c = load_ok("[pgcrab]\nport = 6000\nworkers = 8\n", &some);
+	assert_int_equal(c->port, 7001);
+	assert_int_equal(c->workers, 8);
+	cfg_free(c);
+
+	/* and the defaults when the file has no value */
+	c = load_ok("", &some);
+	assert_int_equal(c->port, 7001);
+	assert_int_equal(c->workers, 0);
+	cfg_free(c);
+}
+
+static void test_override_errors(void **state)
+{
+	(void)state;
+	struct cfg_overrides ov = { .port = "70000", .port_src = "--port" };
+	expect_override_error("", &ov, "--port: 70000 is out of range 1..65535");
+	ov = (struct cfg_overrides){ .port = "abc", .port_src = "PGCRAB_PORT" };
+	expect_override_error("", &ov, "PGCRAB_PORT: 'abc' is not a whole number");
+	ov = (struct cfg_overrides){ .workers = "300", .workers_src = "--workers" };
+	expect_override_error("", &ov, "--workers: 300 is out of range 0..256");
+	ov = (struct cfg_overrides){ .pool_mode = "statement", .pool_mode_src = "--pool-mode" };
+	expect_override_error("", &ov, "--pool-mode: 'statement' is not one of transaction, session");
+	ov = (struct cfg_overrides){ .log_level = "loud", .log_level_src = "PGCRAB_LOG_LEVEL" };
+	expect_override_error("", &ov, "PGCRAB_LOG_LEVEL: 'loud' is not one of error, warn, info, debug");
+	ov = (struct cfg_overrides){ .host = "", .host_src = "--host" };
+	expect_override_error("", &ov, "--host: must not be empty");
+	/* without a source, the key names itself */
+	ov = (struct cfg_overrides){ .port = "0" };
+	expect_override_error("", &ov, "port: 0 is out of range 1..65535");
+	/* a broken file is reported before any override */
+	ov = (struct cfg_overrides){ .port = "70000", .port_src = "--port" };
+	struct cfg *cfg;
+	assert_int_equal(cfg_load(write_ini("[pgcrab]\nworkers = x\n"), &ov, &cfg, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, ":2: [pgcrab] workers: 'x' is not a whole number"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty_file_gives_defaults),
+		cmocka_unit_test(test_shard_defaults),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_many_sections),
+		cmocka_unit_test(test_syntax_leniency),
+		cmocka_unit_test(test_long_section_name),
+		cmocka_unit_test(test_example_file_loads),
+		cmocka_unit_test(test_enum_names),
+		cmocka_unit_test(test_duration_table),
+		cmocka_unit_test(test_duration_errors_in_file),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_directory_as_file),
+		cmocka_unit_test(test_unknown_section),
+		cmocka_unit_test(test_unknown_key),
+		cmocka_unit_test(test_key_outside_section),
+		cmocka_unit_test(test_duplicate_key),
+		cmocka_unit_test(test_duplicate_section),
+		cmocka_unit_test(test_malformed_lines),
+		cmocka_unit_test(test_malformed_line_wins_over_later_error),
+		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_bad_int),
+		cmocka_unit_test(test_port_range),
+		cmocka_unit_test(test_workers_range),
+		cmocka_unit_test(test_pool_sizes),
+		cmocka_unit_test(test_reserved_shard_name),
+		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_empty_strings),
+		cmocka_unit_test(test_enums),
+		cmocka_unit_test(test_admin_users_list),
+		cmocka_unit_test(test_nul_byte),
+		cmocka_unit_test(test_error_buffer_small),
+		cmocka_unit_test(test_overrides_win_over_file),
+		cmocka_unit_test(test_override_errors),
+	};
+	return cmocka_run_group_tests(tests, setup_dir, remove_dir);
+}
