@@ -262,8 +262,10 @@ static void handle_password(struct client *cl)
 	struct param_blob *params = atomic_load(&cl->pool->shard->params);
 	if (params)
 		finish_login(cl, params);
-	else
+	else {
 		client_set_state(cl, CLIENT_LOGIN_WAIT); /* until a server tells us */
+		pool_acquire(cl->pool, cl);
+	}
 }
 
 /* Scans newly received client bytes up to the next message header that is
@@ -501,6 +503,12 @@ void client_tick(struct client *cl)
 			client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		break;
 	case CLIENT_LOGIN_WAIT:
+		if (atomic_load(&cl->pool->shard->params)) {
+			/* another worker's server logged in first */
+			finish_login(cl, atomic_load(&cl->pool->shard->params));
+			break;
+		}
+		/* fall through */
 	case CLIENT_WAITING:
 		if (cfg->query_wait_timeout_ms && waited >= cfg->query_wait_timeout_ms)
 			client_fail(cl, "FATAL", "08006",

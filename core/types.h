@@ -173,6 +173,7 @@ struct worker {
 	pthread_t thread;
 	struct pool *pools;      /* one per shard */
 	struct list clients;
+	struct list outbox;      /* servers to post to other workers after this batch */
 	uint64_t now_ms;
 	bool stopping;           /* shutdown requested */
 	bool done;               /* loop ends */

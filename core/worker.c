@@ -170,6 +170,21 @@ static void dispatch(struct worker *w, uint64_t ud, int res)
 	conn_put(c);
 }
 
+/* Donated servers leave only here, after every completion of the batch is
+ * handled, so nothing on this thread touches them once the other worker may. */
+static void flush_outbox(struct worker *w)
+{
+	struct list *n;
+	while ((n = list_pop_head(&w->outbox))) {
+		struct server *s = list_entry(n, struct server, link);
+		if (s->c.refs != 0) {
+			server_close(s, "busy when donated");
+			continue;
+		}
+		worker_post(w, &w->rt->workers[s->donate_to], MSG_SERVER, s, 0);
+	}
+}
+
 void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -186,6 +201,7 @@ void *worker_main(void *arg)
 	w->tick.tv_sec = 0;
 	w->tick.tv_nsec = TICK_MS * 1000000L;
 	list_init(&w->clients);
+	list_init(&w->outbox);
 	for (int i = 0; i < rt->n_shards; i++)
 		pool_tick(&w->pools[i]); /* warm-up: open min_connections now */
 	arm_tick(w);
@@ -210,6 +226,7 @@ void *worker_main(void *arg)
 			for (unsigned i = 0; i < n; i++)
 				dispatch(w, batch[i].ud, batch[i].res);
 		}
+		flush_outbox(w);
 	}
 	io_uring_submit(&w->ring);
 	atomic_fetch_add(&rt->workers_done, 1);

@@ -161,12 +161,13 @@ void pool_adopt(struct worker *w, struct server *s)
 	struct pool *p = &w->pools[s->shard->index];
 	s->c.w = w;
 	s->pool = p;
-	list_add_tail(&p->servers, &s->all);
-	p->n_servers++;
+	list_init(&s->link);
 	if (w->stopping) {
 		server_close(s, "shutting down");
 		return;
 	}
+	list_add_tail(&p->servers, &s->all);
+	p->n_servers++;
 	pool_release(s);
 }
 

@@ -55,11 +55,12 @@ void server_set_state(struct server *s, enum server_state st)
 		list_add_head(&p->idle, &s->link);
 		p->n_idle++;
 	}
-	if (st == SERVER_CLOSING && old != SERVER_DONATING) {
+	if ((st == SERVER_DONATING || st == SERVER_CLOSING) && old != SERVER_DONATING) {
 		list_del(&s->all);
 		p->n_servers--;
-		shard_unreserve(s->shard);
 	}
+	if (st == SERVER_CLOSING)
+		shard_unreserve(s->shard); /* a donated server carries its reservation */
 	log_debug("worker %d server %llu (%s): %s -> %s", s->c.w->id, (unsigned long long)s->c.id,
 		  s->shard->cfg->name, state_names[old], state_names[st]);
 	s->state = st;
@@ -480,7 +481,7 @@ void server_on_recv(struct server *s, int res)
 		return;
 	if (s->state == SERVER_DONATING) {
 		if (res == -ECANCELED) {
-			worker_post(c->w, &c->w->rt->workers[s->donate_to], MSG_SERVER, s, 0);
+			list_add_tail(&c->w->outbox, &s->link);
 			return;
 		}
 		res = res > 0 ? -EPROTO : res; /* data on an idle server: drop it */
@@ -515,8 +516,6 @@ void server_donate(struct server *s, int to_worker)
 	struct worker *w = s->c.w;
 	/* leave this worker's pool now; the cap reservation travels with it */
 	server_set_state(s, SERVER_DONATING);
-	list_del(&s->all);
-	s->pool->n_servers--;
 	s->donate_to = to_worker;
 	if (s->c.recv_armed) {
 		struct io_uring_sqe *sqe = worker_sqe(w);
@@ -524,13 +523,15 @@ void server_donate(struct server *s, int to_worker)
 		io_uring_sqe_set_data64(sqe, OP_NONE);
 		return; /* posted when the recv completes with -ECANCELED */
 	}
-	worker_post(w, &w->rt->workers[to_worker], MSG_SERVER, s, 0);
+	/* posted after this batch of completions, when nothing here can touch it */
+	list_add_tail(&w->outbox, &s->link);
 }
 
 void server_on_donate_sent(struct server *s, int res)
 {
 	if (res >= 0)
 		return; /* it belongs to the other worker now: do not touch it */
+	log_warn("cannot hand a server to worker %d: %s", s->donate_to, strerror(-res));
 	pool_adopt(s->c.w, s);
 }
 
