@@ -15,6 +15,7 @@ void auth_md5_response(const char *user, const char *password, const uint8_t sal
 
 #define AUTH_SCRAM_NONCE_LEN 24   /* raw bytes before base64 */
 #define AUTH_SCRAM_MAX_MSG   1024 /* longest SCRAM message PgCrab builds or accepts */
+#define AUTH_SCRAM_MAX_ITERATIONS 1000000 /* larger i= from a server is refused */
 
 enum auth_scram_state {
 	AUTH_SCRAM_INIT,          /* nothing sent yet */
@@ -31,20 +32,34 @@ struct auth_scram_client {
 	char client_first_bare[128];
 	uint8_t salted_password[32];
 	char auth_message[3 * AUTH_SCRAM_MAX_MSG];
+	size_t auth_message_len;
 };
 
 /* Starts an exchange. nonce may be NULL (random) or a fixed text (tests).
- * Returns 0, or -1 if the password is too long. */
+ * Returns 0, or -1 if the password is too long, the fixed nonce is not
+ * printable ASCII without ',' or too long, or random bytes are unavailable.
+ * The password is used as-is: no SASLprep (see auth.c).
+ * In all functions below, -1 ends the exchange: the state becomes
+ * AUTH_SCRAM_FAILED and the secrets in s are wiped. */
 int auth_scram_client_init(struct auth_scram_client *s, const char *password,
 			   const char *nonce) __attribute__((warn_unused_result));
 
-/* Writes client-first-message ("n,,n=,r=<nonce>") into out; returns its
- * length or -1 if cap is too small. Body of SASLInitialResponse. */
+/* Same, but sends user as the SCRAM name ("n=user,r=...", with ',' and '='
+ * escaped). Only for tests against RFC vectors: PostgreSQL ignores the name,
+ * and PgCrab sends an empty one like libpq. */
+int auth_scram_client_init_user(struct auth_scram_client *s, const char *user,
+				const char *password, const char *nonce)
+	__attribute__((warn_unused_result));
+
+/* Writes client-first-message ("n,,n=,r=<nonce>") into out, NUL-terminated;
+ * returns its length or -1 if cap is too small. Body of SASLInitialResponse. */
 int auth_scram_client_first(struct auth_scram_client *s, char *out, size_t cap)
 	__attribute__((warn_unused_result));
 
 /* Takes server-first-message (AuthenticationSASLContinue data, not NUL
- * terminated) and writes client-final-message into out. Returns its length,
+ * terminated) and writes client-final-message into out, NUL-terminated.
+ * Accepts exactly "r=<nonce>,s=<base64>,i=<1..AUTH_SCRAM_MAX_ITERATIONS>".
+ * Returns its length,
  * or -1 on a malformed, oversized or non-extending nonce, bad salt or
  * iteration count, or small cap. */
 int auth_scram_client_final(struct auth_scram_client *s, const char *server_first,
@@ -55,7 +70,8 @@ int auth_scram_client_final(struct auth_scram_client *s, const char *server_firs
 int auth_scram_client_verify(struct auth_scram_client *s, const char *server_final,
 			     size_t len) __attribute__((warn_unused_result));
 
-/* Constant-time comparison of two NUL-terminated secrets. */
+/* Comparison of two NUL-terminated secrets whose time depends only on their
+ * lengths, never on where they differ. NULL equals nothing. */
 bool auth_secret_equal(const char *a, const char *b);
 
 #endif
