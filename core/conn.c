@@ -37,16 +37,16 @@ int conn_arm_recv(struct conn *c)
 	if (c->rx_start == c->rx_end) {
 		c->scan_pos -= c->rx_start;
 		c->rx_start = c->rx_end = 0;
-	} else if (c->rx_end == CONN_RX_CAP) {
-		if (c->rx_start == 0)
-			return -1;
+	} else if (c->rx_start > 0) {
 		/* only compaction copies bytes, and only a partial message header or a
-		 * message that must be seen whole */
+		 * message that must be seen whole; never while a send reads rx */
 		memmove(c->rx, c->rx + c->rx_start, c->rx_end - c->rx_start);
 		c->rx_end -= c->rx_start;
 		c->scan_pos -= c->rx_start;
 		c->rx_start = 0;
 	}
+	if (c->rx_end == CONN_RX_CAP)
+		return -1;
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
 	io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_end, CONN_RX_CAP - c->rx_end, 0);
 	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_RECV));

@@ -166,9 +166,11 @@ void pool_adopt(struct worker *w, struct server *s)
 		server_close(s, "shutting down");
 		return;
 	}
-	list_add_tail(&p->servers, &s->all);
-	p->n_servers++;
+	server_set_state(s, SERVER_IDLE);
 	pool_release(s);
+	/* the donor cleared our starving mark; set it again if still short */
+	if (p->n_waiting > p->n_connecting)
+		pool_grow(p);
 }
 
 void pool_server_ready(struct server *s)

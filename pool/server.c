@@ -55,7 +55,13 @@ void server_set_state(struct server *s, enum server_state st)
 		list_add_head(&p->idle, &s->link);
 		p->n_idle++;
 	}
-	if ((st == SERVER_DONATING || st == SERVER_CLOSING) && old != SERVER_DONATING) {
+	/* a donated server belongs to no pool until it arrives (s->pool is then
+	 * already the new worker's pool) */
+	if (old == SERVER_DONATING) {
+		list_add_tail(&p->servers, &s->all);
+		p->n_servers++;
+	}
+	if (st == SERVER_DONATING || st == SERVER_CLOSING) {
 		list_del(&s->all);
 		p->n_servers--;
 	}

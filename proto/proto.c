@@ -39,8 +39,10 @@ int32_t proto_get_i32(struct proto_reader *r)
 
 const char *proto_get_cstr(struct proto_reader *r)
 {
-	if (r->err)
+	if (r->err || r->left == 0) {
+		r->err = true;
 		return NULL;
+	}
 	const uint8_t *nul = memchr(r->p, 0, r->left);
 	if (!nul) {
 		r->err = true;
