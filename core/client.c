@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "core/cancel.h"
 #include "core/conn.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -171,7 +172,7 @@ static void handle_startup(struct client *cl)
 			arm_or_fail(cl);
 		return;
 	case PROTO_STARTUP_CANCEL:
-		/* cancel is not forwarded yet: the request is accepted and dropped */
+		cancel_route(c->w, st.cancel_pid, st.cancel_key);
 		client_close_now(cl);
 		return;
 	case PROTO_STARTUP_V3:
@@ -256,7 +257,7 @@ static void handle_password(struct client *cl)
 		client_fail(cl, "FATAL", "3D000", "database \"%s\" does not exist", cl->missing_db);
 		return;
 	}
-	cl->key_pid = atomic_fetch_add(&c->w->rt->next_client_pid, 1);
+	cl->key_pid = cancel_new_pid(c->w);
 	if (RAND_bytes((unsigned char *)&cl->key_secret, sizeof(cl->key_secret)) != 1)
 		cl->key_secret = (int32_t)(c->id * 2654435761u);
 	struct param_blob *params = atomic_load(&cl->pool->shard->params);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/cancel.h"
 #include "core/client.h"
 #include "core/log.h"
 #include "pool/server.h"
@@ -124,8 +125,10 @@ void conn_on_send(struct conn *c, int res)
 	int err = res < 0 ? -res : 0;
 	if (c->kind == CONN_CLIENT)
 		client_on_sent(container_of_client(c), src, owner, err);
-	else
+	else if (c->kind == CONN_SERVER)
 		server_on_sent(container_of_server(c), src, owner, err);
+	else
+		cancel_on_sent(c, err);
 	if (owner)
 		conn_put(owner);
 }
@@ -160,6 +163,8 @@ void conn_put(struct conn *c)
 	c->rx = NULL;
 	if (c->kind == CONN_CLIENT)
 		client_free(container_of_client(c));
-	else
+	else if (c->kind == CONN_SERVER)
 		server_free(container_of_server(c));
+	else
+		cancel_free(c);
 }

@@ -83,10 +83,6 @@ static int build_runtime(struct runtime *rt, struct cfg *cfg, int n_workers)
 	rt->workers = calloc((size_t)n_workers, sizeof(*rt->workers));
 	if (!rt->shards || !rt->workers)
 		return -1;
-	uint32_t seed;
-	if (getentropy(&seed, sizeof(seed)) != 0)
-		seed = (uint32_t)getpid();
-	atomic_store(&rt->next_client_pid, (int32_t)(seed & 0x3fffffff) | 1);
 	for (int i = 0; i < cfg->n_shards; i++) {
 		struct shard *sh = &rt->shards[i];
 		sh->index = i;
@@ -101,6 +97,8 @@ static int build_runtime(struct runtime *rt, struct cfg *cfg, int n_workers)
 		struct worker *w = &rt->workers[i];
 		w->id = i;
 		w->rt = rt;
+		if (getentropy(&w->next_pid, sizeof(w->next_pid)) != 0)
+			w->next_pid = (uint32_t)getpid() * 7919u + (uint32_t)i;
 		w->pools = calloc((size_t)cfg->n_shards + 1, sizeof(*w->pools));
 		if (!w->pools)
 			return -1;

@@ -42,9 +42,14 @@ enum worker_msg {
 	MSG_SERVER = 2,     /* user_data >> 8 = struct server * donated to us */
 	MSG_WAKE = 3,       /* look at the shards' starving marks */
 	MSG_SHUTDOWN = 4,
+	MSG_CANCEL = 5,     /* user_data >> 32 = client pid, res = its secret key */
 };
 
-enum conn_kind { CONN_CLIENT, CONN_SERVER };
+enum conn_kind {
+	CONN_CLIENT,
+	CONN_SERVER,
+	CONN_CANCEL, /* a one-shot connection carrying a CancelRequest to a server */
+};
 
 /* What a connection's single in-flight send is sending. */
 enum send_src { SEND_NONE, SEND_TX, SEND_FORWARD };
@@ -179,6 +184,7 @@ struct worker {
 	bool done;               /* loop ends */
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
+	uint32_t next_pid;       /* BackendKeyData pids: (counter << 8) | worker id */
 	struct __kernel_timespec tick;
 	/* written by other threads: own cache line */
 	_Alignas(64) _Atomic int n_clients;
@@ -190,7 +196,6 @@ struct runtime {
 	int n_shards;
 	struct worker *workers;
 	int n_workers;
-	_Atomic int32_t next_client_pid;
 	_Atomic int workers_done;
 	pthread_barrier_t ready;  /* workers' rings are set up */
 };

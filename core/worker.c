@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/cancel.h"
 #include "core/client.h"
 #include "core/conn.h"
 #include "core/list.h"
@@ -118,6 +119,9 @@ static void on_msg(struct worker *w, enum worker_msg kind, void *ptr, int res)
 		for (int i = 0; i < w->rt->n_shards; i++)
 			pool_offer_idle(&w->pools[i]);
 		break;
+	case MSG_CANCEL:
+		cancel_deliver(w, (int32_t)(uint32_t)((uintptr_t)ptr >> 24), res);
+		break;
 	case MSG_SHUTDOWN:
 		if (!w->stopping) {
 			w->stopping = true;
@@ -159,7 +163,10 @@ static void dispatch(struct worker *w, uint64_t ud, int res)
 		conn_on_send(c, res);
 		break;
 	case OP_CONNECT:
-		server_on_connect(container_of_server(c), res);
+		if (c->kind == CONN_SERVER)
+			server_on_connect(container_of_server(c), res);
+		else
+			cancel_on_connect(c, res);
 		break;
 	case OP_CLOSE:
 		conn_on_close(c);

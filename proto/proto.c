@@ -364,3 +364,12 @@ void proto_build_terminate(struct proto_writer *w)
 	size_t m = proto_msg_begin(w, 'X');
 	proto_msg_end(w, m);
 }
+
+void proto_build_cancel(struct proto_writer *w, int32_t pid, int32_t key)
+{
+	size_t m = proto_msg_begin(w, 0);
+	proto_put_i32(w, PROTO_CODE_CANCEL);
+	proto_put_i32(w, pid);
+	proto_put_i32(w, key);
+	proto_msg_end(w, m);
+}

@@ -140,6 +140,7 @@ void proto_build_sasl_initial(struct proto_writer *w, const char *mechanism, con
 void proto_build_sasl_response(struct proto_writer *w, const void *data, size_t len);
 void proto_build_query(struct proto_writer *w, const char *sql);
 void proto_build_terminate(struct proto_writer *w);
+void proto_build_cancel(struct proto_writer *w, int32_t pid, int32_t key);
 
 /* Authentication request codes (AuthenticationXXX 'R' messages). */
 enum {

@@ -1,0 +1,93 @@
+#include "core/cancel.h"
+
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/conn.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "proto/proto.h"
+
+int32_t cancel_new_pid(struct worker *w)
+{
+	/* positive, unique per live client: 23 bits of counter, 8 of worker id */
+	uint32_t n = ++w->next_pid & 0x7fffff;
+	if (n == 0)
+		n = ++w->next_pid & 0x7fffff;
+	return (int32_t)((n << 8) | (uint32_t)w->id);
+}
+
+void cancel_route(struct worker *w, int32_t pid, int32_t key)
+{
+	int owner = pid & 0xff;
+	if (pid <= 0 || owner >= w->rt->n_workers)
+		return; /* forged: nothing to do, as PostgreSQL says nothing either */
+	if (owner == w->id) {
+		cancel_deliver(w, pid, key);
+		return;
+	}
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	uint64_t data = ((uint64_t)(uint32_t)pid << 32) | ((uint64_t)MSG_CANCEL << 3) | OP_MSG;
+	io_uring_prep_msg_ring(sqe, w->rt->workers[owner].ring_fd, (unsigned)key, data, 0);
+	io_uring_sqe_set_data64(sqe, OP_NONE);
+}
+
+static void open_cancel(struct worker *w, struct server *s)
+{
+	struct shard *sh = s->shard;
+	int fd = socket(sh->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct conn *c = fd >= 0 ? calloc(1, sizeof(*c)) : NULL;
+	if (!c) {
+		if (fd >= 0)
+			close(fd);
+		log_warn("shard %s: cannot open a cancel connection", sh->cfg->name);
+		return;
+	}
+	c->kind = CONN_CANCEL;
+	c->fd = fd;
+	c->w = w;
+	c->id = ++w->next_id;
+	struct proto_writer wr = proto_writer_init(c->tx, CONN_TX_CAP);
+	proto_build_cancel(&wr, s->be_pid, s->be_key);
+	c->tx_len = (uint32_t)wr.len;
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
+	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_CONNECT));
+	c->refs++;
+}
+
+void cancel_deliver(struct worker *w, int32_t pid, int32_t key)
+{
+	for (struct list *n = w->clients.next; n != &w->clients; n = n->next) {
+		struct client *cl = list_entry(n, struct client, link);
+		if (cl->key_pid != pid)
+			continue;
+		/* a wrong key, or a client between transactions, cancels nothing */
+		if (cl->key_secret == key && cl->state == CLIENT_ACTIVE && cl->server)
+			open_cancel(w, cl->server);
+		return;
+	}
+}
+
+void cancel_on_connect(struct conn *c, int res)
+{
+	if (res < 0) {
+		log_warn("cancel connection failed: %s", strerror(-res));
+		conn_close(c);
+		return;
+	}
+	conn_flush_tx(c);
+}
+
+void cancel_on_sent(struct conn *c, int err)
+{
+	/* the server closes after reading a CancelRequest; so do we */
+	conn_close(c);
+}
+
+void cancel_free(struct conn *c)
+{
+	free(c);
+}

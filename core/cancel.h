@@ -1,0 +1,21 @@
+/* CancelRequest: a client's BackendKeyData names the worker that owns it
+ * (low 8 bits of the pid), so a cancel arriving on any worker is posted to
+ * that worker, which forwards it to the server running the client's query
+ * over a one-shot connection with the server's own key. */
+#ifndef PGCRAB_CANCEL_H
+#define PGCRAB_CANCEL_H
+
+#include "core/types.h"
+
+/* A fresh BackendKeyData pid for a client of w. */
+int32_t cancel_new_pid(struct worker *w);
+/* A CancelRequest arrived on w: deliver here or post to the owning worker. */
+void cancel_route(struct worker *w, int32_t pid, int32_t key);
+/* On the owning worker: cancel what that client runs, if anything. */
+void cancel_deliver(struct worker *w, int32_t pid, int32_t key);
+
+void cancel_on_connect(struct conn *c, int res);
+void cancel_on_sent(struct conn *c, int err);
+void cancel_free(struct conn *c);
+
+#endif
