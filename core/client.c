@@ -14,6 +14,7 @@
 #include "core/conn.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "core/params.h"
 #include "pool/pool.h"
 #include "pool/server.h"
 #include "proto/proto.h"
@@ -111,6 +112,7 @@ void client_free(struct client *cl)
 	struct worker *w = cl->c.w;
 	list_del(&cl->wait);
 	list_del(&cl->link);
+	params_clear(&cl->want);
 	atomic_fetch_sub(&w->n_clients, 1);
 	free(cl);
 }
@@ -189,6 +191,13 @@ static void handle_startup(struct client *cl)
 		proto_build_negotiate_version(&wr, 0, n_unknown, unknown);
 
 	snprintf(cl->user, sizeof(cl->user), "%s", st.user);
+	for (int i = 0; i < st.n_params; i++) {
+		int id = params_index(st.names[i]);
+		if (id >= 0 && params_set(&cl->want, id, st.values[i]) != 0) {
+			client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
+	}
 	const struct cfg_shard *shard = find_shard(c->w, st.database, &cl->pool);
 	if (!shard)
 		snprintf(cl->missing_db, sizeof(cl->missing_db), "%s", st.database);
@@ -206,7 +215,21 @@ static void finish_login(struct client *cl, const struct param_blob *params)
 	uint8_t buf[CONN_TX_CAP];
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
 	proto_build_auth(&wr, PROTO_AUTH_OK, NULL, 0);
-	proto_put_bytes(&wr, params->data, params->len);
+	/* the shard's values, except those this client asked for itself */
+	struct proto_reader rd = proto_reader_init(params->data, params->len);
+	while (rd.left >= PROTO_HEADER_LEN) {
+		const uint8_t *msg = rd.p;
+		proto_get_u8(&rd);
+		uint32_t len = (uint32_t)proto_get_i32(&rd);
+		struct proto_reader body = proto_reader_init(rd.p, len - 4);
+		proto_get_bytes(&rd, len - 4);
+		const char *name = proto_get_cstr(&body);
+		int id = name ? params_index(name) : -1;
+		if (id >= 0 && cl->want.v[id])
+			proto_build_parameter_status(&wr, name, cl->want.v[id]);
+		else
+			proto_put_bytes(&wr, msg, len + 1);
+	}
 	proto_build_backend_key(&wr, cl->key_pid, cl->key_secret);
 	proto_build_ready(&wr, 'I');
 	client_set_state(cl, CLIENT_IDLE);
@@ -392,6 +415,11 @@ void client_on_server(struct client *cl, struct server *s)
 	s->client = cl;
 	server_set_state(s, SERVER_ACTIVE);
 	client_set_state(cl, CLIENT_ACTIVE);
+	if (server_sync_params(s) != 0) {
+		client_server_lost(cl, "cannot bring session parameters in line");
+		server_close(s, "parameter sync failed");
+		return;
+	}
 	client_pump(cl);
 	if (!cl->c.closing && cl->server == s)
 		server_pump(s);

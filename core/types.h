@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "config/cfg.h"
+#include "core/params.h"
 
 #define CONN_RX_CAP 32768 /* receive buffer per connection */
 #define CONN_TX_CAP 2048  /* PgCrab's own messages (login, errors, hidden queries) */
@@ -102,6 +103,7 @@ struct client {
 	int32_t key_pid, key_secret;
 	char user[64];
 	char missing_db[64]; /* dbname that names no shard, for the error after auth */
+	struct param_set want; /* session parameters this client expects */
 };
 
 enum server_state {
@@ -125,6 +127,8 @@ struct server {
 	struct shard *shard;
 	struct client *client;
 	int expect_ready;    /* ReadyForQuery messages still owed for what was sent */
+	int hidden_ready;    /* ...owed for PgCrab's own hidden queries, answered first */
+	struct param_set have; /* session parameters as set on this server */
 	bool unsynced;       /* extended-protocol messages sent since the last Sync */
 	char tx_status;      /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	int donate_to;       /* worker id while DONATING */

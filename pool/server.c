@@ -114,6 +114,7 @@ void server_free(struct server *s)
 		free(s->scram);
 	}
 	free(s->params);
+	params_clear(&s->have);
 	free(s);
 }
 
@@ -328,8 +329,38 @@ static void login_step(struct server *s)
 
 bool server_is_clean(const struct server *s)
 {
-	return s->expect_ready == 0 && !s->unsynced && s->tx_status == 'I'
+	return s->expect_ready == 0 && s->hidden_ready == 0 && !s->unsynced && s->tx_status == 'I'
 	       && !conn_send_busy(&s->c) && s->c.rx_start == s->c.rx_end && s->c.msg_left == 0;
+}
+
+/* A ParameterStatus report: the server now has this value, and so does the
+ * client it serves (its SET, or our hidden one on its behalf). */
+static void note_parameter(struct server *s, const uint8_t *body, uint32_t len)
+{
+	struct proto_reader r = proto_reader_init(body, len);
+	const char *name = proto_get_cstr(&r);
+	const char *value = proto_get_cstr(&r);
+	int id = name && value ? params_index(name) : -1;
+	if (id < 0)
+		return;
+	if (params_set(&s->have, id, value) != 0
+	    || (s->client && params_set(&s->client->want, id, value) != 0))
+		log_warn("out of memory tracking parameter %s", name);
+}
+
+int server_sync_params(struct server *s)
+{
+	char sql[2048];
+	uint8_t buf[CONN_TX_CAP];
+	int n = params_sync_sql(&s->client->want, &s->have, sql, sizeof(sql));
+	if (n <= 0)
+		return n;
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	proto_build_query(&wr, sql);
+	if (send_built(s, &wr) != 0)
+		return -1;
+	s->hidden_ready++;
+	return conn_arm_recv(&s->c);
 }
 
 /* Scans the server's replies. Stops before a fatal ErrorResponse (the
@@ -359,6 +390,27 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 		if (r == PROTO_ERR) {
 			rc = -1;
 			break;
+		}
+		if (s->hidden_ready > 0) {
+			/* replies to our hidden SETs come first: read whole, never forwarded */
+			if (total > CONN_RX_CAP || c->rx_start != pos) {
+				rc = -1;
+				break;
+			}
+			if (c->rx_end - pos < total)
+				break;
+			if (type == 'Z')
+				s->hidden_ready--;
+			else if (type == 'S')
+				note_parameter(s, c->rx + pos + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN);
+			pos += total;
+			c->rx_start = pos;
+			continue;
+		}
+		if (type == 'S' && total <= CONN_RX_CAP) {
+			if (c->rx_end - pos < total)
+				break;
+			note_parameter(s, c->rx + pos + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN);
 		}
 		if (type == 'Z' || (type == 'E' && total <= CONN_RX_CAP)) {
 			if (c->rx_end - pos < total)
@@ -450,12 +502,13 @@ void server_client_gone(struct server *s)
 		return;
 	bool session = s->c.w->rt->cfg->pool_mode == CFG_POOL_SESSION;
 	if (conn_send_busy(&s->c) || s->c.rx_start != s->c.rx_end || s->c.msg_left
-	    || s->expect_ready > 0 || s->unsynced) {
+	    || s->expect_ready > 0 || s->hidden_ready > 0 || s->unsynced) {
 		/* mid-request or mid-result: closing is the only safe cleanup */
 		server_close(s, "client left mid-request");
 	} else if (s->tx_status != 'I') {
 		server_reset(s, "ROLLBACK");
 	} else if (session) {
+		params_clear(&s->have); /* DISCARD ALL resets them all */
 		server_reset(s, "DISCARD ALL");
 	} else {
 		pool_release(s);
@@ -470,13 +523,13 @@ void server_on_sent(struct server *s, enum send_src src, struct conn *owner, int
 		server_fail(s, "send to server failed");
 		return;
 	}
-	if (src == SEND_FORWARD && s->client && &s->client->c == owner) {
-		struct client *cl = s->client;
-		/* the client may have more to send, or may be done with us */
-		client_on_sent_upstream(cl);
-	}
-	if (s->c.tx_len > 0)
+	if (s->c.tx_len > 0) {
 		conn_flush_tx(&s->c);
+		return;
+	}
+	/* the client may have more to send, or may be done with us */
+	if (s->client)
+		client_on_sent_upstream(s->client);
 }
 
 void server_on_recv(struct server *s, int res)

@@ -22,6 +22,9 @@ void server_on_recv(struct server *s, int res);
 void server_on_sent(struct server *s, enum send_src src, struct conn *owner, int err);
 void server_free(struct server *s);
 
+/* Before a client's first request on this server: a hidden SET/RESET for
+ * the session parameters that differ. 0 or -1 (close the server). */
+int server_sync_params(struct server *s);
 /* Forwards what the server sent to its client; called when the link is made
  * and after each send to the client completes. */
 void server_pump(struct server *s);
