@@ -123,6 +123,9 @@ static const struct key_def keys[] = {
 	  .max_ms = MAX_DURATION_MS },
 	{ PG(shutdown_timeout), T_DURATION, PG_OFF(shutdown_timeout_ms), .def = "30s",
 	  .max_ms = MAX_DURATION_MS },
+	{ PG(max_prepared_statements), T_INT, PG_OFF(max_prepared_statements), .def = "200",
+	  .min = 0, .max = 100000 },
+	{ PG(server_reset_query), T_STRING, PG_OFF(server_reset_query), .def = "DISCARD ALL" },
 	{ PG(log_level), T_ENUM, PG_OFF(log_level), .def = "info", .names = log_level_names },
 
 	{ SH(host), T_STRING, SH_OFF(host), .def = "127.0.0.1", .check = not_empty },

@@ -48,6 +48,8 @@ struct cfg {
 	uint64_t server_idle_timeout_ms;
 	uint64_t server_lifetime_ms;
 	uint64_t shutdown_timeout_ms;
+	int max_prepared_statements; /* per server connection; 0 = pass named statements through */
+	char *server_reset_query;    /* session mode, when a client leaves; "" = none */
 	struct cfg_shard *shards;
 	int n_shards;
 	struct cfg_user *users;

@@ -49,7 +49,9 @@ static void open_cancel(struct worker *w, struct server *s)
 	c->fd = fd;
 	c->w = w;
 	c->id = ++w->next_id;
-	struct proto_writer wr = proto_writer_init(c->tx, CONN_TX_CAP);
+	c->tx = c->tx_inline;
+	c->tx_cap = CONN_TX_CAP;
+	struct proto_writer wr = proto_writer_init(c->tx_inline, CONN_TX_CAP);
 	proto_build_cancel(&wr, s->be_pid, s->be_key);
 	c->tx_len = (uint32_t)wr.len;
 	struct io_uring_sqe *sqe = worker_sqe(w);

@@ -8,6 +8,7 @@
 #include "core/cancel.h"
 #include "core/client.h"
 #include "core/log.h"
+#include "proto/proto.h"
 #include "pool/server.h"
 
 struct io_uring_sqe *worker_sqe(struct worker *w)
@@ -27,6 +28,9 @@ void conn_init(struct conn *c, enum conn_kind kind, struct worker *w, int fd)
 	c->w = w;
 	c->refs = 0;
 	c->rx = malloc(CONN_RX_CAP);
+	c->rx_cap = CONN_RX_CAP;
+	c->tx = c->tx_inline;
+	c->tx_cap = CONN_TX_CAP;
 	c->id = ++w->next_id;
 	c->since_ms = w->now_ms;
 }
@@ -46,10 +50,19 @@ int conn_arm_recv(struct conn *c)
 		c->scan_pos -= c->rx_start;
 		c->rx_start = 0;
 	}
-	if (c->rx_end == CONN_RX_CAP)
+	if (c->rx_want > c->rx_cap) {
+		/* a message that must be seen whole is larger than the buffer */
+		uint8_t *p = realloc(c->rx, c->rx_want);
+		if (!p)
+			return -1;
+		c->rx = p;
+		c->rx_cap = c->rx_want;
+	}
+	c->rx_want = 0;
+	if (c->rx_end == c->rx_cap)
 		return -1;
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_end, CONN_RX_CAP - c->rx_end, 0);
+	io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_end, c->rx_cap - c->rx_end, 0);
 	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_RECV));
 	c->recv_armed = true;
 	c->refs++;
@@ -59,8 +72,19 @@ int conn_arm_recv(struct conn *c)
 int conn_queue(struct conn *c, const void *data, size_t len)
 {
 	/* appending behind a TX send in flight is safe: it only reads [0, send_end) */
-	if (CONN_TX_CAP - c->tx_len < len)
-		return -1;
+	if (c->tx_cap - c->tx_len < len) {
+		if (c->send_src == SEND_TX || c->tx_len + len > PROTO_MAX_MESSAGE)
+			return -1;
+		size_t cap = c->tx_len + len + CONN_TX_CAP;
+		uint8_t *p = malloc(cap);
+		if (!p)
+			return -1;
+		memcpy(p, c->tx, c->tx_len);
+		if (c->tx != c->tx_inline)
+			free(c->tx);
+		c->tx = p;
+		c->tx_cap = (uint32_t)cap;
+	}
 	memcpy(c->tx + c->tx_len, data, len);
 	c->tx_len += (uint32_t)len;
 	return 0;
@@ -161,6 +185,9 @@ void conn_put(struct conn *c)
 		return;
 	free(c->rx);
 	c->rx = NULL;
+	if (c->tx != c->tx_inline)
+		free(c->tx);
+	c->tx = c->tx_inline;
 	if (c->kind == CONN_CLIENT)
 		client_free(container_of_client(c));
 	else if (c->kind == CONN_SERVER)

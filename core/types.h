@@ -15,6 +15,8 @@
 
 #include "config/cfg.h"
 #include "core/params.h"
+#include "core/replies.h"
+#include "core/stmt.h"
 
 #define CONN_RX_CAP 32768 /* receive buffer per connection */
 #define CONN_TX_CAP 2048  /* PgCrab's own messages (login, errors, hidden queries) */
@@ -73,10 +75,13 @@ struct conn {
 	uint32_t send_end;        /* where the send ends: owner's rx offset, or tx offset */
 	uint8_t *rx;              /* [rx_start, rx_end) received, not yet consumed */
 	uint32_t rx_start, rx_end;
+	uint32_t rx_cap;          /* grows only for a message that must be seen whole */
+	uint32_t rx_want;         /* capacity the next recv needs (0: as is) */
 	uint32_t scan_pos;        /* bytes before this are scanned */
 	uint32_t msg_left;        /* body bytes of the current message beyond scan_pos */
-	uint32_t tx_len;
-	uint8_t tx[CONN_TX_CAP];
+	uint8_t *tx;              /* tx_inline, or a larger heap buffer */
+	uint32_t tx_len, tx_cap;
+	uint8_t tx_inline[CONN_TX_CAP];
 	uint64_t id;              /* for logs */
 	uint64_t since_ms;        /* when the current state began */
 };
@@ -104,6 +109,8 @@ struct client {
 	char user[64];
 	char missing_db[64]; /* dbname that names no shard, for the error after auth */
 	struct param_set want; /* session parameters this client expects */
+	struct stmt_names stmts; /* its named prepared statements */
+	bool dropping;    /* the current message is not forwarded (PgCrab answers it) */
 };
 
 enum server_state {
@@ -129,6 +136,9 @@ struct server {
 	int expect_ready;    /* ReadyForQuery messages still owed for what was sent */
 	int hidden_ready;    /* ...owed for PgCrab's own hidden queries, answered first */
 	struct param_set have; /* session parameters as set on this server */
+	struct stmt_set stmts;   /* statements prepared on this server */
+	struct replies replies;  /* what it owes, in order */
+	bool dropping;           /* the current reply is PgCrab's own: not forwarded */
 	bool unsynced;       /* extended-protocol messages sent since the last Sync */
 	char tx_status;      /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	int donate_to;       /* worker id while DONATING */

@@ -115,6 +115,8 @@ void server_free(struct server *s)
 	}
 	free(s->params);
 	params_clear(&s->have);
+	stmt_set_clear(&s->stmts);
+	replies_clear(&s->replies);
 	free(s);
 }
 
@@ -155,7 +157,7 @@ void server_on_connect(struct server *s, int res)
 		return;
 	}
 	const struct cfg_shard *cfg = s->shard->cfg;
-	struct proto_writer wr = proto_writer_init(s->c.tx, CONN_TX_CAP);
+	struct proto_writer wr = proto_writer_init(s->c.tx_inline, CONN_TX_CAP);
 	proto_build_startup(&wr, cfg->user, cfg->database, 0, NULL, NULL);
 	if (wr.overflow) {
 		server_close(s, "startup packet too large");
@@ -329,7 +331,7 @@ static void login_step(struct server *s)
 
 bool server_is_clean(const struct server *s)
 {
-	return s->expect_ready == 0 && s->hidden_ready == 0 && !s->unsynced && s->tx_status == 'I'
+	return s->expect_ready == 0 && s->hidden_ready == 0 && s->replies.count == 0 && !s->unsynced && s->tx_status == 'I'
 	       && !conn_send_busy(&s->c) && s->c.rx_start == s->c.rx_end && s->c.msg_left == 0;
 }
 
@@ -363,24 +365,66 @@ int server_sync_params(struct server *s)
 	return conn_arm_recv(&s->c);
 }
 
-/* Scans the server's replies. Stops before a fatal ErrorResponse (the
- * server is about to close: the client gets our 08006 instead) and before a
- * ReadyForQuery or ErrorResponse that is not yet whole. Returns 1 at a fatal
- * error (its text in fatal), -1 on a malformed frame, else 0. */
+/* A request PostgreSQL did not complete (it failed, or was skipped after a
+ * failure): a Parse it never prepared is forgotten by server and client. */
+static void forget_reply(struct server *s, struct reply *r, bool failed)
+{
+	if (failed && r->kind == RK_PARSE) {
+		if (r->st && !(r->flags & RF_SYNTH))
+			stmt_set_remove(&s->stmts, r->st);
+		if (r->name && s->client)
+			stmt_names_remove(&s->client->stmts, r->name);
+	}
+	stmt_unref(r->st);
+	free(r->name);
+}
+
+/* After an ErrorResponse PostgreSQL skips every message up to the next
+ * Sync: those requests end here, unanswered. */
+static void unwind_to_ready(struct server *s)
+{
+	struct reply *h, r;
+	while ((h = replies_head(&s->replies)) && h->kind != RK_READY) {
+		replies_pop(&s->replies, &r);
+		forget_reply(s, &r, true);
+	}
+}
+
+enum { SCAN_DONE = 0, SCAN_FATAL = 1, SCAN_SYNTH = 2, SCAN_BAD = -1 };
+
+/* Scans the server's replies, matching each to the request it answers.
+ * Stops before a fatal ErrorResponse (the server is about to close: the
+ * client gets our 08006 instead), before a message that must be seen whole
+ * and is not, before a reply to PgCrab's own message that must be dropped
+ * once what precedes it is forwarded, and where PgCrab owes the client a
+ * reply of its own. */
 static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 {
 	struct conn *c = &s->c;
 	uint32_t pos = c->scan_pos;
-	int rc = 0;
-	while (pos < c->rx_end) {
+	int rc = SCAN_DONE;
+	for (;;) {
 		if (c->msg_left) {
+			if (pos >= c->rx_end)
+				break;
 			uint32_t k = c->rx_end - pos;
 			if (k > c->msg_left)
 				k = c->msg_left;
 			pos += k;
 			c->msg_left -= k;
+			if (s->dropping)
+				c->rx_start = pos;
+			if (c->msg_left == 0)
+				s->dropping = false;
 			continue;
 		}
+		struct reply *h = replies_head(&s->replies);
+		if (h && (h->flags & RF_SYNTH) && s->hidden_ready == 0) {
+			rc = SCAN_SYNTH;
+			break;
+		}
+		if (pos >= c->rx_end)
+			break;
 		uint8_t type;
 		uint32_t total;
 		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type,
@@ -388,16 +432,17 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 		if (r == PROTO_AGAIN)
 			break;
 		if (r == PROTO_ERR) {
-			rc = -1;
+			rc = SCAN_BAD;
 			break;
 		}
+		bool whole = c->rx_end - pos >= total;
 		if (s->hidden_ready > 0) {
 			/* replies to our hidden SETs come first: read whole, never forwarded */
-			if (total > CONN_RX_CAP || c->rx_start != pos) {
-				rc = -1;
+			if (total > c->rx_cap || c->rx_start != pos) {
+				rc = SCAN_BAD;
 				break;
 			}
-			if (c->rx_end - pos < total)
+			if (!whole)
 				break;
 			if (type == 'Z')
 				s->hidden_ready--;
@@ -407,34 +452,87 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 			c->rx_start = pos;
 			continue;
 		}
-		if (type == 'S' && total <= CONN_RX_CAP) {
-			if (c->rx_end - pos < total)
-				break;
-			note_parameter(s, c->rx + pos + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN);
+		bool drop = false;
+		const uint8_t *body = c->rx + pos + PROTO_HEADER_LEN;
+		switch (type) {
+		case 'Z': {
+			if (!whole)
+				goto out;
+			struct reply done;
+			unwind_to_ready(s);
+			if (replies_head(&s->replies)) {
+				replies_pop(&s->replies, &done);
+				forget_reply(s, &done, false);
+			}
+			if (s->expect_ready > 0)
+				s->expect_ready--;
+			s->tx_status = (char)body[0];
+			break;
 		}
-		if (type == 'Z' || (type == 'E' && total <= CONN_RX_CAP)) {
-			if (c->rx_end - pos < total)
-				break; /* wait for the whole message */
-			const uint8_t *body = c->rx + pos + PROTO_HEADER_LEN;
-			if (type == 'Z') {
-				if (s->expect_ready > 0)
-					s->expect_ready--;
-				s->tx_status = (char)body[0];
-			} else {
+		case 'E':
+			if (total <= c->rx_cap) {
+				if (!whole)
+					goto out;
 				struct proto_error_fields f;
 				if (proto_parse_error(body, total - PROTO_HEADER_LEN, &f) == PROTO_OK
 				    && (strcmp(f.severity, "FATAL") == 0 || strcmp(f.severity, "PANIC") == 0)) {
 					snprintf(fatal, fatal_len, "%s (%s)", f.message, f.code);
-					rc = 1;
-					break;
+					rc = SCAN_FATAL;
+					goto out;
 				}
+			}
+			if (h && h->kind != RK_READY)
+				unwind_to_ready(s);
+			break;
+		case 'S':
+			if (total <= c->rx_cap) {
+				if (!whole)
+					goto out;
+				note_parameter(s, body, total - PROTO_HEADER_LEN);
+			}
+			break;
+		case 'N':
+		case 'A':
+			break;
+		default:
+			if (!h)
+				break;
+			if (h->flags & RF_HIDE) {
+				if (pos != c->rx_start)
+					goto out; /* forward what precedes it first */
+				drop = true;
+			}
+			if (replies_is_last(h->kind, type)) {
+				struct reply done;
+				replies_pop(&s->replies, &done);
+				forget_reply(s, &done, false);
 			}
 		}
 		pos += PROTO_HEADER_LEN;
 		c->msg_left = total - PROTO_HEADER_LEN;
+		if (drop) {
+			s->dropping = c->msg_left > 0;
+			c->rx_start = pos;
+		}
 	}
+out:
 	c->scan_pos = pos;
 	return rc;
+}
+
+/* Sends the client the replies PgCrab gives in place of the server. */
+static int answer_for_server(struct server *s, struct client *cl)
+{
+	struct reply *h, r;
+	while ((h = replies_head(&s->replies)) && (h->flags & RF_SYNTH)) {
+		uint8_t msg[5] = { h->kind == RK_PARSE ? '1' : '3', 0, 0, 0, 4 };
+		if (conn_queue(&cl->c, msg, sizeof(msg)) != 0)
+			return -1;
+		replies_pop(&s->replies, &r);
+		forget_reply(s, &r, false);
+	}
+	conn_flush_tx(&cl->c);
+	return 0;
 }
 
 void server_pump(struct server *s)
@@ -449,12 +547,16 @@ void server_pump(struct server *s)
 		conn_forward(&cl->c, c, c->scan_pos);
 		return; /* the rest when the client's send completes */
 	}
-	if (rc == 1) {
+	switch (rc) {
+	case SCAN_SYNTH:
+		if (answer_for_server(s, cl) != 0)
+			server_fail(s, "out of memory");
+		return; /* scanning goes on when that send completes */
+	case SCAN_FATAL:
 		server_fail(s, fatal);
 		return;
-	}
-	if (rc == -1) {
-		server_fail(s, "invalid message length from server");
+	case SCAN_BAD:
+		server_fail(s, "invalid message from server");
 		return;
 	}
 	if (conn_arm_recv(c) != 0)
@@ -466,10 +568,15 @@ static void reset_step(struct server *s)
 {
 	struct conn *c = &s->c;
 	char fatal[300];
-	int rc = scan_replies(s, fatal, sizeof(fatal));
-	c->rx_start = c->scan_pos;
-	if (rc != 0) {
-		server_close(s, rc == 1 ? fatal : "invalid message length from server");
+	int rc;
+	uint32_t before;
+	do { /* nothing is forwarded: everything scanned is consumed */
+		before = c->scan_pos;
+		rc = scan_replies(s, fatal, sizeof(fatal));
+		c->rx_start = c->scan_pos;
+	} while (rc == SCAN_DONE && c->scan_pos != before);
+	if (rc == SCAN_FATAL || rc == SCAN_BAD) {
+		server_close(s, rc == SCAN_FATAL ? fatal : "invalid message from server");
 		return;
 	}
 	if (s->expect_ready == 0 && c->msg_left == 0 && c->rx_start == c->rx_end) {
@@ -492,6 +599,10 @@ static void server_reset(struct server *s, const char *sql)
 	server_set_state(s, SERVER_RESET);
 	s->expect_ready = 1;
 	s->unsynced = false;
+	if (replies_push(&s->replies, RK_READY, RF_HIDE, NULL, NULL) != 0) {
+		server_close(s, "out of memory");
+		return;
+	}
 	if (send_built(s, &wr) != 0 || conn_arm_recv(&s->c) != 0)
 		server_close(s, "cannot send reset query");
 }
@@ -502,14 +613,19 @@ void server_client_gone(struct server *s)
 		return;
 	bool session = s->c.w->rt->cfg->pool_mode == CFG_POOL_SESSION;
 	if (conn_send_busy(&s->c) || s->c.rx_start != s->c.rx_end || s->c.msg_left
-	    || s->expect_ready > 0 || s->hidden_ready > 0 || s->unsynced) {
+	    || s->expect_ready > 0 || s->hidden_ready > 0 || s->replies.count || s->unsynced) {
 		/* mid-request or mid-result: closing is the only safe cleanup */
 		server_close(s, "client left mid-request");
 	} else if (s->tx_status != 'I') {
 		server_reset(s, "ROLLBACK");
 	} else if (session) {
 		params_clear(&s->have); /* DISCARD ALL resets them all */
-		server_reset(s, "DISCARD ALL");
+		stmt_set_clear(&s->stmts);
+		const char *sql = s->c.w->rt->cfg->server_reset_query;
+		if (sql && sql[0])
+			server_reset(s, sql);
+		else
+			pool_release(s);
 	} else {
 		pool_release(s);
 	}
