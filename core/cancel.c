@@ -49,6 +49,7 @@ static void open_cancel(struct worker *w, struct server *s)
 	c->fd = fd;
 	c->w = w;
 	c->id = ++w->next_id;
+	w->live++;
 	c->tx = c->tx_inline;
 	c->tx_cap = CONN_TX_CAP;
 	struct proto_writer wr = proto_writer_init(c->tx_inline, CONN_TX_CAP);

@@ -33,6 +33,7 @@ void conn_init(struct conn *c, enum conn_kind kind, struct worker *w, int fd)
 	c->tx_cap = CONN_TX_CAP;
 	c->id = ++w->next_id;
 	c->since_ms = w->now_ms;
+	w->live++;
 }
 
 int conn_arm_recv(struct conn *c)
@@ -183,6 +184,7 @@ void conn_put(struct conn *c)
 {
 	if (--c->refs > 0 || !c->closing || c->fd != -1)
 		return;
+	c->w->live--;
 	free(c->rx);
 	c->rx = NULL;
 	if (c->tx != c->tx_inline)

@@ -195,7 +195,8 @@ struct worker {
 	struct list outbox;      /* servers to post to other workers after this batch */
 	uint64_t now_ms;
 	bool stopping;           /* shutdown requested */
-	bool done;               /* loop ends */
+	bool done;               /* shutdown finished: the loop ends once live is 0 */
+	int live;                /* connections not yet freed */
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
 	uint32_t next_pid;       /* BackendKeyData pids: (counter << 8) | worker id */
@@ -211,6 +212,7 @@ struct runtime {
 	struct worker *workers;
 	int n_workers;
 	_Atomic int workers_done;
+	_Atomic int servers_in_transit; /* posted to a worker, not yet adopted */
 	pthread_barrier_t ready;  /* workers' rings are set up */
 };
 

@@ -139,9 +139,9 @@ static void dispatch(struct worker *w, uint64_t ud, int res)
 	case OP_NONE:
 		return;
 	case OP_TICK:
-		worker_tick(w);
 		if (!w->done)
-			arm_tick(w);
+			worker_tick(w);
+		arm_tick(w);
 		return;
 	case OP_MSG:
 		on_msg(w, (enum worker_msg)((ud >> 3) & 31), (void *)(uintptr_t)(ud >> 8), res);
@@ -188,6 +188,8 @@ static void flush_outbox(struct worker *w)
 			server_close(s, "busy when donated");
 			continue;
 		}
+		w->live--; /* counted by the worker that adopts it */
+		atomic_fetch_add(&w->rt->servers_in_transit, 1);
 		worker_post(w, &w->rt->workers[s->donate_to], MSG_SERVER, s, 0);
 	}
 }
@@ -215,7 +217,17 @@ void *worker_main(void *arg)
 	pthread_barrier_wait(&rt->ready);
 
 	struct { uint64_t ud; int res; } batch[BATCH];
-	while (!w->done) {
+	/* after shutdown, wait (briefly) for the closes in flight so every
+	 * connection is freed */
+	uint64_t drain_until = 0;
+	for (;;) {
+		if (w->done) {
+			if (!drain_until)
+				drain_until = w->now_ms + 2000;
+			if ((w->live == 0 && atomic_load(&rt->servers_in_transit) == 0)
+			    || w->now_ms >= drain_until)
+				break;
+		}
 		r = io_uring_submit_and_wait(&w->ring, 1);
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
 			log_error("worker %d: io_uring_submit_and_wait: %s", w->id, strerror(-r));

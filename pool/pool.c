@@ -159,6 +159,8 @@ void pool_release(struct server *s)
 void pool_adopt(struct worker *w, struct server *s)
 {
 	struct pool *p = &w->pools[s->shard->index];
+	atomic_fetch_sub(&w->rt->servers_in_transit, 1);
+	w->live++;
 	s->c.w = w;
 	s->pool = p;
 	list_init(&s->link);

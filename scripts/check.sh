@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make check: every unit test binary, then the integration suite; ends with
+# one line "N passed, N failed" over both.
+set -u
+cd "$(dirname "$0")/.."
+: "${UNIT_DIR:?}" "${PGCRAB_BIN:?}"
+passed=0
+failed=0
+
+for t in "$UNIT_DIR"/test_*; do
+	[[ -x "$t" ]] || continue
+	out=$("$t" 2>&1)
+	rc=$?
+	echo "$out"
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$out" | tail -1)
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' <<<"$out" | tail -1)
+	p=${p:-0}
+	f=${f:-0}
+	if [[ $rc -ne 0 && $f -eq 0 ]]; then
+		echo "$(basename "$t") crashed or failed (exit $rc)"
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+done
+echo "unit: $passed passed, $failed failed"
+
+it=$(mktemp)
+PGCRAB_BIN=$PGCRAB_BIN tests/integration/run.sh 2>&1 | tee "$it"
+line=$(grep '^integration: ' "$it" | tail -1)
+rm -f "$it"
+ip=$(sed -n 's/^integration: \([0-9]*\) passed.*/\1/p' <<<"$line")
+if_=$(sed -n 's/^integration: [0-9]* passed, \([0-9]*\) failed.*/\1/p' <<<"$line")
+[[ -z "$ip" ]] && { ip=0; if_=1; }
+passed=$((passed + ip))
+failed=$((failed + if_))
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

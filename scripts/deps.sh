@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages PgCrab needs to build and test, only those
+# that are missing. Quiet when everything is there.
+set -euo pipefail
+
+packages=(gcc make pkg-config liburing-dev libinih-dev libpg-query-dev libcmocka-dev
+	libssl-dev libsystemd-dev postgresql-15 postgresql-client-15 python3 procps)
+
+missing=()
+for p in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "installing: ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+	sudo=()
+elif command -v sudo >/dev/null; then
+	sudo=(sudo)
+else
+	echo "deps: missing packages; run as root: apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
