@@ -15,6 +15,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/params.h"
+#include "core/prepared.h"
 #include "pool/pool.h"
 #include "pool/server.h"
 #include "proto/proto.h"
@@ -301,240 +302,6 @@ enum {
 	REQ_OOM = -3,
 };
 
-enum ext_result {
-	EXT_OK,       /* consume (and forward, unless *drop) */
-	EXT_WAIT,     /* not now: more bytes, or forward what precedes first */
-	EXT_INJECTED, /* not consumed yet: hidden messages queued to the server first */
-	EXT_REPLACED, /* consumed and dropped: hidden messages replace it */
-	EXT_OOM,
-	EXT_BAD,
-};
-
-static bool named_statements(const struct client *cl)
-{
-	const struct cfg *cfg = cl->c.w->rt->cfg;
-	return cfg->pool_mode == CFG_POOL_TRANSACTION && cfg->max_prepared_statements > 0;
-}
-
-static enum ext_result need_more(struct conn *c, uint32_t bytes)
-{
-	if (bytes > c->rx_cap)
-		c->rx_want = bytes; /* the next recv grows the buffer */
-	return EXT_WAIT;
-}
-
-/* Replaces the name at rx[off] (old_len bytes and a NUL) in the message at
- * rx[pos] with name, moving what follows and fixing the length field. */
-static int rewrite_name(struct conn *c, uint32_t pos, uint32_t off, size_t old_len,
-			const char *name, uint32_t *total)
-{
-	size_t new_len = strlen(name);
-	uint32_t tail = off + (uint32_t)old_len + 1;
-	if (new_len > old_len && c->rx_end + (new_len - old_len) > c->rx_cap) {
-		uint32_t cap = c->rx_end + (uint32_t)(new_len - old_len) + 4096;
-		uint8_t *p = realloc(c->rx, cap);
-		if (!p)
-			return -1;
-		c->rx = p;
-		c->rx_cap = cap;
-	}
-	memmove(c->rx + off + new_len + 1, c->rx + tail, c->rx_end - tail);
-	memcpy(c->rx + off, name, new_len + 1);
-	c->rx_end = c->rx_end + (uint32_t)new_len - (uint32_t)old_len;
-	*total = *total + (uint32_t)new_len - (uint32_t)old_len;
-	uint32_t len = *total - 1;
-	c->rx[pos + 1] = (uint8_t)(len >> 24);
-	c->rx[pos + 2] = (uint8_t)(len >> 16);
-	c->rx[pos + 3] = (uint8_t)(len >> 8);
-	c->rx[pos + 4] = (uint8_t)len;
-	return 0;
-}
-
-/* Queues a hidden Parse of st on the server (closing the least recently
- * used statement first when the server holds max_prepared_statements). */
-static int inject_parse(struct client *cl, struct server *s, struct stmt *st)
-{
-	int max = cl->c.w->rt->cfg->max_prepared_statements;
-	uint8_t buf[64];
-	struct proto_writer wr;
-	if (s->stmts.n >= max) {
-		struct stmt *old = stmt_set_evict(&s->stmts);
-		wr = proto_writer_init(buf, sizeof(buf));
-		size_t m = proto_msg_begin(&wr, 'C');
-		proto_put_u8(&wr, 'S');
-		proto_put_cstr(&wr, old->name);
-		proto_msg_end(&wr, m);
-		stmt_unref(old);
-		if (conn_queue(&s->c, wr.p, wr.len) != 0
-		    || replies_push(&s->replies, RK_CLOSE, RF_HIDE, NULL, NULL) != 0)
-			return -1;
-	}
-	wr = proto_writer_init(buf, sizeof(buf));
-	proto_put_u8(&wr, 'P');
-	proto_put_i32(&wr, (int32_t)(4 + strlen(st->name) + 1 + st->len));
-	proto_put_cstr(&wr, st->name);
-	if (conn_queue(&s->c, wr.p, wr.len) != 0 || conn_queue(&s->c, st->body, st->len) != 0
-	    || stmt_set_add(&s->stmts, st) != 0)
-		return -1;
-	stmt_ref(st);
-	if (replies_push(&s->replies, RK_PARSE, RF_HIDE, st, NULL) != 0) {
-		stmt_unref(st);
-		return -1;
-	}
-	return 0;
-}
-
-/* A Parse reusing a name the client already has: PostgreSQL answers 42P05
- * and skips to Sync. The server is made to raise exactly that, so the
- * implicit transaction fails as it would without PgCrab. */
-static int inject_duplicate_error(struct client *cl, struct server *s, const char *name)
-{
-	char quoted[300], sql[512];
-	size_t q = 0;
-	for (const char *p = name; *p && q < sizeof(quoted) - 3; p++) {
-		if (*p == '\'')
-			quoted[q++] = '\'';
-		quoted[q++] = *p;
-	}
-	quoted[q] = '\0';
-	if (strstr(name, "$pgcrab$"))
-		snprintf(quoted, sizeof(quoted), "?");
-	snprintf(sql, sizeof(sql),
-		 "DO $pgcrab$BEGIN RAISE EXCEPTION USING ERRCODE = '42P05', MESSAGE = "
-		 "'prepared statement \"%s\" already exists'; END$pgcrab$",
-		 quoted);
-	uint8_t buf[700];
-	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-	size_t m = proto_msg_begin(&wr, 'P');
-	proto_put_u8(&wr, 0);
-	proto_put_cstr(&wr, sql);
-	proto_put_u8(&wr, 0);
-	proto_put_u8(&wr, 0);
-	proto_msg_end(&wr, m);
-	m = proto_msg_begin(&wr, 'B');
-	proto_put_bytes(&wr, "\0\0\0\0\0\0\0\0", 8); /* portal, statement, 3 empty counts */
-	proto_msg_end(&wr, m);
-	m = proto_msg_begin(&wr, 'E');
-	proto_put_u8(&wr, 0);
-	proto_put_i32(&wr, 0);
-	proto_msg_end(&wr, m);
-	if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0
-	    || replies_push(&s->replies, RK_PARSE, RF_HIDE, NULL, NULL) != 0
-	    || replies_push(&s->replies, RK_BIND, RF_HIDE, NULL, NULL) != 0
-	    || replies_push(&s->replies, RK_EXECUTE, 0, NULL, NULL) != 0)
-		return -1;
-	return 0;
-}
-
-/* Parse, Bind, Describe and Close: named statements are renamed to the
- * server's names, prepared where missing, and answered by PgCrab where the
- * server must not see them. */
-static enum ext_result extended(struct client *cl, struct server *s, uint8_t type, uint32_t pos,
-				uint32_t *total, bool *drop)
-{
-	struct conn *c = &cl->c;
-	uint32_t have = c->rx_end - pos < *total ? c->rx_end - pos : *total;
-	struct proto_reader r = proto_reader_init(c->rx + pos + PROTO_HEADER_LEN, have - PROTO_HEADER_LEN);
-	uint8_t what = 0;
-	if (type == 'D' || type == 'C')
-		what = proto_get_u8(&r);
-	if (type == 'B')
-		proto_get_cstr(&r); /* portal */
-	uint32_t name_off = pos + PROTO_HEADER_LEN + (have - PROTO_HEADER_LEN - (uint32_t)r.left);
-	const char *name = proto_get_cstr(&r);
-	if (!name) {
-		if (have == *total)
-			return EXT_BAD;
-		if (have > 4096 && type != 'P')
-			return EXT_BAD; /* names are short; this is not a name */
-		return need_more(c, type == 'P' ? *total : 4096);
-	}
-	uint8_t kind = type == 'P' ? RK_PARSE : type == 'B' ? RK_BIND : type == 'C' ? RK_CLOSE
-		     : what == 'S' ? RK_DESCRIBE_S : RK_DESCRIBE_P;
-	bool names_statement = type == 'P' || type == 'B' || what == 'S';
-	if (!named_statements(cl) || !names_statement || name[0] == '\0')
-		return replies_push(&s->replies, kind, 0, NULL, NULL) == 0 ? EXT_OK : EXT_OOM;
-
-	size_t name_len = strlen(name);
-	switch (type) {
-	case 'P': {
-		if (have < *total)
-			return need_more(c, *total);
-		if (stmt_names_find(&cl->stmts, name)) {
-			if (pos != c->rx_start)
-				return EXT_WAIT;
-			*drop = true;
-			return inject_duplicate_error(cl, s, name) == 0 ? EXT_REPLACED : EXT_OOM;
-		}
-		uint32_t body_off = name_off + (uint32_t)name_len + 1;
-		struct stmt *st = stmt_new(c->rx + body_off, pos + *total - body_off);
-		if (!st)
-			return EXT_OOM;
-		bool on_server = stmt_set_has(&s->stmts, st);
-		int max = c->w->rt->cfg->max_prepared_statements;
-		if ((on_server || s->stmts.n >= max) && pos != c->rx_start) {
-			stmt_unref(st);
-			return EXT_WAIT;
-		}
-		if (!on_server && s->stmts.n >= max) {
-			/* make room first; this Parse is looked at again after */
-			struct stmt *old = stmt_set_evict(&s->stmts);
-			uint8_t buf[64];
-			struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-			size_t m = proto_msg_begin(&wr, 'C');
-			proto_put_u8(&wr, 'S');
-			proto_put_cstr(&wr, old->name);
-			proto_msg_end(&wr, m);
-			stmt_unref(old);
-			stmt_unref(st);
-			if (conn_queue(&s->c, wr.p, wr.len) != 0
-			    || replies_push(&s->replies, RK_CLOSE, RF_HIDE, NULL, NULL) != 0)
-				return EXT_OOM;
-			return EXT_INJECTED;
-		}
-		char *client_name = strdup(name);
-		if (!client_name || stmt_names_add(&cl->stmts, name, st) != 0) {
-			free(client_name);
-			stmt_unref(st);
-			return EXT_OOM;
-		}
-		if (on_server) {
-			*drop = true;
-			stmt_unref(st);
-			return replies_push(&s->replies, RK_PARSE, RF_SYNTH, NULL, client_name) == 0 ? EXT_OK
-													 : EXT_OOM;
-		}
-		if (stmt_set_add(&s->stmts, st) != 0
-		    || rewrite_name(c, pos, name_off, name_len, st->name, total) != 0
-		    || replies_push(&s->replies, RK_PARSE, 0, st, client_name) != 0) {
-			stmt_unref(st);
-			return EXT_OOM;
-		}
-		return EXT_OK; /* the entry keeps the reference from stmt_new */
-	}
-	case 'B':
-	case 'D': {
-		struct stmt *st = stmt_names_find(&cl->stmts, name);
-		if (!st) /* unknown: the server answers 26000 in PostgreSQL's own words */
-			return replies_push(&s->replies, kind, 0, NULL, NULL) == 0 ? EXT_OK : EXT_OOM;
-		if (!stmt_set_has(&s->stmts, st)) {
-			if (pos != c->rx_start)
-				return EXT_WAIT;
-			return inject_parse(cl, s, st) == 0 ? EXT_INJECTED : EXT_OOM;
-		}
-		if (rewrite_name(c, pos, name_off, name_len, st->name, total) != 0)
-			return EXT_OOM;
-		return replies_push(&s->replies, kind, 0, NULL, NULL) == 0 ? EXT_OK : EXT_OOM;
-	}
-	default: /* Close of a named statement: the server keeps it for others */
-		if (pos != c->rx_start)
-			return EXT_WAIT;
-		stmt_names_remove(&cl->stmts, name);
-		*drop = true;
-		return replies_push(&s->replies, RK_CLOSE, RF_SYNTH, NULL, NULL) == 0 ? EXT_OK : EXT_OOM;
-	}
-}
-
 /* Scans newly received client bytes up to the next message header that is
  * not complete, recording what the server will owe for each message. Stops
  * before Terminate, and where PgCrab must send its own messages first. */
@@ -545,15 +312,7 @@ static int scan_requests(struct client *cl, struct server *s)
 	int rc = REQ_OK;
 	while (pos < c->rx_end) {
 		if (c->msg_left) {
-			uint32_t k = c->rx_end - pos;
-			if (k > c->msg_left)
-				k = c->msg_left;
-			pos += k;
-			c->msg_left -= k;
-			if (cl->dropping)
-				c->rx_start = pos;
-			if (c->msg_left == 0)
-				cl->dropping = false;
+			pos = conn_skip_body(c, pos);
 			continue;
 		}
 		if (rc == REQ_INJECTED)
@@ -591,13 +350,13 @@ static int scan_requests(struct client *cl, struct server *s)
 			break;
 		case 'P': case 'B': case 'D': case 'C':
 			s->unsynced = true;
-			switch (extended(cl, s, type, pos, &total, &drop)) {
-			case EXT_OK: break;
-			case EXT_REPLACED: rc = REQ_INJECTED; break;
-			case EXT_INJECTED: rc = REQ_INJECTED; goto out;
-			case EXT_WAIT: goto out;
-			case EXT_OOM: rc = REQ_OOM; goto out;
-			case EXT_BAD: rc = REQ_BAD_LEN; goto out;
+			switch (prepared_request(cl, s, type, pos, &total, &drop)) {
+			case PREP_OK: break;
+			case PREP_REPLACED: rc = REQ_INJECTED; break;
+			case PREP_INJECTED: rc = REQ_INJECTED; goto out;
+			case PREP_WAIT: goto out;
+			case PREP_OOM: rc = REQ_OOM; goto out;
+			case PREP_BAD: rc = REQ_BAD_LEN; goto out;
 			}
 			break;
 		case 'X':
@@ -617,7 +376,7 @@ static int scan_requests(struct client *cl, struct server *s)
 		pos += PROTO_HEADER_LEN;
 		c->msg_left = total - PROTO_HEADER_LEN;
 		if (drop) {
-			cl->dropping = c->msg_left > 0;
+			c->dropping = c->msg_left > 0;
 			c->rx_start = pos;
 		}
 	}
@@ -668,71 +427,6 @@ static void client_pump(struct client *cl)
 
 static void client_request(struct client *cl);
 
-/* Between transactions, a request that only prepares named statements
- * (Parse... Sync, as pgbench -M prepared and PQprepare send) is answered
- * without a server: a client that blocks on it while another client of the
- * same thread holds the last server would otherwise wait forever. The query
- * is checked by the server where it is first used. Returns false when the
- * request needs a server. */
-static bool prepare_locally(struct client *cl)
-{
-	struct conn *c = &cl->c;
-	uint32_t pos = c->rx_start;
-	bool any = false;
-	int n_parse = 0;
-	for (;;) {
-		uint8_t type;
-		uint32_t total;
-		if (proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type, &total) != PROTO_OK
-		    || c->rx_end - pos < total)
-			return false;
-		if (type == 'S' && any)
-			break;
-		if (type != 'P' || c->rx[pos + PROTO_HEADER_LEN] == '\0' || ++n_parse > 500)
-			return false;
-		any = true;
-		pos += total;
-	}
-	uint8_t buf[4096]; /* 500 ParseCompletes, an error and ReadyForQuery */
-	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-	bool failed = false;
-	while (c->rx[c->rx_start] == 'P') {
-		uint32_t total = proto_be32(c->rx + c->rx_start + 1) + 1;
-		const char *name = (const char *)c->rx + c->rx_start + PROTO_HEADER_LEN;
-		size_t name_len = strnlen(name, total - PROTO_HEADER_LEN);
-		const uint8_t *body = (const uint8_t *)name + name_len + 1;
-		uint32_t body_len = total - PROTO_HEADER_LEN - (uint32_t)name_len - 1;
-		if (name_len == total - PROTO_HEADER_LEN) {
-			client_fail(cl, "FATAL", "08P01", "invalid Parse message");
-			return true;
-		}
-		if (!failed && stmt_names_find(&cl->stmts, name)) {
-			char msg[200];
-			snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" already exists", name);
-			proto_build_error(&wr, "ERROR", "42P05", msg);
-			failed = true; /* PostgreSQL skips the rest up to Sync */
-		} else if (!failed) {
-			struct stmt *st = stmt_new(body, body_len);
-			if (!st || stmt_names_add(&cl->stmts, name, st) != 0) {
-				stmt_unref(st);
-				client_fail(cl, "FATAL", "53200", "out of memory");
-				return true;
-			}
-			stmt_unref(st);
-			size_t m = proto_msg_begin(&wr, '1');
-			proto_msg_end(&wr, m);
-		}
-		c->rx_start += total;
-	}
-	c->rx_start += PROTO_HEADER_LEN; /* the Sync */
-	c->scan_pos = c->rx_start;
-	proto_build_ready(&wr, 'I');
-	queue_or_close(cl, &wr);
-	if (!c->closing)
-		client_request(cl);
-	return true;
-}
-
 /* Idle: the client sent something; a Terminate ends it, anything else needs
  * a server. */
 static void client_request(struct client *cl)
@@ -750,8 +444,25 @@ static void client_request(struct client *cl)
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}
-	if (named_statements(cl) && prepare_locally(cl))
-		return;
+	if (prepared_enabled(cl)) {
+		uint8_t buf[4096];
+		struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+		switch (prepared_answer_locally(cl, &wr)) {
+		case PREP_LOCAL_NO:
+			break;
+		case PREP_LOCAL_DONE:
+			queue_or_close(cl, &wr);
+			if (!c->closing)
+				client_request(cl); /* whatever follows it */
+			return;
+		case PREP_LOCAL_BAD:
+			client_fail(cl, "FATAL", "08P01", "invalid Parse message");
+			return;
+		default:
+			client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
+	}
 	client_set_state(cl, CLIENT_WAITING);
 	pool_acquire(cl->pool, cl);
 }

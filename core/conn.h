@@ -26,6 +26,22 @@ void conn_flush_tx(struct conn *c);
 /* Sends from->rx[from->rx_start, end) on to's socket without copying. */
 void conn_forward(struct conn *to, struct conn *from, uint32_t end);
 bool conn_send_busy(const struct conn *c);
+/* Passes over the body of the message being scanned from pos (dropping it
+ * from rx when c->dropping); returns the new scan position. */
+static inline uint32_t conn_skip_body(struct conn *c, uint32_t pos)
+{
+	uint32_t k = c->rx_end - pos;
+	if (k > c->msg_left)
+		k = c->msg_left;
+	pos += k;
+	c->msg_left -= k;
+	if (c->dropping)
+		c->rx_start = pos;
+	if (c->msg_left == 0)
+		c->dropping = false;
+	return pos;
+}
+
 /* Starts closing: cancels pending operations and closes the fd. */
 void conn_close(struct conn *c);
 /* Drops one reference; frees the connection once it is closing and unreferenced. */

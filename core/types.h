@@ -79,6 +79,7 @@ struct conn {
 	uint32_t rx_want;         /* capacity the next recv needs (0: as is) */
 	uint32_t scan_pos;        /* bytes before this are scanned */
 	uint32_t msg_left;        /* body bytes of the current message beyond scan_pos */
+	bool dropping;            /* ...and they are not forwarded: PgCrab answers it */
 	uint8_t *tx;              /* tx_inline, or a larger heap buffer */
 	uint32_t tx_len, tx_cap;
 	uint8_t tx_inline[CONN_TX_CAP];
@@ -110,7 +111,6 @@ struct client {
 	char missing_db[64]; /* dbname that names no shard, for the error after auth */
 	struct param_set want; /* session parameters this client expects */
 	struct stmt_names stmts; /* its named prepared statements */
-	bool dropping;    /* the current message is not forwarded (PgCrab answers it) */
 };
 
 enum server_state {
@@ -138,7 +138,6 @@ struct server {
 	struct param_set have; /* session parameters as set on this server */
 	struct stmt_set stmts;   /* statements prepared on this server */
 	struct replies replies;  /* what it owes, in order */
-	bool dropping;           /* the current reply is PgCrab's own: not forwarded */
 	bool unsynced;       /* extended-protocol messages sent since the last Sync */
 	char tx_status;      /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	int donate_to;       /* worker id while DONATING */

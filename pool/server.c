@@ -407,15 +407,7 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 		if (c->msg_left) {
 			if (pos >= c->rx_end)
 				break;
-			uint32_t k = c->rx_end - pos;
-			if (k > c->msg_left)
-				k = c->msg_left;
-			pos += k;
-			c->msg_left -= k;
-			if (s->dropping)
-				c->rx_start = pos;
-			if (c->msg_left == 0)
-				s->dropping = false;
+			pos = conn_skip_body(c, pos);
 			continue;
 		}
 		struct reply *h = replies_head(&s->replies);
@@ -511,7 +503,7 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 		pos += PROTO_HEADER_LEN;
 		c->msg_left = total - PROTO_HEADER_LEN;
 		if (drop) {
-			s->dropping = c->msg_left > 0;
+			c->dropping = c->msg_left > 0;
 			c->rx_start = pos;
 		}
 	}
