@@ -235,3 +235,12 @@ void pool_offer_idle(struct pool *p)
 		server_donate(list_entry(p->idle.prev, struct server, link), to);
 	}
 }
+
+void pool_fail_waiting(struct pool *p, const char *sqlstate, const char *why)
+{
+	while (!list_empty(&p->waiting)) {
+		struct client *cl = list_entry(p->waiting.next, struct client, wait);
+		client_fail(cl, "FATAL", sqlstate, "cannot log in to shard \"%s\": %s",
+			    p->shard->cfg->name, why);
+	}
+}

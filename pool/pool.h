@@ -23,6 +23,8 @@ void pool_server_ready(struct server *s);
 /* A server closed: drop it from the counts; failed_login backs off reconnects. */
 void pool_server_gone(struct server *s, bool failed_login);
 
+/* Fails every client waiting on the pool with an ErrorResponse. */
+void pool_fail_waiting(struct pool *p, const char *sqlstate, const char *why);
 /* Opens connections owed to waiters or to min_connections. */
 void pool_grow(struct pool *p);
 /* Gives idle servers this worker does not need to workers starving at the cap. */

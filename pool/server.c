@@ -315,7 +315,12 @@ static void login_step(struct server *s)
 			if (proto_parse_error(body, blen, &f) == PROTO_OK)
 				snprintf(why, sizeof(why), "server says %s %s: %s", f.severity, f.code,
 					 f.message);
+			struct pool *p = s->pool;
 			server_close(s, why[0] ? why : "malformed error during login");
+			/* the server refused us (credentials, database): waiting clients
+			 * learn why now rather than at query_wait_timeout */
+			if (p->n_connecting == 0)
+				pool_fail_waiting(p, "08004", why[0] ? why : "server login failed");
 			return;
 		}
 		case 'N':

@@ -72,8 +72,8 @@ ${4:-}
 [shard.$PG_DB]
 host = $PG_HOST
 port = $PG_PORT
-user = $PG_USER
-password = $PG_PASSWORD
+user = ${SHARD_USER:-$PG_USER}
+password = ${SHARD_PASSWORD:-$PG_PASSWORD}
 ${3:-min_connections = 2
 max_connections = 20}
 
