@@ -617,8 +617,18 @@ void client_tick(struct client *cl)
 	case CLIENT_IDLE:
 		if (w->stopping)
 			client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		else if (cfg->client_idle_timeout_ms && waited >= cfg->client_idle_timeout_ms)
+			client_fail(cl, "FATAL", "57P05",
+				    "terminating connection due to client_idle_timeout");
 		break;
 	case CLIENT_ACTIVE:
+		/* idle in transaction: nothing owed, nothing moving */
+		if (cfg->idle_transaction_timeout_ms && cl->server && cl->server->tx_status != 'I'
+		    && cl->server->replies.count == 0
+		    && w->now_ms - cl->c.io_ms >= cfg->idle_transaction_timeout_ms)
+			client_fail(cl, "FATAL", "25P03",
+				    "terminating connection due to idle_transaction_timeout");
+		break;
 	case CLIENT_CLOSING:
 		break;
 	}

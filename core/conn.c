@@ -117,6 +117,7 @@ void conn_flush_tx(struct conn *c)
 
 void conn_forward(struct conn *to, struct conn *from, uint32_t end)
 {
+	to->io_ms = from->io_ms = to->w->now_ms;
 	to->send_src = SEND_FORWARD;
 	to->send_owner = from;
 	to->send_ptr = from->rx + from->rx_start;

@@ -85,6 +85,7 @@ struct conn {
 	uint8_t tx_inline[CONN_TX_CAP];
 	uint64_t id;              /* for logs */
 	uint64_t since_ms;        /* when the current state began */
+	uint64_t io_ms;           /* when bytes last went through */
 };
 
 enum client_state {
