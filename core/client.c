@@ -444,7 +444,8 @@ static void client_request(struct client *cl)
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}
-	if (prepared_enabled(cl)) {
+	/* only when no server is free: with one, the server checks the Parse */
+	if (prepared_enabled(cl) && cl->pool->n_idle == 0) {
 		uint8_t buf[4096];
 		struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
 		switch (prepared_answer_locally(cl, &wr)) {

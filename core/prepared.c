@@ -67,7 +67,7 @@ static int close_least_used(struct server *s)
 
 /* Queues a hidden Parse of st on the server (closing the least recently
  * used statement first when the server holds max_prepared_statements). */
-static int inject_parse(struct client *cl, struct server *s, struct stmt *st)
+static int inject_parse(struct client *cl, struct server *s, struct stmt *st, const char *name)
 {
 	int max = cl->c.w->rt->cfg->max_prepared_statements;
 	uint8_t buf[64];
@@ -81,9 +81,14 @@ static int inject_parse(struct client *cl, struct server *s, struct stmt *st)
 	if (conn_queue(&s->c, wr.p, wr.len) != 0 || conn_queue(&s->c, st->body, st->len) != 0
 	    || stmt_set_add(&s->stmts, st) != 0)
 		return -1;
+	/* if the server rejects it, the client's name goes too, as after a failed Parse */
+	char *client_name = strdup(name);
+	if (!client_name)
+		return -1;
 	stmt_ref(st);
-	if (replies_push(&s->replies, RK_PARSE, RF_HIDE, st, NULL) != 0) {
+	if (replies_push(&s->replies, RK_PARSE, RF_HIDE, st, client_name) != 0) {
 		stmt_unref(st);
+		free(client_name);
 		return -1;
 	}
 	return 0;
@@ -214,7 +219,7 @@ enum prepared_result prepared_request(struct client *cl, struct server *s, uint8
 		if (!stmt_set_has(&s->stmts, st)) {
 			if (pos != c->rx_start)
 				return PREP_WAIT;
-			return inject_parse(cl, s, st) == 0 ? PREP_INJECTED : PREP_OOM;
+			return inject_parse(cl, s, st, name) == 0 ? PREP_INJECTED : PREP_OOM;
 		}
 		if (rewrite_name(c, pos, name_off, name_len, st->name, total) != 0)
 			return PREP_OOM;
