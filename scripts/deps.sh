@@ -4,13 +4,17 @@
 set -euo pipefail
 
 packages=(gcc make pkg-config liburing-dev libinih-dev libpg-query-dev libcmocka-dev
-	libssl-dev libsystemd-dev postgresql-15 postgresql-client-15 python3 procps)
+	libssl-dev libsystemd-dev postgresql-15 postgresql-client-15 python3 procps
+	python3-asyncpg python3-psycopg)
 
 missing=()
 for p in "${packages[@]}"; do
 	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	[[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
+# node and npm (node-postgres tests): any installation will do
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 echo "installing: ${missing[*]}"
