@@ -58,6 +58,13 @@ check: deps
 	@$(MAKE) --no-print-directory all unit
 	@SANITIZE=$(SANITIZE) PGCRAB_BIN=$(abspath $(BIN)) UNIT_DIR=$(abspath $(BUILD)/tests) scripts/check.sh
 
+# make bench [QUICK=1]: PgCrab against PgBouncer and direct PostgreSQL;
+# report under bench/results/<timestamp>/ (see docs/performance.md).
+.PHONY: bench
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@QUICK=$(QUICK) PGCRAB_BIN=$(abspath $(BIN)) bench/run.sh
+
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgcrab
 	install -D -m 0644 pgcrab.ini.example $(DESTDIR)$(PREFIX)/share/doc/pgcrab/pgcrab.ini.example

@@ -116,7 +116,7 @@ int main(int argc, char **argv)
 	struct cli_opts opts;
 	char err[512];
 	if (cli_parse(argc, argv, NULL, &opts, err, sizeof(err)) != 0) {
-		fprintf(stderr, "pgcrab: %s (see --help)\n", err);
+		fprintf(stderr, "pgcrab: %s\n", err);
 		return 2;
 	}
 	if (opts.help) {

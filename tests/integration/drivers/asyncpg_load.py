@@ -28,6 +28,19 @@ async def worker(i, stop, counts, errors):
                     assert got == n, ("read own write", got, n)
                 await conn.executemany("INSERT INTO t_asyncpg (worker, n) VALUES ($1, $2)",
                                        [(i, -1), (i, -2), (i, -3)])
+                stmt = await conn.prepare("SELECT $1::text || '-' || $2::int AS s, $2::int + 1 AS next")
+                row = await stmt.fetchrow("w%d" % i, n)
+                assert (row["s"], row["next"]) == ("w%d-%d" % (i, n), n + 1), ("prepare", row)
+                async with conn.transaction():  # a cursor: Execute with a row limit, portal suspended
+                    got = [r[0] async for r in conn.cursor("SELECT generate_series(1, $1::int)", 30, prefetch=7)]
+                assert got == list(range(1, 31)), ("cursor", got)
+                try:  # a failing transaction leaves nothing behind
+                    async with conn.transaction():
+                        await conn.execute("INSERT INTO t_asyncpg (worker, n) VALUES ($1, -100)", i)
+                        await conn.fetchval("SELECT 1 / $1::int", 0)
+                    raise AssertionError("1 / 0 did not fail")
+                except asyncpg.exceptions.DivisionByZeroError:
+                    pass
                 counts[i] += 1
             except Exception as e:  # noqa: BLE001 - every error counts
                 errors.append("%s: %r" % (type(e).__name__, e))
@@ -49,11 +62,13 @@ async def main():
     total = sum(counts)
     rows = await setup.fetchval("SELECT count(*) FROM t_asyncpg")
     negatives = await setup.fetchval("SELECT count(*) FROM t_asyncpg WHERE n < 0")
+    rolled_back = await setup.fetchval("SELECT count(*) FROM t_asyncpg WHERE n = -100")
     await setup.close()
     print(("ok" if not errors else "not ok") + " - asyncpg: 50 connections, %d rounds, %d errors%s"
           % (total, len(errors), (": " + errors[0]) if errors else ""))
-    print(("ok" if total > 0 and rows == 4 * total and negatives == 3 * total else "not ok")
-          + " - asyncpg: every insert and executemany row stored (%d rows for %d rounds)" % (rows, total))
+    print(("ok" if total > 0 and rows == 4 * total and negatives == 3 * total and rolled_back == 0 else "not ok")
+          + " - asyncpg: every insert and executemany row stored, no rolled-back row"
+          " (%d rows, %d rolled back, for %d rounds)" % (rows, rolled_back, total))
 
 
 asyncio.run(main())

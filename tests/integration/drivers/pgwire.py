@@ -1,6 +1,11 @@
 """A minimal PostgreSQL v3 client for tests that must see every message:
-startup with a cleartext password (what PgCrab asks for), then raw
-extended-protocol messages. Not for production use."""
+startup with a cleartext password (what PgCrab asks for) or SCRAM-SHA-256
+(what the test PostgreSQL asks for, so a script can run against both), then
+raw extended-protocol messages. Not for production use."""
+import base64
+import hashlib
+import hmac
+import os
 import socket
 import struct
 
@@ -44,6 +49,7 @@ FLUSH = msg(b"H")
 
 class Conn:
     def __init__(self, port, user="pgcrab", password="pgcrab", db="pgcrab_shard_1", **params):
+        self.params = {}
         self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
         body = struct.pack("!i", 196608) + cstr("user") + cstr(user) + cstr("database") + cstr(db)
         for k, v in params.items():
@@ -52,8 +58,20 @@ class Conn:
         self.buf = b""
         while True:
             t, data = self.read()
-            if t == "R" and struct.unpack("!i", data[:4])[0] == 3:
+            code = struct.unpack("!i", data[:4])[0] if t == "R" else None
+            if code == 3:
                 self.s.sendall(msg(b"p", cstr(password)))
+            elif code == 10:
+                scram = Scram(password)
+                first = scram.first()
+                self.s.sendall(msg(b"p", cstr("SCRAM-SHA-256") + struct.pack("!i", len(first)) + first))
+            elif code == 11:
+                self.s.sendall(msg(b"p", scram.final(data[4:])))
+            elif code == 12:
+                scram.verify(data[4:])
+            elif t == "S":
+                k, v = data.split(b"\0")[:2]
+                self.params[k.decode()] = v.decode()
             elif t == "K":
                 self.pid, self.key = struct.unpack("!ii", data)
             elif t == "E":
@@ -90,13 +108,21 @@ class Conn:
                 for _ in range(n):
                     ln = struct.unpack("!i", data[off:off + 4])[0]
                     off += 4
-                    vals.append(None if ln < 0 else data[off:off + ln].decode())
+                    vals.append(None if ln < 0 else data[off:off + ln].decode(errors="backslashreplace"))
                     off += max(ln, 0)
                 out.append("D:" + ",".join("NULL" if v is None else v for v in vals))
             elif t == "Z":
                 out.append("Z:" + data.decode())
                 count -= 1
-            elif t in "NS":
+            elif t == "t":
+                n = struct.unpack("!h", data[:2])[0]
+                out.append("t:" + ",".join(str(x) for x in struct.unpack("!%dI" % n, data[2:2 + 4 * n])))
+            elif t == "T":
+                out.append("T:" + "|".join(row_description(data)))
+            elif t == "S":
+                k, v = data.split(b"\0")[:2]
+                self.params[k.decode()] = v.decode()
+            elif t == "N":
                 continue
             else:
                 out.append(t)
@@ -114,3 +140,45 @@ def error_code(data):
         if f[:1] == b"C":
             return f[1:].decode()
     return "?"
+
+
+def row_description(data):
+    """Each field as name/table-oid/column/type-oid/size/typmod/format."""
+    n = struct.unpack("!h", data[:2])[0]
+    fields, off = [], 2
+    for _ in range(n):
+        end = data.index(b"\0", off)
+        name = data[off:end].decode()
+        table, col, typ, size, mod, fmt = struct.unpack("!IhIhih", data[end + 1:end + 19])
+        off = end + 19
+        fields.append("%s/%d/%d/%d/%d/%d/%d" % (name, table, col, typ, size, mod, fmt))
+    return fields
+
+
+class Scram:
+    """SCRAM-SHA-256 client side (RFC 5802/7677), no channel binding."""
+
+    def __init__(self, password):
+        self.password = password.encode()
+        self.nonce = base64.b64encode(os.urandom(18)).decode()
+        self.bare = "n=,r=" + self.nonce
+
+    def first(self):
+        return ("n,," + self.bare).encode()
+
+    def final(self, server_first):
+        attrs = dict(kv.split("=", 1) for kv in server_first.decode().split(","))
+        assert attrs["r"].startswith(self.nonce)
+        salted = hashlib.pbkdf2_hmac("sha256", self.password, base64.b64decode(attrs["s"]), int(attrs["i"]))
+        client_key = hmac.digest(salted, b"Client Key", "sha256")
+        without_proof = "c=biws,r=" + attrs["r"]
+        self.auth = ",".join((self.bare, server_first.decode(), without_proof)).encode()
+        sig = hmac.digest(hashlib.sha256(client_key).digest(), self.auth, "sha256")
+        proof = bytes(a ^ b for a, b in zip(client_key, sig))
+        self.server_key = hmac.digest(salted, b"Server Key", "sha256")
+        return (without_proof + ",p=" + base64.b64encode(proof).decode()).encode()
+
+    def verify(self, server_final):
+        want = base64.b64encode(hmac.digest(self.server_key, self.auth, "sha256")).decode()
+        if server_final.decode() != "v=" + want:
+            raise RuntimeError("SCRAM: the server's signature is wrong")
