@@ -12,7 +12,8 @@ port, seconds = int(sys.argv[1]), float(sys.argv[2])
 
 async def worker(i, stop, counts, errors):
     conn = await asyncpg.connect(host="127.0.0.1", port=port, user="pgcrab", password="pgcrab",
-                                 database="pgcrab_shard_1", ssl=False, statement_cache_size=100)
+                                 database="pgcrab_shard_1", ssl=False, statement_cache_size=100,
+                                 timeout=15, command_timeout=15)
     try:
         while time.monotonic() < stop:
             n = random.randint(1, 1000)
