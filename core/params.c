@@ -82,13 +82,15 @@ int params_sync_sql(const struct param_set *want, struct param_set *have, char *
 			continue;
 		int n;
 		if (want->v[i]) {
+			/* set_config reads the value as the startup packet does, so a
+			 * list such as search_path "a, public" stays a list */
 			n = snprintf(sql + (pos < cap ? pos : cap), pos < cap ? cap - pos : 0,
-				     "SET %s TO ", names[i]);
+				     "SELECT pg_catalog.set_config('%s', ", names[i]);
 			pos += (size_t)n;
 			pos = put_literal(sql, pos, cap, want->v[i]);
-			if (pos < cap)
-				sql[pos] = ';';
-			pos++;
+			n = snprintf(sql + (pos < cap ? pos : cap), pos < cap ? cap - pos : 0,
+				     ", false);");
+			pos += (size_t)n;
 		} else {
 			n = snprintf(sql + (pos < cap ? pos : cap), pos < cap ? cap - pos : 0,
 				     "RESET %s;", names[i]);

@@ -31,7 +31,7 @@ const char *params_name(int id);
 /* Sets one value (NULL resets to default); returns -1 when out of memory. */
 int params_set(struct param_set *ps, int id, const char *value);
 void params_clear(struct param_set *ps);
-/* Builds "SET x TO 'v';RESET y;" turning have into want and records the
+/* Builds "SELECT pg_catalog.set_config('x', 'v', false);RESET y;" turning have into want and records the
  * change in have. Returns the SQL length, 0 if nothing differs, -1 if cap
  * is too small. */
 int params_sync_sql(const struct param_set *want, struct param_set *have, char *sql, size_t cap);
