@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Turn one `make bench` result directory into report.md and tps.png.
+
+Usage: report.py RESULT_DIR
+
+Reads RESULT_DIR/runs.tsv (one line per pgbench run), memory.tsv (idle-client
+test) and meta.env (machine, versions, settings), all written by
+bench/run.sh. Medians over the repeats of each (workload, clients, target)
+cell; a cell with any failed run is reported as failed. Standard library
+only; the plot is drawn by gnuplot.
+"""
+
+import csv
+import os
+import statistics
+import subprocess
+import sys
+
+TARGETS = ["direct", "pgcrab-w1", "pgcrab-w2", "pgbouncer"]
+LABELS = {
+    "direct": "direct PostgreSQL",
+    "pgcrab-w1": "PgCrab --workers 1",
+    "pgcrab-w2": "PgCrab --workers 2",
+    "pgbouncer": "PgBouncer",
+}
+WORKLOADS = {
+    "select-simple": "select-only, simple protocol (`-S -M simple`)",
+    "select-extended": "select-only, extended protocol (`-S -M extended`)",
+    "select-prepared": "select-only, prepared statements (`-S -M prepared`)",
+    "tpcb-extended": "TPC-B-like default script (`-M extended`)",
+    "connect-simple": "new connection per transaction (`-C -S -M simple`)",
+}
+POOLERS = ["pgcrab-w1", "pgcrab-w2", "pgbouncer"]
+META = {}
+
+
+def num(s):
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        return None
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=0, suffix=""):
+    if v is None:
+        return "–"
+    return f"{v:,.{digits}f}{suffix}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def load_meta(d):
+    meta = {}
+    path = os.path.join(d, "meta.env")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.rstrip("\n").partition("=")
+                meta[k] = v
+    return meta
+
+
+def load_tsv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+class Cell:
+    """All runs of one target in one (workload, clients) cell."""
+
+    def __init__(self, runs):
+        self.runs = runs
+        self.ok = all(r["status"] == "ok" for r in runs)
+        self.tps_all = [num(r["tps"]) for r in runs]
+        self.tps = med(self.tps_all)
+        self.mean = med(num(r["mean_ms"]) for r in runs)
+        self.p99 = med(num(r["p99_ms"]) for r in runs)
+        self.cpu = med(num(r["cpu_us_per_tx"]) for r in runs)
+        self.failed = sum(int(num(r["failed"]) or 0) for r in runs)
+        notes = [r["note"] for r in runs if r["status"] != "ok" and r.get("note")]
+        self.note = notes[0] if notes else ""
+        self.nfailed = sum(1 for r in runs if r["status"] != "ok")
+        self.connect_ms = med(num(r.get("connect_ms")) for r in runs)
+
+    @property
+    def good_tps(self):
+        return self.tps if self.ok else None
+
+
+def main():
+    d = sys.argv[1]
+    meta = load_meta(d)
+    META.update(meta)
+    runs = load_tsv(os.path.join(d, "runs.tsv"))
+    mem = load_tsv(os.path.join(d, "memory.tsv"))
+
+    cells = {}
+    order = []
+    for r in runs:
+        key = (r["workload"], int(r["clients"]))
+        if key not in cells:
+            cells[key] = {}
+            order.append(key)
+        cells[key].setdefault(r["target"], []).append(r)
+    cells = {k: {t: Cell(v) for t, v in c.items()} for k, c in cells.items()}
+    workloads = []
+    for w, _ in order:
+        if w not in workloads:
+            workloads.append(w)
+
+    out = []
+    p = out.append
+    quick = meta.get("quick") == "1"
+    p(f"# PgCrab benchmark {meta.get('stamp', '')}{' (QUICK)' if quick else ''}")
+    p("")
+    p(f"PgCrab {meta.get('commit', '?')} against PgBouncer and direct PostgreSQL, "
+      f"same machine, same run, interleaved (A B C D A B C D per cell), "
+      f"{meta.get('repeats', '?')} runs per cell, medians.")
+    p("")
+    p("## Machine and setup")
+    p("")
+    p(f"- CPU: {meta.get('cpu', '?')}, {meta.get('nproc', '?')} CPUs available, "
+      f"{meta.get('mem', '?')} RAM; kernel {meta.get('kernel', '?')}; {meta.get('os', '?')}")
+    p(f"- Load average (1/5/15 min) before the matrix: {meta.get('load_before', '?')}; "
+      f"after: {meta.get('load_after', '?')}. pgbench, PostgreSQL and the pooler share "
+      f"these CPUs, and so does whatever else the machine runs.")
+    p(f"- {meta.get('postgres', '?')}: `synchronous_commit = off`, `fsync = off`, "
+      f"`max_connections = 1200`, `shared_buffers = 256MB`; pgbench scale "
+      f"{meta.get('scale', '?')}, tables prewarmed.")
+    p(f"- {meta.get('pgcrab', 'pgcrab')}: transaction pooling, one shard, "
+      f"min = max = {meta.get('pool_size', '?')} server connections, `log_level = warn`.")
+    p(f"- {meta.get('pgbouncer', 'PgBouncer')}: `pool_mode = transaction`, "
+      f"`default_pool_size = min_pool_size = max_db_connections = {meta.get('pool_size', '?')}`, "
+      f"connection logging off.")
+    p("- Clients log in to both poolers with a cleartext password (pgcrab/pgcrab); "
+      "the poolers log in to PostgreSQL with SCRAM-SHA-256 (mr_krabs). Direct clients "
+      "also send a cleartext password (role bench_direct, hba method `password` over an "
+      "md5 secret), so every target pays about the same, cheap, client login.")
+    p(f"- {meta.get('pgbench', 'pgbench')}: `-j {meta.get('threads', '?')} "
+      f"-T {meta.get('seconds', '?')} -n`, `--log --sampling-rate=0.1` for latencies. "
+      f"`ulimit -n` {meta.get('nofile', '?')} (PgBouncer's: {meta.get('bouncer_nofile', '?')}). Whole run: {meta.get('elapsed', '?')} s.")
+    p("")
+    p("How to read: **TPS** is pgbench's figure without the initial connection time "
+      "(with `-C` it includes every reconnection); **×direct** and **×PgBouncer** divide the "
+      "median TPS by that target's median in the same cell; **mean** and **p99** are "
+      "per-transaction latencies from a 10 % sample of pgbench's transaction log; "
+      "**CPU µs/tx** is the pooler process's utime+stime over the pgbench run (all its "
+      "threads, connection setup included) divided by the transactions pgbench processed; "
+      "**failed** counts pgbench's failed transactions; a cell where any run exited non-zero "
+      "or had aborted clients is **FAILED**, with the TPS it reached in parentheses.")
+    p("")
+
+    if any(w == "select-extended" for w in workloads) or workloads:
+        p("![TPS against clients](tps.png)")
+        p("")
+
+    # Goals from issue 4, where this run has the cells to judge them.
+    goals = []
+
+    def cell(w, c, t):
+        return cells.get((w, c), {}).get(t)
+
+    def goal(text, value, ok):
+        goals.append((text, value, ok))
+
+    for t in ("pgcrab-w1", "pgcrab-w2"):
+        tag = LABELS[t]
+        for w in ("select-simple", "select-extended", "select-prepared"):
+            for c in (16, 100):
+                a, dct = cell(w, c, t), cell(w, c, "direct")
+                if a and dct:
+                    r = ratio(a.good_tps, dct.good_tps)
+                    goal(f"{tag}: {w} at {c} clients ≥ 0.90× direct", fmt(r, 2, "×"),
+                         r is not None and r >= 0.90)
+        for w in workloads:
+            for c in (1000,):
+                if not w.startswith("select") or w == "select-prepared":
+                    continue
+                a, b = cell(w, c, t), cell(w, c, "pgbouncer")
+                if a and b:
+                    r = ratio(a.good_tps, b.good_tps)
+                    goal(f"{tag}: {w} at {c} clients ≥ 1.3× PgBouncer", fmt(r, 2, "×"),
+                         r is not None and r >= 1.3)
+        for (w, c) in order:
+            if not w.startswith("select"):
+                continue
+            a, b = cell(w, c, t), cell(w, c, "pgbouncer")
+            if a and b and b.ok and a.cpu is not None and b.cpu:
+                r = a.cpu / b.cpu
+                goal(f"{tag}: CPU/tx in {w} at {c} clients ≤ 0.5× PgBouncer's",
+                     fmt(r, 2, "×"), r <= 0.5)
+        for (w, c) in order:
+            a, b = cell(w, c, t), cell(w, c, "pgbouncer")
+            if not (a and b and b.ok):
+                continue
+            need = 1.5 if w == "connect-simple" else 1.0
+            r = ratio(a.good_tps, b.good_tps)
+            goal(f"{tag}: {w} at {c} clients ≥ {need:g}× PgBouncer", fmt(r, 2, "×"),
+                 r is not None and r >= need)
+    for m in mem:
+        if m["target"].startswith("pgcrab") and m["clients"] and int(m["clients"]) >= 10000:
+            v = num(m["kib_per_client"])
+            goal(f"{LABELS[m['target']]}: RSS per idle client at {m['clients']} ≤ 0.5 KiB",
+                 fmt(v, 2, " KiB"), v is not None and v <= 0.5)
+    if goals:
+        p("## Goals of issue 4 that this run can judge")
+        p("")
+        p("| goal | measured | met |")
+        p("|---|---|---|")
+        for text, value, ok in goals:
+            p(f"| {text} | {value} | {'yes' if ok else '**no**'} |")
+        p("")
+
+    p("## Throughput and latency")
+    for w in workloads:
+        p("")
+        p(f"### {WORKLOADS.get(w, w)}")
+        p("")
+        p("| clients | target | TPS | runs | ×direct | ×PgBouncer | mean ms | p99 ms "
+          "| CPU µs/tx | failed |")
+        p("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        for (w2, c) in order:
+            if w2 != w:
+                continue
+            row = cells[(w, c)]
+            direct = row.get("direct")
+            bouncer = row.get("pgbouncer")
+            for t in TARGETS:
+                x = row.get(t)
+                if x is None:
+                    continue
+                tps = fmt(x.tps, 0) if x.ok else f"**FAILED** ({fmt(x.tps, 0)})"
+                runs_s = " / ".join(fmt(v, 0) for v in x.tps_all)
+                rd = ratio(x.good_tps, direct.good_tps) if direct and t != "direct" else None
+                rb = ratio(x.good_tps, bouncer.good_tps) if bouncer and t != "pgbouncer" else None
+                p(f"| {c} | {LABELS[t]} | {tps} | {runs_s} | {fmt(rd, 2, '×')} | "
+                  f"{fmt(rb, 2, '×')} | {fmt(x.mean, 2)} | {fmt(x.p99, 2)} | "
+                  f"{fmt(x.cpu, 1)} | {x.failed} |")
+        notes = []
+        seconds = num(META.get("seconds"))
+        for (w2, c) in order:
+            if w2 != w:
+                continue
+            for t in TARGETS:
+                x = cells[(w, c)].get(t)
+                if x and seconds and x.connect_ms and x.connect_ms > 300 * seconds:
+                    notes.append(f"- {LABELS[t]} at {c} clients: the initial connections took "
+                                 f"{x.connect_ms / 1000:.1f} s of the {seconds:g} s run "
+                                 f"(pgbench's -T includes them), so fewer seconds were measured.")
+                if x and not x.ok:
+                    notes.append(f"- {LABELS[t]} at {c} clients: {x.nfailed} of {len(x.runs)} "
+                                 f"runs failed: {x.note or 'see logs'}")
+        if notes:
+            p("")
+            p("\n".join(notes))
+
+    if mem:
+        p("")
+        p("## Idle clients: memory and login cost")
+        p("")
+        p("Each pooler freshly started, its 20 server connections open; a helper "
+          "(bench/idle_clients.py) logs N clients in (startup, cleartext password, up to "
+          "ReadyForQuery) and then sends nothing. **KiB/client** = (VmRSS after − VmRSS before) / N. "
+          "**login CPU** = the pooler's utime+stime over that stage's logins divided by the "
+          "logins; **wall** is the helper's time for them (64 logins in flight; it measures "
+          "the Python helper as much as the pooler).")
+        p("")
+        p("| target | idle clients | VmRSS before KiB | VmRSS after KiB | KiB/client "
+          "| login CPU µs | wall s | note |")
+        p("|---|---:|---:|---:|---:|---:|---:|---|")
+        for m in mem:
+            p(f"| {LABELS.get(m['target'], m['target'])} | {m['clients']} | {m['rss_before_kib']} | "
+              f"{m['rss_after_kib']} | {m['kib_per_client']} | {m['login_cpu_us']} | "
+              f"{m['login_wall_s']} | {m.get('note', '')} |")
+
+    p("")
+    p("Raw data: `runs.tsv` (every pgbench run), `memory.tsv`, `logs/` (pooler and "
+      "PostgreSQL log tails; full pgbench output of failed runs in `logs-failed-*`).")
+    p("")
+    with open(os.path.join(d, "report.md"), "w") as f:
+        f.write("\n".join(out))
+
+    plot(d, cells, order, workloads)
+
+
+def plot(d, cells, order, workloads):
+    w = "select-extended" if "select-extended" in workloads else (workloads[0] if workloads else None)
+    if w is None:
+        return
+    clients = sorted(c for (w2, c) in order if w2 == w)
+    with open(os.path.join(d, "tps.dat"), "w") as f:
+        f.write("# clients " + " ".join(TARGETS) + "\n")
+        for c in clients:
+            vals = []
+            for t in TARGETS:
+                x = cells[(w, c)].get(t)
+                vals.append(f"{x.tps:.1f}" if x and x.ok and x.tps is not None else "NaN")
+            f.write(f"{c} " + " ".join(vals) + "\n")
+    lines = ", ".join(
+        f"'tps.dat' using 1:{i + 2} with linespoints lw 2 pt {i + 5} title '{LABELS[t]}'"
+        for i, t in enumerate(TARGETS))
+    xr = f"set xrange [{clients[0] * 0.7}:{clients[-1] * 1.4}]"
+    script = f"""
+set terminal pngcairo size 900,560 font ',11' noenhanced
+set output 'tps.png'
+set title 'pgbench {WORKLOADS.get(w, w).split(" (")[0]}: TPS against clients (median)'
+set xlabel 'clients (-j 2)'
+set ylabel 'transactions per second'
+set logscale x
+set xtics ({", ".join(str(c) for c in clients)})
+{xr}
+set yrange [0:*]
+set grid
+set key outside bottom center horizontal
+plot {lines}
+"""
+    with open(os.path.join(d, "tps.gp"), "w") as f:
+        f.write(script)
+    r = subprocess.run(["gnuplot", "tps.gp"], cwd=d, capture_output=True, text=True)
+    if r.returncode != 0:
+        # Older or cairo-less gnuplot: the plain libgd terminal.
+        script = script.replace("pngcairo size 900,560 font ',11' noenhanced", "png size 900,560")
+        with open(os.path.join(d, "tps.gp"), "w") as f:
+            f.write(script)
+        r = subprocess.run(["gnuplot", "tps.gp"], cwd=d, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"report: gnuplot failed: {r.stderr.strip()}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# make bench: PgCrab (--workers 1 and 2) against PgBouncer and direct
+# PostgreSQL 15, all on this machine, in one run, interleaved.
+#
+#   QUICK=1           one representative cell (-S -M extended, 100 clients,
+#                     -T 10, 2 repeats) plus the idle-client memory test
+#   BENCH_SECONDS     -T per pgbench run (default 15; QUICK: 10)
+#   BENCH_REPEATS     runs per target and cell, median reported (default 2)
+#   BENCH_CLIENTS     client counts (default "16 100 1000"; QUICK: "100")
+#   BENCH_WORKLOADS   subset of: select-simple select-extended select-prepared
+#                     tpcb-extended connect-simple (QUICK: select-extended)
+#   BENCH_IDLE        idle-client totals for the memory test (default
+#                     "2000 10000"; empty skips it)
+#   PGCRAB_BIN        the binary to measure (default ./pgcrab)
+#
+# Writes bench/results/<timestamp>/{report.md,tps.png,runs.tsv,memory.tsv}
+# and prints the report's path. Everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+QUICK=${QUICK:-0}
+[[ "$QUICK" == 1 ]] || QUICK=0
+if [[ $QUICK == 1 ]]; then
+	SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+	CLIENTS=${BENCH_CLIENTS:-100}
+	WORKLOADS=${BENCH_WORKLOADS:-select-extended}
+else
+	SECONDS_PER_RUN=${BENCH_SECONDS:-15}
+	CLIENTS=${BENCH_CLIENTS:-16 100 1000}
+	WORKLOADS=${BENCH_WORKLOADS:-select-simple select-extended select-prepared tpcb-extended connect-simple}
+fi
+REPEATS=${BENCH_REPEATS:-2}
+IDLE=${BENCH_IDLE-2000 10000}
+PGCRAB_BIN=${PGCRAB_BIN:-$repo/pgcrab}
+TARGETS=(direct pgcrab-w1 pgcrab-w2 pgbouncer)
+POOL_SIZE=20
+SCALE=10
+THREADS=2
+
+[[ -x "$PGCRAB_BIN" ]] || { echo "bench: $PGCRAB_BIN not built (run make)" >&2; exit 1; }
+bench/deps.sh
+source scripts/pgenv.sh
+# Debian puts pgbouncer in /usr/sbin, outside a normal user's PATH.
+PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+for tool in pgbench "$PGBOUNCER" gnuplot python3 timeout; do
+	command -v "$tool" >/dev/null || { echo "bench: $tool not found" >&2; exit 1; }
+done
+
+# Every client socket is a file descriptor: 10,000 idle clients need more
+# than the usual 1024. Raise the soft limit to the hard one; children inherit.
+hard=$(ulimit -Hn)
+[[ "$hard" == unlimited ]] && hard=1048576
+ulimit -n "$hard" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+CLK_TCK=$(getconf CLK_TCK)
+
+stamp=$(date +%Y%m%d-%H%M%S)
+out=$repo/bench/results/$stamp
+mkdir -p "$out"
+tmp=$(mktemp -d /tmp/pgcrab-bench.XXXXXX)
+chmod 755 "$tmp"
+START_TIME=$(date +%s)
+# Measure a private copy: a rebuild of ./pgcrab during the run changes nothing.
+cp "$PGCRAB_BIN" "$tmp/pgcrab"
+PGCRAB_BIN=$tmp/pgcrab
+
+# name -> pid / port of each running pooler; wrapper pids (runuser) too.
+declare -A PID PORT WRAPPER
+cleanup() {
+	local rc=$?
+	trap - INT TERM EXIT
+	[[ -n "${IDLE_PID:-}" ]] && kill "$IDLE_PID" 2>/dev/null || true
+	local name
+	for name in "${!PID[@]}"; do stop_pooler "$name"; done
+	pg_stop
+	# Keep the tails of the logs with the results, then drop the temp dir
+	# (and the cluster's, should pg_start have put it elsewhere).
+	mkdir -p "$out/logs"
+	local f
+	for f in "$tmp"/*.log "$tmp"/*/*.log "${PG_DIR:-$tmp/pg}"/*.log; do
+		[[ -f "$f" ]] || continue
+		local rel=${f#"$tmp"/}
+		[[ $f == "$tmp"/* ]] || rel=pg/$(basename "$f")
+		tail -n 200 "$f" >"$out/logs/${rel//\//-}" 2>/dev/null || true
+	done
+	[[ -n "${PG_DIR:-}" && "$PG_DIR" != "$tmp"/* && -d "$PG_DIR/data" ]] && rm -rf "$PG_DIR"
+	rm -rf "$tmp"
+	[[ $rc -ne 0 ]] && echo "bench: failed (exit $rc); logs in $out/logs" >&2
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# utime+stime of a process (all its threads), in clock ticks.
+cpu_ticks() {
+	local stat
+	stat=$(<"/proc/$1/stat")
+	stat=${stat##*) } # the fields after "(comm) "; comm may hold spaces
+	set -- $stat
+	echo $((${12} + ${13}))
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+wait_gone() { # pid, up to ~10 s
+	for _ in $(seq 1 100); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+stop_pooler() {
+	local name=$1 pid=${PID[$1]:-}
+	if [[ -n "$pid" ]]; then
+		kill -TERM "$pid" 2>/dev/null || true
+		# A second signal makes PgCrab exit at once; PgBouncer takes it as
+		# "shut down now" too.
+		sleep 0.2
+		kill -INT "$pid" 2>/dev/null || true
+		wait_gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+	fi
+	[[ -n "${WRAPPER[$name]:-}" ]] && { wait "${WRAPPER[$name]}" 2>/dev/null || true; }
+	unset "PID[$name]" "PORT[$name]" "WRAPPER[$name]"
+}
+
+# start_pgcrab NAME WORKERS MAX_CLIENT_CONN
+start_pgcrab() {
+	local name=$1 workers=$2 maxconn=$3 port
+	port=$(free_port)
+	pgcrab_config "$tmp/$name.ini" "$port" "min_connections = $POOL_SIZE
+max_connections = $POOL_SIZE" "log_level = warn
+max_client_conn = $maxconn"
+	"$PGCRAB_BIN" --config "$tmp/$name.ini" --workers "$workers" 2>"$tmp/$name.log" &
+	PID[$name]=$!
+	PORT[$name]=$port
+	wait_port "$port" "${PID[$name]}" || { cat "$tmp/$name.log" >&2; echo "bench: $name did not start" >&2; return 1; }
+}
+
+# start_pgbouncer NAME MAX_CLIENT_CONN: PgBouncer set up like PgCrab
+# (transaction pooling, 20 server connections kept open, cleartext client
+# login as pgcrab/pgcrab, SCRAM login to PostgreSQL as mr_krabs). It refuses
+# to run as root, so as root it runs as postgres with its files owned by it.
+start_pgbouncer() {
+	local name=$1 maxconn=$2 port dir
+	port=$(free_port)
+	dir=$tmp/$name
+	mkdir -p "$dir"
+	echo '"pgcrab" "pgcrab"' >"$dir/userlist.txt"
+	cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+$PG_DB = host=$PG_HOST port=$PG_PORT dbname=$PG_DB user=$PG_USER password=$PG_PASSWORD
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = plain
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = $POOL_SIZE
+min_pool_size = $POOL_SIZE
+max_db_connections = $POOL_SIZE
+reserve_pool_size = 0
+max_client_conn = $maxconn
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+log_stats = 0
+INI
+	[[ $(id -u) -eq 0 ]] && chown -R postgres: "$dir"
+	# runuser's PAM session (pam_limits) resets the soft descriptor limit to
+	# 1024; raise it again inside, up to the hard limit we run under.
+	as_pg bash -c 'ulimit -n "$1" 2>/dev/null; exec "$2" -q "$3"' _ "$NOFILE" \
+		"$PGBOUNCER" "$dir/pgbouncer.ini" 2>"$dir/stderr.log" &
+	WRAPPER[$name]=$!
+	PORT[$name]=$port
+	wait_port "$port" || { cat "$dir/pgbouncer.log" "$dir/stderr.log" >&2; echo "bench: $name did not start" >&2; return 1; }
+	for _ in $(seq 1 50); do
+		[[ -s "$dir/pgbouncer.pid" ]] && break
+		sleep 0.1
+	done
+	PID[$name]=$(<"$dir/pgbouncer.pid")
+	BOUNCER_NOFILE=$(awk '/^Max open files/ {print $4}' "/proc/${PID[$name]}/limits")
+}
+
+target_conn() { # prints "port user password" for a target
+	case $1 in
+	direct) echo "$PG_PORT $DIRECT_USER $DIRECT_PASSWORD" ;;
+	*) echo "${PORT[$1]} pgcrab pgcrab" ;;
+	esac
+}
+
+workload_args() {
+	case $1 in
+	select-simple) echo "-S -M simple" ;;
+	select-extended) echo "-S -M extended" ;;
+	select-prepared) echo "-S -M prepared" ;;
+	tpcb-extended) echo "-M extended" ;;
+	connect-simple) echo "-C -S -M simple" ;;
+	*) echo "bench: unknown workload $1" >&2; return 1 ;;
+	esac
+}
+
+RUNS=$out/runs.tsv
+printf 'workload\tclients\ttarget\trepeat\tstatus\ttps\tprocessed\tfailed\tmean_ms\tp99_ms\tcpu_us_per_tx\tconnect_ms\tnote\n' >"$RUNS"
+
+# run_one WORKLOAD CLIENTS TARGET REPEAT: one pgbench run, one line in runs.tsv.
+run_one() {
+	local workload=$1 clients=$2 target=$3 rep=$4
+	local port user pass wargs
+	read -r port user pass < <(target_conn "$target")
+	wargs=$(workload_args "$workload")
+	if [[ $workload == tpcb-extended ]]; then
+		# What pgbench itself does before TPC-B (we pass -n): keep the
+		# updated tables small so every run starts alike. Untimed.
+		PG_ADMIN_DB=$PG_DB pg_admin -c "VACUUM pgbench_branches" -c "VACUUM pgbench_tellers" \
+			-c "TRUNCATE pgbench_history" -c "CHECKPOINT" >/dev/null
+	fi
+	local logdir=$tmp/pgbench-log
+	rm -rf "$logdir"
+	mkdir -p "$logdir"
+	local pid=${PID[$target]:-} c0=0 c1=0 output rc=0
+	[[ -n "$pid" ]] && c0=$(cpu_ticks "$pid")
+	# shellcheck disable=SC2086
+	output=$(PGPASSWORD=$pass timeout -k 5 $((SECONDS_PER_RUN + 120)) \
+		pgbench -n $wargs -c "$clients" -j "$THREADS" -T "$SECONDS_PER_RUN" \
+		--log --log-prefix="$logdir/tx" --sampling-rate=0.1 \
+		-h 127.0.0.1 -p "$port" -U "$user" "$PG_DB" 2>&1) || rc=$?
+	[[ -n "$pid" ]] && c1=$(cpu_ticks "$pid")
+	local processed failed tps conn aborted note status cpu
+	processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$output")
+	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$output")
+	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$output")
+	# Initial connection time: -T counts it, so it shortens the measured part.
+	conn=$(sed -n 's/^initial connection time = \([0-9.]*\) ms.*/\1/p' <<<"$output")
+	aborted=$(grep -c 'aborted in command' <<<"$output" || true)
+	processed=${processed:-0} failed=${failed:-0} tps=${tps:-0}
+	note=$(grep -m1 -E 'error|ERROR|FATAL' <<<"$output" | tr '\t' ' ' | cut -c1-200 || true)
+	if [[ $rc -eq 0 && $processed -gt 0 && $aborted -eq 0 ]]; then
+		status=ok
+	else
+		status=failed
+		[[ $aborted -gt 0 ]] && note="$aborted clients aborted; $note"
+		[[ $rc -ne 0 ]] && note="pgbench exit $rc; $note"
+		printf '%s\n' "$output" >"$out/logs-failed-$workload-$clients-$target-$rep.txt"
+	fi
+	# Per-transaction latencies (column 3, µs) of the 10 % sample: mean, p99.
+	local lat
+	lat=$(cat "$logdir"/tx.* 2>/dev/null | awk '$3 ~ /^[0-9]+$/ {print $3}' | sort -n |
+		awk '{a[NR] = $1; s += $1} END {
+			if (NR == 0) { print "- -"; exit }
+			i = int(NR * 0.99); if (i < NR * 0.99) i++; if (i < 1) i = 1
+			printf "%.3f %.3f\n", s / NR / 1000, a[i] / 1000 }')
+	cpu=-
+	if [[ -n "$pid" && $processed -gt 0 ]]; then
+		cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$processed" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$clients" "$target" "$rep" \
+		"$status" "$tps" "$processed" "$failed" ${lat% *} ${lat#* } "$cpu" "${conn:--}" "$note" >>"$RUNS"
+	log "$(printf '%-16s %4s clients %-10s #%s %-6s %10s tps  mean %s ms  p99 %s ms  cpu %s us/tx' \
+		"$workload" "$clients" "$target" "$rep" "$status" "$tps" ${lat% *} ${lat#* } "$cpu")"
+}
+
+# memory_test NAME: a fresh pooler, idle authenticated clients in stages;
+# VmRSS and utime+stime before and after each stage.
+MEM=$out/memory.tsv
+printf 'target\tclients\trss_before_kib\trss_after_kib\tkib_per_client\tlogin_cpu_us\tlogin_wall_s\tnote\n' >"$MEM"
+memory_test() {
+	local name=$1 stages=() s limit
+	# Leave room for the pooler's own descriptors (listen, servers, io_uring).
+	limit=$((NOFILE - 200))
+	for s in $IDLE; do
+		if ((s > limit)); then
+			log "memory: $s idle clients exceed ulimit -n $NOFILE; using $limit"
+			s=$limit
+		fi
+		stages+=("$s")
+	done
+	case $name in
+	pgcrab-w1) start_pgcrab mem-$name 1 $((stages[-1] + 1000)) ;;
+	pgcrab-w2) start_pgcrab mem-$name 2 $((stages[-1] + 1000)) ;;
+	pgbouncer) start_pgbouncer mem-$name $((stages[-1] + 1000)) ;;
+	esac
+	local pooler=mem-$name pid port
+	pid=${PID[$pooler]} port=${PORT[$pooler]}
+	sleep 2 # the pool fills its 20 server connections
+	local rss0 c0 line total secs rss cpu_now
+	rss0=$(rss_kib "$pid")
+	c0=$(cpu_ticks "$pid")
+	# The helper talks over two FIFOs: "ready N SECONDS" out, "go" in.
+	rm -f "$tmp/idle.in" "$tmp/idle.out"
+	mkfifo "$tmp/idle.in" "$tmp/idle.out"
+	timeout -k 5 600 python3 "$repo/bench/idle_clients.py" 127.0.0.1 "$port" \
+		pgcrab pgcrab "$PG_DB" "${stages[@]}" <"$tmp/idle.in" >"$tmp/idle.out" 2>"$tmp/idle.log" &
+	IDLE_PID=$!
+	exec 7>"$tmp/idle.in" 8<"$tmp/idle.out"
+	local prev_c=$c0 prev_total=0
+	for s in "${stages[@]}"; do
+		if ! read -r -t 300 line <&8 || [[ $line != ready* ]]; then
+			log "memory: $name: ${line:-no answer} $(tail -3 "$tmp/idle.log")"
+			printf '%s\t%s\t%s\t-\t-\t-\t-\t%s\n' "$name" "$s" "$rss0" "${line:-timeout}" >>"$MEM"
+			break
+		fi
+		read -r _ total secs <<<"$line"
+		sleep 1 # let the pooler settle
+		rss=$(rss_kib "$pid")
+		cpu_now=$(cpu_ticks "$pid")
+		awk -v n="$name" -v c="$total" -v r0="$rss0" -v r="$rss" -v t=$((cpu_now - prev_c)) \
+			-v hz="$CLK_TCK" -v new=$((total - prev_total)) -v w="$secs" 'BEGIN {
+			printf "%s\t%d\t%d\t%d\t%.3f\t%.1f\t%.3f\t\n", n, c, r0, r, (r - r0) / c,
+				(new > 0 ? t * 1e6 / hz / new : 0), w }' >>"$MEM"
+		log "memory: $name: $total idle clients, VmRSS $rss0 -> $rss KiB, logins took ${secs}s"
+		prev_c=$cpu_now prev_total=$total
+		echo go >&7
+	done
+	exec 7>&- 8<&-
+	wait "$IDLE_PID" 2>/dev/null || true
+	IDLE_PID=
+	stop_pooler "$pooler"
+}
+
+# --- PostgreSQL -------------------------------------------------------------
+log "results: $out"
+log "starting PostgreSQL 15 (max_connections 1200, shared_buffers 256MB)"
+pg_start "$tmp/pg"
+cat >>"$PG_DIR/data/postgresql.conf" <<CONF
+# make bench
+synchronous_commit = off
+max_connections = 1200
+shared_buffers = 256MB
+CONF
+as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 120 restart >/dev/null \
+	|| { tail -20 "$PG_DIR/postgres.log" >&2; exit 1; }
+log "pgbench -i -s $SCALE"
+PGPASSWORD=$PG_PASSWORD timeout 600 pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" \
+	-U "$PG_USER" "$PG_DB" >"$tmp/pgbench-init.log" 2>&1 || { cat "$tmp/pgbench-init.log" >&2; exit 1; }
+# Direct clients log in the way clients log in to the poolers: a cleartext
+# password (hba method "password"), checked against an md5 secret so that the
+# check is cheap. With SCRAM, 1,000 pgbench clients spend most of -T logging in
+# (PBKDF2 on both ends), since -T counts the initial connection time.
+DIRECT_USER=bench_direct
+DIRECT_PASSWORD=bench_direct
+pg_admin -c "SET password_encryption = 'md5'" \
+	-c "CREATE ROLE $DIRECT_USER LOGIN SUPERUSER PASSWORD '$DIRECT_PASSWORD'" >/dev/null
+as_pg sed -i "1i host all $DIRECT_USER 127.0.0.1/32 password" "$PG_DIR/data/pg_hba.conf"
+pg_admin -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+PG_ADMIN_DB=$PG_DB pg_admin -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" \
+	-c "SELECT pg_prewarm(c) FROM unnest(ARRAY['pgbench_accounts','pgbench_accounts_pkey',
+		'pgbench_branches','pgbench_tellers']) c" -c "CHECKPOINT" >/dev/null || true
+
+# --- throughput matrix ------------------------------------------------------
+log "starting pgcrab --workers 1, pgcrab --workers 2, pgbouncer (pool $POOL_SIZE, transaction mode)"
+start_pgcrab pgcrab-w1 1 2000
+start_pgcrab pgcrab-w2 2 2000
+start_pgbouncer pgbouncer 2000
+sleep 2
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+for workload in $WORKLOADS; do
+	workload_args "$workload" >/dev/null
+	for clients in $CLIENTS; do
+		for rep in $(seq 1 "$REPEATS"); do
+			for target in "${TARGETS[@]}"; do
+				run_one "$workload" "$clients" "$target" "$rep"
+			done
+		done
+	done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+for name in pgcrab-w1 pgcrab-w2 pgbouncer; do stop_pooler "$name"; done
+
+# --- idle clients: memory and login cost --------------------------------------
+if [[ -n "$IDLE" ]]; then
+	for name in pgcrab-w1 pgcrab-w2 pgbouncer; do memory_test "$name"; done
+fi
+
+# --- report -----------------------------------------------------------------
+cat >"$out/meta.env" <<META
+stamp=$stamp
+quick=$QUICK
+seconds=$SECONDS_PER_RUN
+repeats=$REPEATS
+clients=$CLIENTS
+workloads=$WORKLOADS
+threads=$THREADS
+scale=$SCALE
+pool_size=$POOL_SIZE
+nofile=$NOFILE
+bouncer_nofile=${BOUNCER_NOFILE:-?}
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+nproc=$(nproc)
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+kernel=$(uname -r)
+os=$(. /etc/os-release && echo "$PRETTY_NAME")
+postgres=$("$PG_BIN/postgres" --version)
+pgbouncer=$("$PGBOUNCER" --version | head -1)
+pgbench=$(pgbench --version)
+pgcrab=$("$PGCRAB_BIN" --version 2>&1 | head -1)
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet HEAD -- 2>/dev/null || echo ' (with local changes)')
+load_before=$LOAD_BEFORE
+load_after=$LOAD_AFTER
+elapsed=$(($(date +%s) - START_TIME))
+META
+python3 bench/report.py "$out"
+echo "$out/report.md"
