@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# make check: every unit test binary, then the integration suite; ends with
-# one line "N passed, N failed" over both.
+# make check: every unit test binary in UNIT_DIR (cmocka's output as is),
+# then the integration suite against PGCRAB_BIN; ends with one line
+# "N passed, N failed" over both. Exit status 0 only if nothing failed.
 set -u
 cd "$(dirname "$0")/.."
-: "${UNIT_DIR:?}" "${PGCRAB_BIN:?}"
+: "${UNIT_DIR:?UNIT_DIR must name the directory of the unit test binaries}"
+: "${PGCRAB_BIN:?PGCRAB_BIN must name the pgcrab binary}"
+unset PGCRAB_TEST_DIRECT  # make check tests PgCrab, never PostgreSQL alone
 passed=0
 failed=0
 
 for t in "$UNIT_DIR"/test_*; do
-	[[ -x "$t" ]] || continue
-	out=$("$t" 2>&1)
+	[[ -f "$t" && -x "$t" ]] || continue
+	out=$(timeout -k 10 300 "$t" 2>&1)
 	rc=$?
 	echo "$out"
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$out" | tail -1)
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' <<<"$out" | tail -1)
 	p=${p:-0}
 	f=${f:-0}
+	# a crash, a sanitizer abort or a hang counts as a failure
 	if [[ $rc -ne 0 && $f -eq 0 ]]; then
 		echo "$(basename "$t") crashed or failed (exit $rc)"
 		f=1
@@ -31,7 +35,8 @@ line=$(grep '^integration: ' "$it" | tail -1)
 rm -f "$it"
 ip=$(sed -n 's/^integration: \([0-9]*\) passed.*/\1/p' <<<"$line")
 if_=$(sed -n 's/^integration: [0-9]* passed, \([0-9]*\) failed.*/\1/p' <<<"$line")
-[[ -z "$ip" ]] && { ip=0; if_=1; }
+# no summary line: the runner itself broke
+[[ -z "$ip" || -z "$if_" ]] && { ip=0; if_=1; }
 passed=$((passed + ip))
 failed=$((failed + if_))
 echo "$passed passed, $failed failed"

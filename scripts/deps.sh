@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages PgCrab needs to build and test, only those
-# that are missing. Quiet when everything is there.
+# Installs the Debian 12 packages PgCrab needs to build and test, only those
+# that are missing (pgbench comes with postgresql-15). Quiet when everything
+# is there. As non-root it uses sudo, or prints the command to run as root.
 set -euo pipefail
 
 packages=(gcc make pkg-config liburing-dev libinih-dev libpg-query-dev libcmocka-dev
@@ -21,9 +22,10 @@ echo "installing: ${missing[*]}"
 if [[ $(id -u) -eq 0 ]]; then
 	sudo=()
 elif command -v sudo >/dev/null; then
-	sudo=(sudo)
+	sudo=(sudo env DEBIAN_FRONTEND=noninteractive)
 else
-	echo "deps: missing packages; run as root: apt-get install ${missing[*]}" >&2
+	echo "deps: missing packages; as root, run:" >&2
+	echo "  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}" >&2
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
