@@ -94,7 +94,7 @@ expect_eq "psql with a wrong password exits 2" "2" \
 raw() { # raw HEX-BYTES: sends bytes, prints the reply's first message type and SQLSTATE
 	timeout 10 python3 - "$PGCRAB_PORT" "$1" <<'PY'
 import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(bytes.fromhex(sys.argv[2]))
 data = b""
 try:
