@@ -31,7 +31,19 @@ fi
 
 top=$(mktemp -d "${TMPDIR:-/tmp}/pgcrab-it.XXXXXX")
 chmod 755 "$top"
+# kill_test: the running test's whole process group (psql, pgbench, pgcrab)
+kill_test() {
+	local g
+	g=$(cat "$top/test.pgid" 2>/dev/null) || return 0
+	kill -TERM -- "-$g" 2>/dev/null || return 0
+	for _ in $(seq 1 50); do
+		kill -0 -- "-$g" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL -- "-$g" 2>/dev/null
+}
 cleanup() {
+	kill_test
 	pg_stop
 	[[ -n "${PG_DIR:-}" ]] && rm -rf "$PG_DIR"
 	rm -rf "$top"
@@ -58,17 +70,41 @@ for t in "${tests[@]}"; do
 	name=$(basename "$t" .sh)
 	echo "# $name"
 	start=$SECONDS
-	# -k: a test that ignores SIGTERM is killed 20 s later
-	timeout -k 20 "$per_test_timeout" bash "$t" 2>&1 | tee "$top/$name.out"
+	# each test in a session of its own: on a timeout its whole process group
+	# (psql, pgbench, pgcrab) gets SIGTERM, and SIGKILL 20 s later; its
+	# temporary files live under $top and go with it
+	mkdir -m 755 "$top/$name.tmp"
+	(
+		TMPDIR=$top/$name.tmp setsid bash "$t" </dev/null 2>&1 &
+		tpid=$!
+		echo "$tpid" >"$top/test.pgid"
+		(
+			for _ in $(seq 1 "$per_test_timeout"); do
+				sleep 1
+				kill -0 "$tpid" 2>/dev/null || exit 0
+			done
+			echo "not ok - $name did not finish within ${per_test_timeout} s"
+			kill -TERM -- "-$tpid" 2>/dev/null
+			for _ in $(seq 1 20); do
+				sleep 1
+				kill -0 -- "-$tpid" 2>/dev/null || exit 0
+			done
+			kill -KILL -- "-$tpid" 2>/dev/null
+		) &
+		wait "$tpid"
+		rc=$?
+		wait
+		exit $rc
+	) | tee "$top/$name.out"
 	rc=${PIPESTATUS[0]}
+	# whatever the test left running goes now
+	kill_test
+	rm -f "$top/test.pgid"
+	rm -rf "$top/$name.tmp"
 	p=$(grep -c '^ok - ' "$top/$name.out")
 	f=$(grep -c '^not ok - ' "$top/$name.out")
 	if [[ $rc -ne 0 && $f -eq 0 ]]; then
-		if [[ $rc -eq 124 || $rc -eq 137 ]]; then
-			echo "not ok - $name did not finish within ${per_test_timeout} s"
-		else
-			echo "not ok - $name exited with status $rc"
-		fi
+		echo "not ok - $name exited with status $rc"
 		f=1
 	fi
 	passed=$((passed + p))
