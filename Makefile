@@ -27,7 +27,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BIN      := $(if $(filter 1,$(SANITIZE)),$(BUILD)/pgcrab,pgcrab)
 
-.PHONY: all deps run check unit clean install format-check
+.PHONY: all deps run check unit clean install format-check fuzz fuzz-build
 all: $(BIN)
 
 $(BIN): $(BUILD)/core/main.o $(BUILD)/libpgcrab.a
@@ -54,9 +54,45 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/run.sh
 
+# The fuzzers run in the release pass only (SANITIZE unset): they carry their
+# own ASan+UBSan build, so the SANITIZE=1 pass would only repeat them.
 check: deps
-	@$(MAKE) --no-print-directory all unit
-	@SANITIZE=$(SANITIZE) PGCRAB_BIN=$(abspath $(BIN)) UNIT_DIR=$(abspath $(BUILD)/tests) scripts/check.sh
+	@$(MAKE) --no-print-directory all unit $(if $(filter 1,$(SANITIZE)),,fuzz-build)
+	@SANITIZE=$(SANITIZE) PGCRAB_BIN=$(abspath $(BIN)) UNIT_DIR=$(abspath $(BUILD)/tests) \
+		FUZZ_DIR=$(abspath $(FUZZ_BUILD)) scripts/check.sh
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c, see docs/testing.md): clang with
+# ASan+UBSan, the library rebuilt with coverage into build-fuzz/. The SCRAM
+# iteration cap is lowered there so PBKDF2 does not eat the fuzzing time.
+FUZZ_CC     ?= clang
+FUZZ_TIME   ?= 60
+FUZZ_BUILD  := build-fuzz
+FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+               -D_GNU_SOURCE -I. -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+               -DAUTH_SCRAM_MAX_ITERATIONS=4096 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_OBJS   := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/libpgcrab.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libpgcrab.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -MMD -MP -o $@ $< \
+		$(FUZZ_BUILD)/libpgcrab.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+# make fuzz [FUZZ_TIME=60] [FUZZ_TARGETS="fuzz_proto ..."]: each target in
+# turn for FUZZ_TIME seconds; fails on any crash, leak or sanitizer report.
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_DIR=$(abspath $(FUZZ_BUILD)) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 # make bench [QUICK=1]: PgCrab against PgBouncer and direct PostgreSQL;
 # report under bench/results/<timestamp>/ (see docs/performance.md).
@@ -70,9 +106,9 @@ install: $(BIN)
 	install -D -m 0644 pgcrab.ini.example $(DESTDIR)$(PREFIX)/share/doc/pgcrab/pgcrab.ini.example
 
 format-check:
-	clang-format --dry-run --Werror $(wildcard */*.c */*.h tests/unit/*.c)
+	clang-format --dry-run --Werror $(wildcard */*.c */*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h)
 
 clean:
-	rm -rf build build-san pgcrab
+	rm -rf build build-san build-fuzz pgcrab
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

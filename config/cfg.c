@@ -762,8 +762,10 @@ static int apply_overrides(struct cfg *cfg, const struct cfg_overrides *ov, char
 	return 0;
 }
 
-int cfg_load(const char *path, const struct cfg_overrides *ov, struct cfg **out, char *err,
-	     size_t errlen)
+/* Parses fp (named path in messages) and validates; owns and closes fp,
+ * even on failure. fp may be NULL when opening failed: errno says why. */
+static int load_stream(FILE *fp, const char *path, const struct cfg_overrides *ov,
+		       struct cfg **out, char *err, size_t errlen)
 {
 	char dummy[1];
 	if (!err || errlen == 0) {
@@ -773,19 +775,18 @@ int cfg_load(const char *path, const struct cfg_overrides *ov, struct cfg **out,
 	err[0] = '\0';
 	*out = NULL;
 
-	struct parse p = { .path = path };
+	int open_errno = errno;
+	struct parse p = { .path = path, .fp = fp };
 	p.cfg = calloc(1, sizeof(*p.cfg));
 	if (!p.cfg || !(p.cfg->path = strdup(path))) {
 		snprintf(err, errlen, "out of memory");
-		free(p.cfg);
-		return -1;
+		goto fail_cfg;
 	}
 	if (apply_defaults(&p, SECT_PGCRAB, p.cfg, NULL) != 0)
 		goto fail_parse;
 
-	p.fp = fopen(path, "r");
 	if (!p.fp) {
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(open_errno));
 		goto fail_cfg;
 	}
 	int rc = ini_parse_stream(read_line, &p, on_key, &p);
@@ -822,6 +823,23 @@ fail_cfg:
 	free(p.user_meta);
 	cfg_free(p.cfg);
 	return -1;
+}
+
+int cfg_load(const char *path, const struct cfg_overrides *ov, struct cfg **out, char *err,
+	     size_t errlen)
+{
+	errno = 0;
+	FILE *fp = fopen(path, "r");
+	return load_stream(fp, path, ov, out, err, errlen);
+}
+
+int cfg_load_buffer(const char *name, const char *text, size_t len, const struct cfg_overrides *ov,
+		    struct cfg **out, char *err, size_t errlen)
+{
+	errno = 0;
+	/* fmemopen reads the caller's bytes in place; "r" never writes them */
+	FILE *fp = fmemopen((void *)text, len, "r");
+	return load_stream(fp, name, ov, out, err, errlen);
 }
 
 /* Frees every string and list the table says a section owns. */

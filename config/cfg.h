@@ -73,6 +73,11 @@ struct cfg_overrides {
  * NULL. Uses no global state, so a reload may run on any thread. */
 int cfg_load(const char *path, const struct cfg_overrides *ov, struct cfg **out,
 	     char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Same, from len bytes of INI text in memory (no NUL needed); name stands for
+ * the file in messages and cfg->path. For tests and the fuzzer. */
+int cfg_load_buffer(const char *name, const char *text, size_t len,
+		    const struct cfg_overrides *ov, struct cfg **out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 void cfg_free(struct cfg *cfg);
 
 const struct cfg_shard *cfg_find_shard(const struct cfg *cfg, const char *name);

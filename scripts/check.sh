@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make check: every unit test binary in UNIT_DIR (cmocka's output as is),
-# then the integration suite against PGCRAB_BIN; ends with one line
-# "N passed, N failed" over both. Exit status 0 only if nothing failed.
+# each libFuzzer target in FUZZ_DIR for FUZZ_CHECK_TIME (30) seconds, then
+# the integration suite against PGCRAB_BIN; ends with one line
+# "N passed, N failed" over all of them. Exit status 0 only if nothing failed.
 set -u
 cd "$(dirname "$0")/.."
 : "${UNIT_DIR:?UNIT_DIR must name the directory of the unit test binaries}"
@@ -28,6 +29,22 @@ for t in "$UNIT_DIR"/test_*; do
 	failed=$((failed + f))
 done
 echo "unit: $passed passed, $failed failed"
+
+# Each libFuzzer target counts as one test (scripts/fuzz.sh). Skipped in the
+# SANITIZE=1 pass, whose binaries they would only repeat (they carry their
+# own ASan+UBSan build), and with FUZZ=0.
+if [[ "${SANITIZE:-}" != 1 && "${FUZZ:-1}" != 0 ]]; then
+	: "${FUZZ_DIR:?FUZZ_DIR must name the directory of the fuzz binaries}"
+	fz=$(mktemp)
+	FUZZ_TIME=${FUZZ_CHECK_TIME:-30} scripts/fuzz.sh 2>&1 | tee "$fz"
+	line=$(grep '^fuzz: ' "$fz" | tail -1)
+	rm -f "$fz"
+	fp=$(sed -n 's/^fuzz: \([0-9]*\) passed.*/\1/p' <<<"$line")
+	ff=$(sed -n 's/^fuzz: [0-9]* passed, \([0-9]*\) failed.*/\1/p' <<<"$line")
+	[[ -z "$fp" || -z "$ff" ]] && { fp=0; ff=1; }
+	passed=$((passed + fp))
+	failed=$((failed + ff))
+fi
 
 it=$(mktemp)
 PGCRAB_BIN=$PGCRAB_BIN tests/integration/run.sh 2>&1 | tee "$it"

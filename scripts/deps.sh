@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages PgCrab needs to build and test, only those
-# that are missing (pgbench comes with postgresql-15). Quiet when everything
-# is there. As non-root it uses sudo, or prints the command to run as root.
+# that are missing (pgbench comes with postgresql-15; clang builds the
+# libFuzzer targets). Quiet when everything is there. As non-root it uses
+# sudo, or prints the command to run as root.
 set -euo pipefail
 
-packages=(gcc make pkg-config liburing-dev libinih-dev libpg-query-dev libcmocka-dev
+packages=(gcc make pkg-config clang liburing-dev libinih-dev libpg-query-dev libcmocka-dev
 	libssl-dev libsystemd-dev postgresql-15 postgresql-client-15 python3 procps
 	python3-asyncpg python3-psycopg)
 
