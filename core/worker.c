@@ -200,16 +200,14 @@ static void flush_outbox(struct worker *w)
 	}
 }
 
-void *worker_main(void *arg)
+int worker_start(struct worker *w)
 {
-	struct worker *w = arg;
 	struct runtime *rt = w->rt;
 	int r = worker_ring_init(&w->ring, RING_ENTRIES, CQ_ENTRIES);
 	if (r < 0) {
 		log_error("worker %d: cannot set up io_uring: %s", w->id, strerror(-r));
 		w->ring_fd = -1;
-		pthread_barrier_wait(&rt->ready);
-		return NULL;
+		return r;
 	}
 	w->ring_fd = w->ring.ring_fd;
 	r = conn_buf_ring_init(w);
@@ -224,9 +222,48 @@ void *worker_main(void *arg)
 	for (int i = 0; i < rt->n_shards; i++)
 		pool_tick(&w->pools[i]); /* warm-up: open min_connections now */
 	arm_tick(w);
+	return 0;
+}
+
+unsigned worker_run_once(struct worker *w, struct __kernel_timespec *wait)
+{
+	struct { uint64_t ud; int res; unsigned flags; } batch[BATCH];
+	struct io_uring_cqe *cqe;
+	int r = wait ? io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, wait, NULL)
+		     : io_uring_submit_and_wait(&w->ring, 1);
+	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
+		log_error("worker %d: io_uring_submit_and_wait: %s", w->id, strerror(-r));
+	w->now_ms = now_ms();
+	unsigned handled = 0;
+	for (;;) {
+		struct io_uring_cqe *cqes[BATCH];
+		unsigned n = io_uring_peek_batch_cqe(&w->ring, cqes, BATCH);
+		if (n == 0)
+			break;
+		for (unsigned i = 0; i < n; i++) {
+			batch[i].ud = cqes[i]->user_data;
+			batch[i].res = cqes[i]->res;
+			batch[i].flags = cqes[i]->flags;
+		}
+		io_uring_cq_advance(&w->ring, n);
+		for (unsigned i = 0; i < n; i++)
+			dispatch(w, batch[i].ud, batch[i].res, batch[i].flags);
+		handled += n;
+	}
+	flush_outbox(w);
+	return handled;
+}
+
+void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct runtime *rt = w->rt;
+	if (worker_start(w) < 0) {
+		pthread_barrier_wait(&rt->ready);
+		return NULL;
+	}
 	pthread_barrier_wait(&rt->ready);
 
-	struct { uint64_t ud; int res; unsigned flags; } batch[BATCH];
 	/* after shutdown, wait (briefly) for the closes in flight so every
 	 * connection is freed */
 	uint64_t drain_until = 0;
@@ -238,25 +275,7 @@ void *worker_main(void *arg)
 			    || w->now_ms >= drain_until)
 				break;
 		}
-		r = io_uring_submit_and_wait(&w->ring, 1);
-		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
-			log_error("worker %d: io_uring_submit_and_wait: %s", w->id, strerror(-r));
-		w->now_ms = now_ms();
-		for (;;) {
-			struct io_uring_cqe *cqes[BATCH];
-			unsigned n = io_uring_peek_batch_cqe(&w->ring, cqes, BATCH);
-			if (n == 0)
-				break;
-			for (unsigned i = 0; i < n; i++) {
-				batch[i].ud = cqes[i]->user_data;
-				batch[i].res = cqes[i]->res;
-				batch[i].flags = cqes[i]->flags;
-			}
-			io_uring_cq_advance(&w->ring, n);
-			for (unsigned i = 0; i < n; i++)
-				dispatch(w, batch[i].ud, batch[i].res, batch[i].flags);
-		}
-		flush_outbox(w);
+		worker_run_once(w, NULL);
 	}
 	io_uring_submit(&w->ring);
 	if (w->live == 0)

@@ -7,6 +7,14 @@
 /* Sets up the ring in the calling thread and runs until shutdown completes. */
 void *worker_main(void *arg);
 
+/* worker_main's two halves, apart so a test (tests/fuzz/) can drive a worker
+ * step by step from its own thread. worker_start sets up the ring, buffers,
+ * lists and tick in the calling thread (0 or -errno); worker_run_once submits,
+ * waits for one completion (at most *wait if wait is not NULL), dispatches
+ * every completion ready and returns how many it handled. */
+int worker_start(struct worker *w) __attribute__((warn_unused_result));
+unsigned worker_run_once(struct worker *w, struct __kernel_timespec *wait);
+
 /* io_uring_queue_init_params with the best flags this kernel accepts. */
 int worker_ring_init(struct io_uring *ring, unsigned entries, unsigned cq_entries);
 

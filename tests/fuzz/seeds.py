@@ -214,7 +214,43 @@ max_connections = 1
     write("config", "duration_max", b"36500000d")
 
 
+LOGIN = startup([("user", "app"), ("database", "db"), ("application_name", "fuzz")]) + msg(b"p", cstr("secret"))
+NAMED = (msg(b"P", cstr("st1") + cstr("select $1") + struct.pack("!h", 0))
+         + msg(b"B", cstr("") + cstr("st1") + struct.pack("!hhh", 0, 0, 0)) + msg(b"E", cstr("") + struct.pack("!i", 0))
+         + msg(b"S")
+         + msg(b"B", cstr("") + cstr("st1") + struct.pack("!hhh", 0, 0, 0)) + msg(b"D", b"S" + cstr("st1"))
+         + msg(b"E", cstr("") + struct.pack("!i", 0)) + msg(b"S"))
+FAIL_EXT = msg(b"P", cstr("") + cstr("fail") + struct.pack("!h", 0)) + msg(b"B", cstr("") + cstr("") + b"\0" * 6) + msg(b"S")
+
+
+def client_seeds():
+    streams = {
+        "simple": LOGIN + SIMPLE + msg(b"X"),
+        "extended": LOGIN + PARSE_BIND + msg(b"X"),
+        "tx": LOGIN + TX + msg(b"X"),
+        "tx_error": LOGIN + msg(b"Q", cstr("begin")) + msg(b"Q", cstr("fail")) + msg(b"Q", cstr("select 1"))
+        + msg(b"Q", cstr("rollback")),
+        "named": LOGIN + NAMED + CLOSE,
+        "fail_extended": LOGIN + FAIL_EXT + SIMPLE,
+        "set": LOGIN + msg(b"Q", cstr("set application_name = 'x'")) + SIMPLE,
+        "ssl_first": SSL + GSS + LOGIN + SIMPLE,
+        "cancel": CANCEL,
+        "bad_password": startup([("user", "app"), ("database", "db")]) + msg(b"p", cstr("wrong")),
+        "unknown_db": startup([("user", "app"), ("database", "nope")]) + msg(b"p", cstr("secret")),
+        "bad_type": LOGIN + msg(b"!", b"x"),
+        "bad_len": LOGIN + b"Q\0\0\0\x02",
+        "after_terminate": LOGIN + msg(b"X") + b"garbage",
+        "empty_query": LOGIN + msg(b"Q", b"\0") + msg(b"H") + msg(b"F", b"\0" * 10),
+        "protocol_3_2": startup([("user", "app"), ("database", "db"), ("_pq_.x", "1")], version=(3 << 16) | 2)
+        + msg(b"p", cstr("secret")) + SIMPLE,
+    }
+    for name, s in streams.items():
+        write("client", name, b"\0" + s)
+    write("client", "split_7", b"\x07" + LOGIN + PARSE_BIND + TX)
+    write("client", "split_1", b"\x01" + LOGIN + SIMPLE)
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["proto", "startup", "scram", "config"]
+    which = sys.argv[1:] or ["proto", "startup", "scram", "config", "client"]
     for w in which:
         globals()[w + "_seeds"]()
