@@ -236,6 +236,13 @@ static void fz_reset(struct fz_peer *client)
 {
 	fz_peer_close(client);
 	fz_run(NULL, NULL, 200);
+	/* a client waiting for a server has no recv armed, so it notices the
+	 * hang-up only at query_wait_timeout: end it as shutdown would */
+	for (struct list *n = fz.worker.clients.next; n != &fz.worker.clients; n = n->next) {
+		struct client *cl = list_entry(n, struct client, link);
+		if (!cl->c.closing)
+			client_fail(cl, "FATAL", "57P01", "fuzz input done");
+	}
 	struct pool *p = &fz.pool;
 	for (struct list *n = p->servers.next, *next; n != &p->servers; n = next) {
 		next = n->next;
@@ -267,7 +274,7 @@ static void fz_reset(struct fz_peer *client)
 
 /* With FUZZ_TRACE set (reproducing an input by hand): the message types of
  * a stream, to see how far an input got. */
-static void fz_trace(const char *what, const uint8_t *b, size_t len, bool quiet)
+static inline void fz_trace(const char *what, const uint8_t *b, size_t len, bool quiet)
 {
 	fprintf(stderr, "%s %zu bytes%s:", what, len, quiet ? "" : " (never went quiet)");
 	for (size_t at = 0; at < len;) {
@@ -288,7 +295,7 @@ static void fz_trace(const char *what, const uint8_t *b, size_t len, bool quiet)
 
 /* PgCrab's bytes to a client must be a well-formed message stream: the 'N'
  * answers to SSLRequest/GSSENCRequest, then whole messages only. */
-static void fz_check_client_stream(const uint8_t *b, size_t len)
+static inline void fz_check_client_stream(const uint8_t *b, size_t len)
 {
 	size_t at = 0;
 	while (at < len && b[at] == 'N' && (at + 1 == len || b[at + 1] != 0))

@@ -244,13 +244,79 @@ def client_seeds():
         "protocol_3_2": startup([("user", "app"), ("database", "db"), ("_pq_.x", "1")], version=(3 << 16) | 2)
         + msg(b"p", cstr("secret")) + SIMPLE,
     }
+    # PgCrab reads what a client pipelines behind its startup packet or
+    # password only when more bytes arrive, so the seeds come in pieces
     for name, s in streams.items():
-        write("client", name, b"\0" + s)
+        write("client", name, b"\x05" + s)
+    write("client", "whole", b"\0" + LOGIN + SIMPLE)
     write("client", "split_7", b"\x07" + LOGIN + PARSE_BIND + TX)
     write("client", "split_1", b"\x01" + LOGIN + SIMPLE)
 
 
+def turns(*ts):
+    return b"".join(struct.pack("!H", len(t)) + t for t in ts)
+
+
+def auth(code, data=b""):
+    return msg(b"R", struct.pack("!i", code) + data)
+
+
+def scram_login(extra_nonce="srvnonce", salt=b"fuzzsalt", iterations=4096, good=True):
+    """The SCRAM exchange fuzz_server.c's PgCrab (password fuzzpw, RAND_bytes
+    replaced by 1, 2, 3...) runs, as three server turns."""
+    import base64, hashlib, hmac
+    cnonce = base64.b64encode(bytes(range(1, 25))).decode()
+    first = "r=%s%s,s=%s,i=%d" % (cnonce, extra_nonce, base64.b64encode(salt).decode(), iterations)
+    bare = "n=,r=" + cnonce
+    without_proof = "c=biws,r=" + cnonce + extra_nonce
+    auth_message = (bare + "," + first + "," + without_proof).encode()
+    salted = hashlib.pbkdf2_hmac("sha256", b"fuzzpw", salt, iterations)
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    sig = hmac.new(server_key, auth_message, hashlib.sha256).digest()
+    if not good:
+        sig = bytes([sig[0] ^ 1]) + sig[1:]
+    final = "v=" + base64.b64encode(sig).decode()
+    return [auth(10, cstr("SCRAM-SHA-256") + b"\0"), auth(11, first.encode()),
+            auth(12, final.encode()) + LOGIN_OK]
+
+
+REPLY_SIMPLE = msg(b"T", struct.pack("!h", 1) + cstr("x") + struct.pack("!ihihih", 0, 0, 23, 4, -1, 0)) \
+    + msg(b"D", struct.pack("!hi", 1, 1) + b"1") + msg(b"C", cstr("SELECT 1")) + msg(b"Z", b"I")
+REPLY_EXT = msg(b"1") + msg(b"2") + msg(b"n") + msg(b"D", struct.pack("!hi", 1, 1) + b"1") \
+    + msg(b"C", cstr("SELECT 1")) + msg(b"Z", b"I")
+REPLY_TX = msg(b"C", cstr("BEGIN")) + msg(b"Z", b"T") + REPLY_SIMPLE[:-6] + msg(b"Z", b"T") \
+    + msg(b"C", cstr("COMMIT")) + msg(b"Z", b"I")
+SET_REPLY = msg(b"S", cstr("application_name") + cstr("fuzz")) + msg(b"C", cstr("SET")) + msg(b"Z", b"I")
+
+
+def server_seeds():
+    def w(name, script, chunk, *ts):
+        write("server", name, bytes([script, chunk]) + turns(*ts))
+    w("simple", 0, 0, LOGIN_OK, REPLY_SIMPLE)
+    w("simple_split", 0, 3, LOGIN_OK, REPLY_SIMPLE)
+    w("extended", 1, 0, LOGIN_OK, REPLY_EXT)
+    w("tx", 2, 0, LOGIN_OK, REPLY_TX)
+    w("tx_left_open", 2, 0, LOGIN_OK, msg(b"C", cstr("BEGIN")) + msg(b"Z", b"T"), msg(b"C", cstr("ROLLBACK")) + msg(b"Z", b"I"))
+    w("named_set", 3, 0, LOGIN_OK, SET_REPLY + REPLY_EXT, REPLY_EXT)
+    w("error_reply", 0, 0, LOGIN_OK, ERROR + msg(b"Z", b"I"))
+    w("fatal_reply", 0, 0, LOGIN_OK, msg(b"E", b"SFATAL\0VFATAL\0C57P01\0Mterminating\0\0"))
+    w("notice_param", 0, 0, LOGIN_OK, NOTICE + msg(b"S", cstr("TimeZone") + cstr("UTC")) + msg(b"A", struct.pack("!i", 1) + cstr("ch") + cstr("x")) + REPLY_SIMPLE)
+    w("cleartext", 0, 0, auth(3), LOGIN_OK, REPLY_SIMPLE)
+    w("md5", 0, 0, auth(5, b"\x01\x02\x03\x04"), LOGIN_OK, REPLY_SIMPLE)
+    w("scram", 0, 0, *scram_login(), REPLY_SIMPLE)
+    w("scram_bad_signature", 0, 0, *scram_login(good=False), REPLY_SIMPLE)
+    w("scram_long_nonce", 0, 0, *scram_login(extra_nonce="x" * 3000), REPLY_SIMPLE)
+    w("scram_long_salt", 0, 0, *scram_login(salt=b"s" * 2000, iterations=1), REPLY_SIMPLE)
+    w("login_error", 0, 0, msg(b"E", b"SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed\0\0"))
+    w("login_unknown_auth", 0, 0, auth(7))
+    w("login_negotiate", 0, 0, NEGOTIATE + LOGIN_OK, REPLY_SIMPLE)
+    w("oversize_frame", 0, 0, LOGIN_OK, b"D\x7f\xff\xff\xff")
+    w("short_ready", 0, 0, LOGIN_OK, msg(b"Z"))
+    w("mid_message_close", 0, 0, LOGIN_OK, REPLY_SIMPLE[:20])
+    w("unsolicited", 0, 0, LOGIN_OK + REPLY_SIMPLE)
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["proto", "startup", "scram", "config", "client"]
+    which = sys.argv[1:] or ["proto", "startup", "scram", "config", "client", "server"]
     for w in which:
         globals()[w + "_seeds"]()
