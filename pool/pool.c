@@ -183,7 +183,10 @@ void pool_server_ready(struct server *s)
 		struct param_blob *b = malloc(sizeof(*b) + s->params_len);
 		if (b) {
 			b->len = s->params_len;
-			memcpy(b->data, s->params, s->params_len);
+			/* a server that reported no ParameterStatus has params NULL,
+			 * which memcpy may not be given even for 0 bytes */
+			if (s->params_len)
+				memcpy(b->data, s->params, s->params_len);
 			struct param_blob *none = NULL;
 			if (!atomic_compare_exchange_strong(&sh->params, &none, b))
 				free(b);
