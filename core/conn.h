@@ -18,6 +18,10 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
 #define CONN_BUF_GROUP 0
 
 void conn_init(struct conn *c, enum conn_kind kind, struct worker *w, int fd);
+/* PgCrab writes rx[from, from + n) past rx_end itself (a message grown in
+ * place). In ASan builds the bytes past rx_end are poisoned so that reading
+ * them is caught; this lifts that for bytes that are about to be written. */
+void conn_rx_claim(struct conn *c, uint32_t from, uint32_t n);
 /* The worker's provided buffer ring; -errno if the kernel has none (then
  * every connection reads into buffers of its own). */
 int conn_buf_ring_init(struct worker *w);

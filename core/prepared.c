@@ -32,6 +32,8 @@ static int rewrite_name(struct conn *c, uint32_t pos, uint32_t off, size_t old_l
 	if (new_len > old_len && c->rx_end + (new_len - old_len) > c->rx_cap
 	    && conn_rx_reserve(c, c->rx_end + (uint32_t)(new_len - old_len) + 4096) != 0)
 		return -1;
+	if (new_len > old_len)
+		conn_rx_claim(c, c->rx_end, (uint32_t)(new_len - old_len));
 	memmove(c->rx + off + new_len + 1, c->rx + tail, c->rx_end - tail);
 	memcpy(c->rx + off, name, new_len + 1);
 	c->rx_end = c->rx_end + (uint32_t)new_len - (uint32_t)old_len;

@@ -452,6 +452,14 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 		case 'Z': {
 			if (!whole)
 				goto out;
+			/* exactly one status byte, one PgCrab knows: a shorter
+			 * message made us read the next message's first byte (or
+			 * past the buffer) as the status (found by fuzz_server) */
+			if (total != PROTO_HEADER_LEN + 1
+			    || (body[0] != 'I' && body[0] != 'T' && body[0] != 'E')) {
+				rc = SCAN_BAD;
+				goto out;
+			}
 			struct reply done;
 			unwind_to_ready(s);
 			if (replies_head(&s->replies)) {
