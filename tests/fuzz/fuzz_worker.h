@@ -252,7 +252,7 @@ static void fz_reset(struct fz_peer *client)
 		fz_peer_close(&fz.backends[i]);
 	fz.n_backends = 0;
 	fz.backends_seen = 0;
-	for (int i = 0; i < 1000 && fz.worker.live > 0; i++) {
+	for (int i = 0; i < 5000 && fz.worker.live > 0; i++) {
 		fz_accept_backends(); /* a connect still in flight: accept and drop it */
 		for (int j = 0; j < fz.n_backends; j++)
 			fz_peer_close(&fz.backends[j]);
