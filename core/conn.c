@@ -47,7 +47,8 @@ int conn_buf_ring_init(struct worker *w)
 		return -ENOMEM;
 	memset(w->bufs, 0, bytes);
 	/* liburing 2.3 (Debian 12) registers a ring we allocate ourselves */
-	struct io_uring_buf_ring *br = aligned_alloc(4096, CONN_BUF_COUNT * sizeof(struct io_uring_buf));
+	size_t ring_bytes = (CONN_BUF_COUNT * sizeof(struct io_uring_buf) + 4095) & ~(size_t)4095;
+	struct io_uring_buf_ring *br = aligned_alloc(4096, ring_bytes);
 	struct io_uring_buf_reg reg = {
 		.ring_addr = (uint64_t)(uintptr_t)br,
 		.ring_entries = CONN_BUF_COUNT,
@@ -170,6 +171,8 @@ int conn_arm_recv(struct conn *c)
 
 bool conn_on_recv(struct conn *c, int *res, unsigned flags)
 {
+	bool cancelled = c->recv_cancelling;
+	c->recv_cancelling = false;
 	if (flags & IORING_CQE_F_BUFFER) {
 		int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
 		if (*res <= 0 || c->closing || c->rx) {
@@ -181,6 +184,10 @@ bool conn_on_recv(struct conn *c, int *res, unsigned flags)
 		c->rx = ring_buf(c->w, bid);
 		c->rx_bid = bid;
 		c->rx_cap = CONN_BUF_SIZE;
+		return true;
+	}
+	if (*res == -ENOBUFS && cancelled) {
+		*res = -ECANCELED; /* its owner asked for it back: no new recv */
 		return true;
 	}
 	if (*res == -ENOBUFS && !c->closing) {
