@@ -217,6 +217,8 @@ struct worker {
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
 	uint32_t next_pid;       /* BackendKeyData pids: (counter << 8) | worker id */
+	int32_t secrets[256];    /* random BackendKeyData secrets, used from the end */
+	int secrets_left;
 	struct __kernel_timespec tick;
 	/* written by other threads: own cache line */
 	_Alignas(64) _Atomic int n_clients;
