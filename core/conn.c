@@ -73,7 +73,8 @@ int conn_buf_ring_init(struct worker *w)
 		return -ENOMEM;
 	memset(w->bufs, 0, bytes);
 	/* liburing 2.3 (Debian 12) registers a ring we allocate ourselves */
-	struct io_uring_buf_ring *br = aligned_alloc(4096, CONN_BUF_COUNT * sizeof(struct io_uring_buf));
+	size_t ring_bytes = (CONN_BUF_COUNT * sizeof(struct io_uring_buf) + 4095) & ~(size_t)4095;
+	struct io_uring_buf_ring *br = aligned_alloc(4096, ring_bytes);
 	struct io_uring_buf_reg reg = {
 		.ring_addr = (uint64_t)(uintptr_t)br,
 		.ring_entries = CONN_BUF_COUNT,
@@ -200,6 +201,8 @@ int conn_arm_recv(struct conn *c)
 
 bool conn_on_recv(struct conn *c, int *res, unsigned flags)
 {
+	bool cancelled = c->recv_cancelling;
+	c->recv_cancelling = false;
 	if (flags & IORING_CQE_F_BUFFER) {
 		int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
 		if (*res <= 0 || c->closing || c->rx) {
@@ -216,6 +219,10 @@ bool conn_on_recv(struct conn *c, int *res, unsigned flags)
 	}
 	if (*res > 0 && c->rx)
 		rx_unpoison(c->rx + c->rx_end, (size_t)*res); /* a recv into rx's free end */
+	if (*res == -ENOBUFS && cancelled) {
+		*res = -ECANCELED; /* its owner asked for it back: no new recv */
+		return true;
+	}
 	if (*res == -ENOBUFS && !c->closing) {
 		/* every provided buffer is taken: read into one of our own */
 		c->recv_armed = false;

@@ -19,7 +19,9 @@
 #include "core/stmt.h"
 
 #define CONN_BUF_SIZE  16384 /* one provided receive buffer */
+#ifndef CONN_BUF_COUNT
 #define CONN_BUF_COUNT 512   /* provided buffers per worker (a power of two) */
+#endif
 #define CONN_WHOLE_MAX 32768 /* largest message PgCrab reads whole without being asked to */
 #define CONN_TX_CAP 2048     /* PgCrab's own messages (login, errors, hidden queries) */
 #define MAX_WORKERS 256
@@ -72,6 +74,7 @@ struct conn {
 	 * memory (a peer's send from our rx); freed only at zero */
 	int refs;
 	bool recv_armed;
+	bool recv_cancelling;     /* the armed recv is being cancelled */
 	bool closing;
 	enum send_src send_src;
 	struct conn *send_owner;  /* whose rx a SEND_FORWARD reads */
@@ -214,6 +217,8 @@ struct worker {
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
 	uint32_t next_pid;       /* BackendKeyData pids: (counter << 8) | worker id */
+	int32_t secrets[256];    /* random BackendKeyData secrets, used from the end */
+	int secrets_left;
 	struct __kernel_timespec tick;
 	/* written by other threads: own cache line */
 	_Alignas(64) _Atomic int n_clients;

@@ -3,6 +3,8 @@
 #include "core/worker.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -200,6 +202,28 @@ static void flush_outbox(struct worker *w)
 	}
 }
 
+/* Thread per core: worker i on the i-th CPU this process may use, so its
+ * ring, connections and caches stay on one core. Before any client comes. */
+static void worker_pin(struct worker *w)
+{
+	cpu_set_t allowed, one;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || CPU_COUNT(&allowed) == 0)
+		return;
+	int nth = w->id % CPU_COUNT(&allowed);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed) || nth-- > 0)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		int r = pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+		if (r != 0)
+			log_warn("worker %d: cannot pin to CPU %d: %s", w->id, cpu, strerror(r));
+		else
+			log_info("worker %d runs on CPU %d", w->id, cpu);
+		return;
+	}
+}
+
 int worker_start(struct worker *w)
 {
 	struct runtime *rt = w->rt;
@@ -210,6 +234,8 @@ int worker_start(struct worker *w)
 		return r;
 	}
 	w->ring_fd = w->ring.ring_fd;
+	if (rt->cfg->cpu_affinity == CFG_AFFINITY_WORKERS)
+		worker_pin(w);
 	r = conn_buf_ring_init(w);
 	if (r < 0)
 		log_warn("worker %d: no provided buffer ring (%s): each connection reads into its own buffer",

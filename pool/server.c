@@ -698,6 +698,7 @@ void server_donate(struct server *s, int to_worker)
 		struct io_uring_sqe *sqe = worker_sqe(w);
 		io_uring_prep_cancel64(sqe, conn_user_data(&s->c, OP_RECV), 0);
 		io_uring_sqe_set_data64(sqe, OP_NONE);
+		s->c.recv_cancelling = true;
 		return; /* posted when the recv completes with -ECANCELED */
 	}
 	/* posted after this batch of completions, when nothing here can touch it */
