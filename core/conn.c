@@ -11,11 +11,12 @@
 #include "proto/proto.h"
 #include "pool/server.h"
 
-/* The provided buffers are one big allocation, so AddressSanitizer alone
- * would never see a read past the bytes received into one of them. In ASan
- * builds (SANITIZE=1, the fuzzers) a buffer is poisoned while the ring owns
- * it and beyond what was received while a connection holds it. The kernel's
- * own writes are not checked, so the recv itself never trips it. */
+/* The provided buffers are one big allocation, and a grown receive buffer
+ * is larger than what it holds, so AddressSanitizer alone would not see a
+ * read past the bytes received. In ASan builds (SANITIZE=1, the fuzzers) a
+ * provided buffer is poisoned while the ring owns it, and any receive buffer
+ * beyond what was received while a connection holds it. The kernel's own
+ * writes are not checked, so the recv itself never trips it. */
 #if defined(__SANITIZE_ADDRESS__)
 #define RX_ASAN 1
 #elif defined(__has_feature)
@@ -153,6 +154,7 @@ int conn_rx_reserve(struct conn *c, uint32_t cap)
 	}
 	c->rx = p;
 	c->rx_cap = cap;
+	rx_poison(p + c->rx_end, cap - c->rx_end); /* as for a provided buffer */
 	return 0;
 }
 
