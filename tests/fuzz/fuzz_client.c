@@ -2,9 +2,10 @@
  * core/prepared.c, core/conn.c and the pool behind them) fed an arbitrary
  * byte stream by a client, on a real worker (tests/fuzz/fuzz_worker.h).
  *
- * Input: one byte choosing how the stream is cut (0: as it comes; else
- * chunks of that many bytes, one per worker step, so messages and headers
- * arrive split), then the client's bytes, from the startup packet on. The
+ * Input: one byte whose top bit picks session pooling (else transaction)
+ * and whose low 7 bits how the stream is cut (0: as it comes; else chunks
+ * of that many bytes, one per worker step, so messages and headers arrive
+ * split), then the client's bytes, from the startup packet on. The
  * seeds log in (user "app", password "secret", database "db") so the
  * fuzzer starts from whole sessions: simple and extended queries,
  * transactions, prepared statements, Terminate.
@@ -259,7 +260,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1)
 		return 0;
-	size_t chunk = data[0];
+	size_t chunk = data[0] & 0x7f;
+	fz_use_session_mode(data[0] & 0x80);
 	struct fz_peer client;
 	memset(pgs, 0, sizeof(pgs));
 	fz_new_client(&client);

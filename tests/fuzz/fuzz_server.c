@@ -3,7 +3,8 @@
  * side that forwards its replies) fed arbitrary bytes by the "PostgreSQL"
  * it connects to, on a real worker (tests/fuzz/fuzz_worker.h).
  *
- * Input: a byte choosing the client's script (see scripts[]), a byte
+ * Input: a byte choosing the client's script (build_script(), low two
+ * bits) and session pooling (top bit; else transaction), a byte
  * choosing how the server's bytes are cut (0: each turn at once; else
  * chunks of that many bytes per worker step), then the server's turns,
  * each a 16-bit big-endian length and that many bytes. The first turn is
@@ -157,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	int script = data[0] % 4;
+	fz_use_session_mode(data[0] & 0x80);
 	memset(&srv, 0, sizeof(srv));
 	srv.chunk = data[1];
 	srv.turns = data + 2;

@@ -46,7 +46,8 @@ static struct {
 	char dir[64];
 	char sock_path[128];
 	int listen_fd;
-	struct cfg *cfg;
+	struct cfg *cfg;         /* pool_mode = transaction */
+	struct cfg *cfg_session; /* the same in session mode */
 	struct runtime rt;
 	struct shard shard;
 	struct worker worker;
@@ -146,17 +147,20 @@ static void fz_init(const char *extra_ini)
 	    || listen(fz.listen_fd, 64) != 0)
 		abort();
 
-	char ini[1024], err[512];
-	int n = snprintf(ini, sizeof(ini),
-			 "[pgcrab]\nworkers = 1\nlog_level = error\n%s\n"
-			 "[shard.db]\nhost = %s\nport = 5432\nuser = fuzz\npassword = fuzzpw\n"
-			 "max_connections = 2\n"
-			 "[user.app]\npassword = secret\n",
-			 extra_ini, fz.dir);
-	if (n < 0 || (size_t)n >= sizeof(ini)
-	    || cfg_load_buffer("fuzz.ini", ini, (size_t)n, NULL, &fz.cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "fuzz harness config: %s\n", err);
-		abort();
+	char ini[1024], err[512] = "";
+	for (int session = 0; session < 2; session++) {
+		int n = snprintf(ini, sizeof(ini),
+				 "[pgcrab]\nworkers = 1\nlog_level = error\npool_mode = %s\n%s\n"
+				 "[shard.db]\nhost = %s\nport = 5432\nuser = fuzz\npassword = fuzzpw\n"
+				 "max_connections = 2\n"
+				 "[user.app]\npassword = secret\n",
+				 session ? "session" : "transaction", extra_ini, fz.dir);
+		if (n < 0 || (size_t)n >= sizeof(ini)
+		    || cfg_load_buffer("fuzz.ini", ini, (size_t)n, NULL,
+				       session ? &fz.cfg_session : &fz.cfg, err, sizeof(err)) != 0) {
+			fprintf(stderr, "fuzz harness config: %s\n", err);
+			abort();
+		}
 	}
 
 	fz.rt.cfg = fz.cfg;
@@ -177,6 +181,14 @@ static void fz_init(const char *extra_ini)
 		abort();
 	for (int i = 0; i < FZ_MAX_BACKENDS; i++)
 		fz.backends[i].fd = -1;
+}
+
+/* Picks the pool mode for the next input. Only between inputs, when the
+ * worker holds nothing: like a reload's new snapshot, never mid-flight. */
+static void fz_use_session_mode(bool session)
+{
+	fz.rt.cfg = session ? fz.cfg_session : fz.cfg;
+	fz.shard.cfg = &fz.rt.cfg->shards[0];
 }
 
 /* Accepts the worker's new server connections. */

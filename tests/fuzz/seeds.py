@@ -250,6 +250,8 @@ def client_seeds():
         write("client", name, b"\x05" + s)
     write("client", "whole", b"\0" + LOGIN + SIMPLE)
     write("client", "split_7", b"\x07" + LOGIN + PARSE_BIND + TX)
+    write("client", "session_named", b"\x85" + LOGIN + NAMED + TX + msg(b"X"))
+    write("client", "session_tx_open", b"\x85" + LOGIN + msg(b"Q", cstr("begin")) + SIMPLE)
     write("client", "split_1", b"\x01" + LOGIN + SIMPLE)
 
 
@@ -314,6 +316,10 @@ def server_seeds():
     w("short_ready", 0, 0, LOGIN_OK, msg(b"Z"))
     w("mid_message_close", 0, 0, LOGIN_OK, REPLY_SIMPLE[:20])
     w("unsolicited", 0, 0, LOGIN_OK + REPLY_SIMPLE)
+    # session pooling: the server is reset with DISCARD ALL when the client leaves
+    w("session_discard", 0x80, 0, LOGIN_OK, REPLY_SIMPLE, msg(b"C", cstr("DISCARD ALL")) + msg(b"Z", b"I"))
+    w("session_named", 0x83, 0, LOGIN_OK, SET_REPLY + REPLY_EXT + REPLY_EXT,
+      msg(b"C", cstr("DISCARD ALL")) + msg(b"Z", b"I"))
 
 
 if __name__ == "__main__":
