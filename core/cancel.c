@@ -77,6 +77,7 @@ static void open_cancel(struct worker *w, struct server *s)
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
 	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_CONNECT));
+	c->connect_armed = true;
 	c->refs++;
 }
 

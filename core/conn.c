@@ -158,6 +158,24 @@ int conn_rx_reserve(struct conn *c, uint32_t cap)
 	return 0;
 }
 
+void conn_rx_shrink(struct conn *c)
+{
+	uint32_t left = c->rx_end - c->rx_start;
+	if (c->rx_bid < 0 || c->rx_lent > 0 || left > CONN_SHRINK_MAX)
+		return;
+	uint8_t *p = malloc(left ? left : 1);
+	if (!p)
+		return; /* keep the provided buffer: correct, just less frugal */
+	memcpy(p, c->rx + c->rx_start, left);
+	ring_give_back(c->w, c->rx_bid);
+	c->rx = p;
+	c->rx_bid = -1;
+	c->rx_cap = left;
+	c->scan_pos -= c->rx_start;
+	c->rx_end = left;
+	c->rx_start = 0;
+}
+
 int conn_arm_recv(struct conn *c)
 {
 	if (c->recv_armed || c->closing)
@@ -336,12 +354,24 @@ void conn_close(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	/* A pending recv keeps the socket open past close(2): cancel everything
-	 * on the fd first; the hard link runs the close even if nothing matched. */
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, OP_NONE);
-	sqe->flags |= IOSQE_IO_HARDLINK;
+	/* A pending operation keeps the socket open past close(2): cancel each
+	 * one first, by its user_data (a hash lookup; cancelling by fd scans
+	 * every request in the ring, which made closing 10,000 idle clients
+	 * quadratic). The hard links run the close even if nothing matched. */
+	const enum io_op pending[] = {
+		c->recv_armed ? OP_RECV : OP_NONE,
+		c->send_src != SEND_NONE ? OP_SEND : OP_NONE,
+		c->connect_armed ? OP_CONNECT : OP_NONE,
+	};
+	struct io_uring_sqe *sqe;
+	for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++) {
+		if (pending[i] == OP_NONE)
+			continue;
+		sqe = worker_sqe(c->w);
+		io_uring_prep_cancel64(sqe, conn_user_data(c, pending[i]), 0);
+		io_uring_sqe_set_data64(sqe, OP_NONE);
+		sqe->flags |= IOSQE_IO_HARDLINK;
+	}
 	sqe = worker_sqe(c->w);
 	io_uring_prep_close(sqe, c->fd);
 	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_CLOSE));

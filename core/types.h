@@ -75,6 +75,7 @@ struct conn {
 	int refs;
 	bool recv_armed;
 	bool recv_cancelling;     /* the armed recv is being cancelled */
+	bool connect_armed;       /* a connect is in flight */
 	bool closing;
 	enum send_src send_src;
 	struct conn *send_owner;  /* whose rx a SEND_FORWARD reads */
