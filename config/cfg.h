@@ -36,6 +36,7 @@ struct cfg {
 	enum cfg_auth_type auth_type;
 	enum cfg_log_level log_level;
 	int max_client_conn;
+	int max_packet_size; /* bytes: a client message longer than this is a protocol violation */
 	char **admin_users;
 	int n_admin_users;
 	int metrics_port;

@@ -319,8 +319,8 @@ static int scan_requests(struct client *cl, struct server *s)
 			break;
 		uint8_t type;
 		uint32_t total;
-		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type,
-						  &total);
+		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos,
+						  (uint32_t)c->w->rt->cfg->max_packet_size, &type, &total);
 		if (r == PROTO_AGAIN)
 			break;
 		if (r == PROTO_ERR) {
@@ -427,6 +427,25 @@ static void client_pump(struct client *cl)
 
 static void client_request(struct client *cl);
 
+/* The first message of a request: a length within max_packet_size and a
+ * type a frontend may send. Fails the client (08P01, as PostgreSQL) if not. */
+static bool request_header_ok(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	uint8_t type;
+	uint32_t total;
+	if (proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start,
+			(uint32_t)c->w->rt->cfg->max_packet_size, &type, &total) == PROTO_ERR) {
+		client_fail(cl, "FATAL", "08P01", "invalid message length");
+		return false;
+	}
+	if (!proto_frontend_type(type)) {
+		client_fail(cl, "FATAL", "08P01", "invalid frontend message type %d", type);
+		return false;
+	}
+	return true;
+}
+
 /* Idle: the client sent something; a Terminate ends it, anything else needs
  * a server. */
 static void client_request(struct client *cl)
@@ -444,6 +463,9 @@ static void client_request(struct client *cl)
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}
+	/* a broken header is refused now, not after waiting for a server */
+	if (!request_header_ok(cl))
+		return;
 	/* only when no server is free: with one, the server checks the Parse */
 	if (prepared_enabled(cl) && cl->pool->n_idle == 0) {
 		uint8_t buf[4096];

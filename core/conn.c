@@ -51,15 +51,18 @@ int conn_arm_recv(struct conn *c)
 		c->scan_pos -= c->rx_start;
 		c->rx_start = 0;
 	}
-	if (c->rx_want > c->rx_cap) {
-		/* a message that must be seen whole is larger than the buffer */
-		uint8_t *p = realloc(c->rx, c->rx_want);
+	if (c->rx_want > c->rx_cap && c->rx_end == c->rx_cap) {
+		/* a message that must be seen whole is larger than the buffer. Its
+		 * length is the peer's word only: grow by at most what has arrived
+		 * (doubling), so memory follows the bytes actually received */
+		uint32_t cap = c->rx_cap <= c->rx_want / 2 ? c->rx_cap * 2 : c->rx_want;
+		uint8_t *p = realloc(c->rx, cap);
 		if (!p)
 			return -1;
 		c->rx = p;
-		c->rx_cap = c->rx_want;
+		c->rx_cap = cap;
 	}
-	c->rx_want = 0;
+	c->rx_want = 0; /* the scan that wanted more says so again next time */
 	if (c->rx_end == c->rx_cap)
 		return -1;
 	struct io_uring_sqe *sqe = worker_sqe(c->w);

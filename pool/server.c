@@ -428,8 +428,8 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 						  &total);
 		if (r == PROTO_AGAIN)
 			break;
-		if (r == PROTO_ERR) {
-			rc = SCAN_BAD;
+		if (r == PROTO_ERR || !proto_backend_type(type)) {
+			rc = SCAN_BAD; /* nothing of it reaches the client */
 			break;
 		}
 		bool whole = c->rx_end - pos >= total;

@@ -80,6 +80,17 @@ enum proto_result proto_frame(const uint8_t *buf, size_t len, uint32_t max_len, 
 	return PROTO_OK;
 }
 
+bool proto_frontend_type(uint8_t type)
+{
+	return type != 0 && strchr("QPBDECSHFdcfX", type) != NULL;
+}
+
+bool proto_backend_type(uint8_t type)
+{
+	/* see PostgreSQL's protocol message formats: every backend message */
+	return type != 0 && strchr("123ACDEGHIKNRSTVWZcdnstv", type) != NULL;
+}
+
 static bool startup_has(const struct proto_startup *s, const char *name)
 {
 	for (int i = 0; i < s->n_params; i++)

@@ -54,6 +54,13 @@ static inline uint32_t proto_be32(const uint8_t *p)
 enum proto_result proto_frame(const uint8_t *buf, size_t len, uint32_t max_len,
 			      uint8_t *type, uint32_t *total);
 
+/* Message types a frontend may send once logged in (Query, Parse, Bind,
+ * Describe, Execute, Close, Sync, Flush, FunctionCall, COPY data/done/fail,
+ * Terminate); a startup packet or password message then is a violation. */
+bool proto_frontend_type(uint8_t type);
+/* Message types a backend may send once logged in. */
+bool proto_backend_type(uint8_t type);
+
 /* ---- startup packets ---------------------------------------------------- */
 
 enum proto_startup_kind {
