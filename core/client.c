@@ -159,7 +159,7 @@ static void handle_startup(struct client *cl)
 		return;
 	}
 	if (r == PROTO_ERR) {
-		client_fail(cl, "FATAL", "08P01", "%s", why);
+		client_fail(cl, "FATAL", proto_startup_sqlstate(why), "%s", why);
 		return;
 	}
 	c->rx_start += st.total;

@@ -197,7 +197,7 @@ void pool_server_ready(struct server *s)
 	pool_release(s);
 }
 
-void pool_server_gone(struct server *s, bool failed_login)
+void pool_server_gone(struct server *s, bool failed_login, const char *sqlstate, const char *why)
 {
 	struct pool *p = s->pool;
 	if (!failed_login)
@@ -206,6 +206,11 @@ void pool_server_gone(struct server *s, bool failed_login)
 	if (p->backoff_ms > BACKOFF_MAX_MS)
 		p->backoff_ms = BACKOFF_MAX_MS;
 	p->next_connect_ms = p->w->now_ms + p->backoff_ms;
+	/* no server left here and none on the way: the shard is down or
+	 * refusing us, so waiting clients are told now (as a direct connection
+	 * would fail) instead of hanging until query_wait_timeout */
+	if (p->n_servers == 0 && p->n_connecting == 0 && p->n_waiting > 0)
+		pool_fail_waiting(p, sqlstate, why);
 }
 
 void pool_tick(struct pool *p)

@@ -120,6 +120,8 @@ void server_free(struct server *s)
 	free(s);
 }
 
+static void close_with(struct server *s, const char *why, const char *sqlstate);
+
 static void server_fail(struct server *s, const char *why)
 {
 	if (s->client) {
@@ -132,6 +134,13 @@ static void server_fail(struct server *s, const char *why)
 
 void server_close(struct server *s, const char *why)
 {
+	close_with(s, why, "08001"); /* sqlclient_unable_to_establish_sqlconnection */
+}
+
+/* Closes; a failed login reports sqlstate to the pool's waiting clients if
+ * it leaves them nothing to wait for. */
+static void close_with(struct server *s, const char *why, const char *sqlstate)
+{
 	if (s->c.closing)
 		return;
 	bool failed_login = logging_in(s->state);
@@ -141,8 +150,8 @@ void server_close(struct server *s, const char *why)
 		log_debug("worker %d server %llu: closing: %s", s->c.w->id,
 			  (unsigned long long)s->c.id, why);
 	server_set_state(s, SERVER_CLOSING);
-	pool_server_gone(s, failed_login);
 	conn_close(&s->c);
+	pool_server_gone(s, failed_login, sqlstate, why);
 }
 
 void server_on_connect(struct server *s, int res)
@@ -315,12 +324,10 @@ static void login_step(struct server *s)
 			if (proto_parse_error(body, blen, &f) == PROTO_OK)
 				snprintf(why, sizeof(why), "server says %s %s: %s", f.severity, f.code,
 					 f.message);
-			struct pool *p = s->pool;
-			server_close(s, why[0] ? why : "malformed error during login");
 			/* the server refused us (credentials, database): waiting clients
 			 * learn why now rather than at query_wait_timeout */
-			if (p->n_connecting == 0)
-				pool_fail_waiting(p, "08004", why[0] ? why : "server login failed");
+			close_with(s, why[0] ? why : "malformed error during login",
+				   "08004"); /* sqlserver_rejected_establishment_of_sqlconnection */
 			return;
 		}
 		case 'N':
@@ -713,8 +720,12 @@ void server_tick(struct server *s)
 	const struct cfg *cfg = w->rt->cfg;
 	uint64_t age = w->now_ms - s->born_ms;
 	if (logging_in(s->state)) {
-		if (cfg->server_connect_timeout_ms && age >= cfg->server_connect_timeout_ms)
-			server_close(s, "server_connect_timeout");
+		if (cfg->server_connect_timeout_ms && age >= cfg->server_connect_timeout_ms) {
+			char why[96];
+			snprintf(why, sizeof(why), "server_connect_timeout: no login within %llu ms",
+				 (unsigned long long)cfg->server_connect_timeout_ms);
+			server_close(s, why);
+		}
 	} else if (s->state == SERVER_IDLE) {
 		uint64_t idle = w->now_ms - s->c.since_ms;
 		if (cfg->server_lifetime_ms && age >= cfg->server_lifetime_ms)

@@ -90,6 +90,14 @@ struct proto_startup {
 enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct proto_startup *out,
 				      const char **why);
 
+/* Reasons proto_parse_startup gives that PostgreSQL reports with a SQLSTATE
+ * of their own. */
+#define PROTO_WHY_VERSION "unsupported frontend protocol: PgCrab supports 3.0"
+#define PROTO_WHY_NO_USER "no PostgreSQL user name specified in startup packet"
+/* The SQLSTATE PostgreSQL sends for a startup packet refused with why:
+ * 0A000 for a protocol version, 28000 for a missing user, else 08P01. */
+const char *proto_startup_sqlstate(const char *why);
+
 /* ---- ErrorResponse / NoticeResponse fields -------------------------------- */
 
 struct proto_error_fields {
