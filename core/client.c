@@ -550,6 +550,14 @@ void client_server_lost(struct client *cl, const char *why)
 	client_fail(cl, "FATAL", "08006", "server connection lost: %s", why);
 }
 
+void client_server_cut(struct client *cl, const char *why)
+{
+	cl->server = NULL;
+	log_debug("worker %d client %llu: server lost mid-message (%s): closing without a word",
+		  cl->c.w->id, (unsigned long long)cl->c.id, why);
+	client_close_now(cl);
+}
+
 void client_on_recv(struct client *cl, int res)
 {
 	struct conn *c = &cl->c;

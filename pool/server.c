@@ -127,7 +127,12 @@ static void server_fail(struct server *s, const char *why)
 	if (s->client) {
 		struct client *cl = s->client;
 		s->client = NULL;
-		client_server_lost(cl, why);
+		/* msg_left: a message's header was scanned (and goes or went to
+		 * the client), its body is incomplete */
+		if (s->c.msg_left > 0 && !s->c.dropping)
+			client_server_cut(cl, why);
+		else
+			client_server_lost(cl, why);
 	}
 	server_close(s, why);
 }
