@@ -102,6 +102,7 @@ void client_accept(struct worker *w, int fd)
 	}
 	conn_init(&cl->c, CONN_CLIENT, w, fd);
 	cl->state = CLIENT_STARTUP;
+	cl->born_ms = w->now_ms;
 	list_init(&cl->wait);
 	list_add_tail(&w->clients, &cl->link);
 	if (!cl->c.rx || conn_arm_recv(&cl->c) != 0)
@@ -626,7 +627,8 @@ void client_tick(struct client *cl)
 	switch (cl->state) {
 	case CLIENT_STARTUP:
 	case CLIENT_AUTH:
-		if (cfg->client_login_timeout_ms && waited >= cfg->client_login_timeout_ms)
+		/* from the accept: the startup and password stages share the limit */
+		if (cfg->client_login_timeout_ms && w->now_ms - cl->born_ms >= cfg->client_login_timeout_ms)
 			client_fail(cl, "FATAL", "08P01", "client_login_timeout: login took too long");
 		else if (w->stopping)
 			client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");

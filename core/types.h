@@ -107,6 +107,7 @@ struct client {
 	struct pool *pool;
 	struct server *server;
 	bool terminate;   /* saw Terminate; close once what precedes it is sent */
+	uint64_t born_ms; /* accepted: client_login_timeout counts from here */
 	int32_t key_pid, key_secret;
 	char user[64];
 	char missing_db[64]; /* dbname that names no shard, for the error after auth */

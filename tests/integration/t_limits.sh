@@ -1,0 +1,79 @@
+# max_client_conn, running out of file descriptors, client_login_timeout,
+# server_lifetime. (server_connect_timeout against blackholed shards is in
+# t_hostile_server, the other timeouts in t_timeouts.)
+source "$(dirname "$0")/lib.sh"
+if [[ $PC_DIRECT == 1 ]]; then
+	echo "# direct mode: PgCrab's own limits; nothing to compare"
+	exit 0
+fi
+drv=$(dirname "$0")/drivers/limits.py
+limits() { timeout 60 /usr/bin/python3 "$drv" "$@"; }
+fds() { ls "/proc/$PGCRAB_PID/fd" 2>/dev/null | wc -l; }
+fds_are() { [[ "$(fds)" == "$1" ]]; }
+
+# --- max_client_conn = 5: five clients in, the sixth told 53300 ---------------
+pgcrab_start "min_connections = 1
+max_connections = 2" "max_client_conn = 5
+client_login_timeout = 2s
+server_lifetime = 2s" || exit 1
+out=$(limits "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" "$PG_DB" cap 5)
+expect_eq "the 6th client over max_client_conn = 5 gets 53300" "extra E:53300" "$(grep '^extra' <<<"$out")"
+expect_eq "the 5 it holds all still answer" "held 5" "$(grep '^held' <<<"$out")"
+expect_eq "once one leaves, a new client gets in and is served" "after ok:query" "$(grep '^after' <<<"$out")"
+check "the refusal is logged" grep -q "max_client_conn (5) reached" "$T_DIR/pgcrab.log"
+
+# --- client_login_timeout = 2s ---------------------------------------------------
+in_bounds() { awk -v t="$1" 'BEGIN {exit !(t >= 1.5 && t <= 5)}'; }
+read -r how secs <<<"$(limits "$PGCRAB_PORT" silent)"
+check "a client that sends nothing is closed by client_login_timeout (2 s): $how after ${secs}s" \
+	bash -c "[[ '$how' =~ ^(E:08P01|closed)$ ]] && $(declare -f in_bounds); in_bounds $secs"
+read -r how secs <<<"$(limits "$PGCRAB_PORT" drip)"
+check "a startup packet dripped a byte a second is cut at 2 s: $how after ${secs}s" \
+	bash -c "[[ '$how' =~ ^(E:08P01|closed)$ ]] && $(declare -f in_bounds); in_bounds $secs"
+read -r how secs <<<"$(limits "$PGCRAB_PORT" nopassword)"
+check "a client that never sends its password is closed at 2 s: $how after ${secs}s" \
+	bash -c "[[ '$how' =~ ^(E:08P01|closed)$ ]] && $(declare -f in_bounds); in_bounds $secs"
+
+# --- server_lifetime = 2s: recycled only while idle -------------------------------
+mkfifo "$T_DIR/long.in"
+timeout 60 psql -X -q -At -v ON_ERROR_STOP=1 "$(PC_CONN)" <"$T_DIR/long.in" >"$T_DIR/long.out" 2>&1 &
+long_pid=$!
+exec {long_fd}>"$T_DIR/long.in"
+echo "BEGIN; SELECT 'a', pg_backend_pid();" >&"$long_fd"
+sleep 3 # idle in transaction past the lifetime
+echo "SELECT 'b', pg_backend_pid(); SELECT pg_sleep(2.5); SELECT 'c', pg_backend_pid(); COMMIT;" >&"$long_fd"
+exec {long_fd}>&-
+wait "$long_pid"
+a=$(sed -n 's/^a|//p' "$T_DIR/long.out")
+c=$(sed -n 's/^c|//p' "$T_DIR/long.out")
+check "a transaction (idle, then a 2.5 s query) outlives server_lifetime on one backend ($a, $c)" \
+	bash -c "[[ -n '$a' && '$a' == '$c' ]] && ! grep -qE 'ERROR|FATAL' '$T_DIR/long.out'"
+gone() { [[ "$(pg_admin -c "SELECT count(*) FROM pg_stat_activity WHERE pid = ${a:-0}")" == 0 ]]; }
+check "once idle, that old server is recycled" poll 5 gone
+fresh=$(pc_psql -c "SELECT pg_backend_pid()")
+check "and a new one serves ($fresh)" test -n "$fresh" -a "$fresh" != "${a:-0}"
+pgcrab_stop
+
+# --- file descriptors run out: ulimit -n 48 ---------------------------------------
+# each client costs PgCrab one fd; past the limit clients are told 53300
+# (a spare descriptor makes the answer possible), a warning is logged, and
+# accepting resumes once clients leave
+cat >"$T_DIR/lowfd.sh" <<SH
+#!/bin/bash
+ulimit -n 48
+exec "$PGCRAB_BIN" "\$@"
+SH
+chmod +x "$T_DIR/lowfd.sh"
+PGCRAB_BIN=$T_DIR/lowfd.sh pgcrab_start "min_connections = 1
+max_connections = 2" || exit 1
+sleep 0.5
+base_fds=$(fds)
+out=$(limits "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" "$PG_DB" flood 60)
+read -r _ served _ refused _ other <<<"$(grep '^served' <<<"$out")"
+check "under ulimit -n 48 ($base_fds fds at rest): $served clients served, $refused refused with 53300, $other otherwise" \
+	test "${served:-0}" -ge 20 -a "${refused:-0}" -ge 5 -a "${other:-1}" -eq 0
+expect_eq "every served client answers a query" "answered ${served:-?}" "$(grep '^answered' <<<"$out")"
+check "a warning names the cause" grep -q "Too many open files" "$T_DIR/pgcrab.log"
+check "fds back to $base_fds once they leave (now $(fds))" poll 10 fds_are "$base_fds"
+expect_eq "accepting resumed: a new client is served" "1" "$(pc_psql -c 'SELECT 1')"
+exit 0
