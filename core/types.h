@@ -198,6 +198,7 @@ struct worker {
 	bool stopping;           /* shutdown requested */
 	bool done;               /* shutdown finished: the loop ends once live is 0 */
 	int live;                /* connections not yet freed */
+	int live_peak;           /* most live since memory was last trimmed */
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
 	uint32_t next_pid;       /* BackendKeyData pids: (counter << 8) | worker id */
