@@ -124,6 +124,8 @@ void pool_grow(struct pool *p)
 		}
 		server_connect(p);
 		need--;
+		if (p->w->now_ms < p->next_connect_ms)
+			return; /* that attempt failed at once (no socket): back off */
 	}
 	set_starving(p, false);
 }
@@ -199,9 +201,12 @@ void pool_server_ready(struct server *s)
 
 void pool_server_gone(struct server *s, bool failed_login, const char *sqlstate, const char *why)
 {
-	struct pool *p = s->pool;
-	if (!failed_login)
-		return;
+	if (failed_login)
+		pool_connect_failed(s->pool, sqlstate, why);
+}
+
+void pool_connect_failed(struct pool *p, const char *sqlstate, const char *why)
+{
 	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
 	if (p->backoff_ms > BACKOFF_MAX_MS)
 		p->backoff_ms = BACKOFF_MAX_MS;

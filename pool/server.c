@@ -79,10 +79,14 @@ void server_connect(struct pool *p)
 	int fd = socket(sh->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct server *s = fd >= 0 ? calloc(1, sizeof(*s)) : NULL;
 	if (!s) {
-		log_error("shard %s: cannot create a socket: %m", sh->cfg->name);
+		char why[128];
+		snprintf(why, sizeof(why), "cannot create a socket: %s", strerror(errno));
+		log_error("shard %s: %s", sh->cfg->name, why);
 		if (fd >= 0)
 			close(fd);
 		shard_unreserve(sh);
+		/* out of fds (EMFILE): back off rather than retry on every call */
+		pool_connect_failed(p, "08001", why);
 		return;
 	}
 	int one = 1;
