@@ -62,10 +62,12 @@ struct key_def {
 _Static_assert(sizeof(enum cfg_pool_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum cfg_auth_type) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum cfg_cpu_affinity) == sizeof(int), "enums are stored as int");
 
 static const char *const pool_mode_names[] = { "transaction", "session", NULL };
 static const char *const auth_type_names[] = { "plain", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
+static const char *const cpu_affinity_names[] = { "off", "workers", NULL };
 
 /* Timeouts longer than this are surely a typo, and keeping them small means
  * `now + timeout` can never overflow anywhere downstream. */
@@ -131,6 +133,7 @@ static const struct key_def keys[] = {
 	  .min = 0, .max = 100000 },
 	{ PG(server_reset_query), T_STRING, PG_OFF(server_reset_query), .def = "DISCARD ALL" },
 	{ PG(log_level), T_ENUM, PG_OFF(log_level), .def = "info", .names = log_level_names },
+	{ PG(cpu_affinity), T_ENUM, PG_OFF(cpu_affinity), .def = "off", .names = cpu_affinity_names },
 
 	{ SH(host), T_STRING, SH_OFF(host), .def = "127.0.0.1", .check = not_empty },
 	{ SH(port), T_INT, SH_OFF(port), .def = "5432", .min = 1, .max = 65535 },
@@ -749,6 +752,7 @@ static int apply_overrides(struct cfg *cfg, const struct cfg_overrides *ov, char
 #define OV(f, key) { key, offsetof(struct cfg_overrides, f), offsetof(struct cfg_overrides, f##_src) }
 		OV(host, "host"),         OV(port, "port"),           OV(workers, "workers"),
 		OV(pool_mode, "pool_mode"), OV(log_level, "log_level"),
+		OV(cpu_affinity, "cpu_affinity"),
 #undef OV
 	};
 	for (size_t i = 0; i < ARRAY_LEN(map); i++) {

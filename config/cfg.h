@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 enum cfg_pool_mode { CFG_POOL_TRANSACTION, CFG_POOL_SESSION };
+enum cfg_cpu_affinity { CFG_AFFINITY_OFF, CFG_AFFINITY_WORKERS };
 enum cfg_auth_type { CFG_AUTH_PLAIN };
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
 
@@ -35,6 +36,7 @@ struct cfg {
 	enum cfg_pool_mode pool_mode;
 	enum cfg_auth_type auth_type;
 	enum cfg_log_level log_level;
+	enum cfg_cpu_affinity cpu_affinity; /* workers: worker i runs on the i-th usable CPU */
 	int max_client_conn;
 	int max_packet_size; /* bytes: a client message longer than this is a protocol violation */
 	char **admin_users;
@@ -66,6 +68,7 @@ struct cfg_overrides {
 	const char *workers, *workers_src;
 	const char *pool_mode, *pool_mode_src;
 	const char *log_level, *log_level_src;
+	const char *cpu_affinity, *cpu_affinity_src;
 };
 
 /* Loads and validates. Returns 0 and sets *out, or -1, *out = NULL and one

@@ -50,11 +50,16 @@ static void open_cancel(struct worker *w, struct server *s)
 	c->w = w;
 	c->id = ++w->next_id;
 	w->live++;
-	c->tx = c->tx_inline;
-	c->tx_cap = CONN_TX_CAP;
-	struct proto_writer wr = proto_writer_init(c->tx_inline, CONN_TX_CAP);
+	c->rx_bid = -1;
+	uint8_t buf[64];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
 	proto_build_cancel(&wr, s->be_pid, s->be_key);
-	c->tx_len = (uint32_t)wr.len;
+	if (conn_queue(c, wr.p, wr.len) != 0) {
+		close(fd);
+		w->live--;
+		free(c);
+		return;
+	}
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
 	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_CONNECT));

@@ -38,6 +38,7 @@ static const struct flag flags[] = {
 	VALUE("--workers", "PGCRAB_WORKERS", workers),
 	VALUE("--pool-mode", "PGCRAB_POOL_MODE", pool_mode),
 	VALUE("--log-level", "PGCRAB_LOG_LEVEL", log_level),
+	VALUE("--cpu-affinity", "PGCRAB_CPU_AFFINITY", cpu_affinity),
 	SWITCH("--check", NULL, check),
 	SWITCH("--version", "-V", version),
 	SWITCH("--help", "-h", help),
@@ -161,6 +162,8 @@ void cli_usage(FILE *to)
 	      "                                                   PGCRAB_WORKERS      (0)\n"
 	      "  --pool-mode MODE     transaction | session       PGCRAB_POOL_MODE    (transaction)\n"
 	      "  --log-level LEVEL    error | warn | info | debug PGCRAB_LOG_LEVEL    (info)\n"
+	      "  --cpu-affinity MODE  off | workers (worker i on the i-th usable CPU)\n"
+	      "                                                   PGCRAB_CPU_AFFINITY (off)\n"
 	      "  --check              validate the configuration, print what is wrong\n"
 	      "                       or \"configuration ok\", and exit\n"
 	      "  -V, --version        print the version and exit\n"

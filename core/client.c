@@ -105,7 +105,7 @@ void client_accept(struct worker *w, int fd)
 	cl->born_ms = w->now_ms;
 	list_init(&cl->wait);
 	list_add_tail(&w->clients, &cl->link);
-	if (!cl->c.rx || conn_arm_recv(&cl->c) != 0)
+	if (conn_arm_recv(&cl->c) != 0)
 		client_close_now(cl);
 }
 
@@ -116,6 +116,7 @@ void client_free(struct client *cl)
 	list_del(&cl->link);
 	params_clear(&cl->want);
 	stmt_names_clear(&cl->stmts);
+	free(cl->login);
 	atomic_fetch_sub(&w->n_clients, 1);
 	free(cl);
 }
@@ -193,7 +194,12 @@ static void handle_startup(struct client *cl)
 	if (st.minor > 0 || n_unknown > 0)
 		proto_build_negotiate_version(&wr, 0, n_unknown, unknown);
 
-	snprintf(cl->user, sizeof(cl->user), "%s", st.user);
+	cl->login = calloc(1, sizeof(*cl->login));
+	if (!cl->login) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
+	snprintf(cl->login->user, sizeof(cl->login->user), "%s", st.user);
 	for (int i = 0; i < st.n_params; i++) {
 		int id = params_index(st.names[i]);
 		if (id >= 0 && params_set(&cl->want, id, st.values[i]) != 0) {
@@ -203,7 +209,7 @@ static void handle_startup(struct client *cl)
 	}
 	const struct cfg_shard *shard = find_shard(c->w, st.database, &cl->pool);
 	if (!shard)
-		snprintf(cl->missing_db, sizeof(cl->missing_db), "%s", st.database);
+		snprintf(cl->login->missing_db, sizeof(cl->login->missing_db), "%s", st.database);
 	proto_build_auth(&wr, PROTO_AUTH_CLEARTEXT, NULL, 0);
 	client_set_state(cl, CLIENT_AUTH);
 	queue_or_close(cl, &wr);
@@ -268,21 +274,24 @@ static void handle_password(struct client *cl)
 	}
 	const struct cfg_user *user = NULL;
 	for (int i = 0; i < c->w->rt->cfg->n_users; i++)
-		if (strcmp(c->w->rt->cfg->users[i].name, cl->user) == 0)
+		if (strcmp(c->w->rt->cfg->users[i].name, cl->login->user) == 0)
 			user = &c->w->rt->cfg->users[i];
 	/* same answer for an unknown user and a wrong password, as PostgreSQL */
 	if (!auth_secret_equal(password, user ? user->password : "\x01 no such user")
 	    || !user) {
 		log_info("worker %d client %llu: password authentication failed for user \"%s\"",
-			 c->w->id, (unsigned long long)c->id, cl->user);
+			 c->w->id, (unsigned long long)c->id, cl->login->user);
 		client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
-			    cl->user);
+			    cl->login->user);
 		return;
 	}
 	if (!cl->pool) {
-		client_fail(cl, "FATAL", "3D000", "database \"%s\" does not exist", cl->missing_db);
+		client_fail(cl, "FATAL", "3D000", "database \"%s\" does not exist",
+			    cl->login->missing_db);
 		return;
 	}
+	free(cl->login);
+	cl->login = NULL;
 	cl->key_pid = cancel_new_pid(c->w);
 	if (RAND_bytes((unsigned char *)&cl->key_secret, sizeof(cl->key_secret)) != 1)
 		cl->key_secret = (int32_t)(c->id * 2654435761u);

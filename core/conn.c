@@ -27,23 +27,116 @@ void conn_init(struct conn *c, enum conn_kind kind, struct worker *w, int fd)
 	c->fd = fd;
 	c->w = w;
 	c->refs = 0;
-	c->rx = malloc(CONN_RX_CAP);
-	c->rx_cap = CONN_RX_CAP;
-	c->tx = c->tx_inline;
-	c->tx_cap = CONN_TX_CAP;
+	c->rx_bid = -1;
 	c->id = ++w->next_id;
 	c->since_ms = w->now_ms;
 	w->live++;
+}
+
+static uint8_t *ring_buf(struct worker *w, int bid)
+{
+	return w->bufs + (size_t)bid * CONN_BUF_SIZE;
+}
+
+int conn_buf_ring_init(struct worker *w)
+{
+	/* faulted in now: the ring is the worker's fixed cost, not a client's */
+	size_t bytes = (size_t)CONN_BUF_COUNT * CONN_BUF_SIZE;
+	w->bufs = aligned_alloc(4096, bytes);
+	if (!w->bufs)
+		return -ENOMEM;
+	memset(w->bufs, 0, bytes);
+	/* liburing 2.3 (Debian 12) registers a ring we allocate ourselves */
+	size_t ring_bytes = (CONN_BUF_COUNT * sizeof(struct io_uring_buf) + 4095) & ~(size_t)4095;
+	struct io_uring_buf_ring *br = aligned_alloc(4096, ring_bytes);
+	struct io_uring_buf_reg reg = {
+		.ring_addr = (uint64_t)(uintptr_t)br,
+		.ring_entries = CONN_BUF_COUNT,
+		.bgid = CONN_BUF_GROUP,
+	};
+	int r = br ? io_uring_register_buf_ring(&w->ring, &reg, 0) : -ENOMEM;
+	if (r != 0) {
+		free(br);
+		free(w->bufs);
+		w->bufs = NULL;
+		return r;
+	}
+	io_uring_buf_ring_init(br);
+	w->buf_ring = br;
+	for (int i = 0; i < CONN_BUF_COUNT; i++)
+		io_uring_buf_ring_add(w->buf_ring, ring_buf(w, i), CONN_BUF_SIZE, (unsigned short)i,
+				      io_uring_buf_ring_mask(CONN_BUF_COUNT), i);
+	io_uring_buf_ring_advance(w->buf_ring, CONN_BUF_COUNT);
+	return 0;
+}
+
+void conn_buf_ring_free(struct worker *w)
+{
+	if (w->buf_ring)
+		io_uring_unregister_buf_ring(&w->ring, CONN_BUF_GROUP);
+	free(w->buf_ring);
+	w->buf_ring = NULL;
+	free(w->bufs);
+	w->bufs = NULL;
+}
+
+static void ring_give_back(struct worker *w, int bid)
+{
+	io_uring_buf_ring_add(w->buf_ring, ring_buf(w, bid), CONN_BUF_SIZE, (unsigned short)bid,
+			      io_uring_buf_ring_mask(CONN_BUF_COUNT), 0);
+	io_uring_buf_ring_advance(w->buf_ring, 1);
+}
+
+void conn_rx_release(struct conn *c)
+{
+	if (c->rx) {
+		if (c->rx_bid >= 0)
+			ring_give_back(c->w, c->rx_bid);
+		else
+			free(c->rx);
+	}
+	c->rx = NULL;
+	c->rx_bid = -1;
+	c->rx_cap = 0;
+	c->scan_pos -= c->rx_start;
+	c->rx_end -= c->rx_start;
+	c->rx_start = 0;
+}
+
+int conn_rx_reserve(struct conn *c, uint32_t cap)
+{
+	if (cap <= c->rx_cap)
+		return 0;
+	uint8_t *p;
+	if (c->rx_bid >= 0) {
+		/* outgrew the provided buffer: move to one of our own */
+		p = malloc(cap);
+		if (!p)
+			return -1;
+		memcpy(p, c->rx, c->rx_end);
+		ring_give_back(c->w, c->rx_bid);
+		c->rx_bid = -1;
+	} else {
+		p = realloc(c->rx, cap);
+		if (!p)
+			return -1;
+	}
+	c->rx = p;
+	c->rx_cap = cap;
+	return 0;
 }
 
 int conn_arm_recv(struct conn *c)
 {
 	if (c->recv_armed || c->closing)
 		return 0;
-	if (c->rx_start == c->rx_end) {
+	if (c->rx_start == c->rx_end && c->rx_lent == 0 && !c->rx_keep) {
+		/* nothing left to read: give the buffer back and wait without one */
+		conn_rx_release(c);
+	} else if (c->rx_start == c->rx_end && c->rx_lent == 0) {
 		c->scan_pos -= c->rx_start;
 		c->rx_start = c->rx_end = 0;
-	} else if (c->rx_start > 0) {
+	} else if (c->rx_start > 0 && c->rx_lent == 0) {
 		/* only compaction copies bytes, and only a partial message header or a
 		 * message that must be seen whole; never while a send reads rx */
 		memmove(c->rx, c->rx + c->rx_start, c->rx_end - c->rx_start);
@@ -56,21 +149,61 @@ int conn_arm_recv(struct conn *c)
 		 * length is the peer's word only: grow by at most what has arrived
 		 * (doubling), so memory follows the bytes actually received */
 		uint32_t cap = c->rx_cap <= c->rx_want / 2 ? c->rx_cap * 2 : c->rx_want;
-		uint8_t *p = realloc(c->rx, cap);
-		if (!p)
+		if (conn_rx_reserve(c, cap) != 0)
 			return -1;
-		c->rx = p;
-		c->rx_cap = cap;
 	}
 	c->rx_want = 0; /* the scan that wanted more says so again next time */
-	if (c->rx_end == c->rx_cap)
-		return -1;
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_end, c->rx_cap - c->rx_end, 0);
+	struct io_uring_sqe *sqe;
+	if (!c->rx && c->w->buf_ring && !c->rx_keep) {
+		sqe = worker_sqe(c->w);
+		io_uring_prep_recv(sqe, c->fd, NULL, CONN_BUF_SIZE, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = CONN_BUF_GROUP;
+	} else {
+		c->rx_keep = false;
+		if (c->rx_end == c->rx_cap
+		    && conn_rx_reserve(c, c->rx_cap < CONN_BUF_SIZE ? CONN_BUF_SIZE : CONN_WHOLE_MAX) != 0)
+			return -1;
+		if (c->rx_end == c->rx_cap)
+			return -1;
+		sqe = worker_sqe(c->w);
+		io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_end, c->rx_cap - c->rx_end, 0);
+	}
 	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_RECV));
 	c->recv_armed = true;
 	c->refs++;
 	return 0;
+}
+
+bool conn_on_recv(struct conn *c, int *res, unsigned flags)
+{
+	bool cancelled = c->recv_cancelling;
+	c->recv_cancelling = false;
+	if (flags & IORING_CQE_F_BUFFER) {
+		int bid = (int)(flags >> IORING_CQE_BUFFER_SHIFT);
+		if (*res <= 0 || c->closing || c->rx) {
+			ring_give_back(c->w, bid);
+			if (*res > 0 && !c->closing)
+				*res = -EPROTO; /* cannot happen: a recv with a buffer of its own */
+			return true;
+		}
+		c->rx = ring_buf(c->w, bid);
+		c->rx_bid = bid;
+		c->rx_cap = CONN_BUF_SIZE;
+		return true;
+	}
+	if (*res == -ENOBUFS && cancelled) {
+		*res = -ECANCELED; /* its owner asked for it back: no new recv */
+		return true;
+	}
+	if (*res == -ENOBUFS && !c->closing) {
+		/* every provided buffer is taken: read into one of our own */
+		c->recv_armed = false;
+		c->rx_keep = true;
+		if (conn_arm_recv(c) == 0)
+			return false;
+	}
+	return true;
 }
 
 int conn_queue(struct conn *c, const void *data, size_t len)
@@ -79,13 +212,10 @@ int conn_queue(struct conn *c, const void *data, size_t len)
 	if (c->tx_cap - c->tx_len < len) {
 		if (c->send_src == SEND_TX || c->tx_len + len > PROTO_MAX_MESSAGE)
 			return -1;
-		size_t cap = c->tx_len + len + CONN_TX_CAP;
-		uint8_t *p = malloc(cap);
+		size_t cap = c->tx_len + len < CONN_TX_CAP ? CONN_TX_CAP : c->tx_len + len + CONN_TX_CAP;
+		uint8_t *p = realloc(c->tx, cap);
 		if (!p)
 			return -1;
-		memcpy(p, c->tx, c->tx_len);
-		if (c->tx != c->tx_inline)
-			free(c->tx);
 		c->tx = p;
 		c->tx_cap = (uint32_t)cap;
 	}
@@ -127,6 +257,7 @@ void conn_forward(struct conn *to, struct conn *from, uint32_t end)
 	to->send_left = end - from->rx_start;
 	to->send_end = end;
 	from->refs++; /* the kernel reads from's buffer until this completes */
+	from->rx_lent++;
 	submit_send(to);
 }
 
@@ -147,9 +278,18 @@ void conn_on_send(struct conn *c, int res)
 		/* keep what was queued behind the send for the next flush */
 		memmove(c->tx, c->tx + c->send_end, c->tx_len - c->send_end);
 		c->tx_len -= c->send_end;
+		if (c->tx_len == 0 && c->kind != CONN_SERVER) {
+			/* a client holds no send buffer between PgCrab's own messages */
+			free(c->tx);
+			c->tx = NULL;
+			c->tx_cap = 0;
+		}
 	}
-	if (src == SEND_FORWARD && res > 0)
-		owner->rx_start = c->send_end;
+	if (src == SEND_FORWARD) {
+		owner->rx_lent--;
+		if (res > 0)
+			owner->rx_start = c->send_end;
+	}
 
 	int err = res < 0 ? -res : 0;
 	if (c->kind == CONN_CLIENT)
@@ -189,11 +329,9 @@ void conn_put(struct conn *c)
 	if (--c->refs > 0 || !c->closing || c->fd != -1)
 		return;
 	c->w->live--;
-	free(c->rx);
-	c->rx = NULL;
-	if (c->tx != c->tx_inline)
-		free(c->tx);
-	c->tx = c->tx_inline;
+	conn_rx_release(c);
+	free(c->tx);
+	c->tx = NULL;
 	if (c->kind == CONN_CLIENT)
 		client_free(container_of_client(c));
 	else if (c->kind == CONN_SERVER)

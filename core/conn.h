@@ -15,10 +15,25 @@ static inline uint64_t conn_user_data(struct conn *c, enum io_op op)
 /* An SQE from the worker's ring; submits to make room when the ring is full. */
 struct io_uring_sqe *worker_sqe(struct worker *w);
 
+#define CONN_BUF_GROUP 0
+
 void conn_init(struct conn *c, enum conn_kind kind, struct worker *w, int fd);
-/* Arms a recv into the free end of rx, compacting first. Returns -1 when rx
- * is full of unconsumed bytes (a message too big to hold). */
+/* The worker's provided buffer ring; -errno if the kernel has none (then
+ * every connection reads into buffers of its own). */
+int conn_buf_ring_init(struct worker *w);
+void conn_buf_ring_free(struct worker *w);
+/* Arms a recv. With nothing left in rx the buffer goes back and the kernel
+ * picks one when bytes arrive; otherwise the recv appends to rx, compacting
+ * first. Returns -1 when rx is full of unconsumed bytes (a message too big
+ * to hold). */
 int conn_arm_recv(struct conn *c) __attribute__((warn_unused_result));
+/* Takes in a recv completion's buffer. False when the recv was re-armed
+ * (no provided buffer was free) and there is nothing to handle yet. */
+bool conn_on_recv(struct conn *c, int *res, unsigned flags);
+/* rx holds at least cap bytes, its contents kept; -1 when out of memory. */
+int conn_rx_reserve(struct conn *c, uint32_t cap) __attribute__((warn_unused_result));
+/* Drops rx (unconsumed bytes too); before a server moves to another worker. */
+void conn_rx_release(struct conn *c);
 /* Appends to / sends the connection's own tx buffer. Returns -1 if it does
  * not fit (the caller closes). */
 int conn_queue(struct conn *c, const void *data, size_t len) __attribute__((warn_unused_result));

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <unistd.h>
 
 #include "config/cfg.h"
@@ -35,6 +37,19 @@ static int cpus_available(void)
 static int resolve(const char *host, int port, int passive, struct sockaddr_storage *out,
 		   socklen_t *len, char *err, size_t errlen)
 {
+	if (host[0] == '/' && !passive) {
+		/* a directory, as libpq reads it: PostgreSQL's Unix socket in it */
+		struct sockaddr_un *un = (struct sockaddr_un *)out;
+		memset(un, 0, sizeof(*un));
+		un->sun_family = AF_UNIX;
+		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", host, port);
+		if (n < 0 || (size_t)n >= sizeof(un->sun_path)) {
+			snprintf(err, errlen, "socket path %s/.s.PGSQL.%d is too long", host, port);
+			return -1;
+		}
+		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
+		return 0;
+	}
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	if (passive)
 		hints.ai_flags = AI_PASSIVE;

@@ -29,14 +29,9 @@ static int rewrite_name(struct conn *c, uint32_t pos, uint32_t off, size_t old_l
 {
 	size_t new_len = strlen(name);
 	uint32_t tail = off + (uint32_t)old_len + 1;
-	if (new_len > old_len && c->rx_end + (new_len - old_len) > c->rx_cap) {
-		uint32_t cap = c->rx_end + (uint32_t)(new_len - old_len) + 4096;
-		uint8_t *p = realloc(c->rx, cap);
-		if (!p)
-			return -1;
-		c->rx = p;
-		c->rx_cap = cap;
-	}
+	if (new_len > old_len && c->rx_end + (new_len - old_len) > c->rx_cap
+	    && conn_rx_reserve(c, c->rx_end + (uint32_t)(new_len - old_len) + 4096) != 0)
+		return -1;
 	memmove(c->rx + off + new_len + 1, c->rx + tail, c->rx_end - tail);
 	memcpy(c->rx + off, name, new_len + 1);
 	c->rx_end = c->rx_end + (uint32_t)new_len - (uint32_t)old_len;

@@ -18,8 +18,12 @@
 #include "core/replies.h"
 #include "core/stmt.h"
 
-#define CONN_RX_CAP 32768 /* receive buffer per connection */
-#define CONN_TX_CAP 2048  /* PgCrab's own messages (login, errors, hidden queries) */
+#define CONN_BUF_SIZE  16384 /* one provided receive buffer */
+#ifndef CONN_BUF_COUNT
+#define CONN_BUF_COUNT 512   /* provided buffers per worker (a power of two) */
+#endif
+#define CONN_WHOLE_MAX 32768 /* largest message PgCrab reads whole without being asked to */
+#define CONN_TX_CAP 2048     /* PgCrab's own messages (login, errors, hidden queries) */
 #define MAX_WORKERS 256
 
 /* Intrusive doubly linked list; an object is on at most one list per link. */
@@ -58,7 +62,10 @@ enum conn_kind {
 enum send_src { SEND_NONE, SEND_TX, SEND_FORWARD };
 
 /* The part shared by clients and servers: a socket, a receive buffer and
- * one send at a time (ordering on a stream needs no more). */
+ * one send at a time (ordering on a stream needs no more). The receive
+ * buffer exists only while unconsumed bytes do: an idle connection's recv
+ * waits with no buffer, and the kernel picks one from the worker's provided
+ * buffer ring when bytes arrive. */
 struct conn {
 	enum conn_kind kind;
 	int fd;
@@ -67,6 +74,7 @@ struct conn {
 	 * memory (a peer's send from our rx); freed only at zero */
 	int refs;
 	bool recv_armed;
+	bool recv_cancelling;     /* the armed recv is being cancelled */
 	bool closing;
 	enum send_src send_src;
 	struct conn *send_owner;  /* whose rx a SEND_FORWARD reads */
@@ -76,13 +84,15 @@ struct conn {
 	uint8_t *rx;              /* [rx_start, rx_end) received, not yet consumed */
 	uint32_t rx_start, rx_end;
 	uint32_t rx_cap;          /* grows only for a message that must be seen whole */
+	int rx_bid;               /* rx is the worker's provided buffer rx_bid, or heap (-1) */
+	int rx_lent;              /* sends in flight reading rx: it may not move */
+	bool rx_keep;             /* the next recv goes into a buffer of our own */
 	uint32_t rx_want;         /* capacity the next recv needs (0: as is) */
 	uint32_t scan_pos;        /* bytes before this are scanned */
 	uint32_t msg_left;        /* body bytes of the current message beyond scan_pos */
 	bool dropping;            /* ...and they are not forwarded: PgCrab answers it */
-	uint8_t *tx;              /* tx_inline, or a larger heap buffer */
+	uint8_t *tx;              /* allocated while PgCrab has something of its own to send */
 	uint32_t tx_len, tx_cap;
-	uint8_t tx_inline[CONN_TX_CAP];
 	uint64_t id;              /* for logs */
 	uint64_t since_ms;        /* when the current state began */
 	uint64_t io_ms;           /* when bytes last went through */
@@ -99,6 +109,12 @@ enum client_state {
 	CLIENT_CLOSING,    /* flushing a last message, then closed */
 };
 
+/* What a client said at startup that only authentication needs. */
+struct client_login {
+	char user[64];
+	char missing_db[64]; /* dbname that names no shard, for the error after auth */
+};
+
 struct client {
 	struct conn c;    /* first: a client is a conn */
 	enum client_state state;
@@ -109,8 +125,7 @@ struct client {
 	bool terminate;   /* saw Terminate; close once what precedes it is sent */
 	uint64_t born_ms; /* accepted: client_login_timeout counts from here */
 	int32_t key_pid, key_secret;
-	char user[64];
-	char missing_db[64]; /* dbname that names no shard, for the error after auth */
+	struct client_login *login; /* between startup and authentication only */
 	struct param_set want; /* session parameters this client expects */
 	struct stmt_names stmts; /* its named prepared statements */
 };
@@ -194,6 +209,8 @@ struct worker {
 	struct pool *pools;      /* one per shard */
 	struct list clients;
 	struct list outbox;      /* servers to post to other workers after this batch */
+	struct io_uring_buf_ring *buf_ring; /* provided receive buffers, or NULL (old kernel) */
+	uint8_t *bufs;           /* CONN_BUF_COUNT * CONN_BUF_SIZE bytes behind buf_ring */
 	uint64_t now_ms;
 	bool stopping;           /* shutdown requested */
 	bool done;               /* shutdown finished: the loop ends once live is 0 */

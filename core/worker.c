@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -152,7 +154,7 @@ static void on_msg(struct worker *w, enum worker_msg kind, void *ptr, int res)
 	}
 }
 
-static void dispatch(struct worker *w, uint64_t ud, int res)
+static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 {
 	enum io_op op = (enum io_op)(ud & 7);
 	switch ((int)op) {
@@ -174,6 +176,8 @@ static void dispatch(struct worker *w, uint64_t ud, int res)
 	struct conn *c = (struct conn *)(uintptr_t)(ud & ~(uint64_t)7);
 	switch (op) {
 	case OP_RECV:
+		if (!conn_on_recv(c, &res, flags))
+			break;
 		if (c->kind == CONN_CLIENT)
 			client_on_recv(container_of_client(c), res);
 		else
@@ -204,13 +208,36 @@ static void flush_outbox(struct worker *w)
 	struct list *n;
 	while ((n = list_pop_head(&w->outbox))) {
 		struct server *s = list_entry(n, struct server, link);
-		if (s->c.refs != 0) {
+		if (s->c.refs != 0 || s->c.rx_start != s->c.rx_end) {
 			server_close(s, "busy when donated");
 			continue;
 		}
+		conn_rx_release(&s->c); /* our ring's buffer stays here */
 		w->live--; /* counted by the worker that adopts it */
 		atomic_fetch_add(&w->rt->servers_in_transit, 1);
 		worker_post(w, &w->rt->workers[s->donate_to], MSG_SERVER, s, 0);
+	}
+}
+
+/* Thread per core: worker i on the i-th CPU this process may use, so its
+ * ring, connections and caches stay on one core. Before any client comes. */
+static void worker_pin(struct worker *w)
+{
+	cpu_set_t allowed, one;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || CPU_COUNT(&allowed) == 0)
+		return;
+	int nth = w->id % CPU_COUNT(&allowed);
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed) || nth-- > 0)
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		int r = pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+		if (r != 0)
+			log_warn("worker %d: cannot pin to CPU %d: %s", w->id, cpu, strerror(r));
+		else
+			log_info("worker %d runs on CPU %d", w->id, cpu);
+		return;
 	}
 }
 
@@ -226,6 +253,12 @@ void *worker_main(void *arg)
 		return NULL;
 	}
 	w->ring_fd = w->ring.ring_fd;
+	if (rt->cfg->cpu_affinity == CFG_AFFINITY_WORKERS)
+		worker_pin(w);
+	r = conn_buf_ring_init(w);
+	if (r < 0)
+		log_warn("worker %d: no provided buffer ring (%s): each connection reads into its own buffer",
+			 w->id, strerror(-r));
 	w->now_ms = now_ms();
 	w->tick.tv_sec = 0;
 	w->tick.tv_nsec = TICK_MS * 1000000L;
@@ -236,7 +269,7 @@ void *worker_main(void *arg)
 	arm_tick(w);
 	pthread_barrier_wait(&rt->ready);
 
-	struct { uint64_t ud; int res; } batch[BATCH];
+	struct { uint64_t ud; int res; unsigned flags; } batch[BATCH];
 	/* after shutdown, wait (briefly) for the closes in flight so every
 	 * connection is freed */
 	uint64_t drain_until = 0;
@@ -260,14 +293,17 @@ void *worker_main(void *arg)
 			for (unsigned i = 0; i < n; i++) {
 				batch[i].ud = cqes[i]->user_data;
 				batch[i].res = cqes[i]->res;
+				batch[i].flags = cqes[i]->flags;
 			}
 			io_uring_cq_advance(&w->ring, n);
 			for (unsigned i = 0; i < n; i++)
-				dispatch(w, batch[i].ud, batch[i].res);
+				dispatch(w, batch[i].ud, batch[i].res, batch[i].flags);
 		}
 		flush_outbox(w);
 	}
 	io_uring_submit(&w->ring);
+	if (w->live == 0)
+		conn_buf_ring_free(w); /* else a late completion may still write into it */
 	atomic_fetch_add(&rt->workers_done, 1);
 	return NULL;
 }

@@ -90,7 +90,8 @@ void server_connect(struct pool *p)
 		return;
 	}
 	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (sh->addr.ss_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	conn_init(&s->c, CONN_SERVER, p->w, fd);
 	s->pool = p;
 	s->shard = sh;
@@ -101,10 +102,6 @@ void server_connect(struct pool *p)
 	list_add_tail(&p->servers, &s->all);
 	p->n_servers++;
 	p->n_connecting++;
-	if (!s->c.rx) {
-		server_close(s, "out of memory");
-		return;
-	}
 	struct io_uring_sqe *sqe = worker_sqe(p->w);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
 	io_uring_sqe_set_data64(sqe, conn_user_data(&s->c, OP_CONNECT));
@@ -175,13 +172,13 @@ void server_on_connect(struct server *s, int res)
 		return;
 	}
 	const struct cfg_shard *cfg = s->shard->cfg;
-	struct proto_writer wr = proto_writer_init(s->c.tx_inline, CONN_TX_CAP);
+	uint8_t buf[CONN_TX_CAP];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
 	proto_build_startup(&wr, cfg->user, cfg->database, 0, NULL, NULL);
-	if (wr.overflow) {
+	if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0) {
 		server_close(s, "startup packet too large");
 		return;
 	}
-	s->c.tx_len = (uint32_t)wr.len;
 	server_set_state(s, SERVER_LOGIN);
 	conn_flush_tx(&s->c);
 	if (conn_arm_recv(&s->c) != 0)
@@ -286,7 +283,7 @@ static void login_step(struct server *s)
 		uint8_t type;
 		uint32_t total;
 		uint32_t avail = c->rx_end - c->rx_start;
-		enum proto_result r = proto_frame(c->rx + c->rx_start, avail, CONN_RX_CAP, &type, &total);
+		enum proto_result r = proto_frame(c->rx + c->rx_start, avail, CONN_WHOLE_MAX, &type, &total);
 		if (r == PROTO_ERR) {
 			server_close(s, "invalid message length during login");
 			return;
@@ -451,7 +448,7 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 		bool whole = c->rx_end - pos >= total;
 		if (s->hidden_ready > 0) {
 			/* replies to our hidden SETs come first: read whole, never forwarded */
-			if (total > c->rx_cap || c->rx_start != pos) {
+			if (total > CONN_WHOLE_MAX || c->rx_start != pos) {
 				rc = SCAN_BAD;
 				break;
 			}
@@ -483,7 +480,7 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 			break;
 		}
 		case 'E':
-			if (total <= c->rx_cap) {
+			if (total <= CONN_WHOLE_MAX) {
 				if (!whole)
 					goto out;
 				struct proto_error_fields f;
@@ -498,7 +495,7 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 				unwind_to_ready(s);
 			break;
 		case 'S':
-			if (total <= c->rx_cap) {
+			if (total <= CONN_WHOLE_MAX) {
 				if (!whole)
 					goto out;
 				note_parameter(s, body, total - PROTO_HEADER_LEN);
@@ -709,6 +706,7 @@ void server_donate(struct server *s, int to_worker)
 		struct io_uring_sqe *sqe = worker_sqe(w);
 		io_uring_prep_cancel64(sqe, conn_user_data(&s->c, OP_RECV), 0);
 		io_uring_sqe_set_data64(sqe, OP_NONE);
+		s->c.recv_cancelling = true;
 		return; /* posted when the recv completes with -ECANCELED */
 	}
 	/* posted after this batch of completions, when nothing here can touch it */

@@ -36,7 +36,7 @@ if poll 15 fds_are "$base_fds"; then
 else
 	not_ok "fd count back to its baseline of $base_fds (now $(fds))"
 fi
-# RSS: back within 4 MB of the baseline (the peak is ~10 MB above it)
+# RSS: back within 4 MB of the baseline
 rss_back() { awk -v now="$(rss_mb)" -v base="$base_rss" 'BEGIN {exit !(now <= base + 4)}'; }
 poll 10 rss_back
 rss_within "RSS back near its baseline: ${base_rss} MB at rest, ${peak_rss} MB at the peak, $(rss_mb) MB now (bound: +4 MB)" \

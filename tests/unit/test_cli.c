@@ -232,6 +232,7 @@ static void test_usage_mentions_everything(void **state)
 		"--log-level", "--check",     "--version",   "--help",             "PGCRAB_CONFIG_FILE",
 		"PGCRAB_HOST", "PGCRAB_PORT", "PGCRAB_WORKERS", "PGCRAB_POOL_MODE", "PGCRAB_LOG_LEVEL",
 		"pgcrab.ini",  "6432",        "transaction", "session",            "debug",
+		"--cpu-affinity", "PGCRAB_CPU_AFFINITY", "workers",
 	};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (!strstr(buf, words[i]))

@@ -99,6 +99,7 @@ static void test_empty_file_gives_defaults(void **state)
 	assert_int_equal(c->n_admin_users, 1);
 	assert_string_equal(c->admin_users[0], "pgcrab");
 	assert_int_equal(c->metrics_port, 0);
+	assert_int_equal(c->cpu_affinity, CFG_AFFINITY_OFF);
 	assert_int_equal(c->server_connect_timeout_ms, 5000);
 	assert_int_equal(c->query_wait_timeout_ms, 30000);
 	assert_int_equal(c->client_login_timeout_ms, 10000);
@@ -600,6 +601,8 @@ static void test_enums(void **state)
 		     "'statement' is not one of transaction, session");
 	expect_error("[pgcrab]\nlog_level = verbose\n", 2, "[pgcrab] log_level: ",
 		     "'verbose' is not one of error, warn, info, debug");
+	expect_error("[pgcrab]\ncpu_affinity = cores\n", 2, "[pgcrab] cpu_affinity: ",
+		     "'cores' is not one of off, workers");
 	expect_error("[pgcrab]\nauth_type = md5\n", 2, "[pgcrab] auth_type: ",
 		     "md5 is not supported yet; only plain is accepted");
 	expect_error("[pgcrab]\nauth_type = scram-sha-256\n", 2, "[pgcrab] auth_type: ",
@@ -654,10 +657,12 @@ static void test_overrides_win_over_file(void **state)
 		.workers = "2", .workers_src = "PGCRAB_WORKERS",
 		.pool_mode = "session", .pool_mode_src = "--pool-mode",
 		.log_level = "error", .log_level_src = "PGCRAB_LOG_LEVEL",
+		.cpu_affinity = "workers", .cpu_affinity_src = "--cpu-affinity",
 	};
 	struct cfg *c = load_ok("[pgcrab]\nhost = 10.0.0.1\nport = 6000\nworkers = 8\n"
-				"pool_mode = transaction\nlog_level = debug\n",
+				"pool_mode = transaction\nlog_level = debug\ncpu_affinity = off\n",
 				&ov);
+	assert_int_equal(c->cpu_affinity, CFG_AFFINITY_WORKERS);
 	assert_string_equal(c->host, "0.0.0.0");
 	assert_int_equal(c->port, 7777);
 	assert_int_equal(c->workers, 2);
