@@ -211,6 +211,13 @@ void pool_connect_failed(struct pool *p, const char *sqlstate, const char *why)
 	if (p->backoff_ms > BACKOFF_MAX_MS)
 		p->backoff_ms = BACKOFF_MAX_MS;
 	p->next_connect_ms = p->w->now_ms + p->backoff_ms;
+	if (!sqlstate) {
+		/* our own shortage (no fd), not the shard's: another worker may
+		 * lend an idle server meanwhile */
+		if (p->n_waiting > p->n_connecting)
+			set_starving(p, true);
+		return;
+	}
 	/* no server left here and none on the way: the shard is down or
 	 * refusing us, so waiting clients are told now (as a direct connection
 	 * would fail) instead of hanging until query_wait_timeout */

@@ -86,7 +86,7 @@ void server_connect(struct pool *p)
 			close(fd);
 		shard_unreserve(sh);
 		/* out of fds (EMFILE): back off rather than retry on every call */
-		pool_connect_failed(p, "08001", why);
+		pool_connect_failed(p, NULL, why);
 		return;
 	}
 	int one = 1;

@@ -14,8 +14,16 @@ fds_are() { [[ "$(fds)" == "$1" ]]; }
 # --- max_client_conn = 5: five clients in, the sixth told 53300 ---------------
 pgcrab_start "min_connections = 1
 max_connections = 2" "max_client_conn = 5
+max_packet_size = 65536
 client_login_timeout = 2s
 server_lifetime = 2s" || exit 1
+once() { timeout 60 /usr/bin/python3 "$(dirname "$0")/drivers/query_once.py" "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" "$PG_DB" "$1" | cut -d' ' -f1; }
+# --- max_packet_size = 65536 ------------------------------------------------------
+expect_eq "a 60,000-byte query under max_packet_size = 65536 is served" "ok" \
+	"$(once "SELECT length('$(head -c 60000 /dev/zero | tr '\0' x)')")"
+expect_eq "a 70,000-byte query is refused with 08P01" "E:08P01" \
+	"$(once "SELECT length('$(head -c 70000 /dev/zero | tr '\0' x)')")"
+
 out=$(limits "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" "$PG_DB" cap 5)
 expect_eq "the 6th client over max_client_conn = 5 gets 53300" "extra E:53300" "$(grep '^extra' <<<"$out")"
 expect_eq "the 5 it holds all still answer" "held 5" "$(grep '^held' <<<"$out")"
@@ -65,7 +73,8 @@ exec "$PGCRAB_BIN" "\$@"
 SH
 chmod +x "$T_DIR/lowfd.sh"
 PGCRAB_BIN=$T_DIR/lowfd.sh pgcrab_start "min_connections = 1
-max_connections = 2" || exit 1
+max_connections = 2" "shutdown_timeout = 2s
+server_idle_timeout = 1s" || exit 1
 sleep 0.5
 base_fds=$(fds)
 out=$(limits "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" "$PG_DB" flood 60)
@@ -76,4 +85,28 @@ expect_eq "every served client answers a query" "answered ${served:-?}" "$(grep 
 check "a warning names the cause" grep -q "Too many open files" "$T_DIR/pgcrab.log"
 check "fds back to $base_fds once they leave (now $(fds))" poll 10 fds_are "$base_fds"
 expect_eq "accepting resumed: a new client is served" "1" "$(pc_psql -c 'SELECT 1')"
+
+# --- shutdown_timeout = 2s: an open transaction may finish within it, then is cut
+mkfifo "$T_DIR/sd.in"
+timeout 60 psql -X -q -At -v VERBOSITY=verbose "$(PC_CONN)" <"$T_DIR/sd.in" >"$T_DIR/sd.out" 2>&1 &
+sd_pid=$!
+exec {sd_fd}>"$T_DIR/sd.in"
+echo "BEGIN; SELECT 'in';" >&"$sd_fd"
+poll 5 grep -qx in "$T_DIR/sd.out"
+pid=$PGCRAB_PID
+PGCRAB_PID= # stopped here, not by pgcrab_stop
+start=$(date +%s.%N)
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}')
+check "SIGTERM with a transaction open: exit $rc after ${secs}s (shutdown_timeout 2 s)" \
+	bash -c "[[ $rc == 0 ]] && awk 'BEGIN {exit !($secs >= 1.5 && $secs <= 6)}'"
+echo "SELECT 'after';" >&"$sd_fd"
+exec {sd_fd}>&-
+wait "$sd_pid"
+check "the client was told 57P01 and its transaction did not go on" \
+	bash -c "grep -q '57P01' '$T_DIR/sd.out' && ! grep -qx after '$T_DIR/sd.out'"
+check "no sanitizer findings in its log" \
+	bash -c "! grep -q 'ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer' '$T_DIR/pgcrab.log'"
 exit 0
