@@ -73,13 +73,21 @@ void client_fail(struct client *cl, const char *severity, const char *code, cons
 	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
 		  severity, code, msg);
 
+	bool mid_message = false;
 	if (cl->state == CLIENT_ACTIVE && cl->server) {
 		struct server *s = cl->server;
+		/* a server message is partly on its way to the client */
+		mid_message = s->c.msg_left > 0 && !s->c.dropping;
 		cl->server = NULL;
 		s->client = NULL;
 		server_client_gone(s);
 	}
 	client_set_state(cl, CLIENT_CLOSING);
+	if (mid_message) {
+		/* an ErrorResponse now would be read as the rest of that message */
+		conn_close(&cl->c);
+		return;
+	}
 	uint8_t buf[CONN_TX_CAP];
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
 	proto_build_error(&wr, severity, code, msg);

@@ -58,7 +58,11 @@ expect_eq "a password message after login: 08P01" "E:08P01" "$(result password_a
 expect_eq "garbage after Terminate: closed, nothing said" "closed" "$(result garbage_after_terminate)"
 expect_eq "a half-open client (its side shut mid-transaction): closed" "closed" "$(result half_open)"
 expect_eq "a truncated message, then gone" "closed" "$(result truncated_then_gone)"
-check "every case ran ($(grep -c '|' "$T_DIR/results") results)" test "$(grep -c '|' "$T_DIR/results")" -ge 18
+# PostgreSQL itself reads the '!' only after sending the whole row, then says
+# 08P01; PgCrab reads it at once: either answer is fine, garbage is not
+expect_match "an unknown message behind a query streaming a 4 MB row: 08P01 or a cut, never spliced bytes" \
+	'^(E:08P01|cut)$' "$(result bad_type_mid_result)"
+check "every case ran ($(grep -c '|' "$T_DIR/results") results)" test "$(grep -c '|' "$T_DIR/results")" -ge 19
 grep -q exception "$T_DIR/results" && sed 's/^/# /' "$T_DIR/results"
 
 no_idle_tx() {

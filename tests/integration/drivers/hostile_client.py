@@ -229,6 +229,47 @@ def case_partial_huge_parse():
     return "sent"
 
 
+def case_bad_type_mid_result():
+    """An unknown message right behind a query whose 4 MB row is streaming
+    back: PgCrab ends the client, but must not splice its ErrorResponse into
+    the row. Prints "E:code" if the stream was whole up to the error, "cut"
+    if it ended inside the row with nothing but the row's own bytes, and
+    "spliced" if foreign bytes appeared inside it."""
+    s = logged_in()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(msg(b"Q", b"SELECT repeat('x', 4000000)\0"))
+    time.sleep(0.5)  # not reading: the row stalls part way, in PgCrab's send
+    s.sendall(msg(b"!", b"boom\0"))
+    s.settimeout(10)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    while len(data) >= 5:
+        n = 1 + struct.unpack("!i", data[1:5])[0]
+        kind, body = data[:1], data[5:n]
+        if kind == b"D":
+            value = body[6:]  # count (2), length (4), then the value
+            if value.strip(b"x"):
+                return "spliced"
+            if len(data) < n:
+                return "cut"
+        elif kind == b"E":
+            for f in body.split(b"\0"):
+                if f[:1] == b"C":
+                    return "E:" + f[1:].decode()
+        elif kind not in (b"T", b"C", b"Z"):
+            return "spliced"
+        data = data[n:]
+    return "closed"
+
+
 held = []
 cases = [n[5:] for n in dir() if n.startswith("case_")]
 for name in wanted or cases:
