@@ -143,8 +143,13 @@ def main():
     p(f"- {meta.get('pgbouncer', 'PgBouncer')}: `pool_mode = transaction`, "
       f"`default_pool_size = min_pool_size = max_db_connections = {meta.get('pool_size', '?')}`, "
       f"connection logging off.")
+    if meta.get("pooler_to_pg") == "unix":
+        p("- Both poolers reach PostgreSQL over its Unix socket (`BENCH_POOLER_TO_PG=unix`; "
+          "local connections, trusted by pg_hba); clients, direct ones included, use TCP.")
+    upstream = ("over the socket as mr_krabs" if meta.get("pooler_to_pg") == "unix"
+                else "with SCRAM-SHA-256 over TCP (mr_krabs)")
     p("- Clients log in to both poolers with a cleartext password (pgcrab/pgcrab); "
-      "the poolers log in to PostgreSQL with SCRAM-SHA-256 (mr_krabs). Direct clients "
+      f"the poolers log in to PostgreSQL {upstream}. Direct clients "
       "also send a cleartext password (role bench_direct, hba method `password` over an "
       "md5 secret), so every target pays about the same, cheap, client login.")
     p(f"- {meta.get('pgbench', 'pgbench')}: `-j {meta.get('threads', '?')} "

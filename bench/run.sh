@@ -12,6 +12,8 @@
 #   BENCH_IDLE        idle-client totals for the memory test (default
 #                     "2000 10000"; empty skips it)
 #   PGCRAB_BIN        the binary to measure (default ./pgcrab)
+#   BENCH_POOLER_TO_PG  tcp (default) or unix: how both poolers reach
+#                     PostgreSQL (clients always use TCP, direct ones too)
 #
 # Writes bench/results/<timestamp>/{report.md,tps.png,runs.tsv,memory.tsv}
 # and prints the report's path. Everything it starts is stopped on exit.
@@ -33,6 +35,8 @@ fi
 REPEATS=${BENCH_REPEATS:-2}
 IDLE=${BENCH_IDLE-2000 10000}
 PGCRAB_BIN=${PGCRAB_BIN:-$repo/pgcrab}
+POOLER_TO_PG=${BENCH_POOLER_TO_PG:-tcp}
+[[ $POOLER_TO_PG == tcp || $POOLER_TO_PG == unix ]] || { echo "bench: BENCH_POOLER_TO_PG is tcp or unix" >&2; exit 1; }
 TARGETS=(direct pgcrab-w1 pgcrab-w2 pgbouncer)
 POOL_SIZE=20
 SCALE=10
@@ -128,11 +132,17 @@ stop_pooler() {
 	unset "PID[$name]" "PORT[$name]" "WRAPPER[$name]"
 }
 
+# pooler_pg_host: where the poolers find PostgreSQL (its socket directory
+# for unix: local connections, which pg_hba trusts)
+pooler_pg_host() {
+	if [[ $POOLER_TO_PG == unix ]]; then echo "$PG_DIR"; else echo "$PG_HOST"; fi
+}
+
 # start_pgcrab NAME WORKERS MAX_CLIENT_CONN
 start_pgcrab() {
 	local name=$1 workers=$2 maxconn=$3 port
 	port=$(free_port)
-	pgcrab_config "$tmp/$name.ini" "$port" "min_connections = $POOL_SIZE
+	PG_HOST=$(pooler_pg_host) pgcrab_config "$tmp/$name.ini" "$port" "min_connections = $POOL_SIZE
 max_connections = $POOL_SIZE" "log_level = warn
 max_client_conn = $maxconn"
 	"$PGCRAB_BIN" --config "$tmp/$name.ini" --workers "$workers" 2>"$tmp/$name.log" &
@@ -153,7 +163,7 @@ start_pgbouncer() {
 	echo '"pgcrab" "pgcrab"' >"$dir/userlist.txt"
 	cat >"$dir/pgbouncer.ini" <<INI
 [databases]
-$PG_DB = host=$PG_HOST port=$PG_PORT dbname=$PG_DB user=$PG_USER password=$PG_PASSWORD
+$PG_DB = host=$(pooler_pg_host) port=$PG_PORT dbname=$PG_DB user=$PG_USER password=$PG_PASSWORD
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -391,6 +401,7 @@ workloads=$WORKLOADS
 threads=$THREADS
 scale=$SCALE
 pool_size=$POOL_SIZE
+pooler_to_pg=$POOLER_TO_PG
 nofile=$NOFILE
 bouncer_nofile=${BOUNCER_NOFILE:-?}
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')

@@ -1,6 +1,7 @@
 #include "core/cancel.h"
 
 #include <netinet/tcp.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,19 @@ int32_t cancel_new_pid(struct worker *w)
 	if (n == 0)
 		n = ++w->next_pid & 0x7fffff;
 	return (int32_t)((n << 8) | (uint32_t)w->id);
+}
+
+int cancel_new_secret(struct worker *w, int32_t *out)
+{
+	/* drawn 256 at a time: one DRBG call per 256 logins, not per login */
+	if (w->secrets_left == 0) {
+		if (RAND_bytes((unsigned char *)w->secrets, sizeof(w->secrets)) != 1)
+			return -1;
+		w->secrets_left = sizeof(w->secrets) / sizeof(w->secrets[0]);
+	}
+	*out = w->secrets[--w->secrets_left];
+	w->secrets[w->secrets_left] = 0; /* a used secret does not linger */
+	return 0;
 }
 
 void cancel_route(struct worker *w, int32_t pid, int32_t key)
@@ -63,6 +77,7 @@ static void open_cancel(struct worker *w, struct server *s)
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
 	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_CONNECT));
+	c->connect_armed = true;
 	c->refs++;
 }
 

@@ -9,6 +9,9 @@
 
 /* A fresh BackendKeyData pid for a client of w. */
 int32_t cancel_new_pid(struct worker *w);
+/* An unpredictable BackendKeyData secret; -1 only when OpenSSL's DRBG fails
+ * (the caller then refuses the login). */
+int cancel_new_secret(struct worker *w, int32_t *out) __attribute__((warn_unused_result));
 /* A CancelRequest arrived on w: deliver here or post to the owning worker. */
 void cancel_route(struct worker *w, int32_t pid, int32_t key);
 /* On the owning worker: cancel what that client runs, if anything. */

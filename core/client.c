@@ -2,7 +2,6 @@
  * the server the pool lends, watching only message headers. */
 #include "core/client.h"
 
-#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,8 +300,11 @@ static void handle_password(struct client *cl)
 	free(cl->login);
 	cl->login = NULL;
 	cl->key_pid = cancel_new_pid(c->w);
-	if (RAND_bytes((unsigned char *)&cl->key_secret, sizeof(cl->key_secret)) != 1)
-		cl->key_secret = (int32_t)(c->id * 2654435761u);
+	if (cancel_new_secret(c->w, &cl->key_secret) != 0) {
+		/* a guessable key would let anyone cancel this client's queries */
+		client_fail(cl, "FATAL", "53200", "cannot draw a random cancel key");
+		return;
+	}
 	struct param_blob *params = atomic_load(&cl->pool->shard->params);
 	if (params)
 		finish_login(cl, params);

@@ -307,12 +307,24 @@ void conn_close(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	/* A pending recv keeps the socket open past close(2): cancel everything
-	 * on the fd first; the hard link runs the close even if nothing matched. */
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, OP_NONE);
-	sqe->flags |= IOSQE_IO_HARDLINK;
+	/* A pending operation keeps the socket open past close(2): cancel each
+	 * one first, by its user_data (a hash lookup; cancelling by fd scans
+	 * every request in the ring, which made closing 10,000 idle clients
+	 * quadratic). The hard links run the close even if nothing matched. */
+	const enum io_op pending[] = {
+		c->recv_armed ? OP_RECV : OP_NONE,
+		c->send_src != SEND_NONE ? OP_SEND : OP_NONE,
+		c->connect_armed ? OP_CONNECT : OP_NONE,
+	};
+	struct io_uring_sqe *sqe;
+	for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++) {
+		if (pending[i] == OP_NONE)
+			continue;
+		sqe = worker_sqe(c->w);
+		io_uring_prep_cancel64(sqe, conn_user_data(c, pending[i]), 0);
+		io_uring_sqe_set_data64(sqe, OP_NONE);
+		sqe->flags |= IOSQE_IO_HARDLINK;
+	}
 	sqe = worker_sqe(c->w);
 	io_uring_prep_close(sqe, c->fd);
 	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_CLOSE));

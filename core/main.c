@@ -2,16 +2,18 @@
  * and the acceptor on the main thread. */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <stddef.h>
 #include <unistd.h>
 
 #include "config/cfg.h"
@@ -79,6 +81,7 @@ static int open_listener(const struct cfg *cfg)
 	int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
+	    || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0
 	    || bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, 4096) != 0) {
 		log_error("cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
 		if (fd >= 0)

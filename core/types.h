@@ -75,6 +75,7 @@ struct conn {
 	int refs;
 	bool recv_armed;
 	bool recv_cancelling;     /* the armed recv is being cancelled */
+	bool connect_armed;       /* a connect is in flight */
 	bool closing;
 	enum send_src send_src;
 	struct conn *send_owner;  /* whose rx a SEND_FORWARD reads */
@@ -219,6 +220,8 @@ struct worker {
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
 	uint32_t next_pid;       /* BackendKeyData pids: (counter << 8) | worker id */
+	int32_t secrets[256];    /* random BackendKeyData secrets, used from the end */
+	int secrets_left;
 	struct __kernel_timespec tick;
 	/* written by other threads: own cache line */
 	_Alignas(64) _Atomic int n_clients;

@@ -187,6 +187,7 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 		conn_on_send(c, res);
 		break;
 	case OP_CONNECT:
+		c->connect_armed = false;
 		if (c->kind == CONN_SERVER)
 			server_on_connect(container_of_server(c), res);
 		else

@@ -105,6 +105,7 @@ void server_connect(struct pool *p)
 	struct io_uring_sqe *sqe = worker_sqe(p->w);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
 	io_uring_sqe_set_data64(sqe, conn_user_data(&s->c, OP_CONNECT));
+	s->c.connect_armed = true;
 	s->c.refs++;
 }
 
