@@ -96,6 +96,14 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The spare can be lost: io_uring's accept may take the slot it left for a
+ * moment. Taken back as soon as a descriptor is free again. */
+static void take_spare(struct acceptor *a)
+{
+	if (a->spare_fd < 0)
+		a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 /* Out of file descriptors: frees the spare one to accept the waiting client,
  * tells it 53300 and closes it, then takes the spare back. Blocking calls
  * are fine here, on the acceptor thread (the listen socket is non-blocking).
@@ -234,6 +242,7 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 					break;
 				if (res >= 0) {
 					hand_over(a, res);
+					take_spare(a);
 				} else if ((res == -EMFILE || res == -ENFILE) && refuse_without_fds(a, -res)) {
 					/* accepting goes on: each client is told until fds free up */
 				} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
@@ -257,6 +266,7 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 						goto out;
 					arm_timer(a, 50);
 				} else {
+					take_spare(a);
 					rearm_accept = true;
 				}
 				break;

@@ -75,6 +75,9 @@ chmod +x "$T_DIR/lowfd.sh"
 PGCRAB_BIN=$T_DIR/lowfd.sh pgcrab_start --workers 1 "min_connections = 1
 max_connections = 2" "shutdown_timeout = 2s
 server_idle_timeout = 1s" || exit 1
+# the shard's parameters known first, so logins need no server (else a
+# slow start opens the second server before the fds run out)
+pc_psql -c "SELECT 1" >/dev/null
 sleep 0.5
 base_fds=$(fds)
 out=$(limits "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" "$PG_DB" flood 60)
@@ -83,10 +86,19 @@ check "under ulimit -n 48 ($base_fds fds at rest): $served clients served, $refu
 	test "${served:-0}" -ge 20 -a "${refused:-0}" -ge 5 -a "${other:-1}" -eq 0
 expect_eq "every served client answers a query, sent all at once (no fd for a 2nd server: they wait for the 1st)" \
 	"answered ${served:-?}" "$(grep '^answered' <<<"$out")"
-check "PgCrab did run out of fds for a server socket meanwhile" grep -q "cannot create a socket" "$T_DIR/pgcrab.log"
+# whether the worker wanted a second server while no fd was free depends
+# on timing; when it did, the clients above waited for the first
+grep -q "cannot create a socket" "$T_DIR/pgcrab.log" \
+	&& echo "# the pool went without a socket for a second server meanwhile"
 check "a warning names the cause" grep -q "Too many open files" "$T_DIR/pgcrab.log"
 check "fds back to $base_fds once they leave (now $(fds))" poll 10 fds_are "$base_fds"
 expect_eq "accepting resumed: a new client is served" "1" "$(pc_psql -c 'SELECT 1')"
+# a second run out of fds is answered the same way: the spare descriptor
+# came back even if a racing accept had taken its slot
+out=$(limits "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" "$PG_DB" flood 60)
+read -r _ served _ refused _ other <<<"$(grep '^served' <<<"$out")"
+check "a second time: $served served, $refused refused with 53300, $other otherwise" \
+	test "${served:-0}" -ge 20 -a "${refused:-0}" -ge 5 -a "${other:-1}" -eq 0
 
 # --- shutdown_timeout = 2s: an open transaction may finish within it, then is cut
 mkfifo "$T_DIR/sd.in"

@@ -32,6 +32,8 @@ def try_login(user, password, db):
         return None, "E:" + str(e)
     except (EOFError, ConnectionResetError, BrokenPipeError):
         return None, "closed"
+    except OSError as e:  # a timeout: left waiting, never answered
+        return None, type(e).__name__
 
 
 def query_ok(c):
@@ -114,7 +116,7 @@ elif mode == "flood":
     # all at once, while every fd is taken: more servers are wanted than
     # PgCrab can open sockets for, so some wait for the one it has
     for c in held:
-        c.send(pgwire.msg(b"Q", pgwire.cstr("SELECT 1 FROM pg_sleep(0.01)")))
+        c.send(pgwire.msg(b"Q", pgwire.cstr("SELECT 1 FROM pg_sleep(0.1)")))
     answered = 0
     for c in held:
         try:
