@@ -508,6 +508,8 @@ static void client_request(struct client *cl)
 	}
 	client_set_state(cl, CLIENT_WAITING);
 	pool_acquire(cl->pool, cl);
+	if (cl->state == CLIENT_WAITING && !c->closing)
+		conn_rx_shrink(c); /* no server was free: wait without a ring buffer */
 }
 
 void client_on_sent_upstream(struct client *cl)

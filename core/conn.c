@@ -126,6 +126,24 @@ int conn_rx_reserve(struct conn *c, uint32_t cap)
 	return 0;
 }
 
+void conn_rx_shrink(struct conn *c)
+{
+	uint32_t left = c->rx_end - c->rx_start;
+	if (c->rx_bid < 0 || c->rx_lent > 0 || left > CONN_SHRINK_MAX)
+		return;
+	uint8_t *p = malloc(left ? left : 1);
+	if (!p)
+		return; /* keep the provided buffer: correct, just less frugal */
+	memcpy(p, c->rx + c->rx_start, left);
+	ring_give_back(c->w, c->rx_bid);
+	c->rx = p;
+	c->rx_bid = -1;
+	c->rx_cap = left;
+	c->scan_pos -= c->rx_start;
+	c->rx_end = left;
+	c->rx_start = 0;
+}
+
 int conn_arm_recv(struct conn *c)
 {
 	if (c->recv_armed || c->closing)

@@ -32,6 +32,11 @@ int conn_arm_recv(struct conn *c) __attribute__((warn_unused_result));
 bool conn_on_recv(struct conn *c, int *res, unsigned flags);
 /* rx holds at least cap bytes, its contents kept; -1 when out of memory. */
 int conn_rx_reserve(struct conn *c, uint32_t cap) __attribute__((warn_unused_result));
+/* A client about to wait for a server hands its provided buffer back and
+ * keeps its request (up to CONN_SHRINK_MAX bytes) in a buffer of its own
+ * size, so a crowd of waiting clients does not drain the worker's ring. */
+#define CONN_SHRINK_MAX 4096
+void conn_rx_shrink(struct conn *c);
 /* Drops rx (unconsumed bytes too); before a server moves to another worker. */
 void conn_rx_release(struct conn *c);
 /* Appends to / sends the connection's own tx buffer. Returns -1 if it does
