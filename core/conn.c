@@ -166,7 +166,9 @@ int conn_arm_recv(struct conn *c)
 		/* a message that must be seen whole is larger than the buffer. Its
 		 * length is the peer's word only: grow by at most what has arrived
 		 * (doubling), so memory follows the bytes actually received */
-		uint32_t cap = c->rx_cap <= c->rx_want / 2 ? c->rx_cap * 2 : c->rx_want;
+		uint32_t cap = c->rx_cap * 2 < CONN_BUF_SIZE ? CONN_BUF_SIZE : c->rx_cap * 2;
+		if (cap > c->rx_want)
+			cap = c->rx_want;
 		if (conn_rx_reserve(c, cap) != 0)
 			return -1;
 	}

@@ -42,6 +42,7 @@ min_connections = 0
 max_connections = 2
 "
 /usr/bin/python3 "$drivers/fake_server.py" "${args[@]}" >"$T_DIR/fake.out" 2>&1 &
+fake_pid=$!
 poll 10 grep -q ready "$T_DIR/fake.out" || not_ok "the fake server starts"
 PGCRAB_EXTRA_SECTIONS=$extra pgcrab_start "min_connections = 1
 max_connections = 4" "server_connect_timeout = 2s
@@ -85,6 +86,8 @@ expect_eq "ErrorResponse during startup: 08004" "E:08004" "$(once fake_error_log
 check "the malformed SCRAM message is named in the log" grep -q "malformed SCRAM server-first-message" "$T_DIR/pgcrab.log"
 check "the blackholes hit server_connect_timeout (logged)" grep -q "server_connect_timeout" "$T_DIR/pgcrab.log"
 
+check "the fake server ran throughout" kill -0 "$fake_pid"
+[[ $T_FAILED -gt 0 ]] && sed 's/^/# fake: /' "$T_DIR/fake.out" | tail -20
 echo "SELECT 'by', pg_backend_pid(); COMMIT;" >&"$by_fd"
 exec {by_fd}>&-
 wait "$by_pid"
