@@ -94,6 +94,15 @@ fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_DIR=$(abspath $(FUZZ_BUILD)) scripts/fuzz.sh $(FUZZ_TARGETS)
 
+# make soak [SOAK_TIME=600]: t_soak (pgbench at 180 clients while clients
+# are SIGKILLed) for longer than make check's 60 s.
+SOAK_TIME ?= 600
+.PHONY: soak
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@SOAK_TIME=$(SOAK_TIME) TEST_TIMEOUT=$$(($(SOAK_TIME) + 300)) PGCRAB_BIN=$(abspath $(BIN)) \
+		tests/integration/run.sh t_soak
+
 # make bench [QUICK=1]: PgCrab against PgBouncer and direct PostgreSQL;
 # report under bench/results/<timestamp>/ (see docs/performance.md).
 .PHONY: bench

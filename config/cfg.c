@@ -107,6 +107,10 @@ static const struct key_def keys[] = {
 	  .check = auth_type_supported },
 	{ PG(max_client_conn), T_INT, PG_OFF(max_client_conn), .def = "10000", .min = 1,
 	  .max = 1000000 },
+	/* PostgreSQL's own limit is 1 GiB (MaxAllocSize); below 1 kB not even a
+	 * password message fits */
+	{ PG(max_packet_size), T_INT, PG_OFF(max_packet_size), .def = "1073741824", .min = 1024,
+	  .max = 1073741824 },
 	{ PG(admin_users), T_LIST, PG_OFF(admin_users), PG_OFF(n_admin_users), .def = "pgcrab" },
 	{ PG(metrics_port), T_INT, PG_OFF(metrics_port), .def = "0", .min = 0, .max = 65535 },
 	{ PG(server_connect_timeout), T_DURATION, PG_OFF(server_connect_timeout_ms), .def = "5s",

@@ -38,6 +38,7 @@ struct cfg {
 	enum cfg_log_level log_level;
 	enum cfg_cpu_affinity cpu_affinity; /* workers: worker i runs on the i-th usable CPU */
 	int max_client_conn;
+	int max_packet_size; /* bytes: a client message longer than this is a protocol violation */
 	char **admin_users;
 	int n_admin_users;
 	int metrics_port;

@@ -1,10 +1,12 @@
 #include "core/acceptor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -30,6 +32,12 @@ struct acceptor {
 	bool stopping;
 	uint8_t reject[256];
 	size_t reject_len;
+	/* an fd held in reserve: when the process runs out of descriptors it is
+	 * closed for a moment so the next client can be told 53300 instead of
+	 * waiting in the backlog with no answer */
+	int spare_fd;
+	uint64_t warned_ms;       /* last EMFILE warning: at most one a second */
+	unsigned refused_silent;  /* refusals since then */
 };
 
 static struct io_uring_sqe *acc_sqe(struct acceptor *a)
@@ -79,6 +87,52 @@ static void reject_client(struct acceptor *a, int fd)
 	io_uring_sqe_set_data64(sqe, 0);
 	sqe->flags |= IOSQE_IO_HARDLINK;
 	close_async(a, fd);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The spare can be lost: io_uring's accept may take the slot it left for a
+ * moment. Taken back as soon as a descriptor is free again. */
+static void take_spare(struct acceptor *a)
+{
+	if (a->spare_fd < 0)
+		a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Out of file descriptors: frees the spare one to accept the waiting client,
+ * tells it 53300 and closes it, then takes the spare back. Blocking calls
+ * are fine here, on the acceptor thread (the listen socket is non-blocking).
+ * Returns false when there is no spare (a worker took the freed slot). */
+static bool refuse_without_fds(struct acceptor *a, int err)
+{
+	bool refused = false;
+	if (a->spare_fd >= 0) {
+		close(a->spare_fd);
+		int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0) {
+			ssize_t n = send(fd, a->reject, a->reject_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void)n; /* best effort: the client may already be gone */
+			close(fd);
+			refused = true;
+		}
+		a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	uint64_t now = mono_ms();
+	if (refused)
+		a->refused_silent++;
+	if (now - a->warned_ms >= 1000) {
+		log_warn("accept: %s: %u client(s) refused with 53300 in the last second%s",
+			 strerror(err), a->refused_silent,
+			 a->spare_fd < 0 ? "; no spare descriptor, retrying every 100 ms" : "");
+		a->warned_ms = now;
+		a->refused_silent = 0;
+	}
+	return a->spare_fd >= 0;
 }
 
 static void hand_over(struct acceptor *a, int fd)
@@ -154,6 +208,11 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 	a->rt = rt;
 	a->listen_fd = listen_fd;
 	a->signal_fd = signal_fd;
+	a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* accept4 after EMFILE must not block; io_uring's accept copes either way */
+	int fl = fcntl(listen_fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
 	struct proto_writer wr = proto_writer_init(a->reject, sizeof(a->reject));
 	proto_build_error(&wr, "FATAL", "53300", "sorry, too many clients already");
 	a->reject_len = wr.len;
@@ -183,9 +242,13 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 					break;
 				if (res >= 0) {
 					hand_over(a, res);
+					take_spare(a);
+				} else if ((res == -EMFILE || res == -ENFILE) && refuse_without_fds(a, -res)) {
+					/* accepting goes on: each client is told until fds free up */
 				} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
 					log_warn("accept: %s; retrying in 100 ms", strerror(-res));
-					arm_timer(a, 100);
+					if (!(cqe->flags & IORING_CQE_F_MORE))
+						arm_timer(a, 100);
 					break;
 				}
 				if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -203,6 +266,7 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 						goto out;
 					arm_timer(a, 50);
 				} else {
+					take_spare(a);
 					rearm_accept = true;
 				}
 				break;
@@ -226,6 +290,8 @@ out:
 		pthread_join(rt->workers[i].thread, NULL);
 	log_info("shutdown complete");
 	io_uring_queue_exit(&a->ring);
+	if (a->spare_fd >= 0)
+		close(a->spare_fd);
 	free(a);
 	return 0;
 }

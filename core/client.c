@@ -72,13 +72,21 @@ void client_fail(struct client *cl, const char *severity, const char *code, cons
 	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
 		  severity, code, msg);
 
+	bool mid_message = false;
 	if (cl->state == CLIENT_ACTIVE && cl->server) {
 		struct server *s = cl->server;
+		/* a server message is partly on its way to the client */
+		mid_message = s->c.msg_left > 0 && !s->c.dropping;
 		cl->server = NULL;
 		s->client = NULL;
 		server_client_gone(s);
 	}
 	client_set_state(cl, CLIENT_CLOSING);
+	if (mid_message) {
+		/* an ErrorResponse now would be read as the rest of that message */
+		conn_close(&cl->c);
+		return;
+	}
 	uint8_t buf[CONN_TX_CAP];
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
 	proto_build_error(&wr, severity, code, msg);
@@ -101,6 +109,7 @@ void client_accept(struct worker *w, int fd)
 	}
 	conn_init(&cl->c, CONN_CLIENT, w, fd);
 	cl->state = CLIENT_STARTUP;
+	cl->born_ms = w->now_ms;
 	list_init(&cl->wait);
 	list_add_tail(&w->clients, &cl->link);
 	if (conn_arm_recv(&cl->c) != 0)
@@ -159,7 +168,7 @@ static void handle_startup(struct client *cl)
 		return;
 	}
 	if (r == PROTO_ERR) {
-		client_fail(cl, "FATAL", "08P01", "%s", why);
+		client_fail(cl, "FATAL", proto_startup_sqlstate(why), "%s", why);
 		return;
 	}
 	c->rx_start += st.total;
@@ -330,8 +339,8 @@ static int scan_requests(struct client *cl, struct server *s)
 			break;
 		uint8_t type;
 		uint32_t total;
-		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type,
-						  &total);
+		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos,
+						  (uint32_t)c->w->rt->cfg->max_packet_size, &type, &total);
 		if (r == PROTO_AGAIN)
 			break;
 		if (r == PROTO_ERR) {
@@ -438,6 +447,25 @@ static void client_pump(struct client *cl)
 
 static void client_request(struct client *cl);
 
+/* The first message of a request: a length within max_packet_size and a
+ * type a frontend may send. Fails the client (08P01, as PostgreSQL) if not. */
+static bool request_header_ok(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	uint8_t type;
+	uint32_t total;
+	if (proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start,
+			(uint32_t)c->w->rt->cfg->max_packet_size, &type, &total) == PROTO_ERR) {
+		client_fail(cl, "FATAL", "08P01", "invalid message length");
+		return false;
+	}
+	if (!proto_frontend_type(type)) {
+		client_fail(cl, "FATAL", "08P01", "invalid frontend message type %d", type);
+		return false;
+	}
+	return true;
+}
+
 /* Idle: the client sent something; a Terminate ends it, anything else needs
  * a server. */
 static void client_request(struct client *cl)
@@ -455,6 +483,9 @@ static void client_request(struct client *cl)
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}
+	/* a broken header is refused now, not after waiting for a server */
+	if (!request_header_ok(cl))
+		return;
 	/* only when no server is free: with one, the server checks the Parse */
 	if (prepared_enabled(cl) && cl->pool->n_idle == 0) {
 		uint8_t buf[4096];
@@ -541,6 +572,14 @@ void client_server_lost(struct client *cl, const char *why)
 	client_fail(cl, "FATAL", "08006", "server connection lost: %s", why);
 }
 
+void client_server_cut(struct client *cl, const char *why)
+{
+	cl->server = NULL;
+	log_debug("worker %d client %llu: server lost mid-message (%s): closing without a word",
+		  cl->c.w->id, (unsigned long long)cl->c.id, why);
+	client_close_now(cl);
+}
+
 void client_on_recv(struct client *cl, int res)
 {
 	struct conn *c = &cl->c;
@@ -609,7 +648,8 @@ void client_tick(struct client *cl)
 	switch (cl->state) {
 	case CLIENT_STARTUP:
 	case CLIENT_AUTH:
-		if (cfg->client_login_timeout_ms && waited >= cfg->client_login_timeout_ms)
+		/* from the accept: the startup and password stages share the limit */
+		if (cfg->client_login_timeout_ms && w->now_ms - cl->born_ms >= cfg->client_login_timeout_ms)
 			client_fail(cl, "FATAL", "08P01", "client_login_timeout: login took too long");
 		else if (w->stopping)
 			client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");

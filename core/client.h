@@ -28,6 +28,10 @@ void client_server_settled(struct client *cl);
 void client_on_sent_upstream(struct client *cl);
 /* The linked server died: the client gets an 08006 error and is closed. */
 void client_server_lost(struct client *cl, const char *why);
+/* The same when part of a server message already went to the client: an
+ * ErrorResponse would be read as the rest of that message, so the client
+ * only sees the connection drop, as if PostgreSQL itself had died. */
+void client_server_cut(struct client *cl, const char *why);
 
 /* Sends "severity code message" and closes the client. */
 void client_fail(struct client *cl, const char *severity, const char *code, const char *fmt, ...)

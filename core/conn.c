@@ -194,9 +194,17 @@ int conn_arm_recv(struct conn *c)
 		c->scan_pos -= c->rx_start;
 		c->rx_start = 0;
 	}
-	if (c->rx_want > c->rx_cap && conn_rx_reserve(c, c->rx_want) != 0)
-		return -1; /* a message that must be seen whole is larger than the buffer */
-	c->rx_want = 0;
+	if (c->rx_want > c->rx_cap && c->rx_end == c->rx_cap) {
+		/* a message that must be seen whole is larger than the buffer. Its
+		 * length is the peer's word only: grow by at most what has arrived
+		 * (doubling), so memory follows the bytes actually received */
+		uint32_t cap = c->rx_cap * 2 < CONN_BUF_SIZE ? CONN_BUF_SIZE : c->rx_cap * 2;
+		if (cap > c->rx_want)
+			cap = c->rx_want;
+		if (conn_rx_reserve(c, cap) != 0)
+			return -1;
+	}
+	c->rx_want = 0; /* the scan that wanted more says so again next time */
 	struct io_uring_sqe *sqe;
 	if (!c->rx && c->w->buf_ring && !c->rx_keep) {
 		sqe = worker_sqe(c->w);

@@ -124,6 +124,7 @@ struct client {
 	struct pool *pool;
 	struct server *server;
 	bool terminate;   /* saw Terminate; close once what precedes it is sent */
+	uint64_t born_ms; /* accepted: client_login_timeout counts from here */
 	int32_t key_pid, key_secret;
 	struct client_login *login; /* between startup and authentication only */
 	struct param_set want; /* session parameters this client expects */
@@ -215,6 +216,7 @@ struct worker {
 	bool stopping;           /* shutdown requested */
 	bool done;               /* shutdown finished: the loop ends once live is 0 */
 	int live;                /* connections not yet freed */
+	int live_peak;           /* most live since memory was last trimmed */
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
 	uint32_t next_pid;       /* BackendKeyData pids: (counter << 8) | worker id */

@@ -3,6 +3,7 @@
 #include "core/worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -87,8 +88,24 @@ static void close_servers(struct worker *w)
 	}
 }
 
+/* After a crowd has left, hand its freed memory (receive buffers, client
+ * structs) back to the system: malloc keeps it otherwise, and a pooler's
+ * RSS should follow its clients down as well as up. Rare and cheap. */
+#define TRIM_AFTER_FREED 256
+
+static void trim_after_peak(struct worker *w)
+{
+	if (w->live > w->live_peak)
+		w->live_peak = w->live;
+	if (w->live_peak - w->live >= TRIM_AFTER_FREED) {
+		malloc_trim(0);
+		w->live_peak = w->live;
+	}
+}
+
 static void worker_tick(struct worker *w)
 {
+	trim_after_peak(w);
 	for (struct list *n = w->clients.next, *next; n != &w->clients; n = next) {
 		next = n->next;
 		client_tick(list_entry(n, struct client, link));

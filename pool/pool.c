@@ -124,6 +124,8 @@ void pool_grow(struct pool *p)
 		}
 		server_connect(p);
 		need--;
+		if (p->w->now_ms < p->next_connect_ms)
+			return; /* that attempt failed at once (no socket): back off */
 	}
 	set_starving(p, false);
 }
@@ -200,15 +202,30 @@ void pool_server_ready(struct server *s)
 	pool_release(s);
 }
 
-void pool_server_gone(struct server *s, bool failed_login)
+void pool_server_gone(struct server *s, bool failed_login, const char *sqlstate, const char *why)
 {
-	struct pool *p = s->pool;
-	if (!failed_login)
-		return;
+	if (failed_login)
+		pool_connect_failed(s->pool, sqlstate, why);
+}
+
+void pool_connect_failed(struct pool *p, const char *sqlstate, const char *why)
+{
 	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
 	if (p->backoff_ms > BACKOFF_MAX_MS)
 		p->backoff_ms = BACKOFF_MAX_MS;
 	p->next_connect_ms = p->w->now_ms + p->backoff_ms;
+	if (!sqlstate) {
+		/* our own shortage (no fd), not the shard's: another worker may
+		 * lend an idle server meanwhile */
+		if (p->n_waiting > p->n_connecting)
+			set_starving(p, true);
+		return;
+	}
+	/* no server left here and none on the way: the shard is down or
+	 * refusing us, so waiting clients are told now (as a direct connection
+	 * would fail) instead of hanging until query_wait_timeout */
+	if (p->n_servers == 0 && p->n_connecting == 0 && p->n_waiting > 0)
+		pool_fail_waiting(p, sqlstate, why);
 }
 
 void pool_tick(struct pool *p)

@@ -21,7 +21,13 @@ void pool_adopt(struct worker *w, struct server *s);
 /* A server finished logging in. */
 void pool_server_ready(struct server *s);
 /* A server closed: drop it from the counts; failed_login backs off reconnects. */
-void pool_server_gone(struct server *s, bool failed_login);
+void pool_server_gone(struct server *s, bool failed_login, const char *sqlstate, const char *why);
+/* A connection attempt failed (refused, timed out, login refused): back
+ * off before the next, and fail the waiting clients with sqlstate if
+ * nothing is left for them to wait for. sqlstate NULL: PgCrab could not
+ * even make a socket (EMFILE); back off, and let waiters wait for a server
+ * from another worker or a later attempt. */
+void pool_connect_failed(struct pool *p, const char *sqlstate, const char *why);
 
 /* Fails every client waiting on the pool with an ErrorResponse. */
 void pool_fail_waiting(struct pool *p, const char *sqlstate, const char *why);

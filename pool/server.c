@@ -79,10 +79,14 @@ void server_connect(struct pool *p)
 	int fd = socket(sh->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct server *s = fd >= 0 ? calloc(1, sizeof(*s)) : NULL;
 	if (!s) {
-		log_error("shard %s: cannot create a socket: %m", sh->cfg->name);
+		char why[128];
+		snprintf(why, sizeof(why), "cannot create a socket: %s", strerror(errno));
+		log_error("shard %s: %s", sh->cfg->name, why);
 		if (fd >= 0)
 			close(fd);
 		shard_unreserve(sh);
+		/* out of fds (EMFILE): back off rather than retry on every call */
+		pool_connect_failed(p, NULL, why);
 		return;
 	}
 	int one = 1;
@@ -118,17 +122,31 @@ void server_free(struct server *s)
 	free(s);
 }
 
+static void close_with(struct server *s, const char *why, const char *sqlstate);
+
 static void server_fail(struct server *s, const char *why)
 {
 	if (s->client) {
 		struct client *cl = s->client;
 		s->client = NULL;
-		client_server_lost(cl, why);
+		/* msg_left: a message's header was scanned (and goes or went to
+		 * the client), its body is incomplete */
+		if (s->c.msg_left > 0 && !s->c.dropping)
+			client_server_cut(cl, why);
+		else
+			client_server_lost(cl, why);
 	}
 	server_close(s, why);
 }
 
 void server_close(struct server *s, const char *why)
+{
+	close_with(s, why, "08001"); /* sqlclient_unable_to_establish_sqlconnection */
+}
+
+/* Closes; a failed login reports sqlstate to the pool's waiting clients if
+ * it leaves them nothing to wait for. */
+static void close_with(struct server *s, const char *why, const char *sqlstate)
 {
 	if (s->c.closing)
 		return;
@@ -139,8 +157,8 @@ void server_close(struct server *s, const char *why)
 		log_debug("worker %d server %llu: closing: %s", s->c.w->id,
 			  (unsigned long long)s->c.id, why);
 	server_set_state(s, SERVER_CLOSING);
-	pool_server_gone(s, failed_login);
 	conn_close(&s->c);
+	pool_server_gone(s, failed_login, sqlstate, why);
 }
 
 void server_on_connect(struct server *s, int res)
@@ -313,12 +331,10 @@ static void login_step(struct server *s)
 			if (proto_parse_error(body, blen, &f) == PROTO_OK)
 				snprintf(why, sizeof(why), "server says %s %s: %s", f.severity, f.code,
 					 f.message);
-			struct pool *p = s->pool;
-			server_close(s, why[0] ? why : "malformed error during login");
 			/* the server refused us (credentials, database): waiting clients
 			 * learn why now rather than at query_wait_timeout */
-			if (p->n_connecting == 0)
-				pool_fail_waiting(p, "08004", why[0] ? why : "server login failed");
+			close_with(s, why[0] ? why : "malformed error during login",
+				   "08004"); /* sqlserver_rejected_establishment_of_sqlconnection */
 			return;
 		}
 		case 'N':
@@ -426,8 +442,8 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 						  &total);
 		if (r == PROTO_AGAIN)
 			break;
-		if (r == PROTO_ERR) {
-			rc = SCAN_BAD;
+		if (r == PROTO_ERR || !proto_backend_type(type)) {
+			rc = SCAN_BAD; /* nothing of it reaches the client */
 			break;
 		}
 		bool whole = c->rx_end - pos >= total;
@@ -720,8 +736,12 @@ void server_tick(struct server *s)
 	const struct cfg *cfg = w->rt->cfg;
 	uint64_t age = w->now_ms - s->born_ms;
 	if (logging_in(s->state)) {
-		if (cfg->server_connect_timeout_ms && age >= cfg->server_connect_timeout_ms)
-			server_close(s, "server_connect_timeout");
+		if (cfg->server_connect_timeout_ms && age >= cfg->server_connect_timeout_ms) {
+			char why[96];
+			snprintf(why, sizeof(why), "server_connect_timeout: no login within %llu ms",
+				 (unsigned long long)cfg->server_connect_timeout_ms);
+			server_close(s, why);
+		}
 	} else if (s->state == SERVER_IDLE) {
 		uint64_t idle = w->now_ms - s->c.since_ms;
 		if (cfg->server_lifetime_ms && age >= cfg->server_lifetime_ms)

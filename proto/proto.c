@@ -80,6 +80,17 @@ enum proto_result proto_frame(const uint8_t *buf, size_t len, uint32_t max_len, 
 	return PROTO_OK;
 }
 
+bool proto_frontend_type(uint8_t type)
+{
+	return type != 0 && strchr("QPBDECSHFdcfX", type) != NULL;
+}
+
+bool proto_backend_type(uint8_t type)
+{
+	/* see PostgreSQL's protocol message formats: every backend message */
+	return type != 0 && strchr("123ACDEGHIKNRSTVWZcdnstv", type) != NULL;
+}
+
 static bool startup_has(const struct proto_startup *s, const char *name)
 {
 	for (int i = 0; i < s->n_params; i++)
@@ -127,7 +138,7 @@ enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct pro
 		return PROTO_OK;
 	}
 	if ((code >> 16) != 3) {
-		*why = "unsupported frontend protocol";
+		*why = PROTO_WHY_VERSION;
 		return PROTO_ERR;
 	}
 	out->kind = PROTO_STARTUP_V3;
@@ -168,12 +179,21 @@ enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct pro
 		return PROTO_ERR;
 	}
 	if (!out->user || out->user[0] == '\0') {
-		*why = "no PostgreSQL user name specified in startup packet";
+		*why = PROTO_WHY_NO_USER;
 		return PROTO_ERR;
 	}
 	if (!out->database || out->database[0] == '\0')
 		out->database = out->user;
 	return PROTO_OK;
+}
+
+const char *proto_startup_sqlstate(const char *why)
+{
+	if (why && strcmp(why, PROTO_WHY_VERSION) == 0)
+		return "0A000"; /* feature_not_supported */
+	if (why && strcmp(why, PROTO_WHY_NO_USER) == 0)
+		return "28000"; /* invalid_authorization_specification */
+	return "08P01";
 }
 
 enum proto_result proto_parse_error(const uint8_t *body, size_t len, struct proto_error_fields *out)

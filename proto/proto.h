@@ -54,6 +54,13 @@ static inline uint32_t proto_be32(const uint8_t *p)
 enum proto_result proto_frame(const uint8_t *buf, size_t len, uint32_t max_len,
 			      uint8_t *type, uint32_t *total);
 
+/* Message types a frontend may send once logged in (Query, Parse, Bind,
+ * Describe, Execute, Close, Sync, Flush, FunctionCall, COPY data/done/fail,
+ * Terminate); a startup packet or password message then is a violation. */
+bool proto_frontend_type(uint8_t type);
+/* Message types a backend may send once logged in. */
+bool proto_backend_type(uint8_t type);
+
 /* ---- startup packets ---------------------------------------------------- */
 
 enum proto_startup_kind {
@@ -82,6 +89,14 @@ struct proto_startup {
  * version, unterminated or duplicate parameters, missing user. */
 enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct proto_startup *out,
 				      const char **why);
+
+/* Reasons proto_parse_startup gives that PostgreSQL reports with a SQLSTATE
+ * of their own. */
+#define PROTO_WHY_VERSION "unsupported frontend protocol: PgCrab supports 3.0"
+#define PROTO_WHY_NO_USER "no PostgreSQL user name specified in startup packet"
+/* The SQLSTATE PostgreSQL sends for a startup packet refused with why:
+ * 0A000 for a protocol version, 28000 for a missing user, else 08P01. */
+const char *proto_startup_sqlstate(const char *why);
 
 /* ---- ErrorResponse / NoticeResponse fields -------------------------------- */
 

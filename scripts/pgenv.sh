@@ -111,7 +111,8 @@ pg_admin_psql() { pg_admin "$@"; }
 # pgcrab_config FILE PORT [shard lines] [pgcrab lines]: a PgCrab config with
 # one shard (this cluster) and the client user pgcrab/pgcrab. The shard
 # lines replace the default pool size; SHARD_USER and SHARD_PASSWORD
-# replace the backend login.
+# replace the backend login; PGCRAB_EXTRA_SECTIONS (more [shard.*]
+# sections, say) goes in before [user.pgcrab].
 pgcrab_config() {
 	cat >"$1" <<INI
 [pgcrab]
@@ -126,6 +127,8 @@ user = ${SHARD_USER:-$PG_USER}
 password = ${SHARD_PASSWORD:-$PG_PASSWORD}
 ${3:-min_connections = 2
 max_connections = 20}
+
+${PGCRAB_EXTRA_SECTIONS:-}
 
 [user.pgcrab]
 password = pgcrab

@@ -35,6 +35,11 @@ sleep 0.3
 start=$SECONDS
 out=$(timeout 20 psql -X -q -At "$(PC_CONN)" -c "SELECT 'served'" 2>&1)
 check "query_wait_timeout fails a client left waiting (got: $out)" grep -q "query_wait_timeout" <<<"$out"
+if [[ $PC_DIRECT == 0 ]]; then
+	check "the error names the shard and the timeout" grep -q "shard \"$PG_DB\" within 1000 ms" <<<"$out"
+	# documented: the client's connection is closed (as PgBouncer does)
+	check "and the connection is closed" grep -qiE "server closed the connection|connection to server was lost" <<<"$out"
+fi
 check "and within a few seconds" test $((SECONDS - start)) -le 4
 echo "COMMIT;" >&6
 exec 6>&-

@@ -95,6 +95,7 @@ static void test_empty_file_gives_defaults(void **state)
 	assert_int_equal(c->auth_type, CFG_AUTH_PLAIN);
 	assert_int_equal(c->log_level, CFG_LOG_INFO);
 	assert_int_equal(c->max_client_conn, 10000);
+	assert_int_equal(c->max_packet_size, 1 << 30);
 	assert_int_equal(c->n_admin_users, 1);
 	assert_string_equal(c->admin_users[0], "pgcrab");
 	assert_int_equal(c->metrics_port, 0);
@@ -516,6 +517,18 @@ static void test_port_range(void **state)
 		     "out of range 0..65535");
 }
 
+static void test_max_packet_size_range(void **state)
+{
+	(void)state;
+	struct cfg *c = load_ok("[pgcrab]\nmax_packet_size = 65536\n", NULL);
+	assert_int_equal(c->max_packet_size, 65536);
+	cfg_free(c);
+	expect_error("[pgcrab]\nmax_packet_size = 1073741825\n", 2, "[pgcrab] max_packet_size: ",
+		     "out of range 1024..1073741824");
+	expect_error("[pgcrab]\nmax_packet_size = 100\n", 2, "[pgcrab] max_packet_size: ",
+		     "out of range 1024..1073741824");
+}
+
 static void test_workers_range(void **state)
 {
 	(void)state;
@@ -722,6 +735,7 @@ int main(void)
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_bad_int),
 		cmocka_unit_test(test_port_range),
+		cmocka_unit_test(test_max_packet_size_range),
 		cmocka_unit_test(test_workers_range),
 		cmocka_unit_test(test_pool_sizes),
 		cmocka_unit_test(test_reserved_shard_name),

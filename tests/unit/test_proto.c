@@ -302,6 +302,47 @@ static void test_frame_max_boundary(void **state)
 
 /* ---- proto_parse_startup ------------------------------------------------- */
 
+static void test_startup_sqlstates(void **state)
+{
+	(void)state;
+	struct proto_startup s;
+	const char *why;
+	/* protocol 4.0 and 2.0: PostgreSQL's 0A000 */
+	static const uint8_t v4[] = { 0, 0, 0, 13, 0, 4, 0, 0, 'u', 's', 'e', 'r', 0 };
+	static const uint8_t v2[] = { 0, 0, 0, 13, 0, 2, 0, 0, 'u', 's', 'e', 'r', 0 };
+	assert_int_equal(proto_parse_startup(v4, sizeof(v4), &s, &why), PROTO_ERR);
+	assert_string_equal(proto_startup_sqlstate(why), "0A000");
+	assert_int_equal(proto_parse_startup(v2, sizeof(v2), &s, &why), PROTO_ERR);
+	assert_string_equal(proto_startup_sqlstate(why), "0A000");
+	/* no user: 28000 */
+	static const uint8_t nouser[] = { 0, 0, 0, 9, 0, 3, 0, 0, 0 };
+	assert_int_equal(proto_parse_startup(nouser, sizeof(nouser), &s, &why), PROTO_ERR);
+	assert_string_equal(proto_startup_sqlstate(why), "28000");
+	/* a duplicate: a protocol violation */
+	static const uint8_t dup[] = { 0, 0, 0, 21, 0, 3, 0, 0, 'u', 's', 'e', 'r', 0, 'a', 0,
+				       'u', 's', 'e', 'r', 0, 'b', 0, 0 };
+	uint8_t dup_ok[sizeof(dup)];
+	memcpy(dup_ok, dup, sizeof(dup));
+	dup_ok[3] = sizeof(dup);
+	assert_int_equal(proto_parse_startup(dup_ok, sizeof(dup_ok), &s, &why), PROTO_ERR);
+	assert_string_equal(proto_startup_sqlstate(why), "08P01");
+}
+
+static void test_message_types(void **state)
+{
+	(void)state;
+	for (const char *t = "QPBDECSHFdcfX"; *t; t++)
+		assert_true(proto_frontend_type((uint8_t)*t));
+	assert_false(proto_frontend_type(0));   /* a startup packet's first byte */
+	assert_false(proto_frontend_type('p')); /* a password after login */
+	assert_false(proto_frontend_type('!'));
+	for (const char *t = "123ACDEGHIKNRSTVWZcdnstv"; *t; t++)
+		assert_true(proto_backend_type((uint8_t)*t));
+	assert_false(proto_backend_type(0));
+	assert_false(proto_backend_type('!'));
+	assert_false(proto_backend_type('Q'));
+}
+
 static void test_startup_ssl(void **state)
 {
 	(void)state;
@@ -932,6 +973,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read_exact),
+		cmocka_unit_test(test_startup_sqlstates),
+		cmocka_unit_test(test_message_types),
 		cmocka_unit_test(test_read_i32_positive),
 		cmocka_unit_test(test_read_u8_short),
 		cmocka_unit_test(test_read_i16_short),
