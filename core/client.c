@@ -155,6 +155,36 @@ static const struct cfg_shard *find_shard(struct worker *w, const char *name, st
 	return NULL;
 }
 
+static void handle_startup(struct client *cl);
+static void handle_password(struct client *cl);
+static void client_request(struct client *cl);
+
+/* After a login step: bytes the client sent behind the message just handled
+ * (in the same packet) are handled now, else we wait for more. */
+static void client_next(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	if (c->closing)
+		return;
+	if (c->rx_start == c->rx_end) {
+		arm_or_fail(cl);
+		return;
+	}
+	switch (cl->state) {
+	case CLIENT_STARTUP:
+		handle_startup(cl);
+		break;
+	case CLIENT_AUTH:
+		handle_password(cl);
+		break;
+	case CLIENT_IDLE:
+		client_request(cl);
+		break;
+	default:
+		break; /* LOGIN_WAIT keeps them until the login completes */
+	}
+}
+
 /* Startup state: SSLRequest/GSSENCRequest get 'N'; a StartupMessage asks
  * for a cleartext password. */
 static void handle_startup(struct client *cl)
@@ -181,8 +211,7 @@ static void handle_startup(struct client *cl)
 	case PROTO_STARTUP_GSSENC:
 		proto_put_u8(&wr, 'N');
 		queue_or_close(cl, &wr);
-		if (!c->closing)
-			arm_or_fail(cl);
+		client_next(cl);
 		return;
 	case PROTO_STARTUP_CANCEL:
 		cancel_route(c->w, st.cancel_pid, st.cancel_key);
@@ -220,8 +249,7 @@ static void handle_startup(struct client *cl)
 	proto_build_auth(&wr, PROTO_AUTH_CLEARTEXT, NULL, 0);
 	client_set_state(cl, CLIENT_AUTH);
 	queue_or_close(cl, &wr);
-	if (!c->closing)
-		arm_or_fail(cl);
+	client_next(cl);
 }
 
 /* Sends AuthenticationOk, the shard's ParameterStatus values, our
@@ -250,8 +278,7 @@ static void finish_login(struct client *cl, const struct param_blob *params)
 	proto_build_ready(&wr, 'I');
 	client_set_state(cl, CLIENT_IDLE);
 	queue_or_close(cl, &wr);
-	if (!cl->c.closing)
-		arm_or_fail(cl);
+	client_next(cl);
 }
 
 static void handle_password(struct client *cl)
@@ -435,7 +462,12 @@ static void client_pump(struct client *cl)
 		return;
 	}
 	if (cl->terminate) {
-		client_close_now(cl);
+		/* what it sent before Terminate is answered first, as PostgreSQL
+		 * would; client_server_settled closes it once the server is clean */
+		if (server_is_clean(s))
+			client_close_now(cl);
+		else
+			server_pump(s);
 		return;
 	}
 	arm_or_fail(cl);
@@ -445,7 +477,6 @@ static void client_pump(struct client *cl)
 	client_server_settled(cl);
 }
 
-static void client_request(struct client *cl);
 
 /* The first message of a request: a length within max_packet_size and a
  * type a frontend may send. Fails the client (08P01, as PostgreSQL) if not. */
@@ -545,8 +576,11 @@ void client_server_settled(struct client *cl)
 	struct server *s = cl->server;
 	if (cl->state != CLIENT_ACTIVE || !s || cl->c.msg_left != 0 || conn_send_busy(&cl->c))
 		return;
-	if (cl->c.w->rt->cfg->pool_mode == CFG_POOL_SESSION)
+	if (cl->c.w->rt->cfg->pool_mode == CFG_POOL_SESSION) {
+		if (cl->terminate && server_is_clean(s))
+			client_close_now(cl);
 		return;
+	}
 	if (!server_is_clean(s))
 		return;
 	cl->server = NULL;
