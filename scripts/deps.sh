@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(gcc make pkg-config clang liburing-dev libinih-dev libpg-query-dev libcmocka-dev
 	libssl-dev libsystemd-dev postgresql-15 postgresql-client-15 python3 procps
-	python3-asyncpg python3-psycopg)
+	python3-asyncpg python3-psycopg libpostgresql-jdbc-java)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -17,6 +17,8 @@ done
 # node and npm (node-postgres tests): any installation will do
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# a JDK (pgjdbc tests run a .java source file): any installation will do
+command -v javac >/dev/null || missing+=(default-jdk-headless)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 echo "installing: ${missing[*]}"
