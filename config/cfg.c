@@ -37,6 +37,7 @@ enum key_type {
 	T_DURATION, /* uint64_t milliseconds at off, at most max_ms */
 	T_ENUM,     /* enum (int-sized) at off, index into names[] */
 	T_LIST,     /* char ** at off, int count at count_off; comma separated */
+	T_BOOL,     /* bool at off: on/off, true/false, yes/no, 1/0 (as PostgreSQL) */
 };
 
 /* Checks the raw text before it is converted. Returns 0, or -1 with why. */
@@ -131,6 +132,7 @@ static const struct key_def keys[] = {
 	  .max_ms = MAX_DURATION_MS },
 	{ PG(max_prepared_statements), T_INT, PG_OFF(max_prepared_statements), .def = "200",
 	  .min = 0, .max = 100000 },
+	{ PG(cancel_on_client_exit), T_BOOL, PG_OFF(cancel_on_client_exit), .def = "on" },
 	{ PG(server_reset_query), T_STRING, PG_OFF(server_reset_query), .def = "DISCARD ALL" },
 	{ PG(log_level), T_ENUM, PG_OFF(log_level), .def = "info", .names = log_level_names },
 	{ PG(cpu_affinity), T_ENUM, PG_OFF(cpu_affinity), .def = "off", .names = cpu_affinity_names },
@@ -426,6 +428,18 @@ static int set_value(const struct key_def *k, void *base, const char *text, char
 		for (int i = 0; k->names[i] && n < whylen; i++)
 			n += (size_t)snprintf(why + n, whylen - n, "%s%s", i ? ", " : "",
 					      k->names[i]);
+		return -1;
+	}
+	case T_BOOL: {
+		static const char *const yes[] = { "on", "true", "yes", "1" };
+		static const char *const no[] = { "off", "false", "no", "0" };
+		for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+			if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
+				*(bool *)slot = strcasecmp(text, yes[i]) == 0;
+				return 0;
+			}
+		}
+		snprintf(why, whylen, "'%s' is not a boolean (on or off)", text);
 		return -1;
 	}
 	case T_LIST: {

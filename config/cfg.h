@@ -4,6 +4,7 @@
 #ifndef PGCRAB_CFG_H
 #define PGCRAB_CFG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,7 @@ struct cfg {
 	uint64_t shutdown_timeout_ms;
 	int max_prepared_statements; /* per server connection; 0 = pass named statements through */
 	char *server_reset_query;    /* session mode, when a client leaves; "" = none */
+	bool cancel_on_client_exit;  /* a client that leaves mid-query has it cancelled */
 	struct cfg_shard *shards;
 	int n_shards;
 	struct cfg_user *users;

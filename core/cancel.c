@@ -48,31 +48,45 @@ void cancel_route(struct worker *w, int32_t pid, int32_t key)
 	io_uring_sqe_set_data64(sqe, OP_NONE);
 }
 
-static void open_cancel(struct worker *w, struct server *s)
+/* A one-shot connection carrying a CancelRequest. With done set, it holds
+ * its server until PostgreSQL has closed it: PostgreSQL signals the backend
+ * before it closes, so from then on the cancel cannot hit a later query. */
+struct cancel_conn {
+	struct conn c; /* first: a cancel_conn is a conn */
+	struct server *target;
+	void (*done)(struct server *s);
+};
+
+void cancel_server(struct worker *w, struct server *s, void (*done)(struct server *s))
 {
 	struct shard *sh = s->shard;
 	int fd = socket(sh->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct conn *c = fd >= 0 ? calloc(1, sizeof(*c)) : NULL;
-	if (!c) {
+	struct cancel_conn *cc = fd >= 0 ? calloc(1, sizeof(*cc)) : NULL;
+	uint8_t buf[64];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	proto_build_cancel(&wr, s->be_pid, s->be_key);
+	if (!cc || conn_queue(&cc->c, wr.p, wr.len) != 0) {
 		if (fd >= 0)
 			close(fd);
+		if (cc)
+			free(cc->c.tx);
+		free(cc);
 		log_warn("shard %s: cannot open a cancel connection", sh->cfg->name);
+		if (done)
+			done(s);
 		return;
 	}
+	struct conn *c = &cc->c;
 	c->kind = CONN_CANCEL;
 	c->fd = fd;
 	c->w = w;
 	c->id = ++w->next_id;
 	w->live++;
 	c->rx_bid = -1;
-	uint8_t buf[64];
-	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-	proto_build_cancel(&wr, s->be_pid, s->be_key);
-	if (conn_queue(c, wr.p, wr.len) != 0) {
-		close(fd);
-		w->live--;
-		free(c);
-		return;
+	if (done) {
+		cc->target = s;
+		cc->done = done;
+		s->c.refs++; /* s stays readable until done has run */
 	}
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
@@ -89,7 +103,7 @@ void cancel_deliver(struct worker *w, int32_t pid, int32_t key)
 			continue;
 		/* a wrong key, or a client between transactions, cancels nothing */
 		if (cl->key_secret == key && cl->state == CLIENT_ACTIVE && cl->server)
-			open_cancel(w, cl->server);
+			cancel_server(w, cl->server, NULL);
 		return;
 	}
 }
@@ -106,11 +120,26 @@ void cancel_on_connect(struct conn *c, int res)
 
 void cancel_on_sent(struct conn *c, int err)
 {
-	/* the server closes after reading a CancelRequest; so do we */
-	conn_close(c);
+	struct cancel_conn *cc = (struct cancel_conn *)c;
+	/* PostgreSQL closes after acting on a CancelRequest: wait for that
+	 * when someone must know, else close now */
+	if (err || !cc->done || conn_arm_recv(c) != 0)
+		conn_close(c);
+}
+
+void cancel_on_recv(struct conn *c, int res)
+{
+	c->recv_armed = false;
+	conn_close(c); /* the server's close (or anything else) ends it */
 }
 
 void cancel_free(struct conn *c)
 {
-	free(c);
+	struct cancel_conn *cc = (struct cancel_conn *)c;
+	struct server *s = cc->target;
+	if (s) {
+		cc->done(s);
+		conn_put(&s->c);
+	}
+	free(cc);
 }

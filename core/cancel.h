@@ -17,7 +17,12 @@ void cancel_route(struct worker *w, int32_t pid, int32_t key);
 /* On the owning worker: cancel what that client runs, if anything. */
 void cancel_deliver(struct worker *w, int32_t pid, int32_t key);
 
+/* Sends a CancelRequest for what server s runs now. done (may be NULL) is
+ * called once PostgreSQL has acted on it or it failed; s is kept until then. */
+void cancel_server(struct worker *w, struct server *s, void (*done)(struct server *s));
+
 void cancel_on_connect(struct conn *c, int res);
+void cancel_on_recv(struct conn *c, int res);
 void cancel_on_sent(struct conn *c, int err);
 void cancel_free(struct conn *c);
 

@@ -47,14 +47,27 @@ static void client_set_state(struct client *cl, enum client_state st)
 		pool_wait(cl->pool, cl);
 }
 
+/* Unlinks the client's server, which goes back to the pool clean or is
+ * closed (server_client_gone); whatever it still runs for the client is
+ * cancelled. Returns whether a server message was part way to the client. */
+static bool client_detach(struct client *cl)
+{
+	struct server *s = cl->server;
+	if (cl->state != CLIENT_ACTIVE || !s)
+		return false;
+	/* msg_left: a message's header was scanned (and goes or went on), its
+	 * body is incomplete */
+	bool mid_reply = s->c.msg_left > 0 && !s->c.dropping;
+	bool cut = cl->c.msg_left > 0 && !cl->c.dropping;
+	cl->server = NULL;
+	s->client = NULL;
+	server_client_gone(s, cut);
+	return mid_reply;
+}
+
 static void client_close_now(struct client *cl)
 {
-	if (cl->state == CLIENT_ACTIVE && cl->server) {
-		struct server *s = cl->server;
-		cl->server = NULL;
-		s->client = NULL;
-		server_client_gone(s);
-	}
+	client_detach(cl);
 	if (cl->state != CLIENT_CLOSING)
 		client_set_state(cl, CLIENT_CLOSING);
 	conn_close(&cl->c);
@@ -72,15 +85,7 @@ void client_fail(struct client *cl, const char *severity, const char *code, cons
 	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
 		  severity, code, msg);
 
-	bool mid_message = false;
-	if (cl->state == CLIENT_ACTIVE && cl->server) {
-		struct server *s = cl->server;
-		/* a server message is partly on its way to the client */
-		mid_message = s->c.msg_left > 0 && !s->c.dropping;
-		cl->server = NULL;
-		s->client = NULL;
-		server_client_gone(s);
-	}
+	bool mid_message = client_detach(cl);
 	client_set_state(cl, CLIENT_CLOSING);
 	if (mid_message) {
 		/* an ErrorResponse now would be read as the rest of that message */
@@ -158,6 +163,7 @@ static const struct cfg_shard *find_shard(struct worker *w, const char *name, st
 static void handle_startup(struct client *cl);
 static void handle_password(struct client *cl);
 static void client_request(struct client *cl);
+static void client_terminating(struct client *cl, struct server *s);
 
 /* After a login step: bytes the client sent behind the message just handled
  * (in the same packet) are handled now, else we wait for more. */
@@ -379,6 +385,7 @@ static int scan_requests(struct client *cl, struct server *s)
 		switch (type) {
 		case 'S':
 			s->unsynced = false;
+			s->unsynced_exec = false;
 			ready = 1;
 			break;
 		case 'Q':
@@ -390,10 +397,14 @@ static int scan_requests(struct client *cl, struct server *s)
 			break;
 		case 'E':
 			s->unsynced = true;
+			s->unsynced_exec = true;
 			if (replies_push(&s->replies, RK_EXECUTE, 0, NULL, NULL) != 0)
 				rc = REQ_OOM;
 			break;
-		case 'd': case 'c': case 'f':
+		case 'c': case 'f':
+			s->copy_in = false; /* the COPY ends with what PostgreSQL says next */
+			break;
+		case 'd':
 			break;
 		case 'P': case 'B': case 'D': case 'C':
 			s->unsynced = true;
@@ -432,6 +443,27 @@ out:
 	return rc;
 }
 
+/* After Terminate, what the client sent before it is answered first, as
+ * PostgreSQL would, and the client closes when nothing more is owed
+ * (client_server_settled); an open transaction is then rolled back. While
+ * it waits, its recv stays armed so that a client that closes its end
+ * (libpq's PQfinish sends Terminate and closes) is seen to have left, and
+ * what it still runs is cancelled. Bytes behind Terminate are dropped. */
+static void client_terminating(struct client *cl, struct server *s)
+{
+	struct conn *c = &cl->c;
+	c->rx_end = c->scan_pos;
+	/* an Execute without Sync is never answered in full: PostgreSQL would
+	 * abort it at Terminate, and so does the server's cleanup */
+	if (!server_owes_replies(s) || s->unsynced) {
+		client_close_now(cl);
+		return;
+	}
+	server_pump(s);
+	if (!c->closing && cl->server == s)
+		arm_or_fail(cl);
+}
+
 /* Active: forward what the client sent to its server. */
 static void client_pump(struct client *cl)
 {
@@ -439,6 +471,10 @@ static void client_pump(struct client *cl)
 	struct server *s = cl->server;
 	if (conn_send_busy(&s->c) || c->recv_armed)
 		return; /* called again when that send completes, or bytes arrive */
+	if (cl->terminate) {
+		client_terminating(cl, s);
+		return;
+	}
 	int r = scan_requests(cl, s);
 	if (c->scan_pos > c->rx_start) {
 		conn_forward(&s->c, c, c->scan_pos);
@@ -462,12 +498,7 @@ static void client_pump(struct client *cl)
 		return;
 	}
 	if (cl->terminate) {
-		/* what it sent before Terminate is answered first, as PostgreSQL
-		 * would; client_server_settled closes it once the server is clean */
-		if (server_is_clean(s))
-			client_close_now(cl);
-		else
-			server_pump(s);
+		client_terminating(cl, s);
 		return;
 	}
 	arm_or_fail(cl);
@@ -576,21 +607,20 @@ void client_server_settled(struct client *cl)
 	struct server *s = cl->server;
 	if (cl->state != CLIENT_ACTIVE || !s || cl->c.msg_left != 0 || conn_send_busy(&cl->c))
 		return;
-	if (cl->c.w->rt->cfg->pool_mode == CFG_POOL_SESSION) {
-		if (cl->terminate && server_is_clean(s))
+	if (cl->terminate) {
+		/* the link ends with the client: the server is cleaned, not handed on */
+		if (!server_owes_replies(s))
 			client_close_now(cl);
 		return;
 	}
+	if (cl->c.w->rt->cfg->pool_mode == CFG_POOL_SESSION)
+		return;
 	if (!server_is_clean(s))
 		return;
 	cl->server = NULL;
 	s->client = NULL;
 	client_set_state(cl, CLIENT_IDLE);
 	pool_release(s);
-	if (cl->terminate) {
-		client_close_now(cl);
-		return;
-	}
 	if (cl->c.w->stopping) {
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
@@ -649,12 +679,8 @@ void client_on_sent(struct client *cl, enum send_src src, struct conn *owner, in
 {
 	struct conn *c = &cl->c;
 	if (err) {
-		if (src == SEND_FORWARD && owner && cl->server == container_of_server(owner)) {
-			struct server *s = cl->server;
-			cl->server = NULL;
-			s->client = NULL;
-			server_close(s, "client went away mid-result");
-		}
+		/* the client went away, perhaps mid-result: its server is cleaned
+		 * up (what it still runs cancelled), the rest of the result dropped */
 		if (!c->closing)
 			client_close_now(cl);
 		return;

@@ -342,7 +342,9 @@ void conn_on_send(struct conn *c, int res)
 	}
 	if (src == SEND_FORWARD) {
 		owner->rx_lent--;
-		if (res > 0)
+		/* never backwards: a server being cleaned up after its client left
+		 * consumes its replies while a send to that client still reads them */
+		if (res > 0 && owner->rx_start < c->send_end)
 			owner->rx_start = c->send_end;
 	}
 

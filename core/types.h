@@ -136,7 +136,9 @@ enum server_state {
 	SERVER_LOGIN,      /* startup and authentication; counted in n_connecting */
 	SERVER_IDLE,       /* on pool->idle, recv armed to notice a close */
 	SERVER_ACTIVE,     /* linked to a client */
-	SERVER_RESET,      /* running a hidden ROLLBACK/DISCARD before going idle */
+	SERVER_RESET,      /* its client left: owed replies are read and dropped, a
+			      running query cancelled, then a hidden ROLLBACK
+			      and/or DISCARD ALL, before it goes idle */
 	SERVER_DONATING,   /* recv being cancelled; then handed to another worker */
 	SERVER_CLOSING,    /* close in flight */
 };
@@ -157,6 +159,11 @@ struct server {
 	struct stmt_set stmts;   /* statements prepared on this server */
 	struct replies replies;  /* what it owes, in order */
 	bool unsynced;       /* extended-protocol messages sent since the last Sync */
+	bool unsynced_exec;  /* ...and an Execute among them: a Sync would commit it */
+	bool copy_in;        /* in COPY FROM STDIN: the server reads CopyData */
+	bool cancel_pending; /* a CancelRequest for it is on its way */
+	uint8_t cleanup;     /* SERVER_RESET steps taken (CLEANUP_* in pool/server.c) */
+	uint8_t cancels_sent; /* CancelRequests sent since its client left */
 	char tx_status;      /* last ReadyForQuery status: 'I', 'T' or 'E' */
 	int donate_to;       /* worker id while DONATING */
 	int32_t be_pid, be_key;

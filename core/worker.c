@@ -180,8 +180,10 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 			break;
 		if (c->kind == CONN_CLIENT)
 			client_on_recv(container_of_client(c), res);
-		else
+		else if (c->kind == CONN_SERVER)
 			server_on_recv(container_of_server(c), res);
+		else
+			cancel_on_recv(c, res);
 		break;
 	case OP_SEND:
 		conn_on_send(c, res);

@@ -136,6 +136,9 @@ void pool_release(struct server *s)
 	s->client = NULL;
 	s->expect_ready = 0;
 	s->unsynced = false;
+	s->unsynced_exec = false;
+	s->copy_in = false;
+	s->cleanup = 0;
 	if (!list_empty(&p->waiting)) {
 		int to = p->local_streak >= LOCAL_STREAK_MAX ? claim_starving(p) : -1;
 		if (to < 0) {

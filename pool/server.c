@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "core/cancel.h"
 #include "core/client.h"
 #include "core/conn.h"
 #include "core/list.h"
@@ -123,6 +124,7 @@ void server_free(struct server *s)
 }
 
 static void close_with(struct server *s, const char *why, const char *sqlstate);
+static void cleanup_step(struct server *s);
 
 static void server_fail(struct server *s, const char *why)
 {
@@ -465,6 +467,8 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 		}
 		bool drop = false;
 		const uint8_t *body = c->rx + pos + PROTO_HEADER_LEN;
+		if (type == 'G' || type == 'W')
+			s->copy_in = true; /* until CopyDone/CopyFail, an error or ReadyForQuery */
 		switch (type) {
 		case 'Z': {
 			if (!whole)
@@ -486,6 +490,7 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 			if (s->expect_ready > 0)
 				s->expect_ready--;
 			s->tx_status = (char)body[0];
+			s->copy_in = false;
 			break;
 		}
 		case 'E':
@@ -502,6 +507,7 @@ static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
 			}
 			if (h && h->kind != RK_READY)
 				unwind_to_ready(s);
+			s->copy_in = false;
 			break;
 		case 'S':
 			if (total <= CONN_WHOLE_MAX) {
@@ -582,72 +588,204 @@ void server_pump(struct server *s)
 		server_fail(s, "receive buffer full");
 }
 
-/* Reset: a hidden query runs; its replies are dropped until ReadyForQuery. */
-static void reset_step(struct server *s)
+bool server_owes_replies(const struct server *s)
 {
-	struct conn *c = &s->c;
-	char fatal[300];
-	int rc;
-	uint32_t before;
-	do { /* nothing is forwarded: everything scanned is consumed */
-		before = c->scan_pos;
-		rc = scan_replies(s, fatal, sizeof(fatal));
-		c->rx_start = c->scan_pos;
-	} while (rc == SCAN_DONE && c->scan_pos != before);
-	if (rc == SCAN_FATAL || rc == SCAN_BAD) {
-		server_close(s, rc == SCAN_FATAL ? fatal : "invalid message from server");
-		return;
-	}
-	if (s->expect_ready == 0 && c->msg_left == 0 && c->rx_start == c->rx_end) {
-		if (s->tx_status == 'I') {
-			pool_release(s);
-			return;
-		}
-		server_close(s, "reset query left a transaction open");
-		return;
-	}
-	if (conn_arm_recv(c) != 0)
-		server_close(s, "receive buffer full");
+	return s->expect_ready > 0 || s->hidden_ready > 0 || s->replies.count > 0
+	       || conn_send_busy(&s->c) || s->c.rx_start != s->c.rx_end || s->c.msg_left > 0;
 }
 
-static void server_reset(struct server *s, const char *sql)
+/* SERVER_RESET steps taken, in s->cleanup */
+#define CLEANUP_WANT_CANCEL 1u /* cancel what runs once PgCrab's own SETs are answered */
+#define CLEANUP_ROLLBACK    2u
+#define CLEANUP_DISCARD     4u
+
+#define CLEANUP_RETRY_MS     1000 /* a cancel that has not worked by then is sent again */
+#define CLEANUP_CANCEL_TRIES 3
+
+/* Reads and drops whatever the server sent: nobody is listening now. */
+static int drain_replies(struct server *s, char *fatal, size_t fatal_len)
+{
+	struct conn *c = &s->c;
+	for (;;) {
+		uint32_t before = c->scan_pos;
+		int rc = scan_replies(s, fatal, fatal_len);
+		if (c->rx_start < c->scan_pos)
+			c->rx_start = c->scan_pos;
+		if (rc == SCAN_SYNTH) {
+			/* replies PgCrab would have made up for the client */
+			struct reply *h, r;
+			while ((h = replies_head(&s->replies)) && (h->flags & RF_SYNTH)) {
+				replies_pop(&s->replies, &r);
+				forget_reply(s, &r, false);
+			}
+			continue;
+		}
+		if (rc != SCAN_DONE || c->scan_pos == before)
+			return rc;
+	}
+}
+
+static void hidden_query(struct server *s, const char *sql)
 {
 	uint8_t buf[256];
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
 	proto_build_query(&wr, sql);
-	server_set_state(s, SERVER_RESET);
-	s->expect_ready = 1;
-	s->unsynced = false;
+	s->c.since_ms = s->c.w->now_ms; /* it has CLEANUP_RETRY_MS * 2 to answer */
+	s->expect_ready++;
 	if (replies_push(&s->replies, RK_READY, RF_HIDE, NULL, NULL) != 0) {
 		server_close(s, "out of memory");
 		return;
 	}
 	if (send_built(s, &wr) != 0 || conn_arm_recv(&s->c) != 0)
-		server_close(s, "cannot send reset query");
+		server_close(s, "cannot send a reset query");
 }
 
-void server_client_gone(struct server *s)
+/* Not while PgCrab's own SETs run (a cancelled one would leave the
+ * parameters PgCrab thinks the server has wrong), nor before the client's
+ * last bytes are sent (it would land before the query it is meant for). */
+static bool cleanup_may_cancel(const struct server *s)
+{
+	return s->hidden_ready == 0 && !conn_send_busy(&s->c) && !s->cancel_pending;
+}
+
+static void cleanup_cancel_done(struct server *s);
+
+static void cleanup_cancel(struct server *s)
+{
+	s->cancel_pending = true;
+	s->cancels_sent++;
+	s->c.since_ms = s->c.w->now_ms; /* the next try or the grace counts from here */
+	cancel_server(s->c.w, s, cleanup_cancel_done);
+}
+
+static void cleanup_cancel_done(struct server *s)
+{
+	s->cancel_pending = false;
+	if (s->state == SERVER_RESET && !s->c.closing)
+		cleanup_step(s);
+}
+
+/* One step of giving a server back after its client left: drop replies
+ * until nothing is owed (cancelling what still runs), wait until the
+ * cancel has surely landed, roll back an open transaction, reset a
+ * session-mode server, then release. Called again on every completion. */
+static void cleanup_step(struct server *s)
+{
+	struct conn *c = &s->c;
+	char fatal[300];
+	if (c->closing)
+		return;
+	int rc = drain_replies(s, fatal, sizeof(fatal));
+	if (rc == SCAN_FATAL || rc == SCAN_BAD) {
+		server_close(s, rc == SCAN_FATAL ? fatal : "invalid message from server");
+		return;
+	}
+	bool owed = s->expect_ready > 0 || s->hidden_ready > 0 || s->replies.count > 0
+		    || c->msg_left > 0;
+	if (!owed)
+		s->cleanup &= ~CLEANUP_WANT_CANCEL;
+	if ((s->cleanup & CLEANUP_WANT_CANCEL) && cleanup_may_cancel(s)) {
+		s->cleanup &= ~CLEANUP_WANT_CANCEL;
+		cleanup_cancel(s);
+		if (c->closing || s->state != SERVER_RESET)
+			return;
+	}
+	if (owed) {
+		if (conn_arm_recv(c) != 0)
+			server_close(s, "receive buffer full");
+		return;
+	}
+	if (conn_send_busy(c) || s->cancel_pending)
+		return; /* stepped again when the send completes or the cancel has landed */
+	if (s->tx_status != 'I') {
+		if (s->cleanup & CLEANUP_ROLLBACK) {
+			server_close(s, "ROLLBACK left a transaction open");
+			return;
+		}
+		s->cleanup |= CLEANUP_ROLLBACK;
+		hidden_query(s, "ROLLBACK");
+		return;
+	}
+	const char *reset = c->w->rt->cfg->server_reset_query;
+	if (c->w->rt->cfg->pool_mode == CFG_POOL_SESSION && !(s->cleanup & CLEANUP_DISCARD)
+	    && reset && reset[0]) {
+		params_clear(&s->have); /* DISCARD ALL resets them all */
+		stmt_set_clear(&s->stmts);
+		s->cleanup |= CLEANUP_DISCARD;
+		hidden_query(s, reset);
+		return;
+	}
+	s->cleanup = 0;
+	pool_release(s);
+}
+
+/* A cancel can come too early (the backend had not read the query yet, so
+ * it ignored it) or be lost: try again each second while replies are owed,
+ * then give up on the connection. A ROLLBACK or DISCARD that hangs as long
+ * goes the same way. */
+static void server_cleanup_tick(struct server *s)
+{
+	uint64_t waited = s->c.w->now_ms - s->c.since_ms;
+	if (s->cancel_pending || waited < CLEANUP_RETRY_MS)
+		return;
+	bool owed = s->expect_ready > 0 || s->hidden_ready > 0 || s->replies.count > 0;
+	bool cancelling = s->cancels_sent > 0 || (s->cleanup & CLEANUP_WANT_CANCEL);
+	if (!cancelling && !(s->cleanup & (CLEANUP_ROLLBACK | CLEANUP_DISCARD)))
+		return; /* cancel_on_client_exit = off: the query runs its course */
+	if (owed && cancelling && s->cancels_sent < CLEANUP_CANCEL_TRIES && cleanup_may_cancel(s)) {
+		s->cleanup &= ~CLEANUP_WANT_CANCEL;
+		cleanup_cancel(s);
+		return;
+	}
+	if (waited >= CLEANUP_RETRY_MS * 2)
+		server_close(s, "still busy after its client left and cancels were sent");
+}
+
+void server_client_gone(struct server *s, bool cut)
 {
 	if (s->state != SERVER_ACTIVE)
 		return;
-	bool session = s->c.w->rt->cfg->pool_mode == CFG_POOL_SESSION;
-	if (conn_send_busy(&s->c) || s->c.rx_start != s->c.rx_end || s->c.msg_left
-	    || s->expect_ready > 0 || s->hidden_ready > 0 || s->replies.count || s->unsynced) {
-		/* mid-request or mid-result: closing is the only safe cleanup */
-		server_close(s, "client left mid-request");
-	} else if (s->tx_status != 'I') {
-		server_reset(s, "ROLLBACK");
-	} else if (session) {
-		params_clear(&s->have); /* DISCARD ALL resets them all */
-		stmt_set_clear(&s->stmts);
-		const char *sql = s->c.w->rt->cfg->server_reset_query;
-		if (sql && sql[0])
-			server_reset(s, sql);
-		else
-			pool_release(s);
-	} else {
-		pool_release(s);
+	const struct cfg *cfg = s->c.w->rt->cfg;
+	bool owed = server_owes_replies(s);
+	if (cut || s->unsynced_exec) {
+		/* Its input ends inside a message, or holds an Execute whose
+		 * implicit transaction only a Sync would end, and a Sync commits.
+		 * Closing makes PostgreSQL abort, as for the client itself; the
+		 * cancel stops a running query now rather than when it ends. */
+		if (owed && cfg->cancel_on_client_exit && !s->copy_in)
+			cancel_server(s->c.w, s, NULL);
+		server_close(s, cut ? "client left mid-message" : "client left an Execute without Sync");
+		return;
 	}
+	server_set_state(s, SERVER_RESET);
+	s->cleanup = 0;
+	s->cancels_sent = 0;
+	uint8_t buf[64];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	if (s->copy_in) {
+		/* ignored by PostgreSQL if the COPY ended meanwhile */
+		proto_put_u8(&wr, 'f');
+		proto_put_i32(&wr, 4 + (int32_t)sizeof("client left"));
+		proto_put_bytes(&wr, "client left", sizeof("client left"));
+	}
+	if (s->unsynced) {
+		/* only Parse/Bind/Describe since the last Sync: ending them commits nothing */
+		proto_put_u8(&wr, 'S');
+		proto_put_i32(&wr, 4);
+		s->expect_ready++;
+		s->unsynced = false;
+		if (replies_push(&s->replies, RK_READY, RF_HIDE, NULL, NULL) != 0) {
+			server_close(s, "out of memory");
+			return;
+		}
+	}
+	if (wr.len > 0 && send_built(s, &wr) != 0) {
+		server_close(s, "cannot end the client's request");
+		return;
+	}
+	if (owed && cfg->cancel_on_client_exit && !s->copy_in)
+		s->cleanup |= CLEANUP_WANT_CANCEL;
+	cleanup_step(s);
 }
 
 void server_on_sent(struct server *s, enum send_src src, struct conn *owner, int err)
@@ -665,6 +803,8 @@ void server_on_sent(struct server *s, enum send_src src, struct conn *owner, int
 	/* the client may have more to send, or may be done with us */
 	if (s->client)
 		client_on_sent_upstream(s->client);
+	else if (s->state == SERVER_RESET)
+		cleanup_step(s);
 }
 
 void server_on_recv(struct server *s, int res)
@@ -693,7 +833,7 @@ void server_on_recv(struct server *s, int res)
 		server_pump(s);
 		break;
 	case SERVER_RESET:
-		reset_step(s);
+		cleanup_step(s);
 		break;
 	case SERVER_IDLE:
 		server_close(s, "unexpected data from an idle server");
@@ -742,6 +882,8 @@ void server_tick(struct server *s)
 				 (unsigned long long)cfg->server_connect_timeout_ms);
 			server_close(s, why);
 		}
+	} else if (s->state == SERVER_RESET) {
+		server_cleanup_tick(s);
 	} else if (s->state == SERVER_IDLE) {
 		uint64_t idle = w->now_ms - s->c.since_ms;
 		if (cfg->server_lifetime_ms && age >= cfg->server_lifetime_ms)

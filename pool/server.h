@@ -30,8 +30,13 @@ int server_sync_params(struct server *s);
 void server_pump(struct server *s);
 /* True if the server is between transactions with nothing owed or in flight. */
 bool server_is_clean(const struct server *s);
-/* The client is gone: give the server back clean (ROLLBACK if needed) or close it. */
-void server_client_gone(struct server *s);
+/* True while the server owes replies to what was sent or is still sending. */
+bool server_owes_replies(const struct server *s);
+/* The client is gone: the server goes back to the pool clean (owed replies
+ * dropped, a running query cancelled if cancel_on_client_exit, ROLLBACK,
+ * DISCARD ALL in session mode) or is closed. cut: the client's bytes to it
+ * end inside a message. */
+void server_client_gone(struct server *s, bool cut);
 /* Closes the server and updates its pool's counts. */
 void server_close(struct server *s, const char *why);
 /* Moves an idle server to another worker (cancels its recv first). */

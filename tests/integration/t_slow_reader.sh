@@ -66,10 +66,19 @@ expect_eq "which still runs the stalled query" "${stuck:-x}" "$(stuck_pid)"
 peak=$(sort -n "$T_DIR/rss" | tail -1)
 rss_within "RSS with a client that reads nothing: baseline $base MB, peak $peak MB (bound: +$BOUND_MB MB)" \
 	"$peak" "$(awk -v b="$base" -v d=$BOUND_MB 'BEGIN {print b + d}')"
+cancels() { grep -c "canceling statement due to user request" "$PG_DIR/postgres.log"; }
+cancels_before=$(cancels)
 exec {stall_fd}>&-
 wait "$stall_pid"
-stuck_gone() { [[ "$(pg_admin -c "SELECT count(*) FROM pg_stat_activity WHERE pid = ${stuck:-0}")" == 0 ]]; }
-check "once it leaves, its server (mid-result) is closed, not reused" poll 10 stuck_gone
+# cancel_on_client_exit (on by default): the query is cancelled, the rest of
+# its result dropped, and the server goes back to the pool idle (or closed)
+stuck_freed() {
+	[[ "$(pg_admin -c "SELECT count(*) FROM pg_stat_activity WHERE pid = ${stuck:-0}
+		AND (state <> 'idle' OR query LIKE 'SELECT repeat%' AND state = 'active')")" == 0 ]]
+}
+check "once it leaves, its server (mid-result) stops the query and is idle or closed" poll 10 stuck_freed
+cancelled() { [[ $(cancels) -gt $cancels_before ]]; }
+check "the stalled query was cancelled (a new line in the server log)" poll 5 cancelled
 kill "$sampler" 2>/dev/null
 expect_eq "pgcrab still serves" "1" "$(pc_psql -c 'SELECT 1')"
 exit 0

@@ -100,6 +100,7 @@ static void test_empty_file_gives_defaults(void **state)
 	assert_string_equal(c->admin_users[0], "pgcrab");
 	assert_int_equal(c->metrics_port, 0);
 	assert_int_equal(c->cpu_affinity, CFG_AFFINITY_OFF);
+	assert_true(c->cancel_on_client_exit);
 	assert_int_equal(c->server_connect_timeout_ms, 5000);
 	assert_int_equal(c->query_wait_timeout_ms, 30000);
 	assert_int_equal(c->client_login_timeout_ms, 10000);
@@ -594,6 +595,28 @@ static void test_empty_strings(void **state)
 	cfg_free(c);
 }
 
+static void test_booleans(void **state)
+{
+	(void)state;
+	static const char *const yes[] = { "on", "ON", "true", "Yes", "1" };
+	static const char *const no[] = { "off", "Off", "false", "no", "0" };
+	char text[128];
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		snprintf(text, sizeof(text), "[pgcrab]\ncancel_on_client_exit = %s\n", no[i]);
+		struct cfg *c = load_ok(text, NULL);
+		assert_false(c->cancel_on_client_exit);
+		cfg_free(c);
+		snprintf(text, sizeof(text), "[pgcrab]\ncancel_on_client_exit = %s\n", yes[i]);
+		c = load_ok(text, NULL);
+		assert_true(c->cancel_on_client_exit);
+		cfg_free(c);
+	}
+	expect_error("[pgcrab]\ncancel_on_client_exit = maybe\n", 2, "[pgcrab] cancel_on_client_exit: ",
+		     "'maybe' is not a boolean (on or off)");
+	expect_error("[pgcrab]\ncancel_on_client_exit =\n", 2, "[pgcrab] cancel_on_client_exit: ",
+		     "is not a boolean");
+}
+
 static void test_enums(void **state)
 {
 	(void)state;
@@ -721,6 +744,7 @@ int main(void)
 		cmocka_unit_test(test_long_section_name),
 		cmocka_unit_test(test_example_file_loads),
 		cmocka_unit_test(test_enum_names),
+		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_duration_table),
 		cmocka_unit_test(test_duration_errors_in_file),
 		cmocka_unit_test(test_missing_file),
