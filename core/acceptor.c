@@ -14,13 +14,6 @@
 #include "core/worker.h"
 #include "proto/proto.h"
 
-enum acceptor_op {
-	ACC_ACCEPT = 1,
-	ACC_SIGNAL = 2,
-	ACC_TIMER = 3,   /* retry accept after EMFILE, or poll workers at shutdown */
-	ACC_REJECT = 4,  /* error sent to a client over max_client_conn */
-	ACC_POSTED = 7,  /* MSG_RING to a worker completed; fd in the high bits */
-};
 
 struct acceptor {
 	struct runtime *rt;
@@ -54,14 +47,14 @@ static void arm_accept(struct acceptor *a)
 {
 	struct io_uring_sqe *sqe = acc_sqe(a);
 	io_uring_prep_multishot_accept(sqe, a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, ACC_ACCEPT);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_ACCEPT, 0, 0));
 }
 
 static void arm_signal(struct acceptor *a)
 {
 	struct io_uring_sqe *sqe = acc_sqe(a);
 	io_uring_prep_read(sqe, a->signal_fd, &a->si, sizeof(a->si), 0);
-	io_uring_sqe_set_data64(sqe, ACC_SIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_SIGNAL, 0, 0));
 }
 
 static void arm_timer(struct acceptor *a, long ms)
@@ -70,21 +63,21 @@ static void arm_timer(struct acceptor *a, long ms)
 	a->delay.tv_nsec = (ms % 1000) * 1000000L;
 	struct io_uring_sqe *sqe = acc_sqe(a);
 	io_uring_prep_timeout(sqe, &a->delay, 0, 0);
-	io_uring_sqe_set_data64(sqe, ACC_TIMER);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_TIMER, 0, 0));
 }
 
 static void close_async(struct acceptor *a, int fd)
 {
 	struct io_uring_sqe *sqe = acc_sqe(a);
 	io_uring_prep_close(sqe, fd);
-	io_uring_sqe_set_data64(sqe, 0);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 }
 
 static void reject_client(struct acceptor *a, int fd)
 {
 	struct io_uring_sqe *sqe = acc_sqe(a);
 	io_uring_prep_send(sqe, fd, a->reject, a->reject_len, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, 0);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 	sqe->flags |= IOSQE_IO_HARDLINK;
 	close_async(a, fd);
 }
@@ -160,7 +153,7 @@ static void hand_over(struct acceptor *a, int fd)
 	struct io_uring_sqe *sqe = acc_sqe(a);
 	io_uring_prep_msg_ring(sqe, best->ring_fd, (unsigned)fd,
 			       worker_msg_user_data(MSG_NEW_CLIENT, NULL), 0);
-	io_uring_sqe_set_data64(sqe, ((uint64_t)fd << 8) | ((uint64_t)best->id << 40) | ACC_POSTED);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_POSTED, 0, (uint32_t)fd | (uint64_t)best->id << 32));
 }
 
 static void begin_shutdown(struct acceptor *a)
@@ -170,14 +163,14 @@ static void begin_shutdown(struct acceptor *a)
 	log_info("shutting down: no new clients; open transactions may finish within %llu ms",
 		 (unsigned long long)a->rt->cfg->shutdown_timeout_ms);
 	struct io_uring_sqe *sqe = acc_sqe(a);
-	io_uring_prep_cancel64(sqe, ACC_ACCEPT, 0);
-	io_uring_sqe_set_data64(sqe, 0);
+	io_uring_prep_cancel64(sqe, ud_encode(UD_ACCEPT, 0, 0), 0);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 	close_async(a, a->listen_fd);
 	for (int i = 0; i < a->rt->n_workers; i++) {
 		sqe = acc_sqe(a);
 		io_uring_prep_msg_ring(sqe, a->rt->workers[i].ring_fd, 0,
 				       worker_msg_user_data(MSG_SHUTDOWN, NULL), 0);
-		io_uring_sqe_set_data64(sqe, 0);
+		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 	}
 	arm_timer(a, 50);
 }
@@ -234,10 +227,10 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 		bool rearm_accept = false;
 		io_uring_for_each_cqe(&a->ring, head, cqe) {
 			n++;
-			uint64_t ud = cqe->user_data;
+			struct ud_fields ud = ud_decode(cqe->user_data);
 			int res = cqe->res;
-			switch (ud & 7) {
-			case ACC_ACCEPT:
+			switch (ud.op) {
+			case UD_ACCEPT:
 				if (a->stopping)
 					break;
 				if (res >= 0) {
@@ -254,13 +247,13 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 				if (!(cqe->flags & IORING_CQE_F_MORE))
 					rearm_accept = true;
 				break;
-			case ACC_SIGNAL:
+			case UD_SIGNAL:
 				if (res == (int)sizeof(a->si))
 					on_signal(a);
 				else
 					arm_signal(a);
 				break;
-			case ACC_TIMER:
+			case UD_TIMER:
 				if (a->stopping) {
 					if (atomic_load(&rt->workers_done) == rt->n_workers)
 						goto out;
@@ -270,14 +263,16 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 					rearm_accept = true;
 				}
 				break;
-			case ACC_POSTED:
+			case UD_POSTED:
 				if (res < 0) {
-					int fd = (int)((ud >> 8) & 0xffffffff);
-					int id = (int)(ud >> 40);
+					int fd = (int)(uint32_t)ud.payload;
+					int id = (int)(ud.payload >> 32);
 					atomic_fetch_sub(&rt->workers[id].n_clients, 1);
 					log_warn("cannot hand a client to worker %d: %s", id, strerror(-res));
 					close_async(a, fd);
 				}
+				break;
+			default:
 				break;
 			}
 		}

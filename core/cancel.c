@@ -43,9 +43,9 @@ void cancel_route(struct worker *w, int32_t pid, int32_t key)
 		return;
 	}
 	struct io_uring_sqe *sqe = worker_sqe(w);
-	uint64_t data = ((uint64_t)(uint32_t)pid << 32) | ((uint64_t)MSG_CANCEL << 3) | OP_MSG;
+	uint64_t data = ud_encode(UD_MSG, MSG_CANCEL, (uint32_t)pid);
 	io_uring_prep_msg_ring(sqe, w->rt->workers[owner].ring_fd, (unsigned)key, data, 0);
-	io_uring_sqe_set_data64(sqe, OP_NONE);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 }
 
 /* A one-shot connection carrying a CancelRequest. With done set, it holds
@@ -90,7 +90,7 @@ void cancel_server(struct worker *w, struct server *s, void (*done)(struct serve
 	}
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
-	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_CONNECT));
+	io_uring_sqe_set_data64(sqe, conn_user_data(c, UD_CONNECT));
 	c->connect_armed = true;
 	c->refs++;
 }

@@ -37,8 +37,11 @@ static void client_set_state(struct client *cl, enum client_state st)
 {
 	bool was_waiting = cl->state == CLIENT_LOGIN_WAIT || cl->state == CLIENT_WAITING;
 	bool now_waiting = st == CLIENT_LOGIN_WAIT || st == CLIENT_WAITING;
-	if (was_waiting && !now_waiting)
+	if (was_waiting && !now_waiting) {
 		pool_cancel_wait(cl->pool, cl);
+		if (st != CLIENT_CLOSING)
+			conn_cancel_poll(&cl->c); /* closing cancels it anyway */
+	}
 	log_debug("worker %d client %llu: %s -> %s", cl->c.w->id, (unsigned long long)cl->c.id,
 		  state_names[cl->state], state_names[st]);
 	cl->state = st;
@@ -146,6 +149,16 @@ static void arm_or_fail(struct client *cl)
 {
 	if (conn_arm_recv(&cl->c) != 0)
 		client_fail(cl, "FATAL", "08P01", "message too large for the connection buffer");
+}
+
+/* A client waiting for a server reads nothing; with cancel_on_client_exit
+ * it is watched for closing, and one that leaves is dropped from the queue
+ * with its request, which never ran, instead of holding its place and
+ * running it for nobody once a server is free. */
+static void watch_while_waiting(struct client *cl)
+{
+	if (cl->c.w->rt->cfg->cancel_on_client_exit)
+		conn_arm_poll(&cl->c);
 }
 
 static const struct cfg_shard *find_shard(struct worker *w, const char *name, struct pool **pool)
@@ -344,6 +357,8 @@ static void handle_password(struct client *cl)
 	else {
 		client_set_state(cl, CLIENT_LOGIN_WAIT); /* until a server tells us */
 		pool_acquire(cl->pool, cl);
+		if (cl->state == CLIENT_LOGIN_WAIT && !c->closing)
+			watch_while_waiting(cl);
 	}
 }
 
@@ -570,8 +585,22 @@ static void client_request(struct client *cl)
 	}
 	client_set_state(cl, CLIENT_WAITING);
 	pool_acquire(cl->pool, cl);
-	if (cl->state == CLIENT_WAITING && !c->closing)
+	if (cl->state == CLIENT_WAITING && !c->closing) {
 		conn_rx_shrink(c); /* no server was free: wait without a ring buffer */
+		watch_while_waiting(cl);
+	}
+}
+
+void client_on_poll(struct client *cl, int res)
+{
+	/* res: the poll's events, or -ECANCELED once the wait is over */
+	if (res <= 0 || cl->c.closing)
+		return;
+	if (cl->state == CLIENT_WAITING || cl->state == CLIENT_LOGIN_WAIT) {
+		log_debug("worker %d client %llu: left while waiting for a server", cl->c.w->id,
+			  (unsigned long long)cl->c.id);
+		client_close_now(cl);
+	}
 }
 
 void client_on_sent_upstream(struct client *cl)

@@ -16,6 +16,8 @@ const char *client_state_name(enum client_state s);
 void client_accept(struct worker *w, int fd);
 
 void client_on_recv(struct client *cl, int res);
+/* The watch for a waiting client's close (conn_arm_poll) completed. */
+void client_on_poll(struct client *cl, int res);
 void client_on_sent(struct client *cl, enum send_src src, struct conn *owner, int err);
 void client_free(struct client *cl);
 

@@ -1,6 +1,7 @@
 #include "core/conn.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -221,7 +222,7 @@ int conn_arm_recv(struct conn *c)
 		sqe = worker_sqe(c->w);
 		io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_end, c->rx_cap - c->rx_end, 0);
 	}
-	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_RECV));
+	io_uring_sqe_set_data64(sqe, conn_user_data(c, UD_RECV));
 	c->recv_armed = true;
 	c->refs++;
 	return 0;
@@ -283,7 +284,7 @@ static void submit_send(struct conn *c)
 {
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
 	io_uring_prep_send(sqe, c->fd, c->send_ptr, c->send_left, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_SEND));
+	io_uring_sqe_set_data64(sqe, conn_user_data(c, UD_SEND));
 	c->refs++;
 }
 
@@ -359,6 +360,27 @@ void conn_on_send(struct conn *c, int res)
 		conn_put(owner);
 }
 
+void conn_arm_poll(struct conn *c)
+{
+	if (c->poll_armed || c->closing)
+		return;
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_poll_add(sqe, c->fd, POLLRDHUP | POLLHUP | POLLERR);
+	io_uring_sqe_set_data64(sqe, conn_user_data(c, UD_POLL));
+	c->poll_armed = true;
+	c->refs++;
+}
+
+void conn_cancel_poll(struct conn *c)
+{
+	if (!c->poll_armed)
+		return;
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_poll_remove(sqe, conn_user_data(c, UD_POLL));
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
+	/* poll_armed stays set until the poll's own completion (-ECANCELED) */
+}
+
 void conn_close(struct conn *c)
 {
 	if (c->closing)
@@ -368,23 +390,24 @@ void conn_close(struct conn *c)
 	 * one first, by its user_data (a hash lookup; cancelling by fd scans
 	 * every request in the ring, which made closing 10,000 idle clients
 	 * quadratic). The hard links run the close even if nothing matched. */
-	const enum io_op pending[] = {
-		c->recv_armed ? OP_RECV : OP_NONE,
-		c->send_src != SEND_NONE ? OP_SEND : OP_NONE,
-		c->connect_armed ? OP_CONNECT : OP_NONE,
+	const enum ud_op pending[] = {
+		c->recv_armed ? UD_RECV : UD_NONE,
+		c->send_src != SEND_NONE ? UD_SEND : UD_NONE,
+		c->connect_armed ? UD_CONNECT : UD_NONE,
+		c->poll_armed ? UD_POLL : UD_NONE,
 	};
 	struct io_uring_sqe *sqe;
 	for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++) {
-		if (pending[i] == OP_NONE)
+		if (pending[i] == UD_NONE)
 			continue;
 		sqe = worker_sqe(c->w);
 		io_uring_prep_cancel64(sqe, conn_user_data(c, pending[i]), 0);
-		io_uring_sqe_set_data64(sqe, OP_NONE);
+		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 		sqe->flags |= IOSQE_IO_HARDLINK;
 	}
 	sqe = worker_sqe(c->w);
 	io_uring_prep_close(sqe, c->fd);
-	io_uring_sqe_set_data64(sqe, conn_user_data(c, OP_CLOSE));
+	io_uring_sqe_set_data64(sqe, conn_user_data(c, UD_CLOSE));
 	c->refs++;
 }
 

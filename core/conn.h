@@ -7,9 +7,9 @@
 
 #include "core/types.h"
 
-static inline uint64_t conn_user_data(struct conn *c, enum io_op op)
+static inline uint64_t conn_user_data(struct conn *c, enum ud_op op)
 {
-	return (uint64_t)(uintptr_t)c | (uint64_t)op;
+	return ud_pointer(op, 0, c);
 }
 
 /* An SQE from the worker's ring; submits to make room when the ring is full. */
@@ -65,6 +65,12 @@ static inline uint32_t conn_skip_body(struct conn *c, uint32_t pos)
 		c->dropping = false;
 	return pos;
 }
+
+/* Watches, without reading, for the peer closing or resetting the
+ * connection (POLLRDHUP): for a connection whose bytes wait unread. The
+ * owner hears of it through the poll completion. */
+void conn_arm_poll(struct conn *c);
+void conn_cancel_poll(struct conn *c);
 
 /* Starts closing: cancels pending operations and closes the fd. */
 void conn_close(struct conn *c);

@@ -17,6 +17,7 @@
 #include "core/params.h"
 #include "core/replies.h"
 #include "core/stmt.h"
+#include "core/uring_data.h"
 
 #define CONN_BUF_SIZE  16384 /* one provided receive buffer */
 #ifndef CONN_BUF_COUNT
@@ -31,25 +32,13 @@ struct list {
 	struct list *prev, *next;
 };
 
-/* The operation a completion belongs to, packed into user_data's low bits
- * next to the connection pointer (connections are 8-byte aligned). */
-enum io_op {
-	OP_NONE = 0,    /* completions nobody waits for (cancels) */
-	OP_RECV = 1,
-	OP_SEND = 2,
-	OP_CONNECT = 3,
-	OP_CLOSE = 4,
-	OP_TICK = 5,    /* the worker's periodic timer */
-	OP_MSG = 6,     /* a message from another thread via IORING_OP_MSG_RING */
-};
-
-/* Kinds of cross-thread messages (OP_MSG), in user_data bits 3..7. */
+/* Kinds of cross-thread messages (UD_MSG, core/uring_data.h). */
 enum worker_msg {
 	MSG_NEW_CLIENT = 1, /* res = accepted fd */
-	MSG_SERVER = 2,     /* user_data >> 8 = struct server * donated to us */
+	MSG_SERVER = 2,     /* payload: the struct server * donated to us */
 	MSG_WAKE = 3,       /* look at the shards' starving marks */
 	MSG_SHUTDOWN = 4,
-	MSG_CANCEL = 5,     /* user_data >> 32 = client pid, res = its secret key */
+	MSG_CANCEL = 5,     /* payload: client pid, res: its secret key */
 };
 
 enum conn_kind {
@@ -76,6 +65,7 @@ struct conn {
 	bool recv_armed;
 	bool recv_cancelling;     /* the armed recv is being cancelled */
 	bool connect_armed;       /* a connect is in flight */
+	bool poll_armed;          /* a poll for the peer's close is in flight */
 	bool closing;
 	enum send_src send_src;
 	struct conn *send_owner;  /* whose rx a SEND_FORWARD reads */

@@ -60,14 +60,14 @@ static void arm_tick(struct worker *w)
 {
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_timeout(sqe, &w->tick, 0, 0);
-	io_uring_sqe_set_data64(sqe, OP_TICK);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_TICK, 0, 0));
 }
 
 void worker_post(struct worker *from, struct worker *to, enum worker_msg kind, void *ptr, int res)
 {
 	struct io_uring_sqe *sqe = worker_sqe(from);
 	io_uring_prep_msg_ring(sqe, to->ring_fd, (unsigned)res, worker_msg_user_data(kind, ptr), 0);
-	io_uring_sqe_set_data64(sqe, ((uint64_t)(uintptr_t)ptr << 8) | ((uint64_t)kind << 3) | OP_MSG_DONE);
+	io_uring_sqe_set_data64(sqe, ud_pointer(UD_MSG_DONE, kind, ptr));
 }
 
 void worker_wake_others(struct worker *w)
@@ -142,7 +142,7 @@ static void on_msg(struct worker *w, enum worker_msg kind, void *ptr, int res)
 			pool_offer_idle(&w->pools[i]);
 		break;
 	case MSG_CANCEL:
-		cancel_deliver(w, (int32_t)(uint32_t)((uintptr_t)ptr >> 24), res);
+		cancel_deliver(w, (int32_t)(uint32_t)(uintptr_t)ptr, res);
 		break;
 	case MSG_SHUTDOWN:
 		if (!w->stopping) {
@@ -156,26 +156,32 @@ static void on_msg(struct worker *w, enum worker_msg kind, void *ptr, int res)
 
 static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 {
-	enum io_op op = (enum io_op)(ud & 7);
-	switch ((int)op) {
-	case OP_NONE:
-		return;
-	case OP_TICK:
+	struct ud_fields f = ud_decode(ud);
+	switch (f.op) {
+	case UD_TICK:
 		if (!w->done)
 			worker_tick(w);
 		arm_tick(w);
 		return;
-	case OP_MSG:
-		on_msg(w, (enum worker_msg)((ud >> 3) & 31), (void *)(uintptr_t)(ud >> 8), res);
+	case UD_MSG:
+		on_msg(w, (enum worker_msg)f.kind, ud_payload_pointer(f), res);
 		return;
-	case OP_MSG_DONE:
-		if (((ud >> 3) & 31) == MSG_SERVER)
-			server_on_donate_sent((struct server *)(uintptr_t)(ud >> 8), res);
+	case UD_MSG_DONE:
+		if (f.kind == MSG_SERVER)
+			server_on_donate_sent(ud_payload_pointer(f), res);
+		return;
+	case UD_RECV:
+	case UD_SEND:
+	case UD_CONNECT:
+	case UD_CLOSE:
+	case UD_POLL:
+		break;
+	default:
 		return;
 	}
-	struct conn *c = (struct conn *)(uintptr_t)(ud & ~(uint64_t)7);
-	switch (op) {
-	case OP_RECV:
+	struct conn *c = ud_payload_pointer(f);
+	switch (f.op) {
+	case UD_RECV:
 		if (!conn_on_recv(c, &res, flags))
 			break;
 		if (c->kind == CONN_CLIENT)
@@ -185,17 +191,22 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 		else
 			cancel_on_recv(c, res);
 		break;
-	case OP_SEND:
+	case UD_SEND:
 		conn_on_send(c, res);
 		break;
-	case OP_CONNECT:
+	case UD_POLL:
+		c->poll_armed = false;
+		if (c->kind == CONN_CLIENT)
+			client_on_poll(container_of_client(c), res);
+		break;
+	case UD_CONNECT:
 		c->connect_armed = false;
 		if (c->kind == CONN_SERVER)
 			server_on_connect(container_of_server(c), res);
 		else
 			cancel_on_connect(c, res);
 		break;
-	case OP_CLOSE:
+	case UD_CLOSE:
 		conn_on_close(c);
 		break;
 	default:

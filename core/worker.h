@@ -26,10 +26,7 @@ void worker_wake_others(struct worker *w);
 
 static inline uint64_t worker_msg_user_data(enum worker_msg kind, void *ptr)
 {
-	return ((uint64_t)(uintptr_t)ptr << 8) | ((uint64_t)kind << 3) | OP_MSG;
+	return ud_pointer(UD_MSG, kind, ptr);
 }
-
-/* A completion on our ring reporting a worker_post we made. */
-#define OP_MSG_DONE 7
 
 #endif

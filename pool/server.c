@@ -105,7 +105,7 @@ void server_connect(struct pool *p)
 	p->n_connecting++;
 	struct io_uring_sqe *sqe = worker_sqe(p->w);
 	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
-	io_uring_sqe_set_data64(sqe, conn_user_data(&s->c, OP_CONNECT));
+	io_uring_sqe_set_data64(sqe, conn_user_data(&s->c, UD_CONNECT));
 	s->c.connect_armed = true;
 	s->c.refs++;
 }
@@ -853,8 +853,8 @@ void server_donate(struct server *s, int to_worker)
 	s->donate_to = to_worker;
 	if (s->c.recv_armed) {
 		struct io_uring_sqe *sqe = worker_sqe(w);
-		io_uring_prep_cancel64(sqe, conn_user_data(&s->c, OP_RECV), 0);
-		io_uring_sqe_set_data64(sqe, OP_NONE);
+		io_uring_prep_cancel64(sqe, conn_user_data(&s->c, UD_RECV), 0);
+		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 		s->c.recv_cancelling = true;
 		return; /* posted when the recv completes with -ECANCELED */
 	}
