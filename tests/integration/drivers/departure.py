@@ -307,6 +307,14 @@ class Runner:
             hs.append(h)
         return hs
 
+    def timed(self, key, fn, *args):
+        """fn(*args), keeping the longest time each kind of check took (for
+        the "# slow" line of a pair that took long)."""
+        t = now()
+        v = fn(*args)
+        self.slowest[key] = max(self.slowest.get(key, 0), now() - t)
+        return v
+
     def checks(self, state, tag, held, log_off, deadline):
         """(a), (c), (d), (e) polled together until they hold twice in a row
         or the deadline passes: (when they first held, [why not])."""
@@ -314,21 +322,21 @@ class Runner:
         first = None
         while True:
             why = []
-            left = still_held(held)
+            left = self.timed("a", still_held, held)
             if left:
                 why.append("(a) the far side still holds the client's socket (pid %d)" % left[0][0])
-            n = admin.idle_in_tx()
+            n = self.timed("c", admin.idle_in_tx)
             if n:
                 why.append("(c) %d backend(s) of %s idle in transaction" % (n, ctx.pg_user))
             if state.query_ends:
-                n = admin.active_tagged(tag)
+                n = self.timed("e", admin.active_tagged, tag)
                 if n:
                     why.append("(e) the query the client left is still active")
             if state.sleeping and not ctx.direct and CANCEL_LINE not in log_since(ctx, log_off):
                 why.append("(e) no \"%s\" in the server log" % CANCEL_LINE)
             if not ctx.direct:
                 # polled from /proc (fast); once all else holds, ss must agree
-                pc, pg = counts(ctx, admin, fast=not (first and not why))
+                pc, pg = self.timed("d", counts, ctx, admin, not (first and not why))
                 if pc != pg:
                     why.append("(d) PgCrab has %d server connections, pg_stat_activity %d" % (pc, pg))
             t = now()
@@ -371,6 +379,8 @@ class Runner:
         why = []
         hs, cl, child = [], None, None
         took = None
+        phases = []
+        self.slowest = {}
         try:
             try:
                 hs = self.holders(state.holders)
@@ -398,6 +408,7 @@ class Runner:
                 cl.leave_fin()
             elif way == "RST":
                 cl.leave_rst()
+            phases = [("left", now() - t0)]
             if hs and way != "X-open":
                 # a client gone while queued is dropped while it still waits:
                 # the holders keep every server until then
@@ -423,9 +434,12 @@ class Runner:
                         deadline - t0, e.tokens[-6:]))
                 cl.close_quietly()
                 cl = None
+            phases.append(("answers", now() - t0))
             ok_at, more = self.checks(state, tag, held, log_off, max(deadline, now() + 0.1))
             why += more
+            phases.append(("checks", now() - t0))
             b = served(ctx, BOUND)
+            phases.append(("served", now() - t0))
             if b:
                 why.append("(b) " + b)
             if not why:
@@ -445,10 +459,14 @@ class Runner:
         if why:
             self.failed += 1
             out("not ok - %s: %s" % (name, "; ".join(why)))
-            out("# timing %s: - (failed)" % name)
+            out("# timing %s: - (failed; %s)" % (name, " ".join("%s at %.3f s" % p for p in phases)))
         else:
             out("ok - %s" % name)
             ms = int(took * 1000)
+            if took > 1.5:
+                out("# slow %s: %s; longest single check: %s" % (
+                    name, " ".join("%s %.3f" % p for p in phases),
+                    " ".join("%s %.3f" % kv for kv in sorted(self.slowest.items()))))
             self.timings.append(ms)
             out("# timing %s: %d ms" % (name, ms))
         self.settle(tag, bool(why))
@@ -531,15 +549,14 @@ def main():
             out("ok - %s (e) the server log shows the cancel # SKIP direct mode: PostgreSQL ends a gone "
                 "client's query itself (client_connection_check_interval), no cancel is sent" % r.label)
     start = now()
-    rounds = 0
-    while True:
-        rounds += 1
-        for s, w in pairs:
-            r.pair(s, w)
-        if now() - start >= a.for_s:
-            break
-    out("# %s: %d pairs x %d round(s), %d failed, %.1f s" % (r.label, len(pairs), rounds, r.failed,
-                                                            now() - start))
+    done = 0
+    # every pair once, then round again until --for seconds have passed
+    while done < len(pairs) or now() - start < a.for_s:
+        s, w = pairs[done % len(pairs)]
+        r.pair(s, w)
+        done += 1
+    out("# %s: %d pairs run (%d distinct), %d failed, %.1f s" % (r.label, done, len(pairs), r.failed,
+                                                                now() - start))
 
 
 if __name__ == "__main__":
