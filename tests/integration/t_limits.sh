@@ -3,7 +3,7 @@
 # t_hostile_server, the other timeouts in t_timeouts.)
 source "$(dirname "$0")/lib.sh"
 if [[ $PC_DIRECT == 1 ]]; then
-	echo "# direct mode: PgCrab's own limits; nothing to compare"
+	skip "max_client_conn, fd exhaustion, client_login_timeout, server_lifetime" "direct mode (PGCRAB_TEST_DIRECT=1), no PgCrab: these settings are PgCrab's own"
 	exit 0
 fi
 drv=$(dirname "$0")/drivers/limits.py

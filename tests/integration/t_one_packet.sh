@@ -3,7 +3,7 @@
 # in transaction and session pooling alike, and the server goes back clean.
 source "$(dirname "$0")/lib.sh"
 if [[ $PC_DIRECT == 1 ]]; then
-	echo "ok - direct mode: PostgreSQL asks for SCRAM, which this raw client does not speak"
+	skip "startup, password, query and Terminate sent in one packet" "direct mode (PGCRAB_TEST_DIRECT=1), no PgCrab: PostgreSQL asks for SCRAM, which this raw client does not speak"
 	exit 0
 fi
 for mode in transaction session; do

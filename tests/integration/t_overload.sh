@@ -5,7 +5,7 @@
 # (memory freed is handed back to the system, not kept for the next peak).
 source "$(dirname "$0")/lib.sh"
 if [[ $PC_DIRECT == 1 ]]; then
-	echo "# direct mode: max_client_conn is PgCrab's"
+	skip "2,000 clients against max_client_conn = 1500" "direct mode (PGCRAB_TEST_DIRECT=1), no PgCrab: max_client_conn is PgCrab's"
 	exit 0
 fi
 pgcrab_start "min_connections = 2

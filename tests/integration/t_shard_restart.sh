@@ -6,7 +6,7 @@
 # with zero errors, PgCrab never restarted.
 source "$(dirname "$0")/lib.sh"
 if [[ $PC_DIRECT == 1 ]]; then
-	echo "# direct mode: no pooler to survive the restart"
+	skip "PgCrab serves a shard again after its PostgreSQL restarts" "direct mode (PGCRAB_TEST_DIRECT=1), no PgCrab: no pooler to survive the restart"
 	exit 0
 fi
 drivers=$(dirname "$0")/drivers

@@ -5,7 +5,7 @@
 # is not lent to anyone else, and other clients keep being served.
 source "$(dirname "$0")/lib.sh"
 if [[ $PC_DIRECT == 1 ]]; then
-	echo "# direct mode: PgCrab's memory is the point"
+	skip "slow and stalled readers: PgCrab's RSS stays bounded, others are served" "direct mode (PGCRAB_TEST_DIRECT=1), no PgCrab: PgCrab's memory is the point"
 	exit 0
 fi
 BOUND_MB=5

@@ -6,7 +6,7 @@
 # baseline.
 source "$(dirname "$0")/lib.sh"
 if [[ $PC_DIRECT == 1 ]]; then
-	echo "# direct mode: nothing pooled to leak"
+	skip "soak: no failures, no leaked servers, fds or RSS" "direct mode (PGCRAB_TEST_DIRECT=1), no PgCrab: nothing pooled to leak"
 	exit 0
 fi
 SOAK_TIME=${SOAK_TIME:-60}

@@ -39,6 +39,9 @@ if [[ $PC_DIRECT == 0 ]]; then
 	check "the error names the shard and the timeout" grep -q "shard \"$PG_DB\" within 1000 ms" <<<"$out"
 	# documented: the client's connection is closed (as PgBouncer does)
 	check "and the connection is closed" grep -qiE "server closed the connection|connection to server was lost" <<<"$out"
+else
+	skip "the error names the shard and the timeout" "direct mode (PGCRAB_TEST_DIRECT=1), no PgCrab: the shard and query_wait_timeout are PgCrab's"
+	skip "and the connection is closed" "direct mode (PGCRAB_TEST_DIRECT=1), no PgCrab: closing a client whose wait timed out is PgCrab's choice"
 fi
 check "and within a few seconds" test $((SECONDS - start)) -le 4
 echo "COMMIT;" >&6

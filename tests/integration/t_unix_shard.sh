@@ -3,7 +3,7 @@
 # PostgreSQL sees PgCrab's connections as local ones.
 source "$(dirname "$0")/lib.sh"
 if [[ $PC_DIRECT == 1 ]]; then
-	echo "ok - direct mode: nothing between the client and PostgreSQL to test"
+	skip "a shard reached over PostgreSQL's Unix socket" "direct mode (PGCRAB_TEST_DIRECT=1), no PgCrab: no shard configuration, the client talks TCP to PostgreSQL itself"
 	exit 0
 fi
 PG_HOST=$PG_DIR pgcrab_start "min_connections = 2
