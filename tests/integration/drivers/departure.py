@@ -197,7 +197,7 @@ def s_prepare_inject(ctx, tag, dl):
         admin.c.leave_x_close()
         if not poll(BOUND, lambda: pgcrab_close_wait(ctx) == 0):
             raise SetupError("PgCrab did not drop the terminated server")
-    c.send(bind("", "dep_stmt"), execute(), SYNC)
+    c.send(bind("dep_stmt"), execute(), SYNC)
     return c
 
 
@@ -427,8 +427,10 @@ class Runner:
                 try:
                     toks, how = cl.read_to_eof(deadline)
                     nz = sum(1 for t in toks if t.startswith("Z:"))
-                    if state.owed is not None and nz != state.owed:
-                        why.append("(a) %d answer(s) owed before the close, got %s" % (state.owed, toks))
+                    errs = [t for t in toks if t.startswith("E:")]
+                    if state.owed is not None and (nz != state.owed or errs):
+                        why.append("(a) %d answer(s) owed before the close, no error; got %s" % (
+                            state.owed, toks))
                 except TimeoutError as e:
                     why.append("(a) no EOF within %.1f s after Terminate (read %s)" % (
                         deadline - t0, e.tokens[-6:]))
