@@ -25,7 +25,7 @@ max_connections = 3" "pool_mode = $mode" || exit 1
 		PC_USER=$PC_USER PC_PASSWORD=$PC_PASSWORD PG_DB=$PG_DB PG_USER=$PG_USER \
 		PG_PORT=$PG_PORT PG_DIR=$PG_DIR \
 		timeout 600 $PY "$drv" --seed "$seed" --rounds "$n" --label "$mode" 2>&1
-	rc=${PIPESTATUS[0]}
+	rc=$?
 	[[ $rc -eq 0 ]] || not_ok "$mode: depart_random.py exited with status $rc (seed $seed)"
 	pgcrab_stop
 done

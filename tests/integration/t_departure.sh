@@ -24,6 +24,8 @@ departure() {
 		PC_USER=$PC_USER PC_PASSWORD=$PC_PASSWORD PG_DB=$PG_DB PG_USER=$PG_USER \
 		PG_PORT=$PG_PORT PG_DIR=$PG_DIR \
 		timeout 600 $PY "$drv" --label "$label" "$@" 2>&1 | tee -a "$T_DIR/all.out"
+	local rc=${PIPESTATUS[0]}
+	[[ $rc -eq 0 ]] || not_ok "$label: departure.py exited with status $rc"
 }
 # the pool of the main table: two servers, so one leaked server shows
 POOL="min_connections = 1

@@ -27,7 +27,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from departlib import Admin, Closed, Ctx, connect, counts, now, poll, served  # noqa: E402
+from departlib import (Admin, Closed, Ctx, connect, counts, far_inode, now,  # noqa: E402
+                       pgcrab_server_sockets_fast, served, socket_inodes)
 from pgwire import SYNC, FLUSH, bind, cstr, execute, msg, parse  # noqa: E402
 
 WAYS = ["X+close", "X-open", "FIN", "RST"]
@@ -192,12 +193,16 @@ class ClientRun(threading.Thread):
         self.ctx, self.cid, self.plan = ctx, cid, plan
         self.rng = random.Random(rng_seed)
         self.error = None
+        self.far = None  # (pid, inode) of the far end of its connection
 
     def run(self):
         steps, at, mid, way = self.plan
         c = None
         try:
             c = connect(self.ctx, now() + STEP_TIMEOUT)
+            ino = far_inode(self.ctx, c.local_port)
+            if ino:
+                self.far = (c.pid if self.ctx.direct else self.ctx.pid, ino)
             failed_tx = False
             parsed = set()
             for step in steps[:at]:
@@ -250,30 +255,40 @@ def describe(plan):
         " | ".join("%d: %s" % (i + 1, st) for i, st in enumerate(steps)), where, way)
 
 
-def invariants(ctx, admin):
-    """None when the pool is back to normal within 2 s, else why not."""
-    def quiet():
+def invariants(ctx, admin, fars):
+    """None when the pool is back to normal within 2 s, else why not: every
+    departed client's connection closed on the far side (so PgCrab has seen
+    every departure), no backend of the pool user active or idle in
+    transaction, PgCrab's server connections equal pg_stat_activity's (read
+    from /proc while polling, then confirmed with ss); then a new client is
+    served within 2 s."""
+    deadline = now() + 2.0
+    why = []
+    while True:
         why = []
-        n = admin.idle_in_tx()
-        if n:
-            why.append("%d backend(s) idle in transaction" % n)
-        n = admin.count("state = 'active'")
-        if n:
-            why.append("%d backend(s) still active" % n)
-        if not ctx.direct:
-            pc, pg = counts(ctx, admin, fast=True)
-            if pc != pg:
+        held = [f for f in fars if f[1] in socket_inodes(f[0])]
+        if held:
+            why.append("%d departed client(s) still connected on the far side" % len(held))
+        idle_tx, active, pg = admin.snapshot()
+        if idle_tx:
+            why.append("%d backend(s) idle in transaction" % idle_tx)
+        if active:
+            why.append("%d backend(s) still active" % active)
+        if not ctx.direct and not why:
+            pc = pgcrab_server_sockets_fast(ctx)
+            if pc == pg:
+                pc, pg = counts(ctx, admin)  # ss agrees
+                if pc != pg:
+                    why.append("ss: PgCrab has %d server connections, pg_stat_activity %d" % (pc, pg))
+            else:
                 why.append("PgCrab has %d server connections, pg_stat_activity %d" % (pc, pg))
-        quiet.why = why
-        return not why
-    if not poll(2.0, quiet):
+        if not why or now() >= deadline:
+            break
+        time.sleep(0.01)
+    if why:
         left = admin.rows("SELECT pid, state, left(query, 60) FROM pg_stat_activity WHERE usename = '%s' "
                           "AND (state = 'active' OR state LIKE 'idle in transaction%%')" % ctx.pg_user)
-        return "%s (%s)" % ("; ".join(quiet.why), ", ".join("%s %s: %s" % tuple(r) for r in left))
-    if not ctx.direct:
-        pc, pg = counts(ctx, admin)  # ss agrees
-        if pc != pg:
-            return "ss: PgCrab has %d server connections, pg_stat_activity %d" % (pc, pg)
+        return "%s (%s)" % ("; ".join(why), ", ".join("%s %s: %s" % tuple(r) for r in left))
     b = served(ctx, 2.0)
     return b
 
@@ -310,7 +325,7 @@ def main():
         t_clients += now() - t_round
         if not why:
             t_inv = now()
-            w = invariants(ctx, admin)
+            w = invariants(ctx, admin, [r.far for r in runs if r.far])
             t_checks += now() - t_inv
             if w:
                 why.append("after the round: " + w)

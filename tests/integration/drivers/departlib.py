@@ -88,6 +88,7 @@ class Client:
         self.s.connect(unix_path or ("127.0.0.1", port))
         self.local_port = None if unix_path else self.s.getsockname()[1]
         self.buf = b""
+        self.pos = 0
         self.pid = None  # the backend pid from BackendKeyData
         self.scram = None
 
@@ -110,11 +111,19 @@ class Client:
         self.buf += chunk
 
     def read(self, deadline):
-        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!i", self.buf[1:5])[0]:
+        # self.pos: where the next message starts (no copy of the rest per message)
+        while True:
+            have = len(self.buf) - self.pos
+            if have >= 5:
+                n = 1 + struct.unpack_from("!i", self.buf, self.pos + 1)[0]
+                if have >= n:
+                    break
+            if self.pos:
+                self.buf, self.pos = self.buf[self.pos:], 0
             self._fill(deadline)
-        n = 1 + struct.unpack("!i", self.buf[1:5])[0]
-        m, self.buf = self.buf[:n], self.buf[n:]
-        return chr(m[0]), m[5:]
+        p = self.pos
+        self.pos += n
+        return chr(self.buf[p]), self.buf[p + 5:p + n]
 
     def until(self, deadline, stop="Z", count=1):
         """Tokens up to and including the count-th message of a type in stop."""
@@ -304,6 +313,15 @@ class Admin:
             "SELECT count(*) FROM pg_stat_activity WHERE usename = '%s' "
             "AND pid <> pg_backend_pid() AND (%s)" % (self.ctx.pg_user, where)))
 
+    def snapshot(self):
+        """(idle in transaction, active, client backends) of the pool user, at once."""
+        r = self.rows(
+            "SELECT count(*) FILTER (WHERE state LIKE 'idle in transaction%%'), "
+            "count(*) FILTER (WHERE state = 'active'), "
+            "count(*) FILTER (WHERE backend_type = 'client backend') "
+            "FROM pg_stat_activity WHERE usename = '%s' AND pid <> pg_backend_pid()" % self.ctx.pg_user)[0]
+        return tuple(int(x) for x in r)
+
     def idle_in_tx(self):
         return self.count("state LIKE 'idle in transaction%'")
 
@@ -422,3 +440,34 @@ def poll(seconds, fn, step=0.02):
         if v or now() >= deadline:
             return v
         time.sleep(step)
+
+
+def far_inode(ctx, client_port):
+    """The inode of the far end (PgCrab's, or the backend's in direct mode)
+    of a client's TCP connection, from /proc/net/tcp; None if not found."""
+    local, remote = ":%04X" % ctx.port, ":%04X" % client_port
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[1].endswith(local) and fields[2].endswith(remote):
+                return fields[9]
+    return None
+
+
+def socket_inodes(pid):
+    """The inodes of the sockets process pid holds (empty once it exited)."""
+    fd_dir = "/proc/%d/fd" % pid
+    out = set()
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            link = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(link[8:-1])
+    return out

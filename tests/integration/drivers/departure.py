@@ -293,6 +293,7 @@ class Runner:
         self.n = 0
         self.timings = []
         self.failed = 0
+        self.slowest = {}
 
     def tag(self):
         self.n += 1
