@@ -39,6 +39,10 @@ for mode in transaction session; do
 done
 
 for w in 1 4; do
+	if [[ $PC_DIRECT == 1 ]]; then
+		skip "w$w transaction: the pairs again with $w worker(s)" "direct mode: workers are PgCrab's, the run would repeat the one above"
+		continue
+	fi
 	pgcrab_start --workers $w "$POOL" "pool_mode = transaction" || exit 1
 	departure "w$w transaction" transaction --states $CORE --ways X+close,FIN,RST,SIGKILL
 	pgcrab_stop

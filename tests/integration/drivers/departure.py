@@ -370,9 +370,11 @@ class Runner:
                 tag, admin.idle_in_tx(), admin.active_tagged(tag),
                 "" if ctx.direct else ", counts %s" % (counts(ctx, admin),)))
 
-    def pair(self, state, way):
+    def pair(self, state, way, rnd=1):
         ctx = self.ctx
         name = "%s %s %s" % (self.label, state.name, way)
+        if rnd > 1:
+            name += " (round %d)" % rnd
         if ctx.direct and state.pooler_only:
             out("ok - %s # SKIP direct mode: %s" % (name, state.pooler_only))
             return
@@ -556,7 +558,7 @@ def main():
     # every pair once, then round again until --for seconds have passed
     while done < len(pairs) or now() - start < a.for_s:
         s, w = pairs[done % len(pairs)]
-        r.pair(s, w)
+        r.pair(s, w, done // len(pairs) + 1)
         done += 1
     out("# %s: %d pairs run (%d distinct), %d failed, %.1f s" % (r.label, done, len(pairs), r.failed,
                                                                 now() - start))
