@@ -20,17 +20,17 @@ else
 BUILD    := build
 endif
 
-LIB_SRCS := $(wildcard proto/*.c config/*.c auth/*.c pool/*.c router/*.c core/*.c)
-LIB_SRCS := $(filter-out core/main.c,$(LIB_SRCS))
+LIB_SRCS := $(wildcard proto/*.c config/*.c auth/*.c core/*.c pool/*.c relay/*.c session/*.c main/*.c)
+LIB_SRCS := $(filter-out main/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BIN      := $(if $(filter 1,$(SANITIZE)),$(BUILD)/pgcrab,pgcrab)
 
-.PHONY: all deps run check unit clean install format-check fuzz fuzz-build
+.PHONY: all deps run check unit clean install format format-check fuzz fuzz-build
 all: $(BIN)
 
-$(BIN): $(BUILD)/core/main.o $(BUILD)/libpgcrab.a
+$(BIN): $(BUILD)/main/main.o $(BUILD)/libpgcrab.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libpgcrab.a: $(LIB_OBJS)
@@ -57,6 +57,7 @@ run: deps
 # The fuzzers run in the release pass only (SANITIZE unset): they carry their
 # own ASan+UBSan build, so the SANITIZE=1 pass would only repeat them.
 check: deps
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory all unit $(if $(filter 1,$(SANITIZE)),,fuzz-build)
 	@SANITIZE=$(SANITIZE) PGCRAB_BIN=$(abspath $(BIN)) UNIT_DIR=$(abspath $(BUILD)/tests) \
 		FUZZ_DIR=$(abspath $(FUZZ_BUILD)) scripts/check.sh
@@ -114,8 +115,14 @@ install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgcrab
 	install -D -m 0644 pgcrab.ini.example $(DESTDIR)$(PREFIX)/share/doc/pgcrab/pgcrab.ini.example
 
+# Every C file follows .clang-format: format-check (part of make check) fails
+# on any difference, format rewrites them.
+FMT_SRCS := $(wildcard */*.c */*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h)
 format-check:
-	clang-format --dry-run --Werror $(wildcard */*.c */*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h)
+	@clang-format --dry-run --Werror $(FMT_SRCS) && echo "format-check: $(words $(FMT_SRCS)) files follow .clang-format"
+
+format:
+	clang-format -i $(FMT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz pgcrab

@@ -21,6 +21,7 @@
 #include <ini.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -831,6 +832,7 @@ static int load_stream(FILE *fp, const char *path, const struct cfg_overrides *o
 	free(p.sect_label);
 	free(p.shard_meta);
 	free(p.user_meta);
+	atomic_init(&p.cfg->refs, 1);
 	*out = p.cfg;
 	return 0;
 
@@ -877,6 +879,19 @@ static void free_owned(enum sect_kind kind, void *base)
 		else if (k->type == T_LIST)
 			free_list(*(char ***)slot, *(int *)((char *)base + k->count_off));
 	}
+}
+
+struct cfg *cfg_ref(struct cfg *cfg)
+{
+	atomic_fetch_add_explicit(&cfg->refs, 1, memory_order_relaxed);
+	return cfg;
+}
+
+void cfg_unref(struct cfg *cfg)
+{
+	/* acq_rel: whoever frees sees every other holder's reads done */
+	if (cfg && atomic_fetch_sub_explicit(&cfg->refs, 1, memory_order_acq_rel) == 1)
+		cfg_free(cfg);
 }
 
 void cfg_free(struct cfg *cfg)

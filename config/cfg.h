@@ -4,6 +4,7 @@
 #ifndef PGCRAB_CFG_H
 #define PGCRAB_CFG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +30,12 @@ struct cfg_user {
 	char *password;
 };
 
+/* A loaded configuration: an immutable snapshot, shared by reference. Each
+ * thread holds its own reference and reads only through it; a reload makes
+ * a new snapshot, hands one to each thread, and the old one is freed when
+ * its last holder lets go. */
 struct cfg {
+	_Atomic int refs;
 	char *path;     /* the file this was loaded from */
 	char *host;
 	int port;
@@ -84,6 +90,10 @@ int cfg_load(const char *path, const struct cfg_overrides *ov, struct cfg **out,
 int cfg_load_buffer(const char *name, const char *text, size_t len,
 		    const struct cfg_overrides *ov, struct cfg **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
+/* The loader's reference is the first; cfg_unref frees at the last. */
+struct cfg *cfg_ref(struct cfg *cfg);
+void cfg_unref(struct cfg *cfg);
+/* Frees at once whatever the count (for a snapshot nobody else holds). */
 void cfg_free(struct cfg *cfg);
 
 const struct cfg_shard *cfg_find_shard(const struct cfg *cfg, const char *name);

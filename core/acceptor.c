@@ -152,7 +152,7 @@ static void hand_over(struct acceptor *a, int fd)
 	atomic_fetch_add(&best->n_clients, 1);
 	struct io_uring_sqe *sqe = acc_sqe(a);
 	io_uring_prep_msg_ring(sqe, best->ring_fd, (unsigned)fd,
-			       worker_msg_user_data(MSG_NEW_CLIENT, NULL), 0);
+			       worker_msg_user_data(WORKER_MSG_NEW_CONN, NULL), 0);
 	io_uring_sqe_set_data64(sqe, ud_encode(UD_POSTED, 0, (uint32_t)fd | (uint64_t)best->id << 32));
 }
 
@@ -169,7 +169,7 @@ static void begin_shutdown(struct acceptor *a)
 	for (int i = 0; i < a->rt->n_workers; i++) {
 		sqe = acc_sqe(a);
 		io_uring_prep_msg_ring(sqe, a->rt->workers[i].ring_fd, 0,
-				       worker_msg_user_data(MSG_SHUTDOWN, NULL), 0);
+				       worker_msg_user_data(WORKER_MSG_SHUTDOWN, NULL), 0);
 		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 	}
 	arm_timer(a, 50);

@@ -4,7 +4,7 @@
 #ifndef PGCRAB_ACCEPTOR_H
 #define PGCRAB_ACCEPTOR_H
 
-#include "core/types.h"
+#include "core/worker.h"
 
 /* Runs until shutdown completes; returns the process exit code. signal_fd
  * is a signalfd for SIGINT, SIGTERM and SIGHUP. */

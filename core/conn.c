@@ -6,11 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/cancel.h"
-#include "core/client.h"
 #include "core/log.h"
+#include "core/worker.h"
 #include "proto/proto.h"
-#include "pool/server.h"
 
 /* The provided buffers are one big allocation, and a grown receive buffer
  * is larger than what it holds, so AddressSanitizer alone would not see a
@@ -39,19 +37,9 @@ void conn_rx_claim(struct conn *c, uint32_t from, uint32_t n)
 	rx_unpoison(c->rx + from, n);
 }
 
-struct io_uring_sqe *worker_sqe(struct worker *w)
+void conn_init(struct conn *c, const struct conn_ops *ops, struct worker *w, int fd)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-	while (!sqe) {
-		io_uring_submit(&w->ring);
-		sqe = io_uring_get_sqe(&w->ring);
-	}
-	return sqe;
-}
-
-void conn_init(struct conn *c, enum conn_kind kind, struct worker *w, int fd)
-{
-	c->kind = kind;
+	c->ops = ops;
 	c->fd = fd;
 	c->w = w;
 	c->refs = 0;
@@ -266,12 +254,25 @@ int conn_queue(struct conn *c, const void *data, size_t len)
 {
 	/* appending behind a TX send in flight is safe: it only reads [0, send_end) */
 	if (c->tx_cap - c->tx_len < len) {
-		if (c->send_src == SEND_TX || c->tx_len + len > PROTO_MAX_MESSAGE)
+		if (c->tx_len + len > PROTO_MAX_MESSAGE)
 			return -1;
-		size_t cap = c->tx_len + len < CONN_TX_CAP ? CONN_TX_CAP : c->tx_len + len + CONN_TX_CAP;
-		uint8_t *p = realloc(c->tx, cap);
-		if (!p)
-			return -1;
+		size_t cap = c->tx_len + len < CONN_TX_CAP ? CONN_TX_CAP : (c->tx_len + len) * 2;
+		if (cap > PROTO_MAX_MESSAGE)
+			cap = PROTO_MAX_MESSAGE;
+		uint8_t *p;
+		if (c->send_src == SEND_TX && !c->tx_retired) {
+			/* the kernel reads this buffer until the send completes: grow
+			 * into a copy and let the old one go then */
+			p = malloc(cap);
+			if (!p)
+				return -1;
+			memcpy(p, c->tx, c->tx_len);
+			c->tx_retired = c->tx;
+		} else {
+			p = realloc(c->tx, cap);
+			if (!p)
+				return -1;
+		}
 		c->tx = p;
 		c->tx_cap = (uint32_t)cap;
 	}
@@ -331,11 +332,13 @@ void conn_on_send(struct conn *c, int res)
 	c->send_src = SEND_NONE;
 	c->send_owner = NULL;
 	if (src == SEND_TX) {
+		free(c->tx_retired); /* what this send read, if tx grew meanwhile */
+		c->tx_retired = NULL;
 		/* keep what was queued behind the send for the next flush */
 		memmove(c->tx, c->tx + c->send_end, c->tx_len - c->send_end);
 		c->tx_len -= c->send_end;
-		if (c->tx_len == 0 && c->kind != CONN_SERVER) {
-			/* a client holds no send buffer between PgCrab's own messages */
+		if (c->tx_len == 0 && !c->keep_tx) {
+			/* an idle connection holds no send buffer between PgCrab's own messages */
 			free(c->tx);
 			c->tx = NULL;
 			c->tx_cap = 0;
@@ -349,13 +352,7 @@ void conn_on_send(struct conn *c, int res)
 			owner->rx_start = c->send_end;
 	}
 
-	int err = res < 0 ? -res : 0;
-	if (c->kind == CONN_CLIENT)
-		client_on_sent(container_of_client(c), src, owner, err);
-	else if (c->kind == CONN_SERVER)
-		server_on_sent(container_of_server(c), src, owner, err);
-	else
-		cancel_on_sent(c, err);
+	c->ops->on_sent(c, src, owner, res < 0 ? -res : 0);
 	if (owner)
 		conn_put(owner);
 }
@@ -396,6 +393,10 @@ void conn_close(struct conn *c)
 		c->connect_armed ? UD_CONNECT : UD_NONE,
 		c->poll_armed ? UD_POLL : UD_NONE,
 	};
+	unsigned chain = 1;
+	for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++)
+		chain += pending[i] != UD_NONE;
+	worker_sqes(c->w, chain); /* a chain split by a submission would not hold */
 	struct io_uring_sqe *sqe;
 	for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++) {
 		if (pending[i] == UD_NONE)
@@ -424,10 +425,7 @@ void conn_put(struct conn *c)
 	conn_rx_release(c);
 	free(c->tx);
 	c->tx = NULL;
-	if (c->kind == CONN_CLIENT)
-		client_free(container_of_client(c));
-	else if (c->kind == CONN_SERVER)
-		server_free(container_of_server(c));
-	else
-		cancel_free(c);
+	free(c->tx_retired);
+	c->tx_retired = NULL;
+	c->ops->on_free(c);
 }

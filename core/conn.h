@@ -5,19 +5,89 @@
 #ifndef PGCRAB_CONN_H
 #define PGCRAB_CONN_H
 
-#include "core/types.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/uring_data.h"
+
+struct worker;
+struct conn;
+
+#define CONN_BUF_SIZE  16384 /* one provided receive buffer */
+#ifndef CONN_BUF_COUNT
+#define CONN_BUF_COUNT 512   /* provided buffers per worker (a power of two) */
+#endif
+#define CONN_WHOLE_MAX 32768 /* largest message PgCrab reads whole without being asked to */
+#define CONN_TX_CAP 2048     /* PgCrab's own messages (login, errors, hidden queries) */
+
+/* What a connection's single in-flight send is sending. */
+enum send_src { SEND_NONE, SEND_TX, SEND_FORWARD };
+
+/* How a connection tells its owner about completions. The owner installs
+ * its table (and may swap it, as a server connection passes between the
+ * pool and the relay); the runtime knows nothing else of it. */
+struct conn_ops {
+	/* res > 0: that many bytes were appended to rx; 0: the peer closed;
+	 * < 0: -errno. The recv is no longer armed. */
+	void (*on_recv)(struct conn *c, int res);
+	/* The send in flight completed (err 0) or failed (an errno); owner is
+	 * the connection whose rx a SEND_FORWARD read, or NULL. */
+	void (*on_sent)(struct conn *c, enum send_src src, struct conn *owner, int err);
+	void (*on_connect)(struct conn *c, int res);
+	/* conn_arm_poll's watch completed: its events, or -errno (-ECANCELED). */
+	void (*on_poll)(struct conn *c, int res);
+	/* The last reference is gone: free the owner's struct. */
+	void (*on_free)(struct conn *c);
+};
+
+/* A socket, a receive buffer and one send at a time (ordering on a stream
+ * needs no more). The receive buffer exists only while unconsumed bytes do:
+ * an idle connection's recv waits with no buffer, and the kernel picks one
+ * from the worker's provided buffer ring when bytes arrive. */
+struct conn {
+	const struct conn_ops *ops;
+	int fd;
+	struct worker *w;
+	/* completions still to come that name this connection or read its
+	 * memory (a peer's send from our rx); freed only at zero */
+	int refs;
+	bool recv_armed;
+	bool recv_cancelling;     /* the armed recv is being cancelled */
+	bool connect_armed;       /* a connect is in flight */
+	bool poll_armed;          /* a poll for the peer's close is in flight */
+	bool closing;
+	bool keep_tx;             /* keep the tx buffer between sends (busy connections) */
+	enum send_src send_src;
+	struct conn *send_owner;  /* whose rx a SEND_FORWARD reads */
+	const uint8_t *send_ptr;  /* rest of the current send */
+	uint32_t send_left;
+	uint32_t send_end;        /* where the send ends: owner's rx offset, or tx offset */
+	uint8_t *rx;              /* [rx_start, rx_end) received, not yet consumed */
+	uint32_t rx_start, rx_end;
+	uint32_t rx_cap;          /* grows only for a message that must be seen whole */
+	int rx_bid;               /* rx is the worker's provided buffer rx_bid, or heap (-1) */
+	int rx_lent;              /* sends in flight reading rx: it may not move */
+	bool rx_keep;             /* the next recv goes into a buffer of our own */
+	uint32_t rx_want;         /* capacity the next recv needs (0: as is) */
+	uint32_t scan_pos;        /* bytes before this are scanned */
+	uint32_t msg_left;        /* body bytes of the current message beyond scan_pos */
+	bool dropping;            /* ...and they are not forwarded: PgCrab answers it */
+	uint8_t *tx;              /* allocated while PgCrab has something of its own to send */
+	uint8_t *tx_retired;      /* the buffer a send in flight reads, if tx grew since */
+	uint32_t tx_len, tx_cap;
+	uint64_t id;              /* for logs */
+	uint64_t since_ms;        /* when the owner's current state began */
+	uint64_t io_ms;           /* when bytes last went through */
+};
 
 static inline uint64_t conn_user_data(struct conn *c, enum ud_op op)
 {
 	return ud_pointer(op, 0, c);
 }
 
-/* An SQE from the worker's ring; submits to make room when the ring is full. */
-struct io_uring_sqe *worker_sqe(struct worker *w);
-
 #define CONN_BUF_GROUP 0
 
-void conn_init(struct conn *c, enum conn_kind kind, struct worker *w, int fd);
+void conn_init(struct conn *c, const struct conn_ops *ops, struct worker *w, int fd);
 /* PgCrab writes rx[from, from + n) past rx_end itself (a message grown in
  * place). In ASan builds the bytes past rx_end are poisoned so that reading
  * them is caught; this lifts that for bytes that are about to be written. */
@@ -43,8 +113,9 @@ int conn_rx_reserve(struct conn *c, uint32_t cap) __attribute__((warn_unused_res
 void conn_rx_shrink(struct conn *c);
 /* Drops rx (unconsumed bytes too); before a server moves to another worker. */
 void conn_rx_release(struct conn *c);
-/* Appends to / sends the connection's own tx buffer. Returns -1 if it does
- * not fit (the caller closes). */
+/* Appends to / sends the connection's own tx buffer, which grows (even
+ * while a send from it is in flight) up to PROTO_MAX_MESSAGE. Returns -1 if
+ * it does not fit or memory runs out (the caller closes). */
 int conn_queue(struct conn *c, const void *data, size_t len) __attribute__((warn_unused_result));
 void conn_flush_tx(struct conn *c);
 /* Sends from->rx[from->rx_start, end) on to's socket without copying. */
@@ -71,6 +142,20 @@ static inline uint32_t conn_skip_body(struct conn *c, uint32_t pos)
  * owner hears of it through the poll completion. */
 void conn_arm_poll(struct conn *c);
 void conn_cancel_poll(struct conn *c);
+
+/* A scan passes the header of a message of total bytes at pos: its body
+ * is what msg_left counts now; drop: the body is not forwarded either (it
+ * leaves rx as it is passed). Returns the position after the header. */
+static inline uint32_t conn_pass_header(struct conn *c, uint32_t pos, uint32_t total, bool drop)
+{
+	pos += 5; /* type and length */
+	c->msg_left = total - 5;
+	if (drop) {
+		c->dropping = c->msg_left > 0;
+		c->rx_start = pos;
+	}
+	return pos;
+}
 
 /* Starts closing: cancels pending operations and closes the fd. */
 void conn_close(struct conn *c);

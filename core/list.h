@@ -1,10 +1,13 @@
-/* Intrusive doubly linked lists (struct list in core/types.h). */
+/* Intrusive doubly linked lists. */
 #ifndef PGCRAB_LIST_H
 #define PGCRAB_LIST_H
 
 #include <stddef.h>
 
-#include "core/types.h"
+/* An object is on at most one list per link it embeds. */
+struct list {
+	struct list *prev, *next;
+};
 
 #define list_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 

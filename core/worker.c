@@ -10,17 +10,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/cancel.h"
-#include "core/client.h"
 #include "core/conn.h"
-#include "core/list.h"
 #include "core/log.h"
-#include "pool/pool.h"
-#include "pool/server.h"
 
 #define RING_ENTRIES 4096
 #define CQ_ENTRIES   16384
-#define TICK_MS      100
 #define BATCH        256
 
 static uint64_t now_ms(void)
@@ -63,29 +57,108 @@ static void arm_tick(struct worker *w)
 	io_uring_sqe_set_data64(sqe, ud_encode(UD_TICK, 0, 0));
 }
 
-void worker_post(struct worker *from, struct worker *to, enum worker_msg kind, void *ptr, int res)
+/* Completions taken off the ring to make room (see make_room), dispatched
+ * at the start of the next batch, in order. */
+struct backlog_entry {
+	uint64_t ud;
+	int res;
+	unsigned flags;
+};
+static __thread struct backlog_entry *backlog;
+static __thread unsigned backlog_n, backlog_cap;
+
+/* The kernel takes no more submissions while completions it could not post
+ * wait (-EBUSY) or it is short of memory (-EAGAIN): read the completions
+ * into the backlog so it can post the rest, and try again. */
+static void make_room(struct worker *w)
+{
+	struct io_uring_cqe *cqe;
+	while (io_uring_peek_cqe(&w->ring, &cqe) == 0) {
+		if (backlog_n == backlog_cap) {
+			unsigned cap = backlog_cap ? backlog_cap * 2 : 1024;
+			struct backlog_entry *b = realloc(backlog, cap * sizeof(*b));
+			if (!b)
+				break; /* nothing left to do but wait for the kernel */
+			backlog = b;
+			backlog_cap = cap;
+		}
+		backlog[backlog_n++] = (struct backlog_entry){ cqe->user_data, cqe->res, cqe->flags };
+		io_uring_cqe_seen(&w->ring, cqe);
+	}
+	io_uring_get_events(&w->ring);
+}
+
+/* Submits what is queued; on a full completion queue, makes room and tries
+ * again rather than spinning on the same error. */
+static void submit_queued(struct worker *w)
+{
+	for (int tries = 0;; tries++) {
+		int r = io_uring_submit(&w->ring);
+		if (r >= 0 || r == -EINTR)
+			return;
+		if (r != -EBUSY && r != -EAGAIN) {
+			log_error("worker %d: io_uring_submit: %s", w->id, strerror(-r));
+			return;
+		}
+		make_room(w);
+		if (tries == 1000) {
+			log_error("worker %d: io_uring_submit keeps failing: %s", w->id, strerror(-r));
+			tries = 0;
+		}
+	}
+}
+
+void worker_sqes(struct worker *w, unsigned n)
+{
+	while (io_uring_sq_space_left(&w->ring) < n)
+		submit_queued(w);
+}
+
+struct io_uring_sqe *worker_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe;
+	while (!(sqe = io_uring_get_sqe(&w->ring)))
+		submit_queued(w);
+	return sqe;
+}
+
+void worker_post(struct worker *from, struct worker *to, unsigned kind, void *ptr, int res)
 {
 	struct io_uring_sqe *sqe = worker_sqe(from);
 	io_uring_prep_msg_ring(sqe, to->ring_fd, (unsigned)res, worker_msg_user_data(kind, ptr), 0);
 	io_uring_sqe_set_data64(sqe, ud_pointer(UD_MSG_DONE, kind, ptr));
 }
 
-void worker_wake_others(struct worker *w)
+int worker_publish_config(struct runtime *rt, struct cfg *cfg)
 {
-	for (int i = 0; i < w->rt->n_workers; i++)
-		if (i != w->id)
-			worker_post(w, &w->rt->workers[i], MSG_WAKE, NULL, 0);
+	/* from any thread: a ring of its own, used once */
+	struct io_uring ring;
+	int r = io_uring_queue_init(8, &ring, 0);
+	if (r < 0)
+		return r;
+	for (int i = 0; i < rt->n_workers && r >= 0; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_msg_ring(sqe, rt->workers[i].ring_fd, 0,
+				       worker_msg_user_data(WORKER_MSG_CONFIG, cfg_ref(cfg)), 0);
+		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
+		struct io_uring_cqe *cqe;
+		r = io_uring_submit_and_wait(&ring, 1);
+		if (r >= 0)
+			r = io_uring_wait_cqe(&ring, &cqe);
+		if (r >= 0) {
+			r = cqe->res;
+			io_uring_cqe_seen(&ring, cqe);
+		}
+		if (r < 0)
+			cfg_unref(cfg); /* not delivered: the worker never saw it */
+	}
+	io_uring_queue_exit(&ring);
+	return r < 0 ? r : 0;
 }
 
-static void close_servers(struct worker *w)
+void worker_finish(struct worker *w)
 {
-	for (int i = 0; i < w->rt->n_shards; i++) {
-		struct pool *p = &w->pools[i];
-		for (struct list *n = p->servers.next, *next; n != &p->servers; n = next) {
-			next = n->next;
-			server_close(list_entry(n, struct server, all), "shutting down");
-		}
-	}
+	w->done = true;
 }
 
 /* After a crowd has left, hand its freed memory (receive buffers, client
@@ -103,53 +176,29 @@ static void trim_after_peak(struct worker *w)
 	}
 }
 
-static void worker_tick(struct worker *w)
-{
-	trim_after_peak(w);
-	for (struct list *n = w->clients.next, *next; n != &w->clients; n = next) {
-		next = n->next;
-		client_tick(list_entry(n, struct client, link));
-	}
-	for (int i = 0; i < w->rt->n_shards; i++)
-		pool_tick(&w->pools[i]);
-	if (!w->stopping)
-		return;
-	if (w->now_ms >= w->stop_deadline_ms) {
-		/* shutdown_timeout passed: transactions still open are cut */
-		for (struct list *n = w->clients.next; n != &w->clients; n = n->next) {
-			struct client *cl = list_entry(n, struct client, link);
-			if (!cl->c.closing)
-				client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
-		}
-	}
-	if (list_empty(&w->clients)) {
-		close_servers(w);
-		w->done = true;
-	}
-}
-
-static void on_msg(struct worker *w, enum worker_msg kind, void *ptr, int res)
+static void on_msg(struct worker *w, unsigned kind, void *ptr, int res)
 {
 	switch (kind) {
-	case MSG_NEW_CLIENT:
-		client_accept(w, res);
+	case WORKER_MSG_NEW_CONN:
+		w->hooks->on_new_conn(w, res);
 		break;
-	case MSG_SERVER:
-		pool_adopt(w, ptr);
-		break;
-	case MSG_WAKE:
-		for (int i = 0; i < w->rt->n_shards; i++)
-			pool_offer_idle(&w->pools[i]);
-		break;
-	case MSG_CANCEL:
-		cancel_deliver(w, (int32_t)(uint32_t)(uintptr_t)ptr, res);
-		break;
-	case MSG_SHUTDOWN:
+	case WORKER_MSG_SHUTDOWN:
 		if (!w->stopping) {
 			w->stopping = true;
-			w->stop_deadline_ms = w->now_ms + w->rt->cfg->shutdown_timeout_ms;
-			worker_tick(w);
+			w->stop_deadline_ms = w->now_ms + w->cfg->shutdown_timeout_ms;
+			w->hooks->on_stop(w);
 		}
+		break;
+	case WORKER_MSG_CONFIG: {
+		struct cfg *old = w->cfg;
+		w->cfg = ptr;
+		if (w->hooks->on_config)
+			w->hooks->on_config(w, old);
+		cfg_unref(old);
+		break;
+	}
+	default:
+		w->hooks->on_msg(w, kind, ptr, res);
 		break;
 	}
 }
@@ -159,16 +208,18 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 	struct ud_fields f = ud_decode(ud);
 	switch (f.op) {
 	case UD_TICK:
-		if (!w->done)
-			worker_tick(w);
+		if (!w->done) {
+			trim_after_peak(w);
+			w->hooks->on_tick(w);
+		}
 		arm_tick(w);
 		return;
 	case UD_MSG:
-		on_msg(w, (enum worker_msg)f.kind, ud_payload_pointer(f), res);
+		on_msg(w, f.kind, ud_payload_pointer(f), res);
 		return;
 	case UD_MSG_DONE:
-		if (f.kind == MSG_SERVER)
-			server_on_donate_sent(ud_payload_pointer(f), res);
+		if (f.kind >= WORKER_MSG_OWNER && w->hooks->on_msg_done)
+			w->hooks->on_msg_done(w, f.kind, ud_payload_pointer(f), res);
 		return;
 	case UD_RECV:
 	case UD_SEND:
@@ -182,29 +233,19 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 	struct conn *c = ud_payload_pointer(f);
 	switch (f.op) {
 	case UD_RECV:
-		if (!conn_on_recv(c, &res, flags))
-			break;
-		if (c->kind == CONN_CLIENT)
-			client_on_recv(container_of_client(c), res);
-		else if (c->kind == CONN_SERVER)
-			server_on_recv(container_of_server(c), res);
-		else
-			cancel_on_recv(c, res);
+		if (conn_on_recv(c, &res, flags))
+			c->ops->on_recv(c, res);
 		break;
 	case UD_SEND:
 		conn_on_send(c, res);
 		break;
 	case UD_POLL:
 		c->poll_armed = false;
-		if (c->kind == CONN_CLIENT)
-			client_on_poll(container_of_client(c), res);
+		c->ops->on_poll(c, res);
 		break;
 	case UD_CONNECT:
 		c->connect_armed = false;
-		if (c->kind == CONN_SERVER)
-			server_on_connect(container_of_server(c), res);
-		else
-			cancel_on_connect(c, res);
+		c->ops->on_connect(c, res);
 		break;
 	case UD_CLOSE:
 		conn_on_close(c);
@@ -213,24 +254,6 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 		break;
 	}
 	conn_put(c);
-}
-
-/* Donated servers leave only here, after every completion of the batch is
- * handled, so nothing on this thread touches them once the other worker may. */
-static void flush_outbox(struct worker *w)
-{
-	struct list *n;
-	while ((n = list_pop_head(&w->outbox))) {
-		struct server *s = list_entry(n, struct server, link);
-		if (s->c.refs != 0 || s->c.rx_start != s->c.rx_end) {
-			server_close(s, "busy when donated");
-			continue;
-		}
-		conn_rx_release(&s->c); /* our ring's buffer stays here */
-		w->live--; /* counted by the worker that adopts it */
-		atomic_fetch_add(&w->rt->servers_in_transit, 1);
-		worker_post(w, &w->rt->workers[s->donate_to], MSG_SERVER, s, 0);
-	}
 }
 
 /* Thread per core: worker i on the i-th CPU this process may use, so its
@@ -257,7 +280,6 @@ static void worker_pin(struct worker *w)
 
 int worker_start(struct worker *w)
 {
-	struct runtime *rt = w->rt;
 	int r = worker_ring_init(&w->ring, RING_ENTRIES, CQ_ENTRIES);
 	if (r < 0) {
 		log_error("worker %d: cannot set up io_uring: %s", w->id, strerror(-r));
@@ -265,33 +287,40 @@ int worker_start(struct worker *w)
 		return r;
 	}
 	w->ring_fd = w->ring.ring_fd;
-	if (rt->cfg->cpu_affinity == CFG_AFFINITY_WORKERS)
+	if (w->cfg->cpu_affinity == CFG_AFFINITY_WORKERS)
 		worker_pin(w);
 	r = conn_buf_ring_init(w);
 	if (r < 0)
 		log_warn("worker %d: no provided buffer ring (%s): each connection reads into its own buffer",
 			 w->id, strerror(-r));
 	w->now_ms = now_ms();
+	timer_wheel_init(&w->timers, w->now_ms, WORKER_TICK_MS);
 	w->tick.tv_sec = 0;
-	w->tick.tv_nsec = TICK_MS * 1000000L;
-	list_init(&w->clients);
-	list_init(&w->outbox);
-	for (int i = 0; i < rt->n_shards; i++)
-		pool_tick(&w->pools[i]); /* warm-up: open min_connections now */
+	w->tick.tv_nsec = WORKER_TICK_MS * 1000000L;
+	if (w->hooks->on_start)
+		w->hooks->on_start(w);
 	arm_tick(w);
 	return 0;
 }
 
 unsigned worker_run_once(struct worker *w, struct __kernel_timespec *wait)
 {
-	struct { uint64_t ud; int res; unsigned flags; } batch[BATCH];
+	struct backlog_entry batch[BATCH];
 	struct io_uring_cqe *cqe;
 	int r = wait ? io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, wait, NULL)
 		     : io_uring_submit_and_wait(&w->ring, 1);
-	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
+	if (r == -EBUSY || r == -EAGAIN)
+		make_room(w);
+	else if (r < 0 && r != -EINTR && r != -ETIME)
 		log_error("worker %d: io_uring_submit_and_wait: %s", w->id, strerror(-r));
 	w->now_ms = now_ms();
 	unsigned handled = 0;
+	/* what make_room took off the ring came first */
+	for (unsigned i = 0; i < backlog_n; i++)
+		dispatch(w, backlog[i].ud, backlog[i].res, backlog[i].flags);
+	handled += backlog_n;
+	backlog_n = 0;
+	timer_wheel_advance(&w->timers, w->now_ms);
 	for (;;) {
 		struct io_uring_cqe *cqes[BATCH];
 		unsigned n = io_uring_peek_batch_cqe(&w->ring, cqes, BATCH);
@@ -307,7 +336,8 @@ unsigned worker_run_once(struct worker *w, struct __kernel_timespec *wait)
 			dispatch(w, batch[i].ud, batch[i].res, batch[i].flags);
 		handled += n;
 	}
-	flush_outbox(w);
+	if (w->hooks->after_batch)
+		w->hooks->after_batch(w);
 	return handled;
 }
 
@@ -328,7 +358,7 @@ void *worker_main(void *arg)
 		if (w->done) {
 			if (!drain_until)
 				drain_until = w->now_ms + 2000;
-			if ((w->live == 0 && atomic_load(&rt->servers_in_transit) == 0)
+			if ((w->live == 0 && atomic_load(&rt->in_transit) == 0)
 			    || w->now_ms >= drain_until)
 				break;
 		}
@@ -337,6 +367,11 @@ void *worker_main(void *arg)
 	io_uring_submit(&w->ring);
 	if (w->live == 0)
 		conn_buf_ring_free(w); /* else a late completion may still write into it */
+	cfg_unref(w->cfg);
+	w->cfg = NULL;
+	free(backlog);
+	backlog = NULL;
+	backlog_n = backlog_cap = 0;
 	atomic_fetch_add(&rt->workers_done, 1);
 	return NULL;
 }

@@ -2,10 +2,10 @@
  * cap that lets workers share max_connections without locks. */
 #include "pool/pool.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/client.h"
 #include "core/conn.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -18,14 +18,46 @@
  * starves at the cap before one is donated */
 #define LOCAL_STREAK_MAX 2
 
-void pool_init(struct pool *p, struct shard *shard, struct worker *w, int min_local)
+void pool_init(struct pool *p, struct shard *shard, struct pool_worker *pw, int min_local)
 {
 	p->shard = shard;
-	p->w = w;
+	p->pw = pw;
+	p->w = pw->w;
 	p->min_local = min_local;
 	list_init(&p->idle);
 	list_init(&p->waiting);
 	list_init(&p->servers);
+}
+
+int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *shards, int n_shards,
+		     int n_workers)
+{
+	pw->w = w;
+	pw->shards = shards;
+	pw->n_shards = n_shards;
+	list_init(&pw->outbox);
+	pw->pools = calloc((size_t)n_shards + 1, sizeof(*pw->pools));
+	if (!pw->pools)
+		return -1;
+	for (int s = 0; s < n_shards; s++) {
+		int min = shards[s].cfg->min_connections;
+		int share = min / n_workers + (w->id < min % n_workers ? 1 : 0);
+		pool_init(&pw->pools[s], &shards[s], pw, share);
+	}
+	return 0;
+}
+
+void pool_worker_free(struct pool_worker *pw)
+{
+	free(pw->pools);
+	pw->pools = NULL;
+}
+
+static void wake_others(struct worker *w)
+{
+	for (int i = 0; i < w->rt->n_workers; i++)
+		if (i != w->id)
+			worker_post(w, &w->rt->workers[i], POOL_MSG_WAKE, NULL, 0);
 }
 
 bool shard_reserve(struct shard *sh)
@@ -50,7 +82,7 @@ static void set_starving(struct pool *p, bool on)
 	if (on) {
 		uint64_t old = atomic_fetch_or(word, bit);
 		if (!(old & bit))
-			worker_wake_others(p->w); /* whoever holds an idle server may give it */
+			wake_others(p->w); /* whoever holds an idle server may give it */
 	} else if (atomic_load_explicit(word, memory_order_relaxed) & bit) {
 		atomic_fetch_and(word, ~bit);
 	}
@@ -74,35 +106,42 @@ static int claim_starving(struct pool *p)
 	return -1;
 }
 
-static void dispatch(struct pool *p)
+/* Hands the first waiter a server: it leaves the waiting list first, so the
+ * callback may do anything, waiting again included. */
+static void grant(struct pool *p, struct server *s)
 {
-	while (!list_empty(&p->waiting) && !list_empty(&p->idle)) {
-		struct client *cl = list_entry(p->waiting.next, struct client, wait);
-		struct server *s = list_entry(p->idle.next, struct server, link);
-		client_on_server(cl, s);
-	}
+	struct pool_waiter *wt = list_entry(p->waiting.next, struct pool_waiter, link);
+	pool_cancel_wait(p, wt);
+	server_set_state(s, SERVER_ACTIVE); /* the waiter links it or gives it back */
+	wt->granted(wt, s);
 }
 
-void pool_wait(struct pool *p, struct client *cl)
+static void dispatch(struct pool *p)
 {
-	if (list_linked(&cl->wait))
+	while (!list_empty(&p->waiting) && !list_empty(&p->idle))
+		grant(p, list_entry(p->idle.next, struct server, link));
+}
+
+void pool_wait(struct pool *p, struct pool_waiter *wt)
+{
+	if (list_linked(&wt->link))
 		return;
-	list_add_tail(&p->waiting, &cl->wait);
+	list_add_tail(&p->waiting, &wt->link);
 	p->n_waiting++;
 }
 
-void pool_acquire(struct pool *p, struct client *cl)
+void pool_acquire(struct pool *p, struct pool_waiter *wt)
 {
-	pool_wait(p, cl);
+	pool_wait(p, wt);
 	dispatch(p);
 	pool_grow(p);
 }
 
-void pool_cancel_wait(struct pool *p, struct client *cl)
+void pool_cancel_wait(struct pool *p, struct pool_waiter *wt)
 {
-	if (!list_linked(&cl->wait))
+	if (!list_linked(&wt->link))
 		return;
-	list_del(&cl->wait);
+	list_del(&wt->link);
 	p->n_waiting--;
 	if (p->n_waiting <= p->n_connecting)
 		set_starving(p, false);
@@ -133,17 +172,13 @@ void pool_grow(struct pool *p)
 void pool_release(struct server *s)
 {
 	struct pool *p = s->pool;
-	s->client = NULL;
-	s->expect_ready = 0;
-	s->unsynced = false;
-	s->unsynced_exec = false;
-	s->copy_in = false;
-	s->cleanup = 0;
+	s->borrower = NULL;
+	s->c.ops = &server_pool_ops;
 	if (!list_empty(&p->waiting)) {
 		int to = p->local_streak >= LOCAL_STREAK_MAX ? claim_starving(p) : -1;
 		if (to < 0) {
 			p->local_streak++;
-			client_on_server(list_entry(p->waiting.next, struct client, wait), s);
+			grant(p, s);
 			return;
 		}
 		p->local_streak = 0;
@@ -161,10 +196,11 @@ void pool_release(struct server *s)
 		server_close(s, "receive buffer full");
 }
 
-void pool_adopt(struct worker *w, struct server *s)
+void pool_adopt(struct pool_worker *pw, struct server *s)
 {
-	struct pool *p = &w->pools[s->shard->index];
-	atomic_fetch_sub(&w->rt->servers_in_transit, 1);
+	struct worker *w = pw->w;
+	struct pool *p = &pw->pools[s->shard->index];
+	atomic_fetch_sub(&w->rt->in_transit, 1);
 	w->live++;
 	s->c.w = w;
 	s->pool = p;
@@ -201,7 +237,6 @@ void pool_server_ready(struct server *s)
 		log_info("shard %s: connected again", sh->cfg->name);
 	p->backoff_ms = 0;
 	p->next_connect_ms = 0;
-	s->tx_status = 'I';
 	pool_release(s);
 }
 
@@ -261,9 +296,72 @@ void pool_offer_idle(struct pool *p)
 
 void pool_fail_waiting(struct pool *p, const char *sqlstate, const char *why)
 {
+	char msg[512];
+	snprintf(msg, sizeof(msg), "cannot log in to shard \"%s\": %s", p->shard->cfg->name, why);
 	while (!list_empty(&p->waiting)) {
-		struct client *cl = list_entry(p->waiting.next, struct client, wait);
-		client_fail(cl, "FATAL", sqlstate, "cannot log in to shard \"%s\": %s",
-			    p->shard->cfg->name, why);
+		struct pool_waiter *wt = list_entry(p->waiting.next, struct pool_waiter, link);
+		pool_cancel_wait(p, wt);
+		wt->failed(wt, sqlstate, msg);
+	}
+}
+
+void pool_worker_start(struct pool_worker *pw)
+{
+	for (int i = 0; i < pw->n_shards; i++)
+		pool_tick(&pw->pools[i]); /* warm-up: open min_connections now */
+}
+
+void pool_worker_tick(struct pool_worker *pw)
+{
+	for (int i = 0; i < pw->n_shards; i++)
+		pool_tick(&pw->pools[i]);
+}
+
+/* Donated servers leave only here, after every completion of the batch is
+ * handled, so nothing on this thread touches them once the other worker may. */
+void pool_worker_after_batch(struct pool_worker *pw)
+{
+	struct worker *w = pw->w;
+	struct list *n;
+	while ((n = list_pop_head(&pw->outbox))) {
+		struct server *s = list_entry(n, struct server, link);
+		if (s->c.refs != 0 || s->c.rx_start != s->c.rx_end) {
+			server_close(s, "busy when donated");
+			continue;
+		}
+		conn_rx_release(&s->c); /* our ring's buffer stays here */
+		w->live--; /* counted by the worker that adopts it */
+		atomic_fetch_add(&w->rt->in_transit, 1);
+		worker_post(w, &w->rt->workers[s->donate_to], POOL_MSG_SERVER, s, 0);
+	}
+}
+
+void pool_worker_on_msg(struct pool_worker *pw, unsigned kind, void *ptr, int res)
+{
+	switch (kind) {
+	case POOL_MSG_SERVER:
+		pool_adopt(pw, ptr);
+		break;
+	case POOL_MSG_WAKE:
+		for (int i = 0; i < pw->n_shards; i++)
+			pool_offer_idle(&pw->pools[i]);
+		break;
+	}
+}
+
+void pool_worker_on_msg_done(struct pool_worker *pw, unsigned kind, void *ptr, int res)
+{
+	if (kind == POOL_MSG_SERVER)
+		server_on_donate_sent(ptr, res);
+}
+
+void pool_worker_close_all(struct pool_worker *pw)
+{
+	for (int i = 0; i < pw->n_shards; i++) {
+		struct pool *p = &pw->pools[i];
+		for (struct list *n = p->servers.next, *next; n != &p->servers; n = next) {
+			next = n->next;
+			server_close(list_entry(n, struct server, all), "shutting down");
+		}
 	}
 }

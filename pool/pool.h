@@ -1,45 +1,107 @@
 /* Per-worker, per-shard pools of server connections. A shard-wide atomic
  * counter caps connections across workers; a worker whose clients wait at
- * the cap marks itself starving and other workers donate idle servers. */
+ * the cap marks itself starving and other workers donate idle servers.
+ * Waiters are told of a server, or of a failure, through callbacks they
+ * carry: the pool knows nothing of what waits. */
 #ifndef PGCRAB_POOL_H
 #define PGCRAB_POOL_H
 
-#include "core/types.h"
+#include <stdbool.h>
+#include <stdint.h>
 
-void pool_init(struct pool *p, struct shard *shard, struct worker *w, int min_local);
+#include "core/list.h"
+#include "core/worker.h"
+#include "pool/server.h"
+#include "pool/shard.h"
 
-/* A client needs a server: one is handed at once (client_on_server) or the
- * client waits on the pool's list. */
-void pool_acquire(struct pool *p, struct client *cl);
-void pool_wait(struct pool *p, struct client *cl);
-void pool_cancel_wait(struct pool *p, struct client *cl);
+/* Something that needs a server: embedded in its owner. */
+struct pool_waiter {
+	struct list link; /* pool->waiting while it waits */
+	/* a server is its now (state SERVER_IDLE, not on any list): link it or
+	 * give it back with pool_release */
+	void (*granted)(struct pool_waiter *wt, struct server *s);
+	/* no server is coming (the shard refuses PgCrab, or is down) */
+	void (*failed)(struct pool_waiter *wt, const char *sqlstate, const char *why);
+};
 
-/* A clean server comes back: to the first waiter, a starving worker, or idle. */
+/* Message kinds between workers' pools (worker_post). */
+enum {
+	POOL_MSG_SERVER = WORKER_MSG_OWNER, /* ptr: a struct server * donated to us */
+	POOL_MSG_WAKE,                      /* look at the shards' starving marks */
+	POOL_MSG_END,                       /* the next free kind */
+};
+
+/* One worker's pools. */
+struct pool_worker {
+	struct worker *w;
+	struct shard *shards;   /* shared by all workers */
+	int n_shards;
+	struct pool *pools;     /* one per shard */
+	struct list outbox;     /* servers to post to other workers after this batch */
+};
+
+/* One shard's pool on one worker. */
+struct pool {
+	struct shard *shard;
+	struct pool_worker *pw;
+	struct worker *w;
+	struct list idle;       /* servers, most recently used first */
+	struct list waiting;    /* waiters, first come first served */
+	struct list servers;    /* every server of this pool but the closing ones */
+	int n_idle, n_waiting;
+	int n_servers;          /* all this worker's servers of the shard */
+	int n_connecting;
+	int min_local;          /* this worker's share of min_connections */
+	uint64_t next_connect_ms;
+	uint32_t backoff_ms;
+	int local_streak;       /* releases in a row to local waiters while others starve */
+};
+
+/* Sets up pw's pools (min_connections shared out among n_workers). -1 when
+ * out of memory. */
+int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *shards, int n_shards,
+		     int n_workers);
+void pool_worker_free(struct pool_worker *pw);
+void pool_init(struct pool *p, struct shard *shard, struct pool_worker *pw, int min_local);
+
+/* A waiter needs a server: granted at once or it waits on the pool's list. */
+void pool_acquire(struct pool *p, struct pool_waiter *wt);
+void pool_wait(struct pool *p, struct pool_waiter *wt);
+void pool_cancel_wait(struct pool *p, struct pool_waiter *wt);
+
+/* A clean server comes back (from the relay, or unused by a waiter): to
+ * the first waiter, a starving worker, or idle. */
 void pool_release(struct server *s);
 /* A donated server arrives from another worker. */
-void pool_adopt(struct worker *w, struct server *s);
+void pool_adopt(struct pool_worker *pw, struct server *s);
 /* A server finished logging in. */
 void pool_server_ready(struct server *s);
 /* A server closed: drop it from the counts; failed_login backs off reconnects. */
 void pool_server_gone(struct server *s, bool failed_login, const char *sqlstate, const char *why);
 /* A connection attempt failed (refused, timed out, login refused): back
- * off before the next, and fail the waiting clients with sqlstate if
- * nothing is left for them to wait for. sqlstate NULL: PgCrab could not
- * even make a socket (EMFILE); back off, and let waiters wait for a server
- * from another worker or a later attempt. */
+ * off before the next, and fail the waiters with sqlstate if nothing is
+ * left for them to wait for. sqlstate NULL: PgCrab could not even make a
+ * socket (EMFILE); back off, and let waiters wait for a server from
+ * another worker or a later attempt. */
 void pool_connect_failed(struct pool *p, const char *sqlstate, const char *why);
 
-/* Fails every client waiting on the pool with an ErrorResponse. */
+/* Fails every waiter of the pool. */
 void pool_fail_waiting(struct pool *p, const char *sqlstate, const char *why);
 /* Opens connections owed to waiters or to min_connections. */
 void pool_grow(struct pool *p);
 /* Gives idle servers this worker does not need to workers starving at the cap. */
 void pool_offer_idle(struct pool *p);
-/* Periodic: warm-up, waiting timeouts, donations to starving workers. */
+/* Periodic: warm-up, server timeouts, donations to starving workers. */
 void pool_tick(struct pool *p);
 
-/* Takes one unit of the shard's cap; false at max_connections. */
-bool shard_reserve(struct shard *sh);
-void shard_unreserve(struct shard *sh);
+/* The worker's hooks call these. */
+void pool_worker_start(struct pool_worker *pw);  /* warm-up: min_connections */
+void pool_worker_tick(struct pool_worker *pw);
+void pool_worker_after_batch(struct pool_worker *pw); /* posts the outbox */
+/* A pool message (kind in POOL_MSG_*) arrived, or our post of one completed. */
+void pool_worker_on_msg(struct pool_worker *pw, unsigned kind, void *ptr, int res);
+void pool_worker_on_msg_done(struct pool_worker *pw, unsigned kind, void *ptr, int res);
+/* Shutdown: closes every server of every pool. */
+void pool_worker_close_all(struct pool_worker *pw);
 
 #endif

@@ -1,9 +1,10 @@
-/* Server connections: connect and log in through the worker's ring, then
- * forward the server's replies to the linked client, watching only
- * ReadyForQuery and fatal errors. */
+/* Server connections while their pool holds them: connect and log in
+ * through the worker's ring, wait idle, move between workers, close. The
+ * relay drives them while they are lent (relay/). */
 #include "pool/server.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,6 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
-#include "core/cancel.h"
-#include "core/client.h"
 #include "core/conn.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -93,11 +92,11 @@ void server_connect(struct pool *p)
 	int one = 1;
 	if (sh->addr.ss_family != AF_UNIX)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	conn_init(&s->c, CONN_SERVER, p->w, fd);
+	conn_init(&s->c, &server_pool_ops, p->w, fd);
+	s->c.keep_tx = true; /* PgCrab's own messages to servers are frequent */
 	s->pool = p;
 	s->shard = sh;
 	s->born_ms = p->w->now_ms;
-	s->tx_status = 'I';
 	s->state = SERVER_CONNECTING;
 	list_init(&s->link);
 	list_add_tail(&p->servers, &s->all);
@@ -119,27 +118,10 @@ void server_free(struct server *s)
 	free(s->params);
 	params_clear(&s->have);
 	stmt_set_clear(&s->stmts);
-	replies_clear(&s->replies);
 	free(s);
 }
 
 static void close_with(struct server *s, const char *why, const char *sqlstate);
-static void cleanup_step(struct server *s);
-
-static void server_fail(struct server *s, const char *why)
-{
-	if (s->client) {
-		struct client *cl = s->client;
-		s->client = NULL;
-		/* msg_left: a message's header was scanned (and goes or went to
-		 * the client), its body is incomplete */
-		if (s->c.msg_left > 0 && !s->c.dropping)
-			client_server_cut(cl, why);
-		else
-			client_server_lost(cl, why);
-	}
-	server_close(s, why);
-}
 
 void server_close(struct server *s, const char *why)
 {
@@ -163,7 +145,7 @@ static void close_with(struct server *s, const char *why, const char *sqlstate)
 	pool_server_gone(s, failed_login, sqlstate, why);
 }
 
-void server_on_connect(struct server *s, int res)
+static void server_on_connect(struct server *s, int res)
 {
 	if (s->c.closing)
 		return;
@@ -350,500 +332,64 @@ static void login_step(struct server *s)
 	}
 }
 
-bool server_is_clean(const struct server *s)
+static void pool_on_sent(struct conn *c, enum send_src src, struct conn *owner, int err)
 {
-	return s->expect_ready == 0 && s->hidden_ready == 0 && s->replies.count == 0 && !s->unsynced && s->tx_status == 'I'
-	       && !conn_send_busy(&s->c) && s->c.rx_start == s->c.rx_end && s->c.msg_left == 0;
-}
-
-/* A ParameterStatus report: the server now has this value, and so does the
- * client it serves (its SET, or our hidden one on its behalf). */
-static void note_parameter(struct server *s, const uint8_t *body, uint32_t len)
-{
-	struct proto_reader r = proto_reader_init(body, len);
-	const char *name = proto_get_cstr(&r);
-	const char *value = proto_get_cstr(&r);
-	int id = name && value ? params_index(name) : -1;
-	if (id < 0)
-		return;
-	if (params_set(&s->have, id, value) != 0
-	    || (s->client && params_set(&s->client->want, id, value) != 0))
-		log_warn("out of memory tracking parameter %s", name);
-}
-
-int server_sync_params(struct server *s)
-{
-	char sql[2048];
-	uint8_t buf[CONN_TX_CAP];
-	int n = params_sync_sql(&s->client->want, &s->have, sql, sizeof(sql));
-	if (n <= 0)
-		return n;
-	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-	proto_build_query(&wr, sql);
-	if (send_built(s, &wr) != 0)
-		return -1;
-	s->hidden_ready++;
-	return conn_arm_recv(&s->c);
-}
-
-/* A request PostgreSQL did not complete (it failed, or was skipped after a
- * failure): a Parse it never prepared is forgotten by server and client. */
-static void forget_reply(struct server *s, struct reply *r, bool failed)
-{
-	if (failed && r->kind == RK_PARSE) {
-		if (r->st && !(r->flags & RF_SYNTH))
-			stmt_set_remove(&s->stmts, r->st);
-		if (r->name && s->client)
-			stmt_names_remove(&s->client->stmts, r->name);
-	}
-	stmt_unref(r->st);
-	free(r->name);
-}
-
-/* After an ErrorResponse PostgreSQL skips every message up to the next
- * Sync: those requests end here, unanswered. */
-static void unwind_to_ready(struct server *s)
-{
-	struct reply *h, r;
-	while ((h = replies_head(&s->replies)) && h->kind != RK_READY) {
-		replies_pop(&s->replies, &r);
-		forget_reply(s, &r, true);
-	}
-}
-
-enum { SCAN_DONE = 0, SCAN_FATAL = 1, SCAN_SYNTH = 2, SCAN_BAD = -1 };
-
-/* Scans the server's replies, matching each to the request it answers.
- * Stops before a fatal ErrorResponse (the server is about to close: the
- * client gets our 08006 instead), before a message that must be seen whole
- * and is not, before a reply to PgCrab's own message that must be dropped
- * once what precedes it is forwarded, and where PgCrab owes the client a
- * reply of its own. */
-static int scan_replies(struct server *s, char *fatal, size_t fatal_len)
-{
-	struct conn *c = &s->c;
-	uint32_t pos = c->scan_pos;
-	int rc = SCAN_DONE;
-	for (;;) {
-		if (c->msg_left) {
-			if (pos >= c->rx_end)
-				break;
-			pos = conn_skip_body(c, pos);
-			continue;
-		}
-		struct reply *h = replies_head(&s->replies);
-		if (h && (h->flags & RF_SYNTH) && s->hidden_ready == 0) {
-			rc = SCAN_SYNTH;
-			break;
-		}
-		if (pos >= c->rx_end)
-			break;
-		uint8_t type;
-		uint32_t total;
-		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type,
-						  &total);
-		if (r == PROTO_AGAIN)
-			break;
-		if (r == PROTO_ERR || !proto_backend_type(type)) {
-			rc = SCAN_BAD; /* nothing of it reaches the client */
-			break;
-		}
-		bool whole = c->rx_end - pos >= total;
-		if (s->hidden_ready > 0) {
-			/* replies to our hidden SETs come first: read whole, never forwarded */
-			if (total > CONN_WHOLE_MAX || c->rx_start != pos) {
-				rc = SCAN_BAD;
-				break;
-			}
-			if (!whole)
-				break;
-			if (type == 'Z')
-				s->hidden_ready--;
-			else if (type == 'S')
-				note_parameter(s, c->rx + pos + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN);
-			pos += total;
-			c->rx_start = pos;
-			continue;
-		}
-		bool drop = false;
-		const uint8_t *body = c->rx + pos + PROTO_HEADER_LEN;
-		if (type == 'G' || type == 'W')
-			s->copy_in = true; /* until CopyDone/CopyFail, an error or ReadyForQuery */
-		switch (type) {
-		case 'Z': {
-			if (!whole)
-				goto out;
-			/* exactly one status byte, one PgCrab knows: a shorter
-			 * message made us read the next message's first byte (or
-			 * past the buffer) as the status (found by fuzz_server) */
-			if (total != PROTO_HEADER_LEN + 1
-			    || (body[0] != 'I' && body[0] != 'T' && body[0] != 'E')) {
-				rc = SCAN_BAD;
-				goto out;
-			}
-			struct reply done;
-			unwind_to_ready(s);
-			if (replies_head(&s->replies)) {
-				replies_pop(&s->replies, &done);
-				forget_reply(s, &done, false);
-			}
-			if (s->expect_ready > 0)
-				s->expect_ready--;
-			s->tx_status = (char)body[0];
-			s->copy_in = false;
-			break;
-		}
-		case 'E':
-			if (total <= CONN_WHOLE_MAX) {
-				if (!whole)
-					goto out;
-				struct proto_error_fields f;
-				if (proto_parse_error(body, total - PROTO_HEADER_LEN, &f) == PROTO_OK
-				    && (strcmp(f.severity, "FATAL") == 0 || strcmp(f.severity, "PANIC") == 0)) {
-					snprintf(fatal, fatal_len, "%s (%s)", f.message, f.code);
-					rc = SCAN_FATAL;
-					goto out;
-				}
-			}
-			if (h && h->kind != RK_READY)
-				unwind_to_ready(s);
-			s->copy_in = false;
-			break;
-		case 'S':
-			if (total <= CONN_WHOLE_MAX) {
-				if (!whole)
-					goto out;
-				note_parameter(s, body, total - PROTO_HEADER_LEN);
-			}
-			break;
-		case 'N':
-		case 'A':
-			break;
-		default:
-			if (!h)
-				break;
-			if (h->flags & RF_HIDE) {
-				if (pos != c->rx_start)
-					goto out; /* forward what precedes it first */
-				drop = true;
-			}
-			if (replies_is_last(h->kind, type)) {
-				struct reply done;
-				replies_pop(&s->replies, &done);
-				forget_reply(s, &done, false);
-			}
-		}
-		pos += PROTO_HEADER_LEN;
-		c->msg_left = total - PROTO_HEADER_LEN;
-		if (drop) {
-			c->dropping = c->msg_left > 0;
-			c->rx_start = pos;
-		}
-	}
-out:
-	c->scan_pos = pos;
-	return rc;
-}
-
-/* Sends the client the replies PgCrab gives in place of the server. */
-static int answer_for_server(struct server *s, struct client *cl)
-{
-	struct reply *h, r;
-	while ((h = replies_head(&s->replies)) && (h->flags & RF_SYNTH)) {
-		uint8_t msg[5] = { h->kind == RK_PARSE ? '1' : '3', 0, 0, 0, 4 };
-		if (conn_queue(&cl->c, msg, sizeof(msg)) != 0)
-			return -1;
-		replies_pop(&s->replies, &r);
-		forget_reply(s, &r, false);
-	}
-	conn_flush_tx(&cl->c);
-	return 0;
-}
-
-void server_pump(struct server *s)
-{
-	struct conn *c = &s->c;
-	struct client *cl = s->client;
-	char fatal[300];
-	if (s->state != SERVER_ACTIVE || !cl || conn_send_busy(&cl->c) || c->closing)
-		return;
-	int rc = scan_replies(s, fatal, sizeof(fatal));
-	if (c->scan_pos > c->rx_start) {
-		conn_forward(&cl->c, c, c->scan_pos);
-		return; /* the rest when the client's send completes */
-	}
-	switch (rc) {
-	case SCAN_SYNTH:
-		if (answer_for_server(s, cl) != 0)
-			server_fail(s, "out of memory");
-		return; /* scanning goes on when that send completes */
-	case SCAN_FATAL:
-		server_fail(s, fatal);
-		return;
-	case SCAN_BAD:
-		server_fail(s, "invalid message from server");
-		return;
-	}
-	if (conn_arm_recv(c) != 0)
-		server_fail(s, "receive buffer full");
-}
-
-bool server_owes_replies(const struct server *s)
-{
-	return s->expect_ready > 0 || s->hidden_ready > 0 || s->replies.count > 0
-	       || conn_send_busy(&s->c) || s->c.rx_start != s->c.rx_end || s->c.msg_left > 0;
-}
-
-/* SERVER_RESET steps taken, in s->cleanup */
-#define CLEANUP_WANT_CANCEL 1u /* cancel what runs once PgCrab's own SETs are answered */
-#define CLEANUP_ROLLBACK    2u
-#define CLEANUP_DISCARD     4u
-
-#define CLEANUP_RETRY_MS     1000 /* a cancel that has not worked by then is sent again */
-#define CLEANUP_CANCEL_TRIES 3
-
-/* Reads and drops whatever the server sent: nobody is listening now. */
-static int drain_replies(struct server *s, char *fatal, size_t fatal_len)
-{
-	struct conn *c = &s->c;
-	for (;;) {
-		uint32_t before = c->scan_pos;
-		int rc = scan_replies(s, fatal, fatal_len);
-		if (c->rx_start < c->scan_pos)
-			c->rx_start = c->scan_pos;
-		if (rc == SCAN_SYNTH) {
-			/* replies PgCrab would have made up for the client */
-			struct reply *h, r;
-			while ((h = replies_head(&s->replies)) && (h->flags & RF_SYNTH)) {
-				replies_pop(&s->replies, &r);
-				forget_reply(s, &r, false);
-			}
-			continue;
-		}
-		if (rc != SCAN_DONE || c->scan_pos == before)
-			return rc;
-	}
-}
-
-static void hidden_query(struct server *s, const char *sql)
-{
-	uint8_t buf[256];
-	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-	proto_build_query(&wr, sql);
-	s->c.since_ms = s->c.w->now_ms; /* it has CLEANUP_RETRY_MS * 2 to answer */
-	s->expect_ready++;
-	if (replies_push(&s->replies, RK_READY, RF_HIDE, NULL, NULL) != 0) {
-		server_close(s, "out of memory");
-		return;
-	}
-	if (send_built(s, &wr) != 0 || conn_arm_recv(&s->c) != 0)
-		server_close(s, "cannot send a reset query");
-}
-
-/* Not while PgCrab's own SETs run (a cancelled one would leave the
- * parameters PgCrab thinks the server has wrong), nor before the client's
- * last bytes are sent (it would land before the query it is meant for). */
-static bool cleanup_may_cancel(const struct server *s)
-{
-	return s->hidden_ready == 0 && !conn_send_busy(&s->c) && !s->cancel_pending;
-}
-
-static void cleanup_cancel_done(struct server *s);
-
-static void cleanup_cancel(struct server *s)
-{
-	s->cancel_pending = true;
-	s->cancels_sent++;
-	s->c.since_ms = s->c.w->now_ms; /* the next try or the grace counts from here */
-	cancel_server(s->c.w, s, cleanup_cancel_done);
-}
-
-static void cleanup_cancel_done(struct server *s)
-{
-	s->cancel_pending = false;
-	if (s->state == SERVER_RESET && !s->c.closing)
-		cleanup_step(s);
-}
-
-/* One step of giving a server back after its client left: drop replies
- * until nothing is owed (cancelling what still runs), wait until the
- * cancel has surely landed, roll back an open transaction, reset a
- * session-mode server, then release. Called again on every completion. */
-static void cleanup_step(struct server *s)
-{
-	struct conn *c = &s->c;
-	char fatal[300];
+	struct server *s = container_of_server(c);
 	if (c->closing)
 		return;
-	int rc = drain_replies(s, fatal, sizeof(fatal));
-	if (rc == SCAN_FATAL || rc == SCAN_BAD) {
-		server_close(s, rc == SCAN_FATAL ? fatal : "invalid message from server");
-		return;
-	}
-	bool owed = s->expect_ready > 0 || s->hidden_ready > 0 || s->replies.count > 0
-		    || c->msg_left > 0;
-	if (!owed)
-		s->cleanup &= ~CLEANUP_WANT_CANCEL;
-	if ((s->cleanup & CLEANUP_WANT_CANCEL) && cleanup_may_cancel(s)) {
-		s->cleanup &= ~CLEANUP_WANT_CANCEL;
-		cleanup_cancel(s);
-		if (c->closing || s->state != SERVER_RESET)
-			return;
-	}
-	if (owed) {
-		if (conn_arm_recv(c) != 0)
-			server_close(s, "receive buffer full");
-		return;
-	}
-	if (conn_send_busy(c) || s->cancel_pending)
-		return; /* stepped again when the send completes or the cancel has landed */
-	if (s->tx_status != 'I') {
-		if (s->cleanup & CLEANUP_ROLLBACK) {
-			server_close(s, "ROLLBACK left a transaction open");
-			return;
-		}
-		s->cleanup |= CLEANUP_ROLLBACK;
-		hidden_query(s, "ROLLBACK");
-		return;
-	}
-	const char *reset = c->w->rt->cfg->server_reset_query;
-	if (c->w->rt->cfg->pool_mode == CFG_POOL_SESSION && !(s->cleanup & CLEANUP_DISCARD)
-	    && reset && reset[0]) {
-		params_clear(&s->have); /* DISCARD ALL resets them all */
-		stmt_set_clear(&s->stmts);
-		s->cleanup |= CLEANUP_DISCARD;
-		hidden_query(s, reset);
-		return;
-	}
-	s->cleanup = 0;
-	pool_release(s);
-}
-
-/* A cancel can come too early (the backend had not read the query yet, so
- * it ignored it) or be lost: try again each second while replies are owed,
- * then give up on the connection. A ROLLBACK or DISCARD that hangs as long
- * goes the same way. */
-static void server_cleanup_tick(struct server *s)
-{
-	uint64_t waited = s->c.w->now_ms - s->c.since_ms;
-	if (s->cancel_pending || waited < CLEANUP_RETRY_MS)
-		return;
-	bool owed = s->expect_ready > 0 || s->hidden_ready > 0 || s->replies.count > 0;
-	bool cancelling = s->cancels_sent > 0 || (s->cleanup & CLEANUP_WANT_CANCEL);
-	if (!cancelling && !(s->cleanup & (CLEANUP_ROLLBACK | CLEANUP_DISCARD)))
-		return; /* cancel_on_client_exit = off: the query runs its course */
-	if (owed && cancelling && s->cancels_sent < CLEANUP_CANCEL_TRIES && cleanup_may_cancel(s)) {
-		s->cleanup &= ~CLEANUP_WANT_CANCEL;
-		cleanup_cancel(s);
-		return;
-	}
-	if (waited >= CLEANUP_RETRY_MS * 2)
-		server_close(s, "still busy after its client left and cancels were sent");
-}
-
-void server_client_gone(struct server *s, bool cut)
-{
-	if (s->state != SERVER_ACTIVE)
-		return;
-	const struct cfg *cfg = s->c.w->rt->cfg;
-	bool owed = server_owes_replies(s);
-	if (cut || s->unsynced_exec) {
-		/* Its input ends inside a message, or holds an Execute whose
-		 * implicit transaction only a Sync would end, and a Sync commits.
-		 * Closing makes PostgreSQL abort, as for the client itself; the
-		 * cancel stops a running query now rather than when it ends. */
-		if (owed && cfg->cancel_on_client_exit && !s->copy_in)
-			cancel_server(s->c.w, s, NULL);
-		server_close(s, cut ? "client left mid-message" : "client left an Execute without Sync");
-		return;
-	}
-	server_set_state(s, SERVER_RESET);
-	s->cleanup = 0;
-	s->cancels_sent = 0;
-	uint8_t buf[64];
-	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-	if (s->copy_in) {
-		/* ignored by PostgreSQL if the COPY ended meanwhile */
-		proto_put_u8(&wr, 'f');
-		proto_put_i32(&wr, 4 + (int32_t)sizeof("client left"));
-		proto_put_bytes(&wr, "client left", sizeof("client left"));
-	}
-	if (s->unsynced) {
-		/* only Parse/Bind/Describe since the last Sync: ending them commits nothing */
-		proto_put_u8(&wr, 'S');
-		proto_put_i32(&wr, 4);
-		s->expect_ready++;
-		s->unsynced = false;
-		if (replies_push(&s->replies, RK_READY, RF_HIDE, NULL, NULL) != 0) {
-			server_close(s, "out of memory");
-			return;
-		}
-	}
-	if (wr.len > 0 && send_built(s, &wr) != 0) {
-		server_close(s, "cannot end the client's request");
-		return;
-	}
-	if (owed && cfg->cancel_on_client_exit && !s->copy_in)
-		s->cleanup |= CLEANUP_WANT_CANCEL;
-	cleanup_step(s);
-}
-
-void server_on_sent(struct server *s, enum send_src src, struct conn *owner, int err)
-{
-	if (s->c.closing)
-		return;
 	if (err) {
-		server_fail(s, "send to server failed");
+		server_close(s, "send to server failed");
 		return;
 	}
-	if (s->c.tx_len > 0) {
-		conn_flush_tx(&s->c);
-		return;
-	}
-	/* the client may have more to send, or may be done with us */
-	if (s->client)
-		client_on_sent_upstream(s->client);
-	else if (s->state == SERVER_RESET)
-		cleanup_step(s);
+	if (c->tx_len > 0)
+		conn_flush_tx(c);
 }
 
-void server_on_recv(struct server *s, int res)
+static void pool_on_recv(struct conn *c, int res)
 {
-	struct conn *c = &s->c;
+	struct server *s = container_of_server(c);
 	c->recv_armed = false;
 	if (c->closing)
 		return;
 	if (s->state == SERVER_DONATING) {
 		if (res == -ECANCELED) {
-			list_add_tail(&c->w->outbox, &s->link);
+			list_add_tail(&s->pool->pw->outbox, &s->link);
 			return;
 		}
 		res = res > 0 ? -EPROTO : res; /* data on an idle server: drop it */
 	}
 	if (res <= 0) {
-		server_fail(s, res == 0 ? "server closed the connection" : strerror(-res));
+		server_close(s, res == 0 ? "server closed the connection" : strerror(-res));
 		return;
 	}
 	c->rx_end += (uint32_t)res;
-	switch (s->state) {
-	case SERVER_LOGIN:
+	if (s->state == SERVER_LOGIN)
 		login_step(s);
-		break;
-	case SERVER_ACTIVE:
-		server_pump(s);
-		break;
-	case SERVER_RESET:
-		cleanup_step(s);
-		break;
-	case SERVER_IDLE:
+	else if (s->state == SERVER_IDLE)
 		server_close(s, "unexpected data from an idle server");
-		break;
-	case SERVER_CONNECTING:
-	case SERVER_DONATING:
-	case SERVER_CLOSING:
-		break;
-	}
 }
+
+static void pool_on_connect(struct conn *c, int res)
+{
+	server_on_connect(container_of_server(c), res);
+}
+
+static void pool_on_poll(struct conn *c, int res)
+{
+}
+
+static void pool_on_free(struct conn *c)
+{
+	server_free(container_of_server(c));
+}
+
+const struct conn_ops server_pool_ops = {
+	.on_recv = pool_on_recv,
+	.on_sent = pool_on_sent,
+	.on_connect = pool_on_connect,
+	.on_poll = pool_on_poll,
+	.on_free = pool_on_free,
+};
 
 void server_donate(struct server *s, int to_worker)
 {
@@ -859,7 +405,7 @@ void server_donate(struct server *s, int to_worker)
 		return; /* posted when the recv completes with -ECANCELED */
 	}
 	/* posted after this batch of completions, when nothing here can touch it */
-	list_add_tail(&w->outbox, &s->link);
+	list_add_tail(&s->pool->pw->outbox, &s->link);
 }
 
 void server_on_donate_sent(struct server *s, int res)
@@ -867,13 +413,13 @@ void server_on_donate_sent(struct server *s, int res)
 	if (res >= 0)
 		return; /* it belongs to the other worker now: do not touch it */
 	log_warn("cannot hand a server to worker %d: %s", s->donate_to, strerror(-res));
-	pool_adopt(s->c.w, s);
+	pool_adopt(s->pool->pw, s);
 }
 
 void server_tick(struct server *s)
 {
 	struct worker *w = s->c.w;
-	const struct cfg *cfg = w->rt->cfg;
+	const struct cfg *cfg = w->cfg;
 	uint64_t age = w->now_ms - s->born_ms;
 	if (logging_in(s->state)) {
 		if (cfg->server_connect_timeout_ms && age >= cfg->server_connect_timeout_ms) {
@@ -882,8 +428,6 @@ void server_tick(struct server *s)
 				 (unsigned long long)cfg->server_connect_timeout_ms);
 			server_close(s, why);
 		}
-	} else if (s->state == SERVER_RESET) {
-		server_cleanup_tick(s);
 	} else if (s->state == SERVER_IDLE) {
 		uint64_t idle = w->now_ms - s->c.since_ms;
 		if (cfg->server_lifetime_ms && age >= cfg->server_lifetime_ms)
@@ -892,4 +436,90 @@ void server_tick(struct server *s)
 			 && s->pool->n_servers > s->pool->min_local)
 			server_close(s, "server_idle_timeout");
 	}
+}
+
+/* A one-shot connection carrying a CancelRequest. With done set, it holds
+ * its server until PostgreSQL has closed it: PostgreSQL signals the backend
+ * before it closes, so from then on the cancel cannot hit a later query. */
+struct cancel_conn {
+	struct conn c; /* first: a cancel_conn is a conn */
+	struct server *target;
+	void (*done)(struct server *s);
+};
+
+static void cancel_on_connect(struct conn *c, int res)
+{
+	if (res < 0) {
+		log_warn("cancel connection failed: %s", strerror(-res));
+		conn_close(c);
+		return;
+	}
+	conn_flush_tx(c);
+}
+
+static void cancel_on_sent(struct conn *c, enum send_src src, struct conn *owner, int err)
+{
+	struct cancel_conn *cc = (struct cancel_conn *)c;
+	/* PostgreSQL closes after acting on a CancelRequest: wait for that
+	 * when someone must know, else close now */
+	if (err || !cc->done || conn_arm_recv(c) != 0)
+		conn_close(c);
+}
+
+static void cancel_on_recv(struct conn *c, int res)
+{
+	c->recv_armed = false;
+	conn_close(c); /* the server's close (or anything else) ends it */
+}
+
+static void cancel_on_free(struct conn *c)
+{
+	struct cancel_conn *cc = (struct cancel_conn *)c;
+	struct server *s = cc->target;
+	if (s) {
+		cc->done(s);
+		conn_put(&s->c);
+	}
+	free(cc);
+}
+
+static const struct conn_ops cancel_ops = {
+	.on_recv = cancel_on_recv,
+	.on_sent = cancel_on_sent,
+	.on_connect = cancel_on_connect,
+	.on_poll = pool_on_poll,
+	.on_free = cancel_on_free,
+};
+
+void server_cancel_query(struct server *s, void (*done)(struct server *s))
+{
+	struct shard *sh = s->shard;
+	struct worker *w = s->c.w;
+	int fd = socket(sh->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct cancel_conn *cc = fd >= 0 ? calloc(1, sizeof(*cc)) : NULL;
+	uint8_t buf[64];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	proto_build_cancel(&wr, s->be_pid, s->be_key);
+	if (!cc || conn_queue(&cc->c, wr.p, wr.len) != 0) {
+		if (fd >= 0)
+			close(fd);
+		if (cc)
+			free(cc->c.tx);
+		free(cc);
+		log_warn("shard %s: cannot open a cancel connection", sh->cfg->name);
+		if (done)
+			done(s);
+		return;
+	}
+	conn_init(&cc->c, &cancel_ops, w, fd);
+	if (done) {
+		cc->target = s;
+		cc->done = done;
+		s->c.refs++; /* s stays readable until done has run */
+	}
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&sh->addr, sh->addrlen);
+	io_uring_sqe_set_data64(sqe, conn_user_data(&cc->c, UD_CONNECT));
+	cc->c.connect_armed = true;
+	cc->c.refs++;
 }

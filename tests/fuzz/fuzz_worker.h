@@ -20,12 +20,13 @@
 #include <unistd.h>
 
 #include "config/cfg.h"
-#include "core/client.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "pool/pool.h"
 #include "pool/server.h"
+#include "session/client.h"
+#include "session/session.h"
 #include "proto/proto.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -49,13 +50,17 @@ static struct {
 	struct cfg *cfg;         /* pool_mode = transaction */
 	struct cfg *cfg_session; /* the same in session mode */
 	struct runtime rt;
-	struct shard shard;
-	struct worker worker;
-	struct pool pool;
+	struct session ss;
 	struct fz_peer backends[FZ_MAX_BACKENDS];
 	int n_backends;
 	int backends_seen; /* connections accepted during this input */
 } fz;
+
+/* the one worker, its session state, its pool and the shard */
+#define FZ_W     (&fz.rt.workers[0])
+#define FZ_SW    (&fz.ss.workers[0])
+#define FZ_POOL  (&FZ_SW->pools.pools[0])
+#define FZ_SHARD (&fz.ss.shards[0])
 
 static void fz_peer_init(struct fz_peer *p, int fd)
 {
@@ -163,21 +168,13 @@ static void fz_init(const char *extra_ini)
 		}
 	}
 
-	fz.rt.cfg = fz.cfg;
-	fz.rt.n_shards = 1;
-	fz.rt.shards = &fz.shard;
-	fz.rt.n_workers = 1;
-	fz.rt.workers = &fz.worker;
-	fz.shard.index = 0;
-	fz.shard.cfg = &fz.cfg->shards[0];
-	memcpy(&fz.shard.addr, &un, sizeof(un));
-	fz.shard.addrlen = sizeof(un);
-	fz.worker.id = 0;
-	fz.worker.rt = &fz.rt;
-	fz.worker.next_pid = 1;
-	fz.worker.pools = &fz.pool;
-	pool_init(&fz.pool, &fz.shard, &fz.worker, 0);
-	if (worker_start(&fz.worker) != 0)
+	/* the shard's host is the directory: its Unix socket is ours */
+	if (session_build(&fz.rt, &fz.ss, fz.cfg, 1, err, sizeof(err)) != 0) {
+		fprintf(stderr, "fuzz harness runtime: %s\n", err);
+		abort();
+	}
+	FZ_SW->next_pid = 1;
+	if (worker_start(FZ_W) != 0)
 		abort();
 	for (int i = 0; i < FZ_MAX_BACKENDS; i++)
 		fz.backends[i].fd = -1;
@@ -187,8 +184,7 @@ static void fz_init(const char *extra_ini)
  * worker holds nothing: like a reload's new snapshot, never mid-flight. */
 static void fz_use_session_mode(bool session)
 {
-	fz.rt.cfg = session ? fz.cfg_session : fz.cfg;
-	fz.shard.cfg = &fz.rt.cfg->shards[0];
+	FZ_W->cfg = session ? fz.cfg_session : fz.cfg; /* the shard is the same in both */
 }
 
 /* Accepts the worker's new server connections. */
@@ -218,8 +214,8 @@ static void fz_new_client(struct fz_peer *p)
 		abort();
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	fz_peer_init(p, sv[0]);
-	atomic_fetch_add(&fz.worker.n_clients, 1);
-	client_accept(&fz.worker, sv[1]);
+	atomic_fetch_add(&FZ_W->n_clients, 1);
+	client_accept(FZ_SW, sv[1]);
 }
 
 typedef bool (*fz_serve_fn)(void *arg);
@@ -234,7 +230,7 @@ static bool fz_run(fz_serve_fn serve, void *arg, int max_rounds)
 		if (serve && serve(arg))
 			moved = true;
 		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000 };
-		if (worker_run_once(&fz.worker, &ts) > 0)
+		if (worker_run_once(FZ_W, &ts) > 0)
 			moved = true;
 		quiet = moved ? 0 : quiet + 1;
 		if (quiet >= 3)
@@ -250,12 +246,12 @@ static void fz_reset(struct fz_peer *client)
 	fz_run(NULL, NULL, 200);
 	/* a client waiting for a server has no recv armed, so it notices the
 	 * hang-up only at query_wait_timeout: end it as shutdown would */
-	for (struct list *n = fz.worker.clients.next; n != &fz.worker.clients; n = n->next) {
+	for (struct list *n = FZ_SW->clients.next; n != &FZ_SW->clients; n = n->next) {
 		struct client *cl = list_entry(n, struct client, link);
 		if (!cl->c.closing)
 			client_fail(cl, "FATAL", "57P01", "fuzz input done");
 	}
-	struct pool *p = &fz.pool;
+	struct pool *p = FZ_POOL;
 	for (struct list *n = p->servers.next, *next; n != &p->servers; n = next) {
 		next = n->next;
 		server_close(list_entry(n, struct server, all), "fuzz input done");
@@ -264,21 +260,21 @@ static void fz_reset(struct fz_peer *client)
 		fz_peer_close(&fz.backends[i]);
 	fz.n_backends = 0;
 	fz.backends_seen = 0;
-	for (int i = 0; i < 5000 && fz.worker.live > 0; i++) {
+	for (int i = 0; i < 5000 && FZ_W->live > 0; i++) {
 		fz_accept_backends(); /* a connect still in flight: accept and drop it */
 		for (int j = 0; j < fz.n_backends; j++)
 			fz_peer_close(&fz.backends[j]);
 		fz.n_backends = 0;
 		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 1000000 };
-		worker_run_once(&fz.worker, &ts);
+		worker_run_once(FZ_W, &ts);
 	}
 	/* nothing may outlive the input: connections, clients, reservations */
-	FUZZ_CHECK(fz.worker.live == 0);
-	FUZZ_CHECK(list_empty(&fz.worker.clients) && atomic_load(&fz.worker.n_clients) == 0);
+	FUZZ_CHECK(FZ_W->live == 0);
+	FUZZ_CHECK(list_empty(&FZ_SW->clients) && atomic_load(&FZ_W->n_clients) == 0);
 	FUZZ_CHECK(list_empty(&p->servers) && p->n_servers == 0 && p->n_idle == 0);
 	FUZZ_CHECK(p->n_waiting == 0 && p->n_connecting == 0);
-	FUZZ_CHECK(atomic_load(&fz.shard.open) == 0);
-	free(atomic_exchange(&fz.shard.params, NULL));
+	FUZZ_CHECK(atomic_load(&FZ_SHARD->open) == 0);
+	free(atomic_exchange(&FZ_SHARD->params, NULL));
 	p->backoff_ms = 0;
 	p->next_connect_ms = 0;
 	p->local_streak = 0;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "config/cfg.h"
-#include "core/cli.h"
+#include "main/cli.h"
 
 static char err[256];
 static char *no_env[] = { NULL };

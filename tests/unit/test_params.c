@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "core/params.h"
+#include "pool/params.h"
 
 static void test_index_is_case_insensitive(void **state)
 {
@@ -40,6 +40,10 @@ static void test_set_and_reset(void **state)
 	assert_int_equal(n, (int)strlen(sql));
 	assert_string_equal(sql, "RESET TimeZone;"
 				 "SELECT pg_catalog.set_config('search_path', 'crab_a, public', false);");
+	/* the statement is not sent yet: have is untouched until assigned */
+	assert_string_equal(have.v[PARAM_TIMEZONE], "Asia/Tokyo");
+	assert_null(have.v[PARAM_SEARCH_PATH]);
+	assert_int_equal(params_assign(&have, &want), 0);
 	/* have now matches want: a second sync is empty */
 	assert_null(have.v[PARAM_TIMEZONE]);
 	assert_string_equal(have.v[PARAM_SEARCH_PATH], "crab_a, public");
@@ -67,7 +71,13 @@ static void test_too_small_buffer(void **state)
 	struct param_set want = { 0 }, have = { 0 };
 	char sql[16];
 	assert_int_equal(params_set(&want, PARAM_APPLICATION_NAME, "a rather long application name"), 0);
-	assert_int_equal(params_sync_sql(&want, &have, sql, sizeof(sql)), -1);
+	int n = params_sync_sql(&want, &have, sql, sizeof(sql));
+	/* as snprintf: the length it needs, nothing half-written */
+	assert_int_equal(n, (int)strlen("SELECT pg_catalog.set_config('application_name', "
+					 "'a rather long application name', false);"));
+	assert_string_equal(sql, "");
+	/* what did not fit was not sent: the server still has what it had */
+	assert_null(have.v[PARAM_APPLICATION_NAME]);
 	params_clear(&want);
 	params_clear(&have);
 }

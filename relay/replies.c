@@ -1,4 +1,4 @@
-#include "core/replies.h"
+#include "relay/replies.h"
 
 #include <stdlib.h>
 #include <string.h>

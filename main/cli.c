@@ -6,7 +6,7 @@
  * environment fills whatever no flag set. Precedence against the config file
  * is cfg_load()'s business: everything here becomes a cfg_overrides entry.
  */
-#include "core/cli.h"
+#include "main/cli.h"
 
 #include <stddef.h>
 #include <stdlib.h>

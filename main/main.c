@@ -1,5 +1,5 @@
 /* pgcrab: flags and configuration, the listening socket, N worker threads
- * and the acceptor on the main thread. */
+ * running the session layer, and the acceptor on the main thread. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -18,10 +18,11 @@
 
 #include "config/cfg.h"
 #include "core/acceptor.h"
-#include "core/cli.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/worker.h"
-#include "pool/pool.h"
+#include "main/cli.h"
+#include "session/session.h"
 
 #define PGCRAB_VERSION "0.1.0"
 
@@ -34,47 +35,12 @@ static int cpus_available(void)
 	return n > 0 ? (int)n : 1;
 }
 
-/* Shard addresses are resolved once at start so that no worker ever blocks
- * in the resolver. */
-static int resolve(const char *host, int port, int passive, struct sockaddr_storage *out,
-		   socklen_t *len, char *err, size_t errlen)
-{
-	if (host[0] == '/' && !passive) {
-		/* a directory, as libpq reads it: PostgreSQL's Unix socket in it */
-		struct sockaddr_un *un = (struct sockaddr_un *)out;
-		memset(un, 0, sizeof(*un));
-		un->sun_family = AF_UNIX;
-		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", host, port);
-		if (n < 0 || (size_t)n >= sizeof(un->sun_path)) {
-			snprintf(err, errlen, "socket path %s/.s.PGSQL.%d is too long", host, port);
-			return -1;
-		}
-		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
-		return 0;
-	}
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-	if (passive)
-		hints.ai_flags = AI_PASSIVE;
-	char service[16];
-	snprintf(service, sizeof(service), "%d", port);
-	struct addrinfo *res;
-	int r = getaddrinfo(host, service, &hints, &res);
-	if (r != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(r));
-		return -1;
-	}
-	memcpy(out, res->ai_addr, res->ai_addrlen);
-	*len = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
 static int open_listener(const struct cfg *cfg)
 {
 	struct sockaddr_storage addr;
 	socklen_t len;
 	char err[256];
-	if (resolve(cfg->host, cfg->port, 1, &addr, &len, err, sizeof(err)) != 0) {
+	if (net_resolve(cfg->host, cfg->port, true, &addr, &len, err, sizeof(err)) != 0) {
 		log_error("cannot listen: %s", err);
 		return -1;
 	}
@@ -89,44 +55,6 @@ static int open_listener(const struct cfg *cfg)
 		return -1;
 	}
 	return fd;
-}
-
-static int build_runtime(struct runtime *rt, struct cfg *cfg, int n_workers)
-{
-	char err[256];
-	rt->cfg = cfg;
-	rt->n_shards = cfg->n_shards;
-	rt->n_workers = n_workers;
-	rt->shards = calloc((size_t)cfg->n_shards + 1, sizeof(*rt->shards));
-	rt->workers = calloc((size_t)n_workers, sizeof(*rt->workers));
-	if (!rt->shards || !rt->workers)
-		return -1;
-	for (int i = 0; i < cfg->n_shards; i++) {
-		struct shard *sh = &rt->shards[i];
-		sh->index = i;
-		sh->cfg = &cfg->shards[i];
-		if (resolve(sh->cfg->host, sh->cfg->port, 0, &sh->addr, &sh->addrlen, err,
-			    sizeof(err)) != 0) {
-			log_error("shard %s: %s", sh->cfg->name, err);
-			return -1;
-		}
-	}
-	for (int i = 0; i < n_workers; i++) {
-		struct worker *w = &rt->workers[i];
-		w->id = i;
-		w->rt = rt;
-		if (getentropy(&w->next_pid, sizeof(w->next_pid)) != 0)
-			w->next_pid = (uint32_t)getpid() * 7919u + (uint32_t)i;
-		w->pools = calloc((size_t)cfg->n_shards + 1, sizeof(*w->pools));
-		if (!w->pools)
-			return -1;
-		for (int s = 0; s < cfg->n_shards; s++) {
-			int min = cfg->shards[s].min_connections;
-			int share = min / n_workers + (i < min % n_workers ? 1 : 0);
-			pool_init(&w->pools[s], &rt->shards[s], w, share);
-		}
-	}
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -172,8 +100,13 @@ int main(int argc, char **argv)
 	int signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
 
 	static struct runtime rt;
-	if (signal_fd < 0 || build_runtime(&rt, cfg, n_workers) != 0)
+	static struct session ss;
+	if (signal_fd < 0)
 		return 1;
+	if (session_build(&rt, &ss, cfg, n_workers, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
 	int listen_fd = open_listener(cfg);
 	if (listen_fd < 0)
 		return 1;

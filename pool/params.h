@@ -31,9 +31,12 @@ const char *params_name(int id);
 /* Sets one value (NULL resets to default); returns -1 when out of memory. */
 int params_set(struct param_set *ps, int id, const char *value);
 void params_clear(struct param_set *ps);
-/* Builds "SELECT pg_catalog.set_config('x', 'v', false);RESET y;" turning have into want and records the
- * change in have. Returns the SQL length, 0 if nothing differs, -1 if cap
- * is too small. */
-int params_sync_sql(const struct param_set *want, struct param_set *have, char *sql, size_t cap);
+/* Builds "SELECT pg_catalog.set_config('x', 'v', false);RESET y;" that
+ * turns have into want. Returns the SQL length, 0 if nothing differs; as
+ * snprintf, a length >= cap means it did not fit (sql is then empty).
+ * have is not touched (params_assign once the statement is sent). */
+int params_sync_sql(const struct param_set *want, const struct param_set *have, char *sql, size_t cap);
+/* Makes have equal to want; -1 when out of memory. */
+int params_assign(struct param_set *have, const struct param_set *want);
 
 #endif

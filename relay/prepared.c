@@ -1,17 +1,16 @@
-#include "core/prepared.h"
+#include "relay/prepared.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/conn.h"
-#include "core/replies.h"
-#include "core/stmt.h"
+#include "core/worker.h"
+#include "pool/stmt.h"
+#include "relay/replies.h"
 
-
-bool prepared_enabled(const struct client *cl)
+bool prepared_enabled(const struct cfg *cfg)
 {
-	const struct cfg *cfg = cl->c.w->rt->cfg;
 	return cfg->pool_mode == CFG_POOL_TRANSACTION && cfg->max_prepared_statements > 0;
 }
 
@@ -47,8 +46,9 @@ static int rewrite_name(struct conn *c, uint32_t pos, uint32_t off, size_t old_l
 }
 
 /* Queues a hidden Close of the server's least recently used statement. */
-static int close_least_used(struct server *s)
+static int close_least_used(struct relay_leg *leg)
 {
+	struct server *s = leg->server;
 	struct stmt *old = stmt_set_evict(&s->stmts);
 	uint8_t buf[64];
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
@@ -57,33 +57,34 @@ static int close_least_used(struct server *s)
 	proto_put_cstr(&wr, old->name);
 	proto_msg_end(&wr, m);
 	stmt_unref(old);
-	if (conn_queue(&s->c, wr.p, wr.len) != 0)
+	if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0)
 		return -1;
-	return replies_push(&s->replies, RK_CLOSE, RF_HIDE, NULL, NULL);
+	return replies_push(&leg->replies, RK_CLOSE, RF_HIDE, NULL, NULL);
 }
 
 /* Queues a hidden Parse of st on the server (closing the least recently
  * used statement first when the server holds max_prepared_statements). */
-static int inject_parse(struct client *cl, struct server *s, struct stmt *st, const char *name)
+static int inject_parse(struct relay_leg *leg, struct stmt *st, const char *name)
 {
-	int max = cl->c.w->rt->cfg->max_prepared_statements;
+	struct server *s = leg->server;
+	int max = s->c.w->cfg->max_prepared_statements;
 	uint8_t buf[64];
 	struct proto_writer wr;
-	if (s->stmts.n >= max && close_least_used(s) != 0)
+	if (s->stmts.n >= max && close_least_used(leg) != 0)
 		return -1;
 	wr = proto_writer_init(buf, sizeof(buf));
 	proto_put_u8(&wr, 'P');
 	proto_put_i32(&wr, (int32_t)(4 + strlen(st->name) + 1 + st->len));
 	proto_put_cstr(&wr, st->name);
-	if (conn_queue(&s->c, wr.p, wr.len) != 0 || conn_queue(&s->c, st->body, st->len) != 0
-	    || stmt_set_add(&s->stmts, st) != 0)
+	if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0
+	    || conn_queue(&s->c, st->body, st->len) != 0 || stmt_set_add(&s->stmts, st) != 0)
 		return -1;
 	/* if the server rejects it, the client's name goes too, as after a failed Parse */
 	char *client_name = strdup(name);
 	if (!client_name)
 		return -1;
 	stmt_ref(st);
-	if (replies_push(&s->replies, RK_PARSE, RF_HIDE, st, client_name) != 0) {
+	if (replies_push(&leg->replies, RK_PARSE, RF_HIDE, st, client_name) != 0) {
 		stmt_unref(st);
 		free(client_name);
 		return -1;
@@ -94,8 +95,9 @@ static int inject_parse(struct client *cl, struct server *s, struct stmt *st, co
 /* A Parse reusing a name the client already has: PostgreSQL answers 42P05
  * and skips to Sync. The server is made to raise exactly that, so the
  * implicit transaction fails as it would without PgCrab. */
-static int inject_duplicate_error(struct client *cl, struct server *s, const char *name)
+static int inject_duplicate_error(struct relay_leg *leg, const char *name)
 {
+	struct server *s = leg->server;
 	char quoted[300], sql[512];
 	size_t q = 0;
 	for (const char *p = name; *p && q < sizeof(quoted) - 3; p++) {
@@ -126,9 +128,9 @@ static int inject_duplicate_error(struct client *cl, struct server *s, const cha
 	proto_put_i32(&wr, 0);
 	proto_msg_end(&wr, m);
 	if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0
-	    || replies_push(&s->replies, RK_PARSE, RF_HIDE, NULL, NULL) != 0
-	    || replies_push(&s->replies, RK_BIND, RF_HIDE, NULL, NULL) != 0
-	    || replies_push(&s->replies, RK_EXECUTE, 0, NULL, NULL) != 0)
+	    || replies_push(&leg->replies, RK_PARSE, RF_HIDE, NULL, NULL) != 0
+	    || replies_push(&leg->replies, RK_BIND, RF_HIDE, NULL, NULL) != 0
+	    || replies_push(&leg->replies, RK_EXECUTE, 0, NULL, NULL) != 0)
 		return -1;
 	return 0;
 }
@@ -136,10 +138,12 @@ static int inject_duplicate_error(struct client *cl, struct server *s, const cha
 /* Parse, Bind, Describe and Close: named statements are renamed to the
  * server's names, prepared where missing, and answered by PgCrab where the
  * server must not see them. */
-enum prepared_result prepared_request(struct client *cl, struct server *s, uint8_t type, uint32_t pos,
-				uint32_t *total, bool *drop)
+enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *leg, uint8_t type,
+				      uint32_t pos, uint32_t *total, bool *drop)
 {
-	struct conn *c = &cl->c;
+	struct conn *c = l->client;
+	struct server *s = leg->server;
+	struct replies *rq = &leg->replies;
 	uint32_t have = c->rx_end - pos < *total ? c->rx_end - pos : *total;
 	struct proto_reader r = proto_reader_init(c->rx + pos + PROTO_HEADER_LEN, have - PROTO_HEADER_LEN);
 	uint8_t what = 0;
@@ -159,26 +163,26 @@ enum prepared_result prepared_request(struct client *cl, struct server *s, uint8
 	uint8_t kind = type == 'P' ? RK_PARSE : type == 'B' ? RK_BIND : type == 'C' ? RK_CLOSE
 		     : what == 'S' ? RK_DESCRIBE_S : RK_DESCRIBE_P;
 	bool names_statement = type == 'P' || type == 'B' || what == 'S';
-	if (!prepared_enabled(cl) || !names_statement || name[0] == '\0')
-		return replies_push(&s->replies, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
+	if (!prepared_enabled(c->w->cfg) || !names_statement || name[0] == '\0')
+		return replies_push(rq, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
 
 	size_t name_len = strlen(name);
 	switch (type) {
 	case 'P': {
 		if (have < *total)
 			return need_more(c, *total);
-		if (stmt_names_find(&cl->stmts, name)) {
+		if (stmt_names_find(l->names, name)) {
 			if (pos != c->rx_start)
 				return PREP_WAIT;
 			*drop = true;
-			return inject_duplicate_error(cl, s, name) == 0 ? PREP_REPLACED : PREP_OOM;
+			return inject_duplicate_error(leg, name) == 0 ? PREP_REPLACED : PREP_OOM;
 		}
 		uint32_t body_off = name_off + (uint32_t)name_len + 1;
 		struct stmt *st = stmt_new(c->rx + body_off, pos + *total - body_off);
 		if (!st)
 			return PREP_OOM;
 		bool on_server = stmt_set_has(&s->stmts, st);
-		int max = c->w->rt->cfg->max_prepared_statements;
+		int max = c->w->cfg->max_prepared_statements;
 		if ((on_server || s->stmts.n >= max) && pos != c->rx_start) {
 			stmt_unref(st);
 			return PREP_WAIT;
@@ -186,10 +190,10 @@ enum prepared_result prepared_request(struct client *cl, struct server *s, uint8
 		if (!on_server && s->stmts.n >= max) {
 			/* make room first; this Parse is looked at again after */
 			stmt_unref(st);
-			return close_least_used(s) == 0 ? PREP_INJECTED : PREP_OOM;
+			return close_least_used(leg) == 0 ? PREP_INJECTED : PREP_OOM;
 		}
 		char *client_name = strdup(name);
-		if (!client_name || stmt_names_add(&cl->stmts, name, st) != 0) {
+		if (!client_name || stmt_names_add(l->names, name, st) != 0) {
 			free(client_name);
 			stmt_unref(st);
 			return PREP_OOM;
@@ -197,12 +201,12 @@ enum prepared_result prepared_request(struct client *cl, struct server *s, uint8
 		if (on_server) {
 			*drop = true;
 			stmt_unref(st);
-			return replies_push(&s->replies, RK_PARSE, RF_SYNTH, NULL, client_name) == 0 ? PREP_OK
+			return replies_push(rq, RK_PARSE, RF_SYNTH, NULL, client_name) == 0 ? PREP_OK
 													 : PREP_OOM;
 		}
 		if (stmt_set_add(&s->stmts, st) != 0
 		    || rewrite_name(c, pos, name_off, name_len, st->name, total) != 0
-		    || replies_push(&s->replies, RK_PARSE, 0, st, client_name) != 0) {
+		    || replies_push(rq, RK_PARSE, 0, st, client_name) != 0) {
 			stmt_unref(st);
 			return PREP_OOM;
 		}
@@ -210,24 +214,24 @@ enum prepared_result prepared_request(struct client *cl, struct server *s, uint8
 	}
 	case 'B':
 	case 'D': {
-		struct stmt *st = stmt_names_find(&cl->stmts, name);
+		struct stmt *st = stmt_names_find(l->names, name);
 		if (!st) /* unknown: the server answers 26000 in PostgreSQL's own words */
-			return replies_push(&s->replies, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
+			return replies_push(rq, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
 		if (!stmt_set_has(&s->stmts, st)) {
 			if (pos != c->rx_start)
 				return PREP_WAIT;
-			return inject_parse(cl, s, st, name) == 0 ? PREP_INJECTED : PREP_OOM;
+			return inject_parse(leg, st, name) == 0 ? PREP_INJECTED : PREP_OOM;
 		}
 		if (rewrite_name(c, pos, name_off, name_len, st->name, total) != 0)
 			return PREP_OOM;
-		return replies_push(&s->replies, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
+		return replies_push(rq, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
 	}
 	default: /* Close of a named statement: the server keeps it for others */
 		if (pos != c->rx_start)
 			return PREP_WAIT;
-		stmt_names_remove(&cl->stmts, name);
+		stmt_names_remove(l->names, name);
 		*drop = true;
-		return replies_push(&s->replies, RK_CLOSE, RF_SYNTH, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
+		return replies_push(rq, RK_CLOSE, RF_SYNTH, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
 	}
 }
 
@@ -236,9 +240,8 @@ enum prepared_result prepared_request(struct client *cl, struct server *s, uint8
  * without a server: a client that blocks on it while another client of the
  * same thread holds the last server would otherwise wait forever. The query
  * is checked by the server where it is first used. */
-int prepared_answer_locally(struct client *cl, struct proto_writer *wr)
+int prepared_answer_locally(struct conn *c, struct stmt_names *names, struct proto_writer *wr)
 {
-	struct conn *c = &cl->c;
 	uint32_t pos = c->rx_start;
 	bool any = false;
 	int n_parse = 0;
@@ -248,9 +251,16 @@ int prepared_answer_locally(struct client *cl, struct proto_writer *wr)
 		if (proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type, &total) != PROTO_OK
 		    || c->rx_end - pos < total)
 			return PREP_LOCAL_NO;
-		if (type == 'S' && any)
+		if (type == 'S' && any) {
+			/* a Sync with a body is the server's to refuse */
+			if (total != PROTO_HEADER_LEN)
+				return PREP_LOCAL_NO;
 			break;
-		if (type != 'P' || c->rx[pos + PROTO_HEADER_LEN] == '\0' || ++n_parse > 500)
+		}
+		/* an unnamed (or nameless) Parse is the server's, as is one
+		 * too short to hold a name at all */
+		if (type != 'P' || total <= PROTO_HEADER_LEN || c->rx[pos + PROTO_HEADER_LEN] == '\0'
+		    || ++n_parse > 500)
 			return PREP_LOCAL_NO;
 		any = true;
 		pos += total;
@@ -265,14 +275,14 @@ int prepared_answer_locally(struct client *cl, struct proto_writer *wr)
 		if (name_len == total - PROTO_HEADER_LEN) {
 			return PREP_LOCAL_BAD;
 		}
-		if (!failed && stmt_names_find(&cl->stmts, name)) {
+		if (!failed && stmt_names_find(names, name)) {
 			char msg[200];
 			snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" already exists", name);
 			proto_build_error(wr, "ERROR", "42P05", msg);
 			failed = true; /* PostgreSQL skips the rest up to Sync */
 		} else if (!failed) {
 			struct stmt *st = stmt_new(body, body_len);
-			if (!st || stmt_names_add(&cl->stmts, name, st) != 0) {
+			if (!st || stmt_names_add(names, name, st) != 0) {
 				stmt_unref(st);
 				return PREP_LOCAL_OOM;
 			}

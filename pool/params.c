@@ -1,4 +1,6 @@
-#include "core/params.h"
+#include "pool/params.h"
+
+#include <limits.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +76,7 @@ static size_t put_literal(char *out, size_t pos, size_t cap, const char *s)
 	return pos + 1;
 }
 
-int params_sync_sql(const struct param_set *want, struct param_set *have, char *sql, size_t cap)
+int params_sync_sql(const struct param_set *want, const struct param_set *have, char *sql, size_t cap)
 {
 	size_t pos = 0;
 	for (int i = 0; i < PARAM_COUNT; i++) {
@@ -96,11 +98,20 @@ int params_sync_sql(const struct param_set *want, struct param_set *have, char *
 				     "RESET %s;", names[i]);
 			pos += (size_t)n;
 		}
-		if (params_set(have, i, want->v[i]) != 0)
-			return -1;
 	}
-	if (pos >= cap)
-		return -1;
+	if (pos >= cap) {
+		if (cap > 0)
+			sql[0] = '\0';
+		return pos > INT_MAX ? -1 : (int)pos; /* what it needs, as snprintf */
+	}
 	sql[pos] = '\0';
 	return (int)pos;
+}
+
+int params_assign(struct param_set *have, const struct param_set *want)
+{
+	for (int i = 0; i < PARAM_COUNT; i++)
+		if (!same(want->v[i], have->v[i]) && params_set(have, i, want->v[i]) != 0)
+			return -1;
+	return 0;
 }

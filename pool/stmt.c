@@ -1,4 +1,4 @@
-#include "core/stmt.h"
+#include "pool/stmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>

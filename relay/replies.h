@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/stmt.h"
+#include "pool/stmt.h"
 
 enum reply_kind {
 	RK_PARSE,      /* ends with ParseComplete '1' */

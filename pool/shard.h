@@ -1,0 +1,37 @@
+/* A backend PostgreSQL server, shared by all workers: its address, the
+ * cap on connections to it across workers, and the ParameterStatus values
+ * its first login reported. */
+#ifndef PGCRAB_SHARD_H
+#define PGCRAB_SHARD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/cfg.h"
+#include "core/worker.h"
+
+/* ParameterStatus messages as one byte blob, published once per shard. */
+struct param_blob {
+	uint32_t len;
+	uint8_t data[];
+};
+
+struct shard {
+	int index;
+	/* in the snapshot the shards were built from (held by their owner):
+	 * addresses and credentials do not change without a restart yet */
+	const struct cfg_shard *cfg;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	_Atomic int open;                         /* shared: connections held against max */
+	_Atomic uint64_t starving[MAX_WORKERS / 64]; /* shared: workers whose waiters need a server */
+	_Atomic(struct param_blob *) params;      /* shared: set once */
+};
+
+/* Takes one unit of the shard's cap; false at max_connections. */
+bool shard_reserve(struct shard *sh);
+void shard_unreserve(struct shard *sh);
+
+#endif

@@ -1,0 +1,112 @@
+/* The relay: the one piece of code that touches both ends of a link
+ * between a client and its server connections. It attaches a server the
+ * pool granted, forwards each way (zero-copy, watching only message
+ * headers), keeps per server the ledger of replies owed, answers what
+ * PgCrab answers itself, tells its owner when the link has settled, and
+ * detaches: a server whose client left is cleaned (owed replies dropped,
+ * what runs cancelled, ROLLBACK, DISCARD ALL in session mode) before it
+ * goes back to its pool, or closed.
+ *
+ * A client may hold one server per shard at a time (a leg each, replies
+ * kept apart); today requests go to one leg, the one of the client's shard. */
+#ifndef PGCRAB_RELAY_H
+#define PGCRAB_RELAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/conn.h"
+#include "core/timer.h"
+#include "pool/params.h"
+#include "pool/server.h"
+#include "pool/stmt.h"
+#include "relay/replies.h"
+
+struct relay_link;
+
+/* One server linked to a client (or, once the client left, being cleaned). */
+struct relay_leg {
+	struct relay_leg *next;  /* the link's legs */
+	struct relay_link *link; /* NULL once its client has left */
+	struct server *server;
+	struct replies replies;  /* what the server owes, in order */
+	int expect_ready;        /* ReadyForQuery owed for what was sent */
+	int hidden_ready;        /* ...for PgCrab's own hidden SETs, answered first */
+	bool unsynced;           /* extended-protocol messages sent since the last Sync */
+	bool unsynced_exec;      /* ...and an Execute among them: a Sync would commit it */
+	bool copy_in;            /* in COPY FROM STDIN: the server reads CopyData */
+	bool cancel_pending;     /* a CancelRequest for it is on its way */
+	char tx_status;          /* last ReadyForQuery status: 'I', 'T' or 'E' */
+	uint8_t cleanup;         /* cleanup steps taken (relay/cleanup.c) */
+	uint8_t cancels_sent;    /* CancelRequests sent since the client left */
+	struct timer timer;      /* cleanup: cancel again, or give up */
+};
+
+/* How the relay tells the link's owner (the client) what happened. */
+struct relay_link_ops {
+	/* Every server of the link is between transactions with nothing owed
+	 * or in flight: the owner may keep the link or relay_release it. */
+	void (*settled)(struct relay_link *l);
+	/* The client sent Terminate and what came before it is answered. */
+	void (*finished)(struct relay_link *l);
+	/* A server was lost; cut: part of one of its messages had gone on to
+	 * the client. The link is already detached from it. */
+	void (*lost)(struct relay_link *l, const char *why, bool cut);
+	/* The client broke the protocol, or PgCrab ran out of memory. */
+	void (*failed)(struct relay_link *l, const char *sqlstate, const char *msg);
+};
+
+struct relay_link {
+	struct conn *client;
+	const struct relay_link_ops *ops;
+	struct param_set *want;   /* the session parameters the client expects */
+	struct stmt_names *names; /* the client's named prepared statements */
+	struct relay_leg *legs;   /* one per shard the client holds a server of */
+	struct relay_leg *to;     /* the leg requests go to */
+	bool terminate;           /* saw Terminate: answered what precedes it, then done */
+};
+
+void relay_link_init(struct relay_link *l, struct conn *client, const struct relay_link_ops *ops,
+		     struct param_set *want, struct stmt_names *names);
+
+/* Links a server the pool granted and sends it what the client has sent.
+ * The link's session parameters are brought in line first. */
+void relay_attach(struct relay_link *l, struct server *s);
+static inline bool relay_linked(const struct relay_link *l)
+{
+	return l->legs != NULL;
+}
+/* The client's bytes arrived (rx grew): forward what can go. */
+void relay_client_recv(struct relay_link *l);
+/* A send to the client completed: forward more replies, and settle. */
+void relay_client_sent(struct relay_link *l);
+/* Hands the link's servers back to their pools; call only from settled. */
+void relay_release(struct relay_link *l);
+/* The client is leaving, however: each server is detached and cleaned or
+ * closed. True if a server message was part way to the client (an
+ * ErrorResponse now would be read as the rest of it). */
+bool relay_detach(struct relay_link *l);
+/* A CancelRequest for what the link's servers run now. */
+void relay_cancel(struct relay_link *l);
+/* The link is idle in a transaction: nothing owed, a transaction open. */
+bool relay_idle_in_transaction(const struct relay_link *l);
+
+/* The server connection ops while a server is lent to the relay. */
+extern const struct conn_ops relay_server_ops;
+
+/* relay/cleanup.c: a leg whose client left */
+void relay_cleanup_start(struct relay_leg *leg, bool cut);
+void relay_cleanup_recv(struct relay_leg *leg);
+void relay_cleanup_sent(struct relay_leg *leg);
+
+/* relay/relay.c, for cleanup.c */
+struct relay_leg *relay_leg_new(void);
+void relay_leg_free(struct relay_leg *leg);
+int relay_scan_replies(struct relay_leg *leg, char *fatal, size_t fatal_len);
+void relay_forget_reply(struct relay_leg *leg, struct reply *r, bool failed);
+bool relay_leg_owes(const struct relay_leg *leg);
+/* Frees the leg and closes its server (the pool's ops back on it). */
+void relay_give_up(struct relay_leg *leg, const char *why);
+enum { RELAY_SCAN_DONE = 0, RELAY_SCAN_FATAL = 1, RELAY_SCAN_SYNTH = 2, RELAY_SCAN_BAD = -1 };
+
+#endif

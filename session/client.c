@@ -1,0 +1,501 @@
+/* Client connections: after login (session/login.c), requests wait for a
+ * server from the pool and go through the relay; the client's own timeouts
+ * run on the worker's timer wheel. */
+#include "session/client.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/worker.h"
+#include "proto/proto.h"
+#include "relay/prepared.h"
+#include "session/cancel.h"
+#include "session/session.h"
+
+static const char *const state_names[] = {
+	[CLIENT_STARTUP] = "startup", [CLIENT_AUTH] = "auth",
+	[CLIENT_LOGIN_WAIT] = "login_wait", [CLIENT_IDLE] = "idle",
+	[CLIENT_WAITING] = "waiting", [CLIENT_ACTIVE] = "active",
+	[CLIENT_CLOSING] = "closing",
+};
+
+const char *client_state_name(enum client_state s)
+{
+	return state_names[s];
+}
+
+static bool waits(enum client_state st)
+{
+	return st == CLIENT_LOGIN_WAIT || st == CLIENT_WAITING;
+}
+
+/* The deadline a state has, if its timeout is on: the timer fires then
+ * (client_timer_fired), and costs nothing while it is off. */
+static void arm_deadline(struct client *cl)
+{
+	struct worker *w = cl->c.w;
+	const struct cfg *cfg = w->cfg;
+	uint64_t ms = 0, from = w->now_ms;
+	switch (cl->state) {
+	case CLIENT_STARTUP:
+	case CLIENT_AUTH:
+		ms = cfg->client_login_timeout_ms; /* from the accept: both stages share it */
+		from = cl->born_ms;
+		break;
+	case CLIENT_LOGIN_WAIT:
+		ms = WORKER_TICK_MS; /* looks for the shard's parameters, which another
+				      * worker's server may have published */
+		break;
+	case CLIENT_WAITING:
+		ms = cfg->query_wait_timeout_ms;
+		break;
+	case CLIENT_IDLE:
+		ms = cfg->client_idle_timeout_ms;
+		break;
+	case CLIENT_ACTIVE:
+		ms = cfg->idle_transaction_timeout_ms;
+		break;
+	case CLIENT_CLOSING:
+		break;
+	}
+	if (ms)
+		timer_arm(&w->timers, &cl->timer, from + ms);
+	else
+		timer_disarm(&cl->timer);
+}
+
+/* The one place a client's state changes; keeps the pool's waiting list,
+ * the watch for a waiting client's close and the deadline in step. */
+void client_set_state(struct client *cl, enum client_state st)
+{
+	bool was_waiting = waits(cl->state);
+	if (was_waiting && !waits(st)) {
+		pool_cancel_wait(cl->pool, &cl->wait);
+		if (st != CLIENT_CLOSING)
+			conn_cancel_poll(&cl->c); /* closing cancels it anyway */
+	}
+	log_debug("worker %d client %llu: %s -> %s", cl->c.w->id, (unsigned long long)cl->c.id,
+		  state_names[cl->state], state_names[st]);
+	enum client_state old = cl->state;
+	cl->state = st;
+	cl->c.since_ms = cl->c.w->now_ms;
+	if (old != st || st == CLIENT_IDLE)
+		arm_deadline(cl);
+	if (waits(st) && !was_waiting)
+		pool_wait(cl->pool, &cl->wait);
+}
+
+void client_close_now(struct client *cl)
+{
+	if (cl->state == CLIENT_ACTIVE)
+		relay_detach(&cl->rl);
+	if (cl->state != CLIENT_CLOSING)
+		client_set_state(cl, CLIENT_CLOSING);
+	conn_close(&cl->c);
+}
+
+void client_fail(struct client *cl, const char *severity, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (cl->c.closing)
+		return;
+	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
+		  severity, code, msg);
+	bool mid_message = cl->state == CLIENT_ACTIVE && relay_detach(&cl->rl);
+	client_set_state(cl, CLIENT_CLOSING);
+	if (mid_message) {
+		/* an ErrorResponse now would be read as the rest of that message */
+		conn_close(&cl->c);
+		return;
+	}
+	uint8_t buf[CONN_TX_CAP];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	proto_build_error(&wr, severity, code, msg);
+	if (wr.overflow || conn_queue(&cl->c, wr.p, wr.len) != 0) {
+		conn_close(&cl->c);
+		return;
+	}
+	conn_flush_tx(&cl->c); /* or when the send in flight completes */
+}
+
+void client_queue(struct client *cl, const struct proto_writer *wr)
+{
+	if (wr->overflow || conn_queue(&cl->c, wr->p, wr->len) != 0) {
+		client_close_now(cl);
+		return;
+	}
+	conn_flush_tx(&cl->c);
+}
+
+void client_arm(struct client *cl)
+{
+	if (conn_arm_recv(&cl->c) != 0)
+		client_fail(cl, "FATAL", "08P01", "message too large for the connection buffer");
+}
+
+/* ---- requests while idle --------------------------------------------- */
+
+/* The first message of a request: a length within max_packet_size and a
+ * type a frontend may send. Fails the client (08P01, as PostgreSQL) if not. */
+static bool request_header_ok(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	uint8_t type;
+	uint32_t total;
+	if (proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start,
+			(uint32_t)c->w->cfg->max_packet_size, &type, &total) == PROTO_ERR) {
+		client_fail(cl, "FATAL", "08P01", "invalid message length");
+		return false;
+	}
+	if (!proto_frontend_type(type)) {
+		client_fail(cl, "FATAL", "08P01", "invalid frontend message type %d", type);
+		return false;
+	}
+	return true;
+}
+
+/* A client waiting for a server reads nothing; with cancel_on_client_exit
+ * it is watched for closing, and one that leaves is dropped from the queue
+ * with its request, which never ran, instead of holding its place and
+ * running it for nobody once a server is free. */
+static void watch_while_waiting(struct client *cl)
+{
+	if (cl->c.w->cfg->cancel_on_client_exit)
+		conn_arm_poll(&cl->c);
+}
+
+/* Idle: the client sent something; a Terminate ends it, anything else needs
+ * a server. Requests PgCrab answers itself are answered in a loop, however
+ * many the client pipelined, each reply queued behind the last. */
+static void client_request(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	for (;;) {
+		if (c->rx_end - c->rx_start >= 1 && c->rx[c->rx_start] == 'X') {
+			client_close_now(cl);
+			return;
+		}
+		if (c->rx_end - c->rx_start < PROTO_HEADER_LEN) {
+			client_arm(cl);
+			return;
+		}
+		if (c->w->stopping) {
+			client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+			return;
+		}
+		/* a broken header is refused now, not after waiting for a server */
+		if (!request_header_ok(cl))
+			return;
+		/* only when no server is free: with one, the server checks the Parse */
+		if (!prepared_enabled(c->w->cfg) || cl->pool->n_idle > 0)
+			break;
+		uint8_t buf[4096];
+		struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+		int r = prepared_answer_locally(c, &cl->stmts, &wr);
+		if (r == PREP_LOCAL_NO)
+			break;
+		if (r == PREP_LOCAL_BAD) {
+			client_fail(cl, "FATAL", "08P01", "invalid Parse message");
+			return;
+		}
+		if (r != PREP_LOCAL_DONE) {
+			client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
+		client_queue(cl, &wr);
+		if (c->closing)
+			return;
+	}
+	client_set_state(cl, CLIENT_WAITING);
+	pool_acquire(cl->pool, &cl->wait);
+	if (cl->state == CLIENT_WAITING && !c->closing) {
+		conn_rx_shrink(c); /* no server was free: wait without a ring buffer */
+		watch_while_waiting(cl);
+	}
+}
+
+/* Bytes in rx, handled as the client's state wants them. */
+static void handle_bytes(struct client *cl)
+{
+	switch (cl->state) {
+	case CLIENT_STARTUP:
+		login_on_startup(cl);
+		break;
+	case CLIENT_AUTH:
+		login_on_password(cl);
+		break;
+	case CLIENT_IDLE:
+		client_request(cl);
+		break;
+	case CLIENT_ACTIVE:
+		relay_client_recv(&cl->rl);
+		break;
+	case CLIENT_LOGIN_WAIT: /* keeps them until the login completes */
+	case CLIENT_WAITING:    /* keeps them until a server comes */
+	case CLIENT_CLOSING:
+		break;
+	}
+}
+
+void client_next(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	if (c->closing)
+		return;
+	if (c->rx_start == c->rx_end)
+		client_arm(cl);
+	else
+		handle_bytes(cl);
+}
+
+void client_logged_in(struct client *cl)
+{
+	client_set_state(cl, CLIENT_IDLE); /* a LOGIN_WAIT client's watch ends too */
+}
+
+/* ---- the pool and the relay tell the client ---------------------------------- */
+
+static void on_granted(struct pool_waiter *wt, struct server *s)
+{
+	struct client *cl = (struct client *)((char *)wt - offsetof(struct client, wait));
+	if (cl->state == CLIENT_LOGIN_WAIT) {
+		/* the shard's parameters are published now that a server logged in */
+		pool_release(s);
+		login_finish(cl);
+		return;
+	}
+	client_set_state(cl, CLIENT_ACTIVE);
+	relay_attach(&cl->rl, s);
+}
+
+static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const char *why)
+{
+	struct client *cl = (struct client *)((char *)wt - offsetof(struct client, wait));
+	client_fail(cl, "FATAL", sqlstate, "%s", why);
+}
+
+static struct client *client_of_link(struct relay_link *l)
+{
+	return (struct client *)((char *)l - offsetof(struct client, rl));
+}
+
+static void on_settled(struct relay_link *l)
+{
+	struct client *cl = client_of_link(l);
+	if (cl->c.w->cfg->pool_mode == CFG_POOL_SESSION)
+		return; /* the server is the client's until it leaves */
+	client_set_state(cl, CLIENT_IDLE);
+	relay_release(l);
+	if (cl->c.w->stopping) {
+		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		return;
+	}
+	/* a request that arrived whole while the link was ending */
+	if (cl->c.rx_end - cl->c.rx_start >= PROTO_HEADER_LEN && !cl->c.recv_armed)
+		client_request(cl);
+}
+
+static void on_finished(struct relay_link *l)
+{
+	client_close_now(client_of_link(l));
+}
+
+static void on_lost(struct relay_link *l, const char *why, bool cut)
+{
+	struct client *cl = client_of_link(l);
+	if (cut) {
+		log_debug("worker %d client %llu: server lost mid-message (%s): closing without a word",
+			  cl->c.w->id, (unsigned long long)cl->c.id, why);
+		client_close_now(cl);
+		return;
+	}
+	client_fail(cl, "FATAL", "08006", "server connection lost: %s", why);
+}
+
+static void on_link_failed(struct relay_link *l, const char *sqlstate, const char *msg)
+{
+	client_fail(client_of_link(l), "FATAL", sqlstate, "%s", msg);
+}
+
+static const struct relay_link_ops link_ops = {
+	.settled = on_settled,
+	.finished = on_finished,
+	.lost = on_lost,
+	.failed = on_link_failed,
+};
+
+/* ---- the connection's completions ------------------------------------------ */
+
+static void client_on_recv(struct conn *c, int res)
+{
+	struct client *cl = container_of_client(c);
+	c->recv_armed = false;
+	if (c->closing || cl->state == CLIENT_CLOSING)
+		return;
+	if (res <= 0) {
+		client_close_now(cl);
+		return;
+	}
+	c->rx_end += (uint32_t)res;
+	handle_bytes(cl);
+}
+
+static void client_on_sent(struct conn *c, enum send_src src, struct conn *owner, int err)
+{
+	struct client *cl = container_of_client(c);
+	if (err) {
+		/* the client went away, perhaps mid-result: its server is cleaned
+		 * up (what it still runs cancelled), the rest of the result dropped */
+		if (!c->closing)
+			client_close_now(cl);
+		return;
+	}
+	if (c->tx_len > 0) {
+		conn_flush_tx(c);
+		return;
+	}
+	if (cl->state == CLIENT_ACTIVE && !c->closing)
+		relay_client_sent(&cl->rl);
+	if (cl->state == CLIENT_CLOSING && !c->closing)
+		conn_close(c);
+}
+
+static void client_on_poll(struct conn *c, int res)
+{
+	struct client *cl = container_of_client(c);
+	/* res: the poll's events, or -ECANCELED once the wait is over */
+	if (res <= 0 || c->closing)
+		return;
+	if (waits(cl->state)) {
+		log_debug("worker %d client %llu: left while waiting for a server", c->w->id,
+			  (unsigned long long)c->id);
+		client_close_now(cl);
+	}
+}
+
+static void client_on_connect(struct conn *c, int res)
+{
+}
+
+static void client_on_free(struct conn *c)
+{
+	struct client *cl = container_of_client(c);
+	timer_disarm(&cl->timer);
+	list_del(&cl->wait.link);
+	list_del(&cl->link);
+	params_clear(&cl->want);
+	stmt_names_clear(&cl->stmts);
+	free(cl->login);
+	atomic_fetch_sub(&c->w->n_clients, 1);
+	free(cl);
+}
+
+static const struct conn_ops client_ops = {
+	.on_recv = client_on_recv,
+	.on_sent = client_on_sent,
+	.on_connect = client_on_connect,
+	.on_poll = client_on_poll,
+	.on_free = client_on_free,
+};
+
+/* ---- timeouts and shutdown ------------------------------------------------- */
+
+static void client_timer_fired(struct timer *t)
+{
+	struct client *cl = (struct client *)((char *)t - offsetof(struct client, timer));
+	struct worker *w = cl->c.w;
+	const struct cfg *cfg = w->cfg;
+	if (cl->c.closing)
+		return;
+	switch (cl->state) {
+	case CLIENT_STARTUP:
+	case CLIENT_AUTH:
+		client_fail(cl, "FATAL", "08P01", "client_login_timeout: login took too long");
+		break;
+	case CLIENT_LOGIN_WAIT:
+		if (atomic_load(&cl->pool->shard->params)) {
+			/* another worker's server logged in first */
+			login_finish(cl);
+			break;
+		}
+		if (cfg->query_wait_timeout_ms && w->now_ms - cl->c.since_ms >= cfg->query_wait_timeout_ms)
+			client_fail(cl, "FATAL", "08006",
+				    "query_wait_timeout: no server connection for shard \"%s\" within %llu ms",
+				    cl->pool->shard->cfg->name,
+				    (unsigned long long)cfg->query_wait_timeout_ms);
+		else
+			timer_arm(&w->timers, &cl->timer, w->now_ms + WORKER_TICK_MS);
+		break;
+	case CLIENT_WAITING:
+		client_fail(cl, "FATAL", "08006",
+			    "query_wait_timeout: no server connection for shard \"%s\" within %llu ms",
+			    cl->pool->shard->cfg->name, (unsigned long long)cfg->query_wait_timeout_ms);
+		break;
+	case CLIENT_IDLE:
+		client_fail(cl, "FATAL", "57P05", "terminating connection due to client_idle_timeout");
+		break;
+	case CLIENT_ACTIVE: {
+		/* idle in transaction: nothing owed, nothing moving for that long;
+		 * activity moves the deadline, looked at only when it comes */
+		uint64_t limit = cfg->idle_transaction_timeout_ms;
+		if (!limit)
+			break;
+		uint64_t quiet = w->now_ms - cl->c.io_ms;
+		if (quiet >= limit && relay_idle_in_transaction(&cl->rl))
+			client_fail(cl, "FATAL", "25P03",
+				    "terminating connection due to idle_transaction_timeout");
+		else
+			timer_arm(&w->timers, &cl->timer,
+				  (quiet >= limit ? w->now_ms : cl->c.io_ms) + limit);
+		break;
+	}
+	case CLIENT_CLOSING:
+		break;
+	}
+}
+
+void client_shutdown(struct client *cl, bool cut)
+{
+	if (cl->c.closing)
+		return;
+	if (cut || cl->state == CLIENT_STARTUP || cl->state == CLIENT_AUTH
+	    || cl->state == CLIENT_IDLE)
+		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+}
+
+void client_accept(struct session_worker *sw, int fd)
+{
+	struct worker *w = sw->w;
+	struct client *cl = calloc(1, sizeof(*cl));
+	if (!cl) {
+		close(fd);
+		atomic_fetch_sub(&w->n_clients, 1);
+		return;
+	}
+	conn_init(&cl->c, &client_ops, w, fd);
+	cl->sw = sw;
+	cl->state = CLIENT_STARTUP;
+	cl->born_ms = w->now_ms;
+	cl->wait.granted = on_granted;
+	cl->wait.failed = on_wait_failed;
+	list_init(&cl->wait.link);
+	relay_link_init(&cl->rl, &cl->c, &link_ops, &cl->want, &cl->stmts);
+	timer_init(&cl->timer, client_timer_fired);
+	list_add_tail(&sw->clients, &cl->link);
+	arm_deadline(cl);
+	if (w->stopping) {
+		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		return;
+	}
+	if (conn_arm_recv(&cl->c) != 0)
+		client_close_now(cl);
+}

@@ -1,0 +1,92 @@
+/* The client connection state machine. Only client_set_state() changes a
+ * client's state. A client logs in (session/login.c), waits for a server
+ * from its pool, and is linked to it through the relay while a transaction
+ * (transaction mode) or its whole session (session mode) lasts. */
+#ifndef PGCRAB_CLIENT_H
+#define PGCRAB_CLIENT_H
+
+#include <stdint.h>
+
+#include "core/conn.h"
+#include "core/list.h"
+#include "core/timer.h"
+#include "pool/params.h"
+#include "pool/pool.h"
+#include "pool/stmt.h"
+#include "proto/proto.h"
+#include "relay/relay.h"
+
+enum client_state {
+	CLIENT_STARTUP,    /* reading the startup packet; not on a list */
+	CLIENT_AUTH,       /* password requested; not on a list */
+	CLIENT_LOGIN_WAIT, /* authenticated, waiting on its pool until the
+			      shard's ParameterStatus values are known */
+	CLIENT_IDLE,       /* logged in, holds no server */
+	CLIENT_WAITING,    /* has a request, waiting on its pool */
+	CLIENT_ACTIVE,     /* linked to a server through the relay */
+	CLIENT_CLOSING,    /* flushing a last message, then closed */
+};
+
+/* What a client said at startup that only authentication needs. */
+struct client_login {
+	char user[64];
+	char missing_db[64]; /* dbname that names no shard, for the error after auth */
+};
+
+struct session_worker;
+
+struct client {
+	struct conn c;    /* first: a client is a conn */
+	enum client_state state;
+	struct session_worker *sw;
+	struct list link; /* sw->clients */
+	struct pool_waiter wait; /* on the pool while LOGIN_WAIT/WAITING */
+	struct pool *pool;
+	struct relay_link rl;    /* to its server(s) while ACTIVE */
+	struct timer timer;      /* the deadline of its state, if any */
+	uint64_t born_ms;        /* accepted: client_login_timeout counts from here */
+	int32_t key_pid, key_secret;
+	struct client_login *login; /* between startup and authentication only */
+	struct param_set want;   /* session parameters this client expects */
+	struct stmt_names stmts; /* its named prepared statements */
+};
+
+static inline struct client *container_of_client(struct conn *c)
+{
+	return (struct client *)c;
+}
+
+const char *client_state_name(enum client_state s);
+void client_set_state(struct client *cl, enum client_state st);
+
+/* A freshly accepted socket handed to this worker. */
+void client_accept(struct session_worker *sw, int fd);
+
+/* Sends "severity code message" and closes the client (without a word when
+ * a server message is part way to it). */
+void client_fail(struct client *cl, const char *severity, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void client_close_now(struct client *cl);
+/* Queues the writer's bytes to the client and sends; closes it if they do
+ * not fit. */
+void client_queue(struct client *cl, const struct proto_writer *wr);
+/* Reads on, or fails the client if its buffer is full. */
+void client_arm(struct client *cl);
+
+/* Logged in: idle until its next request (session/login.c calls this). */
+void client_logged_in(struct client *cl);
+/* The client's rx holds bytes in a state that handles them (login steps,
+ * a request while idle): handle them now, else read on. */
+void client_next(struct client *cl);
+
+/* Shutdown: called on every client once when it begins, and again each
+ * tick until shutdown_timeout, then with cut set. */
+void client_shutdown(struct client *cl, bool cut);
+
+/* session/login.c */
+void login_on_startup(struct client *cl);
+void login_on_password(struct client *cl);
+/* A server granted to a LOGIN_WAIT client: the shard's parameters are known. */
+void login_finish(struct client *cl);
+
+#endif

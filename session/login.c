@@ -1,0 +1,186 @@
+/* A client's login: the startup packet (SSLRequest and GSSENCRequest get
+ * 'N', a CancelRequest is routed), a cleartext password, then
+ * AuthenticationOk with the shard's ParameterStatus values, BackendKeyData
+ * and ReadyForQuery. Bytes the client sent ahead are handled at once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "proto/proto.h"
+#include "session/cancel.h"
+#include "session/client.h"
+#include "session/session.h"
+
+static struct pool *find_pool(struct client *cl, const char *name)
+{
+	struct pool_worker *pw = &cl->sw->pools;
+	for (int i = 0; i < pw->n_shards; i++)
+		if (strcmp(pw->shards[i].cfg->name, name) == 0)
+			return &pw->pools[i];
+	return NULL;
+}
+
+void login_on_startup(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	struct proto_startup st;
+	const char *why;
+	enum proto_result r = proto_parse_startup(c->rx + c->rx_start, c->rx_end - c->rx_start, &st, &why);
+	if (r == PROTO_AGAIN) {
+		client_arm(cl);
+		return;
+	}
+	if (r == PROTO_ERR) {
+		client_fail(cl, "FATAL", proto_startup_sqlstate(why), "%s", why);
+		return;
+	}
+	c->rx_start += st.total;
+	c->scan_pos = c->rx_start;
+
+	uint8_t buf[CONN_TX_CAP];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	switch (st.kind) {
+	case PROTO_STARTUP_SSL:
+	case PROTO_STARTUP_GSSENC:
+		proto_put_u8(&wr, 'N');
+		client_queue(cl, &wr);
+		client_next(cl);
+		return;
+	case PROTO_STARTUP_CANCEL:
+		cancel_route(cl->sw, st.cancel_pid, st.cancel_key);
+		client_close_now(cl);
+		return;
+	case PROTO_STARTUP_V3:
+		break;
+	}
+
+	/* 3.x with a newer minor or _pq_ options: say what we speak (as PostgreSQL does) */
+	const char *unknown[PROTO_MAX_STARTUP_PARAMS];
+	int n_unknown = 0;
+	for (int i = 0; i < st.n_params; i++)
+		if (strncmp(st.names[i], "_pq_.", 5) == 0)
+			unknown[n_unknown++] = st.names[i];
+	if (st.minor > 0 || n_unknown > 0)
+		proto_build_negotiate_version(&wr, 0, n_unknown, unknown);
+
+	cl->login = calloc(1, sizeof(*cl->login));
+	if (!cl->login) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
+	snprintf(cl->login->user, sizeof(cl->login->user), "%s", st.user);
+	for (int i = 0; i < st.n_params; i++) {
+		int id = params_index(st.names[i]);
+		if (id >= 0 && params_set(&cl->want, id, st.values[i]) != 0) {
+			client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
+	}
+	cl->pool = find_pool(cl, st.database);
+	if (!cl->pool)
+		snprintf(cl->login->missing_db, sizeof(cl->login->missing_db), "%s", st.database);
+	proto_build_auth(&wr, PROTO_AUTH_CLEARTEXT, NULL, 0);
+	client_set_state(cl, CLIENT_AUTH);
+	client_queue(cl, &wr);
+	client_next(cl);
+}
+
+/* AuthenticationOk, the shard's ParameterStatus values (the client's own
+ * where it asked for them), BackendKeyData and ReadyForQuery. Sized from
+ * the shard's values: however many a server reports, they fit. */
+void login_finish(struct client *cl)
+{
+	const struct param_blob *params = atomic_load(&cl->pool->shard->params);
+	size_t cap = params->len + CONN_TX_CAP;
+	for (int i = 0; i < PARAM_COUNT; i++)
+		if (cl->want.v[i])
+			cap += strlen(params_name(i)) + strlen(cl->want.v[i]) + 8;
+	uint8_t *buf = malloc(cap);
+	if (!buf) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
+	struct proto_writer wr = proto_writer_init(buf, cap);
+	proto_build_auth(&wr, PROTO_AUTH_OK, NULL, 0);
+	struct proto_reader rd = proto_reader_init(params->data, params->len);
+	while (rd.left >= PROTO_HEADER_LEN) {
+		const uint8_t *msg = rd.p;
+		proto_get_u8(&rd);
+		uint32_t len = (uint32_t)proto_get_i32(&rd);
+		struct proto_reader body = proto_reader_init(rd.p, len - 4);
+		proto_get_bytes(&rd, len - 4);
+		const char *name = proto_get_cstr(&body);
+		int id = name ? params_index(name) : -1;
+		if (id >= 0 && cl->want.v[id])
+			proto_build_parameter_status(&wr, name, cl->want.v[id]);
+		else
+			proto_put_bytes(&wr, msg, len + 1);
+	}
+	proto_build_backend_key(&wr, cl->key_pid, cl->key_secret);
+	proto_build_ready(&wr, 'I');
+	client_logged_in(cl);
+	client_queue(cl, &wr);
+	free(buf);
+	client_next(cl);
+}
+
+void login_on_password(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	const struct cfg *cfg = c->w->cfg;
+	uint8_t type;
+	uint32_t total;
+	enum proto_result r = proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start, 1024, &type,
+					  &total);
+	if (r == PROTO_OK && c->rx_end - c->rx_start < total)
+		r = PROTO_AGAIN;
+	if (r == PROTO_AGAIN) {
+		client_arm(cl);
+		return;
+	}
+	if (r == PROTO_ERR || type != 'p') {
+		client_fail(cl, "FATAL", "08P01", "expected password response");
+		return;
+	}
+	struct proto_reader rd = proto_reader_init(c->rx + c->rx_start + 5, total - 5);
+	const char *password = proto_get_cstr(&rd);
+	c->rx_start += total;
+	c->scan_pos = c->rx_start;
+	if (!password || rd.left != 0) {
+		client_fail(cl, "FATAL", "08P01", "invalid password packet");
+		return;
+	}
+	const struct cfg_user *user = cfg_find_user(cfg, cl->login->user);
+	/* same answer for an unknown user and a wrong password, as PostgreSQL */
+	if (!auth_secret_equal(password, user ? user->password : "\x01 no such user") || !user) {
+		log_info("worker %d client %llu: password authentication failed for user \"%s\"",
+			 c->w->id, (unsigned long long)c->id, cl->login->user);
+		client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
+			    cl->login->user);
+		return;
+	}
+	if (!cl->pool) {
+		client_fail(cl, "FATAL", "3D000", "database \"%s\" does not exist",
+			    cl->login->missing_db);
+		return;
+	}
+	free(cl->login);
+	cl->login = NULL;
+	cl->key_pid = cancel_new_pid(cl->sw);
+	if (cancel_new_secret(cl->sw, &cl->key_secret) != 0) {
+		/* a guessable key would let anyone cancel this client's queries */
+		client_fail(cl, "FATAL", "53200", "cannot draw a random cancel key");
+		return;
+	}
+	if (atomic_load(&cl->pool->shard->params)) {
+		login_finish(cl);
+		return;
+	}
+	client_set_state(cl, CLIENT_LOGIN_WAIT); /* until a server tells us */
+	pool_acquire(cl->pool, &cl->wait);
+	if (cl->state == CLIENT_LOGIN_WAIT && !c->closing && cfg->cancel_on_client_exit)
+		conn_arm_poll(c);
+}

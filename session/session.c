@@ -1,0 +1,153 @@
+/* The session layer in the runtime: what each worker does with accepted
+ * sockets, messages, ticks and shutdown, and how the runtime is built. */
+#include "session/session.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/net.h"
+#include "session/cancel.h"
+#include "session/client.h"
+
+static void on_start(struct worker *w)
+{
+	pool_worker_start(&session_worker_of(w)->pools);
+}
+
+static void on_new_conn(struct worker *w, int fd)
+{
+	client_accept(session_worker_of(w), fd);
+}
+
+static void on_msg(struct worker *w, unsigned kind, void *ptr, int res)
+{
+	struct session_worker *sw = session_worker_of(w);
+	if (kind == SESSION_MSG_CANCEL)
+		cancel_deliver(sw, (int32_t)(uint32_t)(uintptr_t)ptr, res);
+	else
+		pool_worker_on_msg(&sw->pools, kind, ptr, res);
+}
+
+static void on_msg_done(struct worker *w, unsigned kind, void *ptr, int res)
+{
+	pool_worker_on_msg_done(&session_worker_of(w)->pools, kind, ptr, res);
+}
+
+static void each_client_shutdown(struct session_worker *sw, bool cut)
+{
+	for (struct list *n = sw->clients.next, *next; n != &sw->clients; n = next) {
+		next = n->next;
+		client_shutdown(list_entry(n, struct client, link), cut);
+	}
+}
+
+/* Shutdown: clients between transactions go at once, the others when
+ * their transaction ends or at shutdown_timeout; then the servers. */
+static void shutdown_tick(struct session_worker *sw)
+{
+	struct worker *w = sw->w;
+	each_client_shutdown(sw, w->now_ms >= w->stop_deadline_ms);
+	if (list_empty(&sw->clients)) {
+		pool_worker_close_all(&sw->pools);
+		worker_finish(w);
+	}
+}
+
+static void on_tick(struct worker *w)
+{
+	struct session_worker *sw = session_worker_of(w);
+	pool_worker_tick(&sw->pools);
+	if (w->stopping)
+		shutdown_tick(sw);
+}
+
+static void after_batch(struct worker *w)
+{
+	pool_worker_after_batch(&session_worker_of(w)->pools);
+}
+
+static void on_stop(struct worker *w)
+{
+	shutdown_tick(session_worker_of(w));
+}
+
+const struct worker_hooks session_hooks = {
+	.on_start = on_start,
+	.on_new_conn = on_new_conn,
+	.on_msg = on_msg,
+	.on_msg_done = on_msg_done,
+	.on_tick = on_tick,
+	.after_batch = after_batch,
+	.on_stop = on_stop,
+};
+
+int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n_workers, char *err,
+		  size_t errlen)
+{
+	memset(ss, 0, sizeof(*ss));
+	ss->cfg = cfg_ref(cfg);
+	ss->n_shards = cfg->n_shards;
+	ss->shards = calloc((size_t)cfg->n_shards + 1, sizeof(*ss->shards));
+	ss->workers = calloc((size_t)n_workers, sizeof(*ss->workers));
+	rt->workers = calloc((size_t)n_workers, sizeof(*rt->workers));
+	rt->n_workers = n_workers;
+	rt->cfg = cfg_ref(cfg);
+	rt->owner = ss;
+	if (!ss->shards || !ss->workers || !rt->workers) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < cfg->n_shards; i++) {
+		struct shard *sh = &ss->shards[i];
+		char why[256];
+		sh->index = i;
+		sh->cfg = &cfg->shards[i];
+		if (net_resolve(sh->cfg->host, sh->cfg->port, false, &sh->addr, &sh->addrlen, why,
+				sizeof(why)) != 0) {
+			snprintf(err, errlen, "shard %s: %s", sh->cfg->name, why);
+			return -1;
+		}
+	}
+	for (int i = 0; i < n_workers; i++) {
+		struct worker *w = &rt->workers[i];
+		struct session_worker *sw = &ss->workers[i];
+		w->id = i;
+		w->rt = rt;
+		w->hooks = &session_hooks;
+		w->owner = sw;
+		w->cfg = cfg_ref(cfg);
+		sw->w = w;
+		list_init(&sw->clients);
+		if (getentropy(&sw->next_pid, sizeof(sw->next_pid)) != 0)
+			sw->next_pid = (uint32_t)getpid() * 7919u + (uint32_t)i;
+		if (pool_worker_init(&sw->pools, w, ss->shards, ss->n_shards, n_workers) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void session_free(struct runtime *rt, struct session *ss)
+{
+	for (int i = 0; ss->workers && i < rt->n_workers; i++) {
+		pool_worker_free(&ss->workers[i].pools);
+		if (rt->workers)
+			cfg_unref(rt->workers[i].cfg); /* NULL once the worker ran */
+	}
+	for (int i = 0; i < ss->n_shards; i++)
+		free(atomic_load(&ss->shards[i].params));
+	free(ss->shards);
+	free(ss->workers);
+	free(rt->workers);
+	cfg_unref(rt->cfg);
+	cfg_unref(ss->cfg);
+	memset(ss, 0, sizeof(*ss));
+	rt->workers = NULL;
+	rt->cfg = NULL;
+}

@@ -1,0 +1,52 @@
+/* The session layer's state and its place in the runtime: the shards
+ * (shared by all workers), and per worker its clients, its pools and its
+ * cancel keys. It registers the workers' hooks: accepted sockets become
+ * clients, messages between workers reach the pools and cancel routing,
+ * the tick runs pool upkeep and shutdown. */
+#ifndef PGCRAB_SESSION_H
+#define PGCRAB_SESSION_H
+
+#include <stdint.h>
+
+#include "config/cfg.h"
+#include "core/list.h"
+#include "core/worker.h"
+#include "pool/pool.h"
+#include "pool/shard.h"
+
+enum {
+	SESSION_MSG_CANCEL = POOL_MSG_END, /* ptr: a client pid; res: its secret key */
+};
+
+struct session_worker {
+	struct pool_worker pools;
+	struct worker *w;
+	struct list clients;
+	uint32_t next_pid;       /* BackendKeyData pids: (counter << 8) | worker id */
+	int32_t secrets[256];    /* random BackendKeyData secrets, used from the end */
+	int secrets_left;
+};
+
+/* Shared by every worker (the runtime's owner). */
+struct session {
+	struct cfg *cfg;          /* the snapshot the shards were built from */
+	struct shard *shards;
+	int n_shards;
+	struct session_worker *workers;
+};
+
+static inline struct session_worker *session_worker_of(struct worker *w)
+{
+	return w->owner;
+}
+
+/* Builds rt for n_workers workers over cfg's shards (addresses resolved
+ * now, so no worker ever blocks in the resolver). The runtime holds a
+ * reference to cfg per worker and one for the shards. -1 with err. */
+int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n_workers, char *err,
+		  size_t errlen);
+void session_free(struct runtime *rt, struct session *ss);
+
+extern const struct worker_hooks session_hooks;
+
+#endif
