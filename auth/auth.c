@@ -39,14 +39,13 @@ static int md5_two(const void *a, size_t alen, const void *b, size_t blen, uint8
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned int olen = 0;
 	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1
-		 && EVP_DigestUpdate(ctx, a, alen) == 1 && EVP_DigestUpdate(ctx, b, blen) == 1
-		 && EVP_DigestFinal_ex(ctx, out, &olen) == 1 && olen == 16;
+		&& EVP_DigestUpdate(ctx, a, alen) == 1 && EVP_DigestUpdate(ctx, b, blen) == 1
+		&& EVP_DigestFinal_ex(ctx, out, &olen) == 1 && olen == 16;
 	EVP_MD_CTX_free(ctx);
 	return ok ? 0 : -1;
 }
 
-void auth_md5_response(const char *user, const char *password, const uint8_t salt[4],
-		       char out[36])
+void auth_md5_response(const char *user, const char *password, const uint8_t salt[4], char out[36])
 {
 	uint8_t digest[16];
 	char inner[32];
@@ -76,7 +75,7 @@ static bool scram_printable(char c)
 static bool b64_char(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-	       || c == '+' || c == '/';
+		|| c == '+' || c == '/';
 }
 
 /* Strict base64: non-empty, a multiple of 4 long, alphabet only, '=' only as
@@ -147,8 +146,8 @@ static bool am_append(struct auth_scram_client *s, const char *p, size_t n)
 
 /* ---- SCRAM-SHA-256 client -------------------------------------------- */
 
-int auth_scram_client_init_user(struct auth_scram_client *s, const char *user,
-				const char *password, const char *nonce)
+int auth_scram_client_init_user(struct auth_scram_client *s, const char *user, const char *password,
+				const char *nonce)
 {
 	memset(s, 0, sizeof(*s));
 	s->state = AUTH_SCRAM_FAILED;
@@ -326,7 +325,7 @@ int auth_scram_client_final(struct auth_scram_client *s, const char *server_firs
 	if (hmac256(s->salted_password, SHA256_LEN, "Client Key", 10, client_key) != 0
 	    || sha256(client_key, SHA256_LEN, stored_key) != 0
 	    || hmac256(stored_key, SHA256_LEN, s->auth_message, s->auth_message_len, signature)
-		       != 0)
+		    != 0)
 		goto out;
 	for (size_t i = 0; i < SHA256_LEN; i++)
 		proof[i] = client_key[i] ^ signature[i];
@@ -369,8 +368,7 @@ int auth_scram_client_verify(struct auth_scram_client *s, const char *server_fin
 
 	/* ServerSignature = HMAC(HMAC(SaltedPassword, "Server Key"), AuthMessage) */
 	if (hmac256(s->salted_password, SHA256_LEN, "Server Key", 10, server_key) != 0
-	    || hmac256(server_key, SHA256_LEN, s->auth_message, s->auth_message_len, expected)
-		       != 0)
+	    || hmac256(server_key, SHA256_LEN, s->auth_message, s->auth_message_len, expected) != 0)
 		goto out;
 	if (CRYPTO_memcmp(got, expected, SHA256_LEN) == 0)
 		rc = 0;

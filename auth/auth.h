@@ -10,8 +10,7 @@
 
 /* PostgreSQL's md5 password: "md5" + hex(md5(hex(md5(password + user)) + salt)).
  * out receives 35 characters and a NUL. */
-void auth_md5_response(const char *user, const char *password, const uint8_t salt[4],
-		       char out[36]);
+void auth_md5_response(const char *user, const char *password, const uint8_t salt[4], char out[36]);
 
 #define AUTH_SCRAM_NONCE_LEN 24   /* raw bytes before base64 */
 #define AUTH_SCRAM_MAX_MSG   1024 /* longest SCRAM message PgCrab builds or accepts */
@@ -22,17 +21,17 @@ void auth_md5_response(const char *user, const char *password, const uint8_t sal
 #endif
 
 enum auth_scram_state {
-	AUTH_SCRAM_INIT,          /* nothing sent yet */
-	AUTH_SCRAM_SENT_FIRST,    /* client-first sent, waiting for server-first */
-	AUTH_SCRAM_SENT_FINAL,    /* client-final sent, waiting for server-final */
-	AUTH_SCRAM_DONE,          /* server signature verified */
+	AUTH_SCRAM_INIT,       /* nothing sent yet */
+	AUTH_SCRAM_SENT_FIRST, /* client-first sent, waiting for server-first */
+	AUTH_SCRAM_SENT_FINAL, /* client-final sent, waiting for server-final */
+	AUTH_SCRAM_DONE,       /* server signature verified */
 	AUTH_SCRAM_FAILED,
 };
 
 struct auth_scram_client {
 	enum auth_scram_state state;
 	char password[256];
-	char client_nonce[64];          /* base64 text */
+	char client_nonce[64]; /* base64 text */
 	char client_first_bare[128];
 	uint8_t salted_password[32];
 	char auth_message[3 * AUTH_SCRAM_MAX_MSG];
@@ -45,15 +44,14 @@ struct auth_scram_client {
  * The password is used as-is: no SASLprep (see auth.c).
  * In all functions below, -1 ends the exchange: the state becomes
  * AUTH_SCRAM_FAILED and the secrets in s are wiped. */
-int auth_scram_client_init(struct auth_scram_client *s, const char *password,
-			   const char *nonce) __attribute__((warn_unused_result));
+int auth_scram_client_init(struct auth_scram_client *s, const char *password, const char *nonce)
+	__attribute__((warn_unused_result));
 
 /* Same, but sends user as the SCRAM name ("n=user,r=...", with ',' and '='
  * escaped). Only for tests against RFC vectors: PostgreSQL ignores the name,
  * and PgCrab sends an empty one like libpq. */
-int auth_scram_client_init_user(struct auth_scram_client *s, const char *user,
-				const char *password, const char *nonce)
-	__attribute__((warn_unused_result));
+int auth_scram_client_init_user(struct auth_scram_client *s, const char *user, const char *password,
+				const char *nonce) __attribute__((warn_unused_result));
 
 /* Writes client-first-message ("n,,n=,r=<nonce>") into out, NUL-terminated;
  * returns its length or -1 if cap is too small. Body of SASLInitialResponse. */
@@ -66,13 +64,13 @@ int auth_scram_client_first(struct auth_scram_client *s, char *out, size_t cap)
  * Returns its length,
  * or -1 on a malformed, oversized or non-extending nonce, bad salt or
  * iteration count, or small cap. */
-int auth_scram_client_final(struct auth_scram_client *s, const char *server_first,
-			    size_t len, char *out, size_t cap) __attribute__((warn_unused_result));
+int auth_scram_client_final(struct auth_scram_client *s, const char *server_first, size_t len,
+			    char *out, size_t cap) __attribute__((warn_unused_result));
 
 /* Checks server-final-message (AuthenticationSASLFinal data): 0 if the
  * server signature matches, -1 otherwise (including "e=" errors). */
-int auth_scram_client_verify(struct auth_scram_client *s, const char *server_final,
-			     size_t len) __attribute__((warn_unused_result));
+int auth_scram_client_verify(struct auth_scram_client *s, const char *server_final, size_t len)
+	__attribute__((warn_unused_result));
 
 /* Comparison of two NUL-terminated secrets whose time depends only on their
  * lengths, never on where they differ. NULL equals nothing. */

@@ -49,11 +49,11 @@ struct key_def {
 	const char *key;
 	enum key_type type;
 	size_t off;
-	size_t count_off;          /* T_LIST only */
-	const char *def;           /* default as text; NULL = none (see flags) */
-	int min, max;              /* T_INT */
-	uint64_t max_ms;           /* T_DURATION */
-	const char *const *names;  /* T_ENUM, NULL-terminated, index = value */
+	size_t count_off;         /* T_LIST only */
+	const char *def;          /* default as text; NULL = none (see flags) */
+	int min, max;             /* T_INT */
+	uint64_t max_ms;          /* T_DURATION */
+	const char *const *names; /* T_ENUM, NULL-terminated, index = value */
 	validator_fn check;
 	unsigned flags;
 };
@@ -74,7 +74,7 @@ static const char *const cpu_affinity_names[] = { "off", "workers", NULL };
 /* Timeouts longer than this are surely a typo, and keeping them small means
  * `now + timeout` can never overflow anywhere downstream. */
 #define MAX_DURATION_MS (100ull * 365 * 24 * 3600 * 1000) /* 100 years */
-#define MAX_POOL_SIZE 100000
+#define MAX_POOL_SIZE   100000
 
 static int not_empty(const char *text, char *why, size_t whylen)
 {
@@ -95,16 +95,17 @@ static int auth_type_supported(const char *text, char *why, size_t whylen)
 	return 0;
 }
 
-#define PG(field) SECT_PGCRAB, #field
+#define PG(field)     SECT_PGCRAB, #field
 #define PG_OFF(field) offsetof(struct cfg, field)
-#define SH(field) SECT_SHARD, #field
+#define SH(field)     SECT_SHARD, #field
 #define SH_OFF(field) offsetof(struct cfg_shard, field)
 
 static const struct key_def keys[] = {
 	{ PG(host), T_STRING, PG_OFF(host), .def = "127.0.0.1", .check = not_empty },
 	{ PG(port), T_INT, PG_OFF(port), .def = "6432", .min = 1, .max = 65535 },
 	{ PG(workers), T_INT, PG_OFF(workers), .def = "0", .min = 0, .max = 256 },
-	{ PG(pool_mode), T_ENUM, PG_OFF(pool_mode), .def = "transaction", .names = pool_mode_names },
+	{ PG(pool_mode), T_ENUM, PG_OFF(pool_mode), .def = "transaction",
+	  .names = pool_mode_names },
 	{ PG(auth_type), T_ENUM, PG_OFF(auth_type), .def = "plain", .names = auth_type_names,
 	  .check = auth_type_supported },
 	{ PG(max_client_conn), T_INT, PG_OFF(max_client_conn), .def = "10000", .min = 1,
@@ -123,8 +124,8 @@ static const struct key_def keys[] = {
 	  .max_ms = MAX_DURATION_MS },
 	{ PG(client_idle_timeout), T_DURATION, PG_OFF(client_idle_timeout_ms), .def = "0",
 	  .max_ms = MAX_DURATION_MS },
-	{ PG(idle_transaction_timeout), T_DURATION, PG_OFF(idle_transaction_timeout_ms),
-	  .def = "0", .max_ms = MAX_DURATION_MS },
+	{ PG(idle_transaction_timeout), T_DURATION, PG_OFF(idle_transaction_timeout_ms), .def = "0",
+	  .max_ms = MAX_DURATION_MS },
 	{ PG(server_idle_timeout), T_DURATION, PG_OFF(server_idle_timeout_ms), .def = "60s",
 	  .max_ms = MAX_DURATION_MS },
 	{ PG(server_lifetime), T_DURATION, PG_OFF(server_lifetime_ms), .def = "3600s",
@@ -136,7 +137,8 @@ static const struct key_def keys[] = {
 	{ PG(cancel_on_client_exit), T_BOOL, PG_OFF(cancel_on_client_exit), .def = "on" },
 	{ PG(server_reset_query), T_STRING, PG_OFF(server_reset_query), .def = "DISCARD ALL" },
 	{ PG(log_level), T_ENUM, PG_OFF(log_level), .def = "info", .names = log_level_names },
-	{ PG(cpu_affinity), T_ENUM, PG_OFF(cpu_affinity), .def = "off", .names = cpu_affinity_names },
+	{ PG(cpu_affinity), T_ENUM, PG_OFF(cpu_affinity), .def = "off",
+	  .names = cpu_affinity_names },
 
 	{ SH(host), T_STRING, SH_OFF(host), .def = "127.0.0.1", .check = not_empty },
 	{ SH(port), T_INT, SH_OFF(port), .def = "5432", .min = 1, .max = 65535 },
@@ -179,7 +181,7 @@ struct parse {
 	enum sect_kind kind; /* the section we are in */
 	int idx;             /* its index in cfg->shards / cfg->users */
 	struct sect_meta *meta;
-	char *sect_label;    /* "shard.a", for messages */
+	char *sect_label; /* "shard.a", for messages */
 
 	struct sect_meta pgcrab_meta;
 	struct sect_meta *shard_meta, *user_meta; /* parallel to cfg->shards / users */
@@ -192,8 +194,8 @@ struct parse {
 
 /* Records an error unless one on an earlier line is already recorded, so the
  * message a user sees is always the first problem in the file. */
-__attribute__((format(printf, 3, 4))) static void fail(struct parse *p, int line,
-							const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void fail(struct parse *p, int line, const char *fmt,
+						       ...)
 {
 	if (p->failed && line >= p->err_line)
 		return;
@@ -537,8 +539,9 @@ static void open_named(struct parse *p, enum sect_kind kind, const char *name)
 		const char *other = kind == SECT_SHARD ? p->cfg->shards[i].name
 						       : p->cfg->users[i].name;
 		if (strcmp(other, name) == 0) {
-			fail(p, p->lineno, "%s:%d: [%s.%s]: duplicate section, first defined at line %d",
-			     p->path, p->lineno, what, name, (*meta)[i].header_line);
+			fail(p, p->lineno,
+			     "%s:%d: [%s.%s]: duplicate section, first defined at line %d", p->path,
+			     p->lineno, what, name, (*meta)[i].header_line);
 			return;
 		}
 	}
@@ -579,8 +582,9 @@ static void open_section(struct parse *p, const char *label)
 	}
 	if (strcasecmp(label, "pgcrab") == 0) {
 		if (p->pgcrab_meta.header_line) {
-			fail(p, p->lineno, "%s:%d: [%s]: duplicate section, first defined at line %d",
-			     p->path, p->lineno, label, p->pgcrab_meta.header_line);
+			fail(p, p->lineno,
+			     "%s:%d: [%s]: duplicate section, first defined at line %d", p->path,
+			     p->lineno, label, p->pgcrab_meta.header_line);
 			return;
 		}
 		p->pgcrab_meta.header_line = p->lineno;
@@ -590,8 +594,8 @@ static void open_section(struct parse *p, const char *label)
 		open_named(p, SECT_SHARD, label + 6);
 	} else if (strncasecmp(label, "user.", 5) == 0) {
 		open_named(p, SECT_USER, label + 5);
-	} else if (strncasecmp(label, "database.", 9) == 0 ||
-		   strncasecmp(label, "sharded_table.", 14) == 0) {
+	} else if (strncasecmp(label, "database.", 9) == 0
+		   || strncasecmp(label, "sharded_table.", 14) == 0) {
 		fail(p, p->lineno, "%s:%d: [%s]: sharding sections are not supported yet", p->path,
 		     p->lineno, label);
 	} else {
@@ -739,8 +743,8 @@ static void check_sections(struct parse *p)
 		const struct cfg_shard *s = &p->cfg->shards[i];
 		const struct sect_meta *m = &p->shard_meta[i];
 		if (!m->key_line[ki_user])
-			fail(p, m->header_line, "%s:%d: [shard.%s] user: missing (required)", p->path,
-			     m->header_line, s->name);
+			fail(p, m->header_line, "%s:%d: [shard.%s] user: missing (required)",
+			     p->path, m->header_line, s->name);
 		if (s->min_connections > s->max_connections) {
 			int line = m->key_line[ki_min] ? m->key_line[ki_min] : m->key_line[ki_max];
 			fail(p, line,
@@ -764,10 +768,11 @@ static int apply_overrides(struct cfg *cfg, const struct cfg_overrides *ov, char
 		const char *key;
 		size_t val, src;
 	} map[] = {
-#define OV(f, key) { key, offsetof(struct cfg_overrides, f), offsetof(struct cfg_overrides, f##_src) }
-		OV(host, "host"),         OV(port, "port"),           OV(workers, "workers"),
-		OV(pool_mode, "pool_mode"), OV(log_level, "log_level"),
-		OV(cpu_affinity, "cpu_affinity"),
+#define OV(f, key) \
+	{ key, offsetof(struct cfg_overrides, f), offsetof(struct cfg_overrides, f##_src) }
+		OV(host, "host"),           OV(port, "port"),
+		OV(workers, "workers"),     OV(pool_mode, "pool_mode"),
+		OV(log_level, "log_level"), OV(cpu_affinity, "cpu_affinity"),
 #undef OV
 	};
 	for (size_t i = 0; i < ARRAY_LEN(map); i++) {
@@ -787,8 +792,8 @@ static int apply_overrides(struct cfg *cfg, const struct cfg_overrides *ov, char
 
 /* Parses fp (named path in messages) and validates; owns and closes fp,
  * even on failure. fp may be NULL when opening failed: errno says why. */
-static int load_stream(FILE *fp, const char *path, const struct cfg_overrides *ov,
-		       struct cfg **out, char *err, size_t errlen)
+static int load_stream(FILE *fp, const char *path, const struct cfg_overrides *ov, struct cfg **out,
+		       char *err, size_t errlen)
 {
 	char dummy[1];
 	if (!err || errlen == 0) {

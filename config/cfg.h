@@ -15,18 +15,18 @@ enum cfg_auth_type { CFG_AUTH_PLAIN };
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
 
 struct cfg_shard {
-	char *name;      /* section name after "shard."; what clients put in dbname */
-	char *host;      /* backend host (name or address) */
+	char *name; /* section name after "shard."; what clients put in dbname */
+	char *host; /* backend host (name or address) */
 	int port;
-	char *database;  /* backend database name; defaults to name */
-	char *user;      /* backend credentials */
+	char *database; /* backend database name; defaults to name */
+	char *user;     /* backend credentials */
 	char *password;
 	int min_connections; /* totals across all workers */
 	int max_connections;
 };
 
 struct cfg_user {
-	char *name;     /* section name after "user." */
+	char *name; /* section name after "user." */
 	char *password;
 };
 
@@ -36,10 +36,10 @@ struct cfg_user {
  * its last holder lets go. */
 struct cfg {
 	_Atomic int refs;
-	char *path;     /* the file this was loaded from */
+	char *path; /* the file this was loaded from */
 	char *host;
 	int port;
-	int workers;    /* 0 = one per CPU the process may run on (resolved by main) */
+	int workers; /* 0 = one per CPU the process may run on (resolved by main) */
 	enum cfg_pool_mode pool_mode;
 	enum cfg_auth_type auth_type;
 	enum cfg_log_level log_level;
@@ -71,7 +71,7 @@ struct cfg {
  * win over the file and are validated like file values; errors name the flag
  * or variable instead of a line. */
 struct cfg_overrides {
-	const char *host, *host_src;         /* *_src: e.g. "--host" or "PGCRAB_HOST" */
+	const char *host, *host_src; /* *_src: e.g. "--host" or "PGCRAB_HOST" */
 	const char *port, *port_src;
 	const char *workers, *workers_src;
 	const char *pool_mode, *pool_mode_src;
@@ -83,13 +83,12 @@ struct cfg_overrides {
  * line in err ("pgcrab.ini:12: [shard.a] port: 70000 is out of range
  * 1..65535"); the first problem in the file is the one reported. ov may be
  * NULL. Uses no global state, so a reload may run on any thread. */
-int cfg_load(const char *path, const struct cfg_overrides *ov, struct cfg **out,
-	     char *err, size_t errlen) __attribute__((warn_unused_result));
+int cfg_load(const char *path, const struct cfg_overrides *ov, struct cfg **out, char *err,
+	     size_t errlen) __attribute__((warn_unused_result));
 /* Same, from len bytes of INI text in memory (no NUL needed); name stands for
  * the file in messages and cfg->path. For tests and the fuzzer. */
-int cfg_load_buffer(const char *name, const char *text, size_t len,
-		    const struct cfg_overrides *ov, struct cfg **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int cfg_load_buffer(const char *name, const char *text, size_t len, const struct cfg_overrides *ov,
+		    struct cfg **out, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* The loader's reference is the first; cfg_unref frees at the last. */
 struct cfg *cfg_ref(struct cfg *cfg);
 void cfg_unref(struct cfg *cfg);

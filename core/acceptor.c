@@ -14,7 +14,6 @@
 #include "core/worker.h"
 #include "proto/proto.h"
 
-
 struct acceptor {
 	struct runtime *rt;
 	struct io_uring ring;
@@ -29,8 +28,8 @@ struct acceptor {
 	 * closed for a moment so the next client can be told 53300 instead of
 	 * waiting in the backlog with no answer */
 	int spare_fd;
-	uint64_t warned_ms;       /* last EMFILE warning: at most one a second */
-	unsigned refused_silent;  /* refusals since then */
+	uint64_t warned_ms;      /* last EMFILE warning: at most one a second */
+	unsigned refused_silent; /* refusals since then */
 };
 
 static struct io_uring_sqe *acc_sqe(struct acceptor *a)
@@ -153,7 +152,8 @@ static void hand_over(struct acceptor *a, int fd)
 	struct io_uring_sqe *sqe = acc_sqe(a);
 	io_uring_prep_msg_ring(sqe, best->ring_fd, (unsigned)fd,
 			       worker_msg_user_data(WORKER_MSG_NEW_CONN, NULL), 0);
-	io_uring_sqe_set_data64(sqe, ud_encode(UD_POSTED, 0, (uint32_t)fd | (uint64_t)best->id << 32));
+	io_uring_sqe_set_data64(sqe,
+				ud_encode(UD_POSTED, 0, (uint32_t)fd | (uint64_t)best->id << 32));
 }
 
 static void begin_shutdown(struct acceptor *a)
@@ -225,7 +225,8 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
 		bool rearm_accept = false;
-		io_uring_for_each_cqe(&a->ring, head, cqe) {
+		io_uring_for_each_cqe(&a->ring, head, cqe)
+		{
 			n++;
 			struct ud_fields ud = ud_decode(cqe->user_data);
 			int res = cqe->res;
@@ -236,9 +237,11 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 				if (res >= 0) {
 					hand_over(a, res);
 					take_spare(a);
-				} else if ((res == -EMFILE || res == -ENFILE) && refuse_without_fds(a, -res)) {
+				} else if ((res == -EMFILE || res == -ENFILE)
+					   && refuse_without_fds(a, -res)) {
 					/* accepting goes on: each client is told until fds free up */
-				} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+				} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS
+					   || res == -ENOMEM) {
 					log_warn("accept: %s; retrying in 100 ms", strerror(-res));
 					if (!(cqe->flags & IORING_CQE_F_MORE))
 						arm_timer(a, 100);
@@ -268,7 +271,8 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 					int fd = (int)(uint32_t)ud.payload;
 					int id = (int)(ud.payload >> 32);
 					atomic_fetch_sub(&rt->workers[id].n_clients, 1);
-					log_warn("cannot hand a client to worker %d: %s", id, strerror(-res));
+					log_warn("cannot hand a client to worker %d: %s", id,
+						 strerror(-res));
 					close_async(a, fd);
 				}
 				break;

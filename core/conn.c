@@ -203,7 +203,9 @@ int conn_arm_recv(struct conn *c)
 	} else {
 		c->rx_keep = false;
 		if (c->rx_end == c->rx_cap
-		    && conn_rx_reserve(c, c->rx_cap < CONN_BUF_SIZE ? CONN_BUF_SIZE : CONN_WHOLE_MAX) != 0)
+		    && conn_rx_reserve(c,
+				       c->rx_cap < CONN_BUF_SIZE ? CONN_BUF_SIZE : CONN_WHOLE_MAX)
+			    != 0)
 			return -1;
 		if (c->rx_end == c->rx_cap)
 			return -1;

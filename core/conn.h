@@ -13,12 +13,12 @@
 struct worker;
 struct conn;
 
-#define CONN_BUF_SIZE  16384 /* one provided receive buffer */
+#define CONN_BUF_SIZE 16384 /* one provided receive buffer */
 #ifndef CONN_BUF_COUNT
-#define CONN_BUF_COUNT 512   /* provided buffers per worker (a power of two) */
+#define CONN_BUF_COUNT 512 /* provided buffers per worker (a power of two) */
 #endif
 #define CONN_WHOLE_MAX 32768 /* largest message PgCrab reads whole without being asked to */
-#define CONN_TX_CAP 2048     /* PgCrab's own messages (login, errors, hidden queries) */
+#define CONN_TX_CAP    2048  /* PgCrab's own messages (login, errors, hidden queries) */
 
 /* What a connection's single in-flight send is sending. */
 enum send_src { SEND_NONE, SEND_TX, SEND_FORWARD };
@@ -52,32 +52,32 @@ struct conn {
 	 * memory (a peer's send from our rx); freed only at zero */
 	int refs;
 	bool recv_armed;
-	bool recv_cancelling;     /* the armed recv is being cancelled */
-	bool connect_armed;       /* a connect is in flight */
-	bool poll_armed;          /* a poll for the peer's close is in flight */
+	bool recv_cancelling; /* the armed recv is being cancelled */
+	bool connect_armed;   /* a connect is in flight */
+	bool poll_armed;      /* a poll for the peer's close is in flight */
 	bool closing;
-	bool keep_tx;             /* keep the tx buffer between sends (busy connections) */
+	bool keep_tx; /* keep the tx buffer between sends (busy connections) */
 	enum send_src send_src;
-	struct conn *send_owner;  /* whose rx a SEND_FORWARD reads */
-	const uint8_t *send_ptr;  /* rest of the current send */
+	struct conn *send_owner; /* whose rx a SEND_FORWARD reads */
+	const uint8_t *send_ptr; /* rest of the current send */
 	uint32_t send_left;
-	uint32_t send_end;        /* where the send ends: owner's rx offset, or tx offset */
-	uint8_t *rx;              /* [rx_start, rx_end) received, not yet consumed */
+	uint32_t send_end; /* where the send ends: owner's rx offset, or tx offset */
+	uint8_t *rx;       /* [rx_start, rx_end) received, not yet consumed */
 	uint32_t rx_start, rx_end;
-	uint32_t rx_cap;          /* grows only for a message that must be seen whole */
-	int rx_bid;               /* rx is the worker's provided buffer rx_bid, or heap (-1) */
-	int rx_lent;              /* sends in flight reading rx: it may not move */
-	bool rx_keep;             /* the next recv goes into a buffer of our own */
-	uint32_t rx_want;         /* capacity the next recv needs (0: as is) */
-	uint32_t scan_pos;        /* bytes before this are scanned */
-	uint32_t msg_left;        /* body bytes of the current message beyond scan_pos */
-	bool dropping;            /* ...and they are not forwarded: PgCrab answers it */
-	uint8_t *tx;              /* allocated while PgCrab has something of its own to send */
-	uint8_t *tx_retired;      /* the buffer a send in flight reads, if tx grew since */
+	uint32_t rx_cap;     /* grows only for a message that must be seen whole */
+	int rx_bid;          /* rx is the worker's provided buffer rx_bid, or heap (-1) */
+	int rx_lent;         /* sends in flight reading rx: it may not move */
+	bool rx_keep;        /* the next recv goes into a buffer of our own */
+	uint32_t rx_want;    /* capacity the next recv needs (0: as is) */
+	uint32_t scan_pos;   /* bytes before this are scanned */
+	uint32_t msg_left;   /* body bytes of the current message beyond scan_pos */
+	bool dropping;       /* ...and they are not forwarded: PgCrab answers it */
+	uint8_t *tx;         /* allocated while PgCrab has something of its own to send */
+	uint8_t *tx_retired; /* the buffer a send in flight reads, if tx grew since */
 	uint32_t tx_len, tx_cap;
-	uint64_t id;              /* for logs */
-	uint64_t since_ms;        /* when the owner's current state began */
-	uint64_t io_ms;           /* when bytes last went through */
+	uint64_t id;       /* for logs */
+	uint64_t since_ms; /* when the owner's current state began */
+	uint64_t io_ms;    /* when bytes last went through */
 };
 
 static inline uint64_t conn_user_data(struct conn *c, enum ud_op op)

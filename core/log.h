@@ -11,10 +11,10 @@ extern _Atomic int log_threshold;
 
 void log_emit(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_at(level, ...)                                                        \
-	do {                                                                      \
+#define log_at(level, ...)                                                                      \
+	do {                                                                                    \
 		if ((int)(level) <= atomic_load_explicit(&log_threshold, memory_order_relaxed)) \
-			log_emit((level), __VA_ARGS__);                           \
+			log_emit((level), __VA_ARGS__);                                         \
 	} while (0)
 #define log_error(...) log_at(CFG_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_at(CFG_LOG_WARN, __VA_ARGS__)

@@ -91,7 +91,8 @@ unsigned timer_wheel_advance(struct timer_wheel *tw, uint64_t now_ms)
 	 * tick, or armed overdue since, are there. A jump of a rotation or
 	 * more reads every slot once, which finds every due timer since each
 	 * one is compared by its due_ms, not by its rotation. */
-	uint64_t visits = tick - tw->tick >= TIMER_WHEEL_SLOTS ? TIMER_WHEEL_SLOTS : tick - tw->tick + 1;
+	uint64_t visits = tick - tw->tick >= TIMER_WHEEL_SLOTS ? TIMER_WHEEL_SLOTS
+							       : tick - tw->tick + 1;
 	struct list due;
 	list_init(&due);
 	for (uint64_t i = 0; i < visits; i++)

@@ -53,10 +53,10 @@ struct timer_slot {
 };
 
 struct timer_wheel {
-	uint64_t now_ms;         /* the time advanced to */
-	uint64_t tick;           /* now_ms / granularity_ms */
+	uint64_t now_ms; /* the time advanced to */
+	uint64_t tick;   /* now_ms / granularity_ms */
 	uint32_t granularity_ms;
-	unsigned armed;          /* timers armed, those about to fire included */
+	unsigned armed; /* timers armed, those about to fire included */
 	struct timer_slot slots[TIMER_WHEEL_SLOTS];
 };
 

@@ -14,22 +14,22 @@
 #include <stdlib.h>
 
 enum ud_op {
-	UD_NONE = 0,  /* completions nobody waits for (cancels, fire-and-forget) */
+	UD_NONE = 0, /* completions nobody waits for (cancels, fire-and-forget) */
 	/* a connection's operations: the payload is its struct conn * */
 	UD_RECV,
 	UD_SEND,
 	UD_CONNECT,
 	UD_CLOSE,
-	UD_POLL,      /* watching a connection that does not read for its peer's close */
+	UD_POLL, /* watching a connection that does not read for its peer's close */
 	/* a worker's own */
-	UD_TICK,      /* its timer */
-	UD_MSG,       /* a message from another thread (IORING_OP_MSG_RING) */
-	UD_MSG_DONE,  /* our IORING_OP_MSG_RING to another thread completed */
+	UD_TICK,     /* its timer */
+	UD_MSG,      /* a message from another thread (IORING_OP_MSG_RING) */
+	UD_MSG_DONE, /* our IORING_OP_MSG_RING to another thread completed */
 	/* the acceptor's */
 	UD_ACCEPT,
 	UD_SIGNAL,
 	UD_TIMER,
-	UD_POSTED,    /* a client handed to a worker; payload: fd | worker id << 32 */
+	UD_POSTED, /* a client handed to a worker; payload: fd | worker id << 32 */
 	UD_OP_COUNT,
 };
 

@@ -82,7 +82,8 @@ static void make_room(struct worker *w)
 			backlog = b;
 			backlog_cap = cap;
 		}
-		backlog[backlog_n++] = (struct backlog_entry){ cqe->user_data, cqe->res, cqe->flags };
+		backlog[backlog_n++] = (struct backlog_entry){ cqe->user_data, cqe->res,
+							       cqe->flags };
 		io_uring_cqe_seen(&w->ring, cqe);
 	}
 	io_uring_get_events(&w->ring);
@@ -102,7 +103,8 @@ static void submit_queued(struct worker *w)
 		}
 		make_room(w);
 		if (tries == 1000) {
-			log_error("worker %d: io_uring_submit keeps failing: %s", w->id, strerror(-r));
+			log_error("worker %d: io_uring_submit keeps failing: %s", w->id,
+				  strerror(-r));
 			tries = 0;
 		}
 	}

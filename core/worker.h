@@ -22,7 +22,7 @@
 enum worker_msg {
 	WORKER_MSG_NEW_CONN = 1, /* res: an accepted fd */
 	WORKER_MSG_SHUTDOWN = 2,
-	WORKER_MSG_CONFIG = 3,   /* payload: a struct cfg * whose reference is the worker's now */
+	WORKER_MSG_CONFIG = 3, /* payload: a struct cfg * whose reference is the worker's now */
 	WORKER_MSG_OWNER = 8,
 };
 
@@ -56,18 +56,18 @@ struct worker {
 	int ring_fd;
 	pthread_t thread;
 	const struct worker_hooks *hooks;
-	void *owner;             /* the owner's per-worker state */
+	void *owner; /* the owner's per-worker state */
 	/* this worker's configuration snapshot: it reads only this one, and
 	 * holds a reference until the next arrives */
 	struct cfg *cfg;
 	struct io_uring_buf_ring *buf_ring; /* provided receive buffers, or NULL (old kernel) */
-	uint8_t *bufs;           /* CONN_BUF_COUNT * CONN_BUF_SIZE bytes behind buf_ring */
+	uint8_t *bufs; /* CONN_BUF_COUNT * CONN_BUF_SIZE bytes behind buf_ring */
 	struct timer_wheel timers;
 	uint64_t now_ms;
-	bool stopping;           /* shutdown requested */
-	bool done;               /* shutdown finished: the loop ends once live is 0 */
-	int live;                /* connections not yet freed */
-	int live_peak;           /* most live since memory was last trimmed */
+	bool stopping; /* shutdown requested */
+	bool done;     /* shutdown finished: the loop ends once live is 0 */
+	int live;      /* connections not yet freed */
+	int live_peak; /* most live since memory was last trimmed */
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
 	struct __kernel_timespec tick;
@@ -78,11 +78,11 @@ struct worker {
 struct runtime {
 	struct worker *workers;
 	int n_workers;
-	struct cfg *cfg;          /* the acceptor's snapshot */
-	void *owner;              /* the owner's shared state */
+	struct cfg *cfg; /* the acceptor's snapshot */
+	void *owner;     /* the owner's shared state */
 	_Atomic int workers_done;
-	_Atomic int in_transit;   /* objects posted between workers, not yet adopted */
-	pthread_barrier_t ready;  /* workers' rings are set up */
+	_Atomic int in_transit;  /* objects posted between workers, not yet adopted */
+	pthread_barrier_t ready; /* workers' rings are set up */
 };
 
 #define WORKER_TICK_MS 100

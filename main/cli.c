@@ -24,11 +24,15 @@ struct flag {
 	size_t src_off; /* const char * naming where the value came from */
 };
 
-#define VALUE(name, env, field)                                                         \
-	{ name, NULL, env, true, offsetof(struct cli_opts, ov.field),                    \
-	  offsetof(struct cli_opts, ov.field##_src) }
-#define SWITCH(name, alias, field)                                                       \
-	{ name, alias, NULL, false, offsetof(struct cli_opts, field), 0 }
+#define VALUE(name, env, field)                                             \
+	{                                                                   \
+		name, NULL, env, true, offsetof(struct cli_opts, ov.field), \
+			offsetof(struct cli_opts, ov.field##_src)           \
+	}
+#define SWITCH(name, alias, field)                                            \
+	{                                                                     \
+		name, alias, NULL, false, offsetof(struct cli_opts, field), 0 \
+	}
 
 static const struct flag flags[] = {
 	{ "--config", NULL, "PGCRAB_CONFIG_FILE", true, offsetof(struct cli_opts, config_path),
@@ -82,8 +86,7 @@ static const struct flag *match(const char *arg, const char **inline_val)
 	return NULL;
 }
 
-int cli_parse(int argc, char **argv, char **envp, struct cli_opts *out, char *err,
-	      size_t errlen)
+int cli_parse(int argc, char **argv, char **envp, struct cli_opts *out, char *err, size_t errlen)
 {
 	char dummy[1];
 	if (!err || errlen == 0) {

@@ -27,8 +27,8 @@ struct cli_opts {
  * flag wins. The strings in *out point into argv/envp (nothing allocated).
  * Returns 0, or -1 with one line in err: "unknown flag --foo",
  * "--port needs a value", "unexpected argument foo", "--check takes no value". */
-int cli_parse(int argc, char **argv, char **envp, struct cli_opts *out, char *err,
-	      size_t errlen) __attribute__((warn_unused_result));
+int cli_parse(int argc, char **argv, char **envp, struct cli_opts *out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* The --help text. */
 void cli_usage(FILE *to);

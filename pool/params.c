@@ -76,7 +76,8 @@ static size_t put_literal(char *out, size_t pos, size_t cap, const char *s)
 	return pos + 1;
 }
 
-int params_sync_sql(const struct param_set *want, const struct param_set *have, char *sql, size_t cap)
+int params_sync_sql(const struct param_set *want, const struct param_set *have, char *sql,
+		    size_t cap)
 {
 	size_t pos = 0;
 	for (int i = 0; i < PARAM_COUNT; i++) {

@@ -35,7 +35,8 @@ void params_clear(struct param_set *ps);
  * turns have into want. Returns the SQL length, 0 if nothing differs; as
  * snprintf, a length >= cap means it did not fit (sql is then empty).
  * have is not touched (params_assign once the statement is sent). */
-int params_sync_sql(const struct param_set *want, const struct param_set *have, char *sql, size_t cap);
+int params_sync_sql(const struct param_set *want, const struct param_set *have, char *sql,
+		    size_t cap);
 /* Makes have equal to want; -1 when out of memory. */
 int params_assign(struct param_set *have, const struct param_set *want);
 

@@ -12,8 +12,8 @@
 #include "core/worker.h"
 #include "pool/server.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MIN_MS   100
+#define BACKOFF_MAX_MS   5000
 /* how many releases in a row may go to local waiters while another worker
  * starves at the cap before one is donated */
 #define LOCAL_STREAK_MAX 2
@@ -330,7 +330,7 @@ void pool_worker_after_batch(struct pool_worker *pw)
 			continue;
 		}
 		conn_rx_release(&s->c); /* our ring's buffer stays here */
-		w->live--; /* counted by the worker that adopts it */
+		w->live--;              /* counted by the worker that adopts it */
 		atomic_fetch_add(&w->rt->in_transit, 1);
 		worker_post(w, &w->rt->workers[s->donate_to], POOL_MSG_SERVER, s, 0);
 	}

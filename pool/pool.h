@@ -34,10 +34,10 @@ enum {
 /* One worker's pools. */
 struct pool_worker {
 	struct worker *w;
-	struct shard *shards;   /* shared by all workers */
+	struct shard *shards; /* shared by all workers */
 	int n_shards;
-	struct pool *pools;     /* one per shard */
-	struct list outbox;     /* servers to post to other workers after this batch */
+	struct pool *pools; /* one per shard */
+	struct list outbox; /* servers to post to other workers after this batch */
 };
 
 /* One shard's pool on one worker. */
@@ -45,16 +45,16 @@ struct pool {
 	struct shard *shard;
 	struct pool_worker *pw;
 	struct worker *w;
-	struct list idle;       /* servers, most recently used first */
-	struct list waiting;    /* waiters, first come first served */
-	struct list servers;    /* every server of this pool but the closing ones */
+	struct list idle;    /* servers, most recently used first */
+	struct list waiting; /* waiters, first come first served */
+	struct list servers; /* every server of this pool but the closing ones */
 	int n_idle, n_waiting;
-	int n_servers;          /* all this worker's servers of the shard */
+	int n_servers; /* all this worker's servers of the shard */
 	int n_connecting;
-	int min_local;          /* this worker's share of min_connections */
+	int min_local; /* this worker's share of min_connections */
 	uint64_t next_connect_ms;
 	uint32_t backoff_ms;
-	int local_streak;       /* releases in a row to local waiters while others starve */
+	int local_streak; /* releases in a row to local waiters while others starve */
 };
 
 /* Sets up pw's pools (min_connections shared out among n_workers). -1 when
@@ -95,7 +95,7 @@ void pool_offer_idle(struct pool *p);
 void pool_tick(struct pool *p);
 
 /* The worker's hooks call these. */
-void pool_worker_start(struct pool_worker *pw);  /* warm-up: min_connections */
+void pool_worker_start(struct pool_worker *pw); /* warm-up: min_connections */
 void pool_worker_tick(struct pool_worker *pw);
 void pool_worker_after_batch(struct pool_worker *pw); /* posts the outbox */
 /* A pool message (kind in POOL_MSG_*) arrived, or our post of one completed. */

@@ -21,9 +21,12 @@
 #include "proto/proto.h"
 
 static const char *const state_names[] = {
-	[SERVER_CONNECTING] = "connecting", [SERVER_LOGIN] = "login",
-	[SERVER_IDLE] = "idle", [SERVER_ACTIVE] = "active",
-	[SERVER_RESET] = "reset", [SERVER_DONATING] = "donating",
+	[SERVER_CONNECTING] = "connecting",
+	[SERVER_LOGIN] = "login",
+	[SERVER_IDLE] = "idle",
+	[SERVER_ACTIVE] = "active",
+	[SERVER_RESET] = "reset",
+	[SERVER_DONATING] = "donating",
 	[SERVER_CLOSING] = "closing",
 };
 
@@ -226,7 +229,8 @@ static int login_auth(struct server *s, const uint8_t *body, uint32_t len, char 
 	case PROTO_AUTH_SASL_CONTINUE:
 		if (!s->scram)
 			break;
-		n = auth_scram_client_final(s->scram, (const char *)r.p, r.left, text, sizeof(text));
+		n = auth_scram_client_final(s->scram, (const char *)r.p, r.left, text,
+					    sizeof(text));
 		if (n < 0) {
 			snprintf(why, whylen, "malformed SCRAM server-first-message");
 			return -1;
@@ -234,7 +238,8 @@ static int login_auth(struct server *s, const uint8_t *body, uint32_t len, char 
 		proto_build_sasl_response(&wr, text, (size_t)n);
 		return send_built(s, &wr);
 	case PROTO_AUTH_SASL_FINAL:
-		if (!s->scram || auth_scram_client_verify(s->scram, (const char *)r.p, r.left) != 0) {
+		if (!s->scram
+		    || auth_scram_client_verify(s->scram, (const char *)r.p, r.left) != 0) {
 			snprintf(why, whylen, "SCRAM server signature did not verify");
 			return -1;
 		}
@@ -268,7 +273,8 @@ static void login_step(struct server *s)
 		uint8_t type;
 		uint32_t total;
 		uint32_t avail = c->rx_end - c->rx_start;
-		enum proto_result r = proto_frame(c->rx + c->rx_start, avail, CONN_WHOLE_MAX, &type, &total);
+		enum proto_result r = proto_frame(c->rx + c->rx_start, avail, CONN_WHOLE_MAX, &type,
+						  &total);
 		if (r == PROTO_ERR) {
 			server_close(s, "invalid message length during login");
 			return;
@@ -313,8 +319,8 @@ static void login_step(struct server *s)
 		case 'E': {
 			struct proto_error_fields f;
 			if (proto_parse_error(body, blen, &f) == PROTO_OK)
-				snprintf(why, sizeof(why), "server says %s %s: %s", f.severity, f.code,
-					 f.message);
+				snprintf(why, sizeof(why), "server says %s %s: %s", f.severity,
+					 f.code, f.message);
 			/* the server refused us (credentials, database): waiting clients
 			 * learn why now rather than at query_wait_timeout */
 			close_with(s, why[0] ? why : "malformed error during login",
@@ -424,7 +430,8 @@ void server_tick(struct server *s)
 	if (logging_in(s->state)) {
 		if (cfg->server_connect_timeout_ms && age >= cfg->server_connect_timeout_ms) {
 			char why[96];
-			snprintf(why, sizeof(why), "server_connect_timeout: no login within %llu ms",
+			snprintf(why, sizeof(why),
+				 "server_connect_timeout: no login within %llu ms",
 				 (unsigned long long)cfg->server_connect_timeout_ms);
 			server_close(s, why);
 		}

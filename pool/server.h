@@ -29,20 +29,20 @@ struct pool;
 struct shard;
 
 struct server {
-	struct conn c;       /* first: a server is a conn */
+	struct conn c; /* first: a server is a conn */
 	enum server_state state;
-	struct list link;    /* pool->idle while IDLE, the outbox while DONATING */
-	struct list all;     /* pool->servers, in every state but CLOSING */
-	struct pool *pool;   /* this worker's pool of the shard */
+	struct list link;  /* pool->idle while IDLE, the outbox while DONATING */
+	struct list all;   /* pool->servers, in every state but CLOSING */
+	struct pool *pool; /* this worker's pool of the shard */
 	struct shard *shard;
-	void *borrower;      /* the relay's, while ACTIVE or RESET */
+	void *borrower;        /* the relay's, while ACTIVE or RESET */
 	struct param_set have; /* session parameters as set on this server */
-	struct stmt_set stmts;   /* statements prepared on this server */
-	int donate_to;       /* worker id while DONATING */
+	struct stmt_set stmts; /* statements prepared on this server */
+	int donate_to;         /* worker id while DONATING */
 	int32_t be_pid, be_key;
 	uint64_t born_ms;
 	struct auth_scram_client *scram;
-	uint8_t *params;     /* ParameterStatus messages from login, ready to send */
+	uint8_t *params; /* ParameterStatus messages from login, ready to send */
 	uint32_t params_len;
 };
 

@@ -25,9 +25,10 @@ struct shard {
 	const struct cfg_shard *cfg;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	_Atomic int open;                         /* shared: connections held against max */
-	_Atomic uint64_t starving[MAX_WORKERS / 64]; /* shared: workers whose waiters need a server */
-	_Atomic(struct param_blob *) params;      /* shared: set once */
+	_Atomic int open; /* shared: connections held against max */
+	_Atomic uint64_t
+		starving[MAX_WORKERS / 64];  /* shared: workers whose waiters need a server */
+	_Atomic(struct param_blob *) params; /* shared: set once */
 };
 
 /* Takes one unit of the shard's cap; false at max_connections. */

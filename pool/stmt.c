@@ -44,7 +44,9 @@ void stmt_unref(struct stmt *st)
 
 bool stmt_same(const struct stmt *a, const struct stmt *b)
 {
-	return a == b || (a->hash == b->hash && a->len == b->len && memcmp(a->body, b->body, a->len) == 0);
+	return a == b
+		|| (a->hash == b->hash && a->len == b->len
+		    && memcmp(a->body, b->body, a->len) == 0);
 }
 
 struct stmt *stmt_names_find(const struct stmt_names *ns, const char *name)

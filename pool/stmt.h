@@ -18,7 +18,7 @@ struct stmt {
 	uint64_t hash;
 	char name[STMT_NAME_LEN]; /* the server-side name */
 	uint32_t len;
-	uint8_t body[];           /* Parse after its name: query, types */
+	uint8_t body[]; /* Parse after its name: query, types */
 };
 
 /* A statement for a Parse body (query\0 int16 n int32[n]); NULL if out of memory. */
@@ -33,7 +33,7 @@ struct stmt_names {
 		uint64_t name_hash;
 		char *name;
 		struct stmt *st;
-	} *v;
+	} * v;
 	int n, cap;
 };
 
@@ -49,7 +49,7 @@ struct stmt_set {
 	struct stmt_slot {
 		struct stmt *st;
 		uint64_t used;
-	} *v;
+	} * v;
 	int n, cap;
 	uint64_t clock;
 };

@@ -211,11 +211,21 @@ enum proto_result proto_parse_error(const uint8_t *body, size_t len, struct prot
 		if (!value)
 			return PROTO_ERR;
 		switch (field) {
-		case 'S': localized_severity = value; break;
-		case 'V': out->severity = value; break;
-		case 'C': out->code = value; break;
-		case 'M': out->message = value; break;
-		case 'D': out->detail = value; break;
+		case 'S':
+			localized_severity = value;
+			break;
+		case 'V':
+			out->severity = value;
+			break;
+		case 'C':
+			out->code = value;
+			break;
+		case 'M':
+			out->message = value;
+			break;
+		case 'D':
+			out->detail = value;
+			break;
 		}
 	}
 	if (!out->severity)

@@ -10,14 +10,14 @@
 
 enum proto_result { PROTO_OK = 0, PROTO_AGAIN = 1, PROTO_ERR = -1 };
 
-#define PROTO_HEADER_LEN      5         /* type byte + int32 length */
-#define PROTO_MAX_STARTUP     10000     /* PostgreSQL's own startup packet cap */
-#define PROTO_MAX_MESSAGE     (1u << 30) /* 1 GiB, PostgreSQL's MaxAllocSize */
+#define PROTO_HEADER_LEN  5          /* type byte + int32 length */
+#define PROTO_MAX_STARTUP 10000      /* PostgreSQL's own startup packet cap */
+#define PROTO_MAX_MESSAGE (1u << 30) /* 1 GiB, PostgreSQL's MaxAllocSize */
 
-#define PROTO_VERSION_3_0     196608    /* 3 << 16 */
-#define PROTO_CODE_CANCEL     80877102
-#define PROTO_CODE_SSL        80877103
-#define PROTO_CODE_GSSENC     80877104
+#define PROTO_VERSION_3_0 196608 /* 3 << 16 */
+#define PROTO_CODE_CANCEL 80877102
+#define PROTO_CODE_SSL    80877103
+#define PROTO_CODE_GSSENC 80877104
 
 /* ---- reading ------------------------------------------------------------ */
 
@@ -51,8 +51,8 @@ static inline uint32_t proto_be32(const uint8_t *p)
 /* Frame header of a typed message at buf. PROTO_AGAIN if fewer than 5 bytes,
  * PROTO_ERR if the length is below 4 or above max_len. On OK, *total is the
  * whole frame size (1 + length). */
-enum proto_result proto_frame(const uint8_t *buf, size_t len, uint32_t max_len,
-			      uint8_t *type, uint32_t *total);
+enum proto_result proto_frame(const uint8_t *buf, size_t len, uint32_t max_len, uint8_t *type,
+			      uint32_t *total);
 
 /* Message types a frontend may send once logged in (Query, Parse, Bind,
  * Describe, Execute, Close, Sync, Flush, FunctionCall, COPY data/done/fail,
@@ -64,21 +64,21 @@ bool proto_backend_type(uint8_t type);
 /* ---- startup packets ---------------------------------------------------- */
 
 enum proto_startup_kind {
-	PROTO_STARTUP_V3,      /* a 3.x StartupMessage */
-	PROTO_STARTUP_SSL,     /* SSLRequest */
-	PROTO_STARTUP_GSSENC,  /* GSSENCRequest */
-	PROTO_STARTUP_CANCEL,  /* CancelRequest */
+	PROTO_STARTUP_V3,     /* a 3.x StartupMessage */
+	PROTO_STARTUP_SSL,    /* SSLRequest */
+	PROTO_STARTUP_GSSENC, /* GSSENCRequest */
+	PROTO_STARTUP_CANCEL, /* CancelRequest */
 };
 
 #define PROTO_MAX_STARTUP_PARAMS 64
 
 struct proto_startup {
 	enum proto_startup_kind kind;
-	uint32_t total;           /* packet length, to consume */
-	uint16_t minor;           /* protocol minor version (V3) */
-	const char *user;         /* points into the packet */
-	const char *database;     /* NULL if absent */
-	int n_params;             /* every name/value, user and database included */
+	uint32_t total;       /* packet length, to consume */
+	uint16_t minor;       /* protocol minor version (V3) */
+	const char *user;     /* points into the packet */
+	const char *database; /* NULL if absent */
+	int n_params;         /* every name/value, user and database included */
 	const char *names[PROTO_MAX_STARTUP_PARAMS];
 	const char *values[PROTO_MAX_STARTUP_PARAMS];
 	int32_t cancel_pid, cancel_key;
@@ -101,14 +101,15 @@ const char *proto_startup_sqlstate(const char *why);
 /* ---- ErrorResponse / NoticeResponse fields -------------------------------- */
 
 struct proto_error_fields {
-	const char *severity;  /* non-localized (V) when present, else S */
-	const char *code;      /* C */
-	const char *message;   /* M */
-	const char *detail;    /* D, may be NULL */
+	const char *severity; /* non-localized (V) when present, else S */
+	const char *code;     /* C */
+	const char *message;  /* M */
+	const char *detail;   /* D, may be NULL */
 };
 
 /* Parses the body (after the 5-byte header) of an 'E' or 'N' message. */
-enum proto_result proto_parse_error(const uint8_t *body, size_t len, struct proto_error_fields *out);
+enum proto_result proto_parse_error(const uint8_t *body, size_t len,
+				    struct proto_error_fields *out);
 
 /* ---- writing ------------------------------------------------------------ */
 

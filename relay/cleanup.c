@@ -47,7 +47,7 @@ static int drain_replies(struct relay_leg *leg, char *fatal, size_t fatal_len)
 static bool owed(const struct relay_leg *leg)
 {
 	return leg->expect_ready > 0 || leg->hidden_ready > 0 || leg->replies.count > 0
-	       || leg->server->c.msg_left > 0;
+		|| leg->server->c.msg_left > 0;
 }
 
 static void arm_timer_ms(struct relay_leg *leg, uint64_t ms)
@@ -206,7 +206,9 @@ void relay_cleanup_start(struct relay_leg *leg, bool cut)
 		 * cancel stops a running query now rather than when it ends. */
 		if (busy && cfg->cancel_on_client_exit && !leg->copy_in)
 			server_cancel_query(s, NULL);
-		relay_give_up(leg, cut ? "client left mid-message" : "client left an Execute without Sync");
+		relay_give_up(leg,
+			      cut ? "client left mid-message"
+				  : "client left an Execute without Sync");
 		return;
 	}
 	server_set_state(s, SERVER_RESET);

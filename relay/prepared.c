@@ -145,7 +145,8 @@ enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *le
 	struct server *s = leg->server;
 	struct replies *rq = &leg->replies;
 	uint32_t have = c->rx_end - pos < *total ? c->rx_end - pos : *total;
-	struct proto_reader r = proto_reader_init(c->rx + pos + PROTO_HEADER_LEN, have - PROTO_HEADER_LEN);
+	struct proto_reader r = proto_reader_init(c->rx + pos + PROTO_HEADER_LEN,
+						  have - PROTO_HEADER_LEN);
 	uint8_t what = 0;
 	if (type == 'D' || type == 'C')
 		what = proto_get_u8(&r);
@@ -160,8 +161,11 @@ enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *le
 			return PREP_BAD; /* names are short; this is not a name */
 		return need_more(c, type == 'P' ? *total : 4096);
 	}
-	uint8_t kind = type == 'P' ? RK_PARSE : type == 'B' ? RK_BIND : type == 'C' ? RK_CLOSE
-		     : what == 'S' ? RK_DESCRIBE_S : RK_DESCRIBE_P;
+	uint8_t kind = type == 'P' ? RK_PARSE
+		: type == 'B'      ? RK_BIND
+		: type == 'C'      ? RK_CLOSE
+		: what == 'S'      ? RK_DESCRIBE_S
+				   : RK_DESCRIBE_P;
 	bool names_statement = type == 'P' || type == 'B' || what == 'S';
 	if (!prepared_enabled(c->w->cfg) || !names_statement || name[0] == '\0')
 		return replies_push(rq, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
@@ -201,8 +205,9 @@ enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *le
 		if (on_server) {
 			*drop = true;
 			stmt_unref(st);
-			return replies_push(rq, RK_PARSE, RF_SYNTH, NULL, client_name) == 0 ? PREP_OK
-													 : PREP_OOM;
+			return replies_push(rq, RK_PARSE, RF_SYNTH, NULL, client_name) == 0
+				? PREP_OK
+				: PREP_OOM;
 		}
 		if (stmt_set_add(&s->stmts, st) != 0
 		    || rewrite_name(c, pos, name_off, name_len, st->name, total) != 0
@@ -248,7 +253,8 @@ int prepared_answer_locally(struct conn *c, struct stmt_names *names, struct pro
 	for (;;) {
 		uint8_t type;
 		uint32_t total;
-		if (proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type, &total) != PROTO_OK
+		if (proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type, &total)
+			    != PROTO_OK
 		    || c->rx_end - pos < total)
 			return PREP_LOCAL_NO;
 		if (type == 'S' && any) {
@@ -259,8 +265,8 @@ int prepared_answer_locally(struct conn *c, struct stmt_names *names, struct pro
 		}
 		/* an unnamed (or nameless) Parse is the server's, as is one
 		 * too short to hold a name at all */
-		if (type != 'P' || total <= PROTO_HEADER_LEN || c->rx[pos + PROTO_HEADER_LEN] == '\0'
-		    || ++n_parse > 500)
+		if (type != 'P' || total <= PROTO_HEADER_LEN
+		    || c->rx[pos + PROTO_HEADER_LEN] == '\0' || ++n_parse > 500)
 			return PREP_LOCAL_NO;
 		any = true;
 		pos += total;
@@ -277,7 +283,8 @@ int prepared_answer_locally(struct conn *c, struct stmt_names *names, struct pro
 		}
 		if (!failed && stmt_names_find(names, name)) {
 			char msg[200];
-			snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" already exists", name);
+			snprintf(msg, sizeof(msg), "prepared statement \"%.100s\" already exists",
+				 name);
 			proto_build_error(wr, "ERROR", "42P05", msg);
 			failed = true; /* PostgreSQL skips the rest up to Sync */
 		} else if (!failed) {
@@ -297,4 +304,3 @@ int prepared_answer_locally(struct conn *c, struct stmt_names *names, struct pro
 	proto_build_ready(wr, 'I');
 	return PREP_LOCAL_DONE;
 }
-

@@ -67,7 +67,7 @@ bool relay_leg_owes(const struct relay_leg *leg)
 {
 	const struct conn *c = &leg->server->c;
 	return leg->expect_ready > 0 || leg->hidden_ready > 0 || leg->replies.count > 0
-	       || conn_send_busy(c) || c->rx_start != c->rx_end || c->msg_left > 0;
+		|| conn_send_busy(c) || c->rx_start != c->rx_end || c->msg_left > 0;
 }
 
 /* Between transactions with nothing owed or in flight. */
@@ -202,8 +202,8 @@ int relay_scan_replies(struct relay_leg *leg, char *fatal, size_t fatal_len)
 			break;
 		uint8_t type;
 		uint32_t total;
-		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE, &type,
-						  &total);
+		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos, PROTO_MAX_MESSAGE,
+						  &type, &total);
 		if (r == PROTO_AGAIN)
 			break;
 		if (r == PROTO_ERR || !proto_backend_type(type)) {
@@ -222,7 +222,8 @@ int relay_scan_replies(struct relay_leg *leg, char *fatal, size_t fatal_len)
 			if (type == 'Z')
 				leg->hidden_ready--;
 			else if (type == 'S')
-				note_parameter(leg, c->rx + pos + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN);
+				note_parameter(leg, c->rx + pos + PROTO_HEADER_LEN,
+					       total - PROTO_HEADER_LEN);
 			pos += total;
 			c->rx_start = pos;
 			continue;
@@ -260,8 +261,10 @@ int relay_scan_replies(struct relay_leg *leg, char *fatal, size_t fatal_len)
 				if (!whole)
 					goto out;
 				struct proto_error_fields f;
-				if (proto_parse_error(body, total - PROTO_HEADER_LEN, &f) == PROTO_OK
-				    && (strcmp(f.severity, "FATAL") == 0 || strcmp(f.severity, "PANIC") == 0)) {
+				if (proto_parse_error(body, total - PROTO_HEADER_LEN, &f)
+					    == PROTO_OK
+				    && (strcmp(f.severity, "FATAL") == 0
+					|| strcmp(f.severity, "PANIC") == 0)) {
 					snprintf(fatal, fatal_len, "%s (%s)", f.message, f.code);
 					rc = RELAY_SCAN_FATAL;
 					goto out;
@@ -655,7 +658,6 @@ bool relay_idle_in_transaction(const struct relay_link *l)
 }
 
 /* ---- the server connection while lent ----------------------------------- */
-
 
 static void server_on_recv(struct conn *c, int res)
 {

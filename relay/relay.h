@@ -29,17 +29,17 @@ struct relay_leg {
 	struct relay_leg *next;  /* the link's legs */
 	struct relay_link *link; /* NULL once its client has left */
 	struct server *server;
-	struct replies replies;  /* what the server owes, in order */
-	int expect_ready;        /* ReadyForQuery owed for what was sent */
-	int hidden_ready;        /* ...for PgCrab's own hidden SETs, answered first */
-	bool unsynced;           /* extended-protocol messages sent since the last Sync */
-	bool unsynced_exec;      /* ...and an Execute among them: a Sync would commit it */
-	bool copy_in;            /* in COPY FROM STDIN: the server reads CopyData */
-	bool cancel_pending;     /* a CancelRequest for it is on its way */
-	char tx_status;          /* last ReadyForQuery status: 'I', 'T' or 'E' */
-	uint8_t cleanup;         /* cleanup steps taken (relay/cleanup.c) */
-	uint8_t cancels_sent;    /* CancelRequests sent since the client left */
-	struct timer timer;      /* cleanup: cancel again, or give up */
+	struct replies replies; /* what the server owes, in order */
+	int expect_ready;       /* ReadyForQuery owed for what was sent */
+	int hidden_ready;       /* ...for PgCrab's own hidden SETs, answered first */
+	bool unsynced;          /* extended-protocol messages sent since the last Sync */
+	bool unsynced_exec;     /* ...and an Execute among them: a Sync would commit it */
+	bool copy_in;           /* in COPY FROM STDIN: the server reads CopyData */
+	bool cancel_pending;    /* a CancelRequest for it is on its way */
+	char tx_status;         /* last ReadyForQuery status: 'I', 'T' or 'E' */
+	uint8_t cleanup;        /* cleanup steps taken (relay/cleanup.c) */
+	uint8_t cancels_sent;   /* CancelRequests sent since the client left */
+	struct timer timer;     /* cleanup: cancel again, or give up */
 };
 
 /* How the relay tells the link's owner (the client) what happened. */

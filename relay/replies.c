@@ -44,12 +44,18 @@ void replies_clear(struct replies *q)
 bool replies_is_last(uint8_t kind, uint8_t type)
 {
 	switch (kind) {
-	case RK_PARSE: return type == '1';
-	case RK_BIND: return type == '2';
-	case RK_CLOSE: return type == '3';
+	case RK_PARSE:
+		return type == '1';
+	case RK_BIND:
+		return type == '2';
+	case RK_CLOSE:
+		return type == '3';
 	case RK_DESCRIBE_S:
-	case RK_DESCRIBE_P: return type == 'T' || type == 'n';
-	case RK_EXECUTE: return type == 'C' || type == 'I' || type == 's';
-	default: return false;
+	case RK_DESCRIBE_P:
+		return type == 'T' || type == 'n';
+	case RK_EXECUTE:
+		return type == 'C' || type == 'I' || type == 's';
+	default:
+		return false;
 	}
 }

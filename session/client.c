@@ -18,9 +18,9 @@
 #include "session/session.h"
 
 static const char *const state_names[] = {
-	[CLIENT_STARTUP] = "startup", [CLIENT_AUTH] = "auth",
+	[CLIENT_STARTUP] = "startup",       [CLIENT_AUTH] = "auth",
 	[CLIENT_LOGIN_WAIT] = "login_wait", [CLIENT_IDLE] = "idle",
-	[CLIENT_WAITING] = "waiting", [CLIENT_ACTIVE] = "active",
+	[CLIENT_WAITING] = "waiting",       [CLIENT_ACTIVE] = "active",
 	[CLIENT_CLOSING] = "closing",
 };
 
@@ -152,7 +152,8 @@ static bool request_header_ok(struct client *cl)
 	uint8_t type;
 	uint32_t total;
 	if (proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start,
-			(uint32_t)c->w->cfg->max_packet_size, &type, &total) == PROTO_ERR) {
+			(uint32_t)c->w->cfg->max_packet_size, &type, &total)
+	    == PROTO_ERR) {
 		client_fail(cl, "FATAL", "08P01", "invalid message length");
 		return false;
 	}
@@ -313,8 +314,9 @@ static void on_lost(struct relay_link *l, const char *why, bool cut)
 {
 	struct client *cl = client_of_link(l);
 	if (cut) {
-		log_debug("worker %d client %llu: server lost mid-message (%s): closing without a word",
-			  cl->c.w->id, (unsigned long long)cl->c.id, why);
+		log_debug(
+			"worker %d client %llu: server lost mid-message (%s): closing without a word",
+			cl->c.w->id, (unsigned long long)cl->c.id, why);
 		client_close_now(cl);
 		return;
 	}
@@ -427,21 +429,25 @@ static void client_timer_fired(struct timer *t)
 			login_finish(cl);
 			break;
 		}
-		if (cfg->query_wait_timeout_ms && w->now_ms - cl->c.since_ms >= cfg->query_wait_timeout_ms)
-			client_fail(cl, "FATAL", "08006",
-				    "query_wait_timeout: no server connection for shard \"%s\" within %llu ms",
-				    cl->pool->shard->cfg->name,
-				    (unsigned long long)cfg->query_wait_timeout_ms);
+		if (cfg->query_wait_timeout_ms
+		    && w->now_ms - cl->c.since_ms >= cfg->query_wait_timeout_ms)
+			client_fail(
+				cl, "FATAL", "08006",
+				"query_wait_timeout: no server connection for shard \"%s\" within %llu ms",
+				cl->pool->shard->cfg->name,
+				(unsigned long long)cfg->query_wait_timeout_ms);
 		else
 			timer_arm(&w->timers, &cl->timer, w->now_ms + WORKER_TICK_MS);
 		break;
 	case CLIENT_WAITING:
-		client_fail(cl, "FATAL", "08006",
-			    "query_wait_timeout: no server connection for shard \"%s\" within %llu ms",
-			    cl->pool->shard->cfg->name, (unsigned long long)cfg->query_wait_timeout_ms);
+		client_fail(
+			cl, "FATAL", "08006",
+			"query_wait_timeout: no server connection for shard \"%s\" within %llu ms",
+			cl->pool->shard->cfg->name, (unsigned long long)cfg->query_wait_timeout_ms);
 		break;
 	case CLIENT_IDLE:
-		client_fail(cl, "FATAL", "57P05", "terminating connection due to client_idle_timeout");
+		client_fail(cl, "FATAL", "57P05",
+			    "terminating connection due to client_idle_timeout");
 		break;
 	case CLIENT_ACTIVE: {
 		/* idle in transaction: nothing owed, nothing moving for that long;

@@ -36,19 +36,19 @@ struct client_login {
 struct session_worker;
 
 struct client {
-	struct conn c;    /* first: a client is a conn */
+	struct conn c; /* first: a client is a conn */
 	enum client_state state;
 	struct session_worker *sw;
-	struct list link; /* sw->clients */
+	struct list link;        /* sw->clients */
 	struct pool_waiter wait; /* on the pool while LOGIN_WAIT/WAITING */
 	struct pool *pool;
-	struct relay_link rl;    /* to its server(s) while ACTIVE */
-	struct timer timer;      /* the deadline of its state, if any */
-	uint64_t born_ms;        /* accepted: client_login_timeout counts from here */
+	struct relay_link rl; /* to its server(s) while ACTIVE */
+	struct timer timer;   /* the deadline of its state, if any */
+	uint64_t born_ms;     /* accepted: client_login_timeout counts from here */
 	int32_t key_pid, key_secret;
 	struct client_login *login; /* between startup and authentication only */
-	struct param_set want;   /* session parameters this client expects */
-	struct stmt_names stmts; /* its named prepared statements */
+	struct param_set want;      /* session parameters this client expects */
+	struct stmt_names stmts;    /* its named prepared statements */
 };
 
 static inline struct client *container_of_client(struct conn *c)

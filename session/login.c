@@ -28,7 +28,8 @@ void login_on_startup(struct client *cl)
 	struct conn *c = &cl->c;
 	struct proto_startup st;
 	const char *why;
-	enum proto_result r = proto_parse_startup(c->rx + c->rx_start, c->rx_end - c->rx_start, &st, &why);
+	enum proto_result r = proto_parse_startup(c->rx + c->rx_start, c->rx_end - c->rx_start, &st,
+						  &why);
 	if (r == PROTO_AGAIN) {
 		client_arm(cl);
 		return;

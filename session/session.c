@@ -108,7 +108,8 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		sh->index = i;
 		sh->cfg = &cfg->shards[i];
 		if (net_resolve(sh->cfg->host, sh->cfg->port, false, &sh->addr, &sh->addrlen, why,
-				sizeof(why)) != 0) {
+				sizeof(why))
+		    != 0) {
 			snprintf(err, errlen, "shard %s: %s", sh->cfg->name, why);
 			return -1;
 		}

@@ -22,14 +22,14 @@ struct session_worker {
 	struct pool_worker pools;
 	struct worker *w;
 	struct list clients;
-	uint32_t next_pid;       /* BackendKeyData pids: (counter << 8) | worker id */
-	int32_t secrets[256];    /* random BackendKeyData secrets, used from the end */
+	uint32_t next_pid;    /* BackendKeyData pids: (counter << 8) | worker id */
+	int32_t secrets[256]; /* random BackendKeyData secrets, used from the end */
 	int secrets_left;
 };
 
 /* Shared by every worker (the runtime's owner). */
 struct session {
-	struct cfg *cfg;          /* the snapshot the shards were built from */
+	struct cfg *cfg; /* the snapshot the shards were built from */
 	struct shard *shards;
 	int n_shards;
 	struct session_worker *workers;

@@ -113,9 +113,8 @@ static void pg_query(struct fake_pg *pg, const char *sql)
 	} else if (starts(sql, "set") || starts(sql, "reset") || starts(sql, "discard")) {
 		pg_complete(pg, "SET");
 	} else {
-		static const uint8_t row_desc[] = { 0, 1, 'x', 0, 0, 0, 0, 0, 0, 0,
-						    0, 0, 0, 23, 0, 4, 0xff, 0xff, 0xff, 0xff,
-						    0, 0 };
+		static const uint8_t row_desc[] = { 0, 1, 'x', 0, 0, 0,    0,    0,    0,    0, 0,
+						    0, 0, 23,  0, 4, 0xff, 0xff, 0xff, 0xff, 0, 0 };
 		static const uint8_t row[] = { 0, 1, 0, 0, 0, 1, '1' };
 		pg_msg(pg, 'T', row_desc, sizeof(row_desc));
 		pg_msg(pg, 'D', row, sizeof(row));

@@ -126,9 +126,18 @@ static void drill_reader(struct fuzz_in *in)
 		size_t want = 0;
 		const void *res = NULL;
 		switch (script[i] % 5) {
-		case 0: (void)proto_get_u8(&r); want = 1; break;
-		case 1: (void)proto_get_i16(&r); want = 2; break;
-		case 2: (void)proto_get_i32(&r); want = 4; break;
+		case 0:
+			(void)proto_get_u8(&r);
+			want = 1;
+			break;
+		case 1:
+			(void)proto_get_i16(&r);
+			want = 2;
+			break;
+		case 2:
+			(void)proto_get_i32(&r);
+			want = 4;
+			break;
 		case 3:
 			res = proto_get_cstr(&r);
 			if (res) {
@@ -145,7 +154,8 @@ static void drill_reader(struct fuzz_in *in)
 		if (was_err) {
 			FUZZ_CHECK(r.err && r.left == before); /* errors stick */
 		} else if (r.err) {
-			FUZZ_CHECK(r.left == before && r.p == at); /* a failed read consumes nothing */
+			FUZZ_CHECK(r.left == before
+				   && r.p == at); /* a failed read consumes nothing */
 		} else {
 			FUZZ_CHECK(before >= want && r.left == before - want && r.p == at + want);
 		}
@@ -174,7 +184,7 @@ static const uint8_t *check_built(struct proto_writer *w, size_t cap, uint8_t ty
 	return w->p + PROTO_HEADER_LEN;
 }
 
-#define MAX_STR 300
+#define MAX_STR   300
 #define MAX_EXTRA 8
 
 static void drill_builders(struct fuzz_in *in)
@@ -316,10 +326,18 @@ static void drill_builders(struct fuzz_in *in)
 		/* a raw writer sequence: put_* calls never write past cap */
 		for (size_t i = 0; i < raw_len; i++) {
 			switch (raw[i] % 4) {
-			case 0: proto_put_u8(&w, raw[i]); break;
-			case 1: proto_put_i32(&w, (int32_t)raw[i] << 20); break;
-			case 2: proto_put_cstr(&w, s1); break;
-			case 3: proto_put_bytes(&w, raw, raw_len - i); break;
+			case 0:
+				proto_put_u8(&w, raw[i]);
+				break;
+			case 1:
+				proto_put_i32(&w, (int32_t)raw[i] << 20);
+				break;
+			case 2:
+				proto_put_cstr(&w, s1);
+				break;
+			case 3:
+				proto_put_bytes(&w, raw, raw_len - i);
+				break;
 			}
 			FUZZ_CHECK(w.len <= cap);
 		}

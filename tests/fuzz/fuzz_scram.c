@@ -108,7 +108,8 @@ static void drill_scram(struct fuzz_in *in)
 		size_t len = honest_server_final(s, honest);
 		bool spoiled = false;
 		if ((flags & 2) && final_len > 0) {
-			size_t k = final_len < sizeof(honest) - len ? final_len : sizeof(honest) - len;
+			size_t k = final_len < sizeof(honest) - len ? final_len
+								    : sizeof(honest) - len;
 			memcpy(honest + len, final, k);
 			len += k;
 			spoiled = true;

@@ -31,7 +31,7 @@
 #include "tests/fuzz/fuzz.h"
 
 #define FZ_MAX_BACKENDS 8
-#define FZ_IO_MAX (1u << 20) /* what a peer may send us in one input, kept */
+#define FZ_IO_MAX       (1u << 20) /* what a peer may send us in one input, kept */
 
 /* The harness's end of a socket: what it still has to write, what it read. */
 struct fz_peer {
@@ -154,15 +154,17 @@ static void fz_init(const char *extra_ini)
 
 	char ini[1024], err[512] = "";
 	for (int session = 0; session < 2; session++) {
-		int n = snprintf(ini, sizeof(ini),
-				 "[pgcrab]\nworkers = 1\nlog_level = error\npool_mode = %s\n%s\n"
-				 "[shard.db]\nhost = %s\nport = 5432\nuser = fuzz\npassword = fuzzpw\n"
-				 "max_connections = 2\n"
-				 "[user.app]\npassword = secret\n",
-				 session ? "session" : "transaction", extra_ini, fz.dir);
+		int n = snprintf(
+			ini, sizeof(ini),
+			"[pgcrab]\nworkers = 1\nlog_level = error\npool_mode = %s\n%s\n"
+			"[shard.db]\nhost = %s\nport = 5432\nuser = fuzz\npassword = fuzzpw\n"
+			"max_connections = 2\n"
+			"[user.app]\npassword = secret\n",
+			session ? "session" : "transaction", extra_ini, fz.dir);
 		if (n < 0 || (size_t)n >= sizeof(ini)
 		    || cfg_load_buffer("fuzz.ini", ini, (size_t)n, NULL,
-				       session ? &fz.cfg_session : &fz.cfg, err, sizeof(err)) != 0) {
+				       session ? &fz.cfg_session : &fz.cfg, err, sizeof(err))
+			    != 0) {
 			fprintf(stderr, "fuzz harness config: %s\n", err);
 			abort();
 		}
@@ -295,7 +297,8 @@ static inline void fz_trace(const char *what, const uint8_t *b, size_t len, bool
 		}
 		fprintf(stderr, " %c", type >= 32 && type < 127 ? type : '?');
 		if (type == 'E' && total <= len - at)
-			fprintf(stderr, "(%.*s)", (int)(total - 5 > 80 ? 80 : total - 5), b + at + 5);
+			fprintf(stderr, "(%.*s)", (int)(total - 5 > 80 ? 80 : total - 5),
+				b + at + 5);
 		at += total;
 	}
 	fprintf(stderr, "\n");
@@ -311,7 +314,8 @@ static inline void fz_check_client_stream(const uint8_t *b, size_t len)
 	while (at < len) {
 		uint8_t type;
 		uint32_t total;
-		enum proto_result r = proto_frame(b + at, len - at, PROTO_MAX_MESSAGE, &type, &total);
+		enum proto_result r = proto_frame(b + at, len - at, PROTO_MAX_MESSAGE, &type,
+						  &total);
 		FUZZ_CHECK(r == PROTO_OK && total <= len - at);
 		at += total;
 	}

@@ -14,16 +14,16 @@
 
 #include "auth/auth.h"
 
-#define RFC_NONCE "rOprNGfwEbeRWgbNEkqO"
-#define RFC_SNONCE RFC_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
-#define RFC_SALT "W22ZaJ0SNY7soEsUEjb6gQ=="
-#define RFC_SERVER_FIRST "r=" RFC_SNONCE ",s=" RFC_SALT ",i=4096"
-#define RFC_CLIENT_FINAL "c=biws,r=" RFC_SNONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+#define RFC_NONCE            "rOprNGfwEbeRWgbNEkqO"
+#define RFC_SNONCE           RFC_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+#define RFC_SALT             "W22ZaJ0SNY7soEsUEjb6gQ=="
+#define RFC_SERVER_FIRST     "r=" RFC_SNONCE ",s=" RFC_SALT ",i=4096"
+#define RFC_CLIENT_FINAL     "c=biws,r=" RFC_SNONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 /* RFC 7677 section 3 prints this server-final; recomputing it with Python's
  * hashlib/hmac gives the same. (A value circulating with the same first 16
  * characters, "v=6rriTRBi23WpRR/wcVinwNh...", is wrong; it is checked to be
  * refused below.) */
-#define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+#define RFC_SERVER_FINAL     "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 #define NOT_RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wcVinwNhFlwv6g6+fqPqhzVKoOTI="
 
 /* The same exchange with the empty name PgCrab sends ("n=,r=..."). Computed
@@ -149,8 +149,8 @@ static void scram_rfc7677_vector(void **state)
 	assert_string_equal(out, RFC_CLIENT_FINAL);
 	assert_int_equal(n, (int)strlen(RFC_CLIENT_FINAL));
 	assert_int_equal(sc.state, AUTH_SCRAM_SENT_FINAL);
-	assert_string_equal(sc.auth_message, "n=user,r=" RFC_NONCE "," RFC_SERVER_FIRST
-					     ",c=biws,r=" RFC_SNONCE);
+	assert_string_equal(sc.auth_message,
+			    "n=user,r=" RFC_NONCE "," RFC_SERVER_FIRST ",c=biws,r=" RFC_SNONCE);
 	assert_int_equal(sc.auth_message_len, strlen(sc.auth_message));
 	assert_true(all_zero(sc.password, sizeof(sc.password))); /* done with it */
 
@@ -195,9 +195,10 @@ static void scram_client_first_random_nonce(void **state)
 		assert_int_equal(n, 8 + 32);
 		assert_memory_equal(first[k], "n,,n=,r=", 8);
 		for (int i = 8; i < n; i++)
-			assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-					       "0123456789+/",
-					       first[k][i]));
+			assert_non_null(
+				strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				       "0123456789+/",
+				       first[k][i]));
 		assert_string_equal(sc.client_nonce, first[k] + 8);
 	}
 	assert_string_not_equal(first[0], first[1]);
@@ -270,8 +271,7 @@ static void scram_small_caps(void **state)
 	char *sf = exact(RFC_SERVER_FIRST, strlen(RFC_SERVER_FIRST));
 	char *buf = malloc(need + 1);
 	assert_non_null(buf);
-	assert_int_equal(auth_scram_client_final(&sc, sf, strlen(RFC_SERVER_FIRST), buf, need),
-			 -1);
+	assert_int_equal(auth_scram_client_final(&sc, sf, strlen(RFC_SERVER_FIRST), buf, need), -1);
 	assert_wiped_failed();
 	start();
 	assert_int_equal(auth_scram_client_final(&sc, sf, strlen(RFC_SERVER_FIRST), buf, need + 1),
@@ -286,11 +286,11 @@ static void scram_small_caps(void **state)
 static void scram_nonce_must_extend_ours(void **state)
 {
 	(void)state;
-	refuse("r=" RFC_NONCE ",s=" RFC_SALT ",i=4096");         /* not longer */
-	refuse("r=rOprNGfwEbeRWgbNEkq,s=" RFC_SALT ",i=4096");   /* shorter */
+	refuse("r=" RFC_NONCE ",s=" RFC_SALT ",i=4096");           /* not longer */
+	refuse("r=rOprNGfwEbeRWgbNEkq,s=" RFC_SALT ",i=4096");     /* shorter */
 	refuse("r=XOprNGfwEbeRWgbNEkqOabc,s=" RFC_SALT ",i=4096"); /* other prefix */
 	refuse("r=rOprNGfwEbeRWgbNEkqo123,s=" RFC_SALT ",i=4096"); /* case differs */
-	refuse("r=abc" RFC_NONCE ",s=" RFC_SALT ",i=4096");      /* ours, not at start */
+	refuse("r=abc" RFC_NONCE ",s=" RFC_SALT ",i=4096");        /* ours, not at start */
 	refuse("r=,s=" RFC_SALT ",i=4096");
 	refuse("r=" RFC_NONCE "ab cd,s=" RFC_SALT ",i=4096");    /* space */
 	refuse("r=" RFC_NONCE "ab\x7f,s=" RFC_SALT ",i=4096");   /* DEL */
@@ -326,20 +326,20 @@ static void scram_missing_and_unknown_attributes(void **state)
 static void scram_bad_salt(void **state)
 {
 	(void)state;
-	refuse("r=" RFC_SNONCE ",s=,i=4096");                            /* empty */
-	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ=,i=4096");     /* length 23 */
-	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ,i=4096");      /* unpadded */
-	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6g!==,i=4096");    /* bad char */
-	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7s EsUEjb6gQ==,i=4096");    /* space */
-	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7s\nEsUEjb6gQ==,i=4096");   /* newline */
-	refuse("r=" RFC_SNONCE ",s=W22ZaJ0S=Y7soEsUEjb6gQ==,i=4096");    /* '=' inside */
-	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6g===,i=4096");    /* three pads */
+	refuse("r=" RFC_SNONCE ",s=,i=4096");                          /* empty */
+	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ=,i=4096");   /* length 23 */
+	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ,i=4096");    /* unpadded */
+	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6g!==,i=4096");  /* bad char */
+	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7s EsUEjb6gQ==,i=4096");  /* space */
+	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7s\nEsUEjb6gQ==,i=4096"); /* newline */
+	refuse("r=" RFC_SNONCE ",s=W22ZaJ0S=Y7soEsUEjb6gQ==,i=4096");  /* '=' inside */
+	refuse("r=" RFC_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6g===,i=4096");  /* three pads */
 	refuse("r=" RFC_SNONCE ",s=====,i=4096");
 	refuse("r=" RFC_SNONCE ",s=A===,i=4096");
-	refuse("r=" RFC_SNONCE ",s=-_-_,i=4096");                        /* base64url */
-	accept_first("r=" RFC_SNONCE ",s=QQ==,i=4096");                  /* one byte */
-	accept_first("r=" RFC_SNONCE ",s=QUI=,i=4096");                  /* two bytes */
-	accept_first("r=" RFC_SNONCE ",s=QUJD,i=4096");                  /* three bytes */
+	refuse("r=" RFC_SNONCE ",s=-_-_,i=4096");       /* base64url */
+	accept_first("r=" RFC_SNONCE ",s=QQ==,i=4096"); /* one byte */
+	accept_first("r=" RFC_SNONCE ",s=QUI=,i=4096"); /* two bytes */
+	accept_first("r=" RFC_SNONCE ",s=QUJD,i=4096"); /* three bytes */
 }
 
 static void scram_bad_iterations(void **state)
@@ -473,9 +473,9 @@ static void scram_wrong_server_signature(void **state)
 		EMPTY_SERVER_FINAL ",x=ext",
 		EMPTY_SERVER_FINAL " ",
 		"V=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg=",
-		"v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg",    /* unpadded */
-		"v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOgA",   /* 33 bytes */
-		"v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSA==",   /* 31 bytes */
+		"v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg",  /* unpadded */
+		"v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOgA", /* 33 bytes */
+		"v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSA==", /* 31 bytes */
 		"v=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg=3HO6Qt1M4MKJrmlKaoOqLAI0/0TV0HZe7J9H3MBtSOg=",
 		"v=3HO6Qt1M4MKJrmlKaoOq LAI0/0TV0HZe7J9H3MBtSOg=",
 		"e=invalid-proof," EMPTY_SERVER_FINAL,

@@ -56,9 +56,9 @@ static void test_no_args(void **state)
 static void test_all_flags_separate_value(void **state)
 {
 	(void)state;
-	char *argv[] = { "pgcrab",   "--config",    "/etc/pgcrab.ini", "--host",    "0.0.0.0",
-			 "--port",   "7000",        "--workers",       "4",         "--pool-mode",
-			 "session",  "--log-level", "debug",           "--check",   NULL };
+	char *argv[] = { "pgcrab",  "--config",    "/etc/pgcrab.ini", "--host",  "0.0.0.0",
+			 "--port",  "7000",        "--workers",       "4",       "--pool-mode",
+			 "session", "--log-level", "debug",           "--check", NULL };
 	struct cli_opts o;
 	assert_int_equal(parse(argv, no_env, &o), 0);
 	assert_string_equal(o.config_path, "/etc/pgcrab.ini");
@@ -122,10 +122,14 @@ static void test_env_only(void **state)
 {
 	(void)state;
 	char *argv[] = { "pgcrab", NULL };
-	char *env[] = { "HOME=/root",          "PGCRAB_CONFIG_FILE=/srv/p.ini",
-			"PGCRAB_HOST=::1",     "PGCRAB_PORT=7002",
-			"PGCRAB_WORKERS=3",    "PGCRAB_POOL_MODE=session",
-			"PGCRAB_LOG_LEVEL=warn", NULL };
+	char *env[] = { "HOME=/root",
+			"PGCRAB_CONFIG_FILE=/srv/p.ini",
+			"PGCRAB_HOST=::1",
+			"PGCRAB_PORT=7002",
+			"PGCRAB_WORKERS=3",
+			"PGCRAB_POOL_MODE=session",
+			"PGCRAB_LOG_LEVEL=warn",
+			NULL };
 	struct cli_opts o;
 	assert_int_equal(parse(argv, env, &o), 0);
 	assert_string_equal(o.config_path, "/srv/p.ini");
@@ -146,7 +150,8 @@ static void test_flag_beats_env(void **state)
 {
 	(void)state;
 	char *argv[] = { "pgcrab", "--port", "7003", "--config", "flag.ini", NULL };
-	char *env[] = { "PGCRAB_PORT=7002", "PGCRAB_CONFIG_FILE=env.ini", "PGCRAB_WORKERS=5", NULL };
+	char *env[] = { "PGCRAB_PORT=7002", "PGCRAB_CONFIG_FILE=env.ini", "PGCRAB_WORKERS=5",
+			NULL };
 	struct cli_opts o;
 	assert_int_equal(parse(argv, env, &o), 0);
 	assert_string_equal(o.ov.port, "7003");
@@ -228,11 +233,29 @@ static void test_usage_mentions_everything(void **state)
 	cli_usage(f);
 	fclose(f);
 	static const char *const words[] = {
-		"--config",    "--host",      "--port",      "--workers",          "--pool-mode",
-		"--log-level", "--check",     "--version",   "--help",             "PGCRAB_CONFIG_FILE",
-		"PGCRAB_HOST", "PGCRAB_PORT", "PGCRAB_WORKERS", "PGCRAB_POOL_MODE", "PGCRAB_LOG_LEVEL",
-		"pgcrab.ini",  "6432",        "transaction", "session",            "debug",
-		"--cpu-affinity", "PGCRAB_CPU_AFFINITY", "workers",
+		"--config",
+		"--host",
+		"--port",
+		"--workers",
+		"--pool-mode",
+		"--log-level",
+		"--check",
+		"--version",
+		"--help",
+		"PGCRAB_CONFIG_FILE",
+		"PGCRAB_HOST",
+		"PGCRAB_PORT",
+		"PGCRAB_WORKERS",
+		"PGCRAB_POOL_MODE",
+		"PGCRAB_LOG_LEVEL",
+		"pgcrab.ini",
+		"6432",
+		"transaction",
+		"session",
+		"debug",
+		"--cpu-affinity",
+		"PGCRAB_CPU_AFFINITY",
+		"workers",
 	};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (!strstr(buf, words[i]))

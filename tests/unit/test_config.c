@@ -131,43 +131,42 @@ static void test_shard_defaults(void **state)
 	cfg_free(c);
 }
 
-static const char spec_example[] =
-	"[pgcrab]\n"
-	"host = 0.0.0.0\n"
-	"port = 6433\n"
-	"workers = 4\n"
-	"pool_mode = session        ; transaction | session\n"
-	"auth_type = plain\n"
-	"max_client_conn = 500\n"
-	"admin_users = pgcrab, admin ,root\n"
-	"metrics_port = 9187\n"
-	"server_connect_timeout = 250ms\n"
-	"query_wait_timeout = 2min\n"
-	"client_login_timeout = 1h\n"
-	"client_idle_timeout = 7\n"
-	"idle_transaction_timeout = 0\n"
-	"server_idle_timeout = 60s\n"
-	"server_lifetime = 3600s\n"
-	"shutdown_timeout = 30s\n"
-	"log_level = debug\n"
-	"\n"
-	"# a hash comment\n"
-	"[shard.pgcrab_shard_1]         ; one section per backend\n"
-	"host = db1.internal\n"
-	"port = 5433\n"
-	"database = backend_db\n"
-	"user = mr_krabs\n"
-	"password = i_love_money\n"
-	"min_connections = 5\n"
-	"max_connections = 20\n"
-	"\n"
-	"[shard.second]\n"
-	"user = plankton\n"
-	"\n"
-	"[user.pgcrab]\n"
-	"password = pgcrab\n"
-	"[user.spongebob]\n"
-	"password = krabby patty\n";
+static const char spec_example[] = "[pgcrab]\n"
+				   "host = 0.0.0.0\n"
+				   "port = 6433\n"
+				   "workers = 4\n"
+				   "pool_mode = session        ; transaction | session\n"
+				   "auth_type = plain\n"
+				   "max_client_conn = 500\n"
+				   "admin_users = pgcrab, admin ,root\n"
+				   "metrics_port = 9187\n"
+				   "server_connect_timeout = 250ms\n"
+				   "query_wait_timeout = 2min\n"
+				   "client_login_timeout = 1h\n"
+				   "client_idle_timeout = 7\n"
+				   "idle_transaction_timeout = 0\n"
+				   "server_idle_timeout = 60s\n"
+				   "server_lifetime = 3600s\n"
+				   "shutdown_timeout = 30s\n"
+				   "log_level = debug\n"
+				   "\n"
+				   "# a hash comment\n"
+				   "[shard.pgcrab_shard_1]         ; one section per backend\n"
+				   "host = db1.internal\n"
+				   "port = 5433\n"
+				   "database = backend_db\n"
+				   "user = mr_krabs\n"
+				   "password = i_love_money\n"
+				   "min_connections = 5\n"
+				   "max_connections = 20\n"
+				   "\n"
+				   "[shard.second]\n"
+				   "user = plankton\n"
+				   "\n"
+				   "[user.pgcrab]\n"
+				   "password = pgcrab\n"
+				   "[user.spongebob]\n"
+				   "password = krabby patty\n";
 
 static void test_full_file(void **state)
 {
@@ -219,8 +218,8 @@ static void test_many_sections(void **state)
 	char text[8192] = "";
 	for (int i = 0; i < 40; i++) {
 		char part[128];
-		snprintf(part, sizeof(part), "[shard.s%d]\nuser = u%d\n[user.u%d]\npassword = p%d\n",
-			 i, i, i, i);
+		snprintf(part, sizeof(part),
+			 "[shard.s%d]\nuser = u%d\n[user.u%d]\npassword = p%d\n", i, i, i, i);
 		strcat(text, part);
 	}
 	struct cfg *c = load_ok(text, NULL);
@@ -275,8 +274,8 @@ static void test_example_file_loads(void **state)
 	(void)state;
 	const char *slash = strrchr(__FILE__, '/');
 	char p[512];
-	snprintf(p, sizeof(p), "%.*s/../../pgcrab.ini.example",
-		 slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
+	snprintf(p, sizeof(p), "%.*s/../../pgcrab.ini.example", slash ? (int)(slash - __FILE__) : 1,
+		 slash ? __FILE__ : ".");
 	if (access(p, R_OK) != 0)
 		skip();
 	struct cfg *c = NULL;
@@ -336,7 +335,7 @@ static void test_duration_table(void **state)
 		{ "5s5", 0, 0 },
 		{ "5 5s", 0, 0 },
 		{ "0x10", 0, 0 },
-		{ "18446744073709551615", 0, 0 },  /* seconds: overflows in ms */
+		{ "18446744073709551615", 0, 0 },   /* seconds: overflows in ms */
 		{ "18446744073709551616ms", 0, 0 }, /* overflows the number itself */
 		{ "99999999999999999999999h", 0, 0 },
 	};
@@ -358,14 +357,14 @@ static void test_duration_table(void **state)
 static void test_duration_errors_in_file(void **state)
 {
 	(void)state;
-	expect_error("[pgcrab]\nquery_wait_timeout = -5s\n", 2, "[pgcrab] query_wait_timeout: ",
-		     "'-5s' is negative");
-	expect_error("[pgcrab]\n\nshutdown_timeout = soon\n", 3, "[pgcrab] shutdown_timeout: ",
-		     "is not a duration");
-	expect_error("[pgcrab]\nserver_lifetime = 5m\n", 2, "[pgcrab] server_lifetime: ",
-		     "ambiguous unit m (use min or ms)");
-	expect_error("[pgcrab]\nserver_lifetime = 5y\n", 2, "[pgcrab] server_lifetime: ",
-		     "unknown unit");
+	expect_error("[pgcrab]\nquery_wait_timeout = -5s\n", 2,
+		     "[pgcrab] query_wait_timeout: ", "'-5s' is negative");
+	expect_error("[pgcrab]\n\nshutdown_timeout = soon\n", 3,
+		     "[pgcrab] shutdown_timeout: ", "is not a duration");
+	expect_error("[pgcrab]\nserver_lifetime = 5m\n", 2,
+		     "[pgcrab] server_lifetime: ", "ambiguous unit m (use min or ms)");
+	expect_error("[pgcrab]\nserver_lifetime = 5y\n", 2,
+		     "[pgcrab] server_lifetime: ", "unknown unit");
 	expect_error("[pgcrab]\nclient_idle_timeout = 99999999999999999999\n", 2,
 		     "[pgcrab] client_idle_timeout: ", "is too large");
 	/* fits in 64 bits but is far beyond any sane timeout */
@@ -406,10 +405,10 @@ static void test_unknown_section(void **state)
 	(void)state;
 	expect_error("[pgcrab]\nport = 1\n[pgbouncer]\n", 3, "[pgbouncer]: ", "unknown section");
 	expect_error("[shard]\nuser = u\n", 1, "[shard]: ", "unknown section");
-	expect_error("; c\n[database.sales]\n", 2, "[database.sales]: ",
-		     "sharding sections are not supported yet");
-	expect_error("[sharded_table.orders]\n", 1, "[sharded_table.orders]: ",
-		     "not supported yet");
+	expect_error("; c\n[database.sales]\n", 2,
+		     "[database.sales]: ", "sharding sections are not supported yet");
+	expect_error("[sharded_table.orders]\n", 1,
+		     "[sharded_table.orders]: ", "not supported yet");
 }
 
 static void test_unknown_key(void **state)
@@ -417,34 +416,34 @@ static void test_unknown_key(void **state)
 	(void)state;
 	expect_error("[pgcrab]\nport = 1\nprot = 2\n", 3, "[pgcrab] prot: ", "unknown key");
 	/* a key from another kind of section gets a hint */
-	expect_error("[pgcrab]\nuser = x\n", 2, "[pgcrab] user: ",
-		     "unknown key (it belongs in [shard.NAME])");
-	expect_error("[shard.a]\nuser = u\npool_mode = session\n", 3, "[shard.a] pool_mode: ",
-		     "unknown key (it belongs in [pgcrab])");
-	expect_error("[user.bob]\npassword = x\nuser = bob\n", 3, "[user.bob] user: ",
-		     "unknown key");
-	expect_error("[pgcrab]\ntls_cert_file = /etc/cert.pem\n", 2, "[pgcrab] tls_cert_file: ",
-		     "TLS is not supported yet");
+	expect_error("[pgcrab]\nuser = x\n", 2,
+		     "[pgcrab] user: ", "unknown key (it belongs in [shard.NAME])");
+	expect_error("[shard.a]\nuser = u\npool_mode = session\n", 3,
+		     "[shard.a] pool_mode: ", "unknown key (it belongs in [pgcrab])");
+	expect_error("[user.bob]\npassword = x\nuser = bob\n", 3,
+		     "[user.bob] user: ", "unknown key");
+	expect_error("[pgcrab]\ntls_cert_file = /etc/cert.pem\n", 2,
+		     "[pgcrab] tls_cert_file: ", "TLS is not supported yet");
 	expect_error("[pgcrab]\n= 5\n", 2, "[pgcrab]: ", "missing key name");
 }
 
 static void test_key_outside_section(void **state)
 {
 	(void)state;
-	expect_error("; leading comment\nport = 6432\n[pgcrab]\n", 2, "port: ",
-		     "key outside of any section");
+	expect_error("; leading comment\nport = 6432\n[pgcrab]\n", 2,
+		     "port: ", "key outside of any section");
 }
 
 static void test_duplicate_key(void **state)
 {
 	(void)state;
-	expect_error("[pgcrab]\nport = 1\nhost = h\nport = 2\n", 4, "[pgcrab] port: ",
-		     "duplicate key, first set at line 2");
+	expect_error("[pgcrab]\nport = 1\nhost = h\nport = 2\n", 4,
+		     "[pgcrab] port: ", "duplicate key, first set at line 2");
 	/* case-insensitive keys collide too */
-	expect_error("[shard.a]\nuser = u\nUSER = v\n", 3, "[shard.a] user: ",
-		     "duplicate key, first set at line 2");
-	expect_error("[user.a]\npassword = x\n\npassword = y\n", 4, "[user.a] password: ",
-		     "duplicate key, first set at line 2");
+	expect_error("[shard.a]\nuser = u\nUSER = v\n", 3,
+		     "[shard.a] user: ", "duplicate key, first set at line 2");
+	expect_error("[user.a]\npassword = x\n\npassword = y\n", 4,
+		     "[user.a] password: ", "duplicate key, first set at line 2");
 }
 
 static void test_duplicate_section(void **state)
@@ -452,10 +451,10 @@ static void test_duplicate_section(void **state)
 	(void)state;
 	expect_error("[shard.a]\nuser = u\n[shard.b]\nuser = u\n[shard.a]\nport = 5\n", 5,
 		     "[shard.a]: ", "duplicate section, first defined at line 1");
-	expect_error("[user.bob]\npassword = x\n[user.bob]\n", 3, "[user.bob]: ",
-		     "duplicate section, first defined at line 1");
-	expect_error("[pgcrab]\n[shard.a]\nuser = u\n[pgcrab]\n", 4, "[pgcrab]: ",
-		     "duplicate section, first defined at line 1");
+	expect_error("[user.bob]\npassword = x\n[user.bob]\n", 3,
+		     "[user.bob]: ", "duplicate section, first defined at line 1");
+	expect_error("[pgcrab]\n[shard.a]\nuser = u\n[pgcrab]\n", 4,
+		     "[pgcrab]: ", "duplicate section, first defined at line 1");
 	/* a shard and a user may share a name */
 	struct cfg *c = load_ok("[shard.x]\nuser = x\n[user.x]\npassword = x\n", NULL);
 	cfg_free(c);
@@ -497,8 +496,8 @@ static void test_bad_int(void **state)
 	(void)state;
 	expect_error("[pgcrab]\nport = abc\n", 2, "[pgcrab] port: ", "'abc' is not a whole number");
 	expect_error("[pgcrab]\nport = 64 32\n", 2, "[pgcrab] port: ", "is not a whole number");
-	expect_error("[pgcrab]\nmax_client_conn = 1e4\n", 2, "[pgcrab] max_client_conn: ",
-		     "is not a whole number");
+	expect_error("[pgcrab]\nmax_client_conn = 1e4\n", 2,
+		     "[pgcrab] max_client_conn: ", "is not a whole number");
 	expect_error("[pgcrab]\nworkers =\n", 2, "[pgcrab] workers: ", "'' is not a whole number");
 	expect_error("[shard.a]\nuser = u\nmin_connections = 5.5\n", 3,
 		     "[shard.a] min_connections: ", "not a whole number");
@@ -507,15 +506,15 @@ static void test_bad_int(void **state)
 static void test_port_range(void **state)
 {
 	(void)state;
-	expect_error("[pgcrab]\nport = 70000\n", 2, "[pgcrab] port: ",
-		     "70000 is out of range 1..65535");
+	expect_error("[pgcrab]\nport = 70000\n", 2,
+		     "[pgcrab] port: ", "70000 is out of range 1..65535");
 	expect_error("[pgcrab]\nport = 0\n", 2, "[pgcrab] port: ", "0 is out of range 1..65535");
-	expect_error("[pgcrab]\nport = 99999999999999999999999\n", 2, "[pgcrab] port: ",
-		     "is out of range 1..65535");
-	expect_error("[shard.a]\nuser = u\nport = -1\n", 3, "[shard.a] port: ",
-		     "-1 is out of range 1..65535");
-	expect_error("[pgcrab]\nmetrics_port = 65536\n", 2, "[pgcrab] metrics_port: ",
-		     "out of range 0..65535");
+	expect_error("[pgcrab]\nport = 99999999999999999999999\n", 2,
+		     "[pgcrab] port: ", "is out of range 1..65535");
+	expect_error("[shard.a]\nuser = u\nport = -1\n", 3,
+		     "[shard.a] port: ", "-1 is out of range 1..65535");
+	expect_error("[pgcrab]\nmetrics_port = 65536\n", 2,
+		     "[pgcrab] metrics_port: ", "out of range 0..65535");
 }
 
 static void test_max_packet_size_range(void **state)
@@ -524,18 +523,19 @@ static void test_max_packet_size_range(void **state)
 	struct cfg *c = load_ok("[pgcrab]\nmax_packet_size = 65536\n", NULL);
 	assert_int_equal(c->max_packet_size, 65536);
 	cfg_free(c);
-	expect_error("[pgcrab]\nmax_packet_size = 1073741825\n", 2, "[pgcrab] max_packet_size: ",
-		     "out of range 1024..1073741824");
-	expect_error("[pgcrab]\nmax_packet_size = 100\n", 2, "[pgcrab] max_packet_size: ",
-		     "out of range 1024..1073741824");
+	expect_error("[pgcrab]\nmax_packet_size = 1073741825\n", 2,
+		     "[pgcrab] max_packet_size: ", "out of range 1024..1073741824");
+	expect_error("[pgcrab]\nmax_packet_size = 100\n", 2,
+		     "[pgcrab] max_packet_size: ", "out of range 1024..1073741824");
 }
 
 static void test_workers_range(void **state)
 {
 	(void)state;
-	expect_error("[pgcrab]\nworkers = -1\n", 2, "[pgcrab] workers: ", "-1 is out of range 0..256");
-	expect_error("[pgcrab]\nworkers = 257\n", 2, "[pgcrab] workers: ",
-		     "257 is out of range 0..256");
+	expect_error("[pgcrab]\nworkers = -1\n", 2,
+		     "[pgcrab] workers: ", "-1 is out of range 0..256");
+	expect_error("[pgcrab]\nworkers = 257\n", 2,
+		     "[pgcrab] workers: ", "257 is out of range 0..256");
 	struct cfg *c = load_ok("[pgcrab]\nworkers = 256\n", NULL);
 	assert_int_equal(c->workers, 256);
 	cfg_free(c);
@@ -563,8 +563,8 @@ static void test_pool_sizes(void **state)
 static void test_reserved_shard_name(void **state)
 {
 	(void)state;
-	expect_error("[pgcrab]\n[shard.pgcrab]\nuser = u\n", 2, "[shard.pgcrab]: ",
-		     "reserved for the admin console");
+	expect_error("[pgcrab]\n[shard.pgcrab]\nuser = u\n", 2,
+		     "[shard.pgcrab]: ", "reserved for the admin console");
 }
 
 static void test_missing_required(void **state)
@@ -586,8 +586,8 @@ static void test_empty_strings(void **state)
 	(void)state;
 	expect_error("[user.bob]\npassword =\n", 2, "[user.bob] password: ", "must not be empty");
 	expect_error("[shard.a]\nuser =\n", 2, "[shard.a] user: ", "must not be empty");
-	expect_error("[shard.a]\nuser = u\ndatabase = \n", 3, "[shard.a] database: ",
-		     "must not be empty");
+	expect_error("[shard.a]\nuser = u\ndatabase = \n", 3,
+		     "[shard.a] database: ", "must not be empty");
 	expect_error("[pgcrab]\nhost =\n", 2, "[pgcrab] host: ", "must not be empty");
 	/* a backend password may be empty (trust auth on the backend) */
 	struct cfg *c = load_ok("[shard.a]\nuser = u\npassword =\n", NULL);
@@ -611,27 +611,27 @@ static void test_booleans(void **state)
 		assert_true(c->cancel_on_client_exit);
 		cfg_free(c);
 	}
-	expect_error("[pgcrab]\ncancel_on_client_exit = maybe\n", 2, "[pgcrab] cancel_on_client_exit: ",
-		     "'maybe' is not a boolean (on or off)");
-	expect_error("[pgcrab]\ncancel_on_client_exit =\n", 2, "[pgcrab] cancel_on_client_exit: ",
-		     "is not a boolean");
+	expect_error("[pgcrab]\ncancel_on_client_exit = maybe\n", 2,
+		     "[pgcrab] cancel_on_client_exit: ", "'maybe' is not a boolean (on or off)");
+	expect_error("[pgcrab]\ncancel_on_client_exit =\n", 2,
+		     "[pgcrab] cancel_on_client_exit: ", "is not a boolean");
 }
 
 static void test_enums(void **state)
 {
 	(void)state;
-	expect_error("[pgcrab]\npool_mode = statement\n", 2, "[pgcrab] pool_mode: ",
-		     "'statement' is not one of transaction, session");
-	expect_error("[pgcrab]\nlog_level = verbose\n", 2, "[pgcrab] log_level: ",
-		     "'verbose' is not one of error, warn, info, debug");
-	expect_error("[pgcrab]\ncpu_affinity = cores\n", 2, "[pgcrab] cpu_affinity: ",
-		     "'cores' is not one of off, workers");
-	expect_error("[pgcrab]\nauth_type = md5\n", 2, "[pgcrab] auth_type: ",
-		     "md5 is not supported yet; only plain is accepted");
-	expect_error("[pgcrab]\nauth_type = scram-sha-256\n", 2, "[pgcrab] auth_type: ",
-		     "scram-sha-256 is not supported yet");
-	expect_error("[pgcrab]\nauth_type = trust\n", 2, "[pgcrab] auth_type: ",
-		     "'trust' is not one of plain");
+	expect_error("[pgcrab]\npool_mode = statement\n", 2,
+		     "[pgcrab] pool_mode: ", "'statement' is not one of transaction, session");
+	expect_error("[pgcrab]\nlog_level = verbose\n", 2,
+		     "[pgcrab] log_level: ", "'verbose' is not one of error, warn, info, debug");
+	expect_error("[pgcrab]\ncpu_affinity = cores\n", 2,
+		     "[pgcrab] cpu_affinity: ", "'cores' is not one of off, workers");
+	expect_error("[pgcrab]\nauth_type = md5\n", 2,
+		     "[pgcrab] auth_type: ", "md5 is not supported yet; only plain is accepted");
+	expect_error("[pgcrab]\nauth_type = scram-sha-256\n", 2,
+		     "[pgcrab] auth_type: ", "scram-sha-256 is not supported yet");
+	expect_error("[pgcrab]\nauth_type = trust\n", 2,
+		     "[pgcrab] auth_type: ", "'trust' is not one of plain");
 }
 
 static void test_admin_users_list(void **state)
@@ -675,12 +675,18 @@ static void test_overrides_win_over_file(void **state)
 {
 	(void)state;
 	struct cfg_overrides ov = {
-		.host = "0.0.0.0", .host_src = "--host",
-		.port = "7777", .port_src = "--port",
-		.workers = "2", .workers_src = "PGCRAB_WORKERS",
-		.pool_mode = "session", .pool_mode_src = "--pool-mode",
-		.log_level = "error", .log_level_src = "PGCRAB_LOG_LEVEL",
-		.cpu_affinity = "workers", .cpu_affinity_src = "--cpu-affinity",
+		.host = "0.0.0.0",
+		.host_src = "--host",
+		.port = "7777",
+		.port_src = "--port",
+		.workers = "2",
+		.workers_src = "PGCRAB_WORKERS",
+		.pool_mode = "session",
+		.pool_mode_src = "--pool-mode",
+		.log_level = "error",
+		.log_level_src = "PGCRAB_LOG_LEVEL",
+		.cpu_affinity = "workers",
+		.cpu_affinity_src = "--cpu-affinity",
 	};
 	struct cfg *c = load_ok("[pgcrab]\nhost = 10.0.0.1\nport = 6000\nworkers = 8\n"
 				"pool_mode = transaction\nlog_level = debug\ncpu_affinity = off\n",
@@ -717,9 +723,11 @@ static void test_override_errors(void **state)
 	ov = (struct cfg_overrides){ .workers = "300", .workers_src = "--workers" };
 	expect_override_error("", &ov, "--workers: 300 is out of range 0..256");
 	ov = (struct cfg_overrides){ .pool_mode = "statement", .pool_mode_src = "--pool-mode" };
-	expect_override_error("", &ov, "--pool-mode: 'statement' is not one of transaction, session");
+	expect_override_error("", &ov,
+			      "--pool-mode: 'statement' is not one of transaction, session");
 	ov = (struct cfg_overrides){ .log_level = "loud", .log_level_src = "PGCRAB_LOG_LEVEL" };
-	expect_override_error("", &ov, "PGCRAB_LOG_LEVEL: 'loud' is not one of error, warn, info, debug");
+	expect_override_error("", &ov,
+			      "PGCRAB_LOG_LEVEL: 'loud' is not one of error, warn, info, debug");
 	ov = (struct cfg_overrides){ .host = "", .host_src = "--host" };
 	expect_override_error("", &ov, "--host: must not be empty");
 	/* without a source, the key names itself */
@@ -728,7 +736,8 @@ static void test_override_errors(void **state)
 	/* a broken file is reported before any override */
 	ov = (struct cfg_overrides){ .port = "70000", .port_src = "--port" };
 	struct cfg *cfg;
-	assert_int_equal(cfg_load(write_ini("[pgcrab]\nworkers = x\n"), &ov, &cfg, err, sizeof(err)),
+	assert_int_equal(cfg_load(write_ini("[pgcrab]\nworkers = x\n"), &ov, &cfg, err,
+				  sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, ":2: [pgcrab] workers: 'x' is not a whole number"));
 }

@@ -38,8 +38,9 @@ static void test_set_and_reset(void **state)
 	assert_int_equal(params_set(&have, PARAM_TIMEZONE, "Asia/Tokyo"), 0);
 	int n = params_sync_sql(&want, &have, sql, sizeof(sql));
 	assert_int_equal(n, (int)strlen(sql));
-	assert_string_equal(sql, "RESET TimeZone;"
-				 "SELECT pg_catalog.set_config('search_path', 'crab_a, public', false);");
+	assert_string_equal(sql,
+			    "RESET TimeZone;"
+			    "SELECT pg_catalog.set_config('search_path', 'crab_a, public', false);");
 	/* the statement is not sent yet: have is untouched until assigned */
 	assert_string_equal(have.v[PARAM_TIMEZONE], "Asia/Tokyo");
 	assert_null(have.v[PARAM_SEARCH_PATH]);
@@ -59,8 +60,9 @@ static void test_quotes_are_doubled(void **state)
 	char sql[256];
 	assert_int_equal(params_set(&want, PARAM_APPLICATION_NAME, "it's'); DROP TABLE x; --"), 0);
 	assert_true(params_sync_sql(&want, &have, sql, sizeof(sql)) > 0);
-	assert_string_equal(sql, "SELECT pg_catalog.set_config('application_name', "
-				 "'it''s''); DROP TABLE x; --', false);");
+	assert_string_equal(sql,
+			    "SELECT pg_catalog.set_config('application_name', "
+			    "'it''s''); DROP TABLE x; --', false);");
 	params_clear(&want);
 	params_clear(&have);
 }
@@ -70,11 +72,14 @@ static void test_too_small_buffer(void **state)
 	(void)state;
 	struct param_set want = { 0 }, have = { 0 };
 	char sql[16];
-	assert_int_equal(params_set(&want, PARAM_APPLICATION_NAME, "a rather long application name"), 0);
+	assert_int_equal(params_set(&want, PARAM_APPLICATION_NAME,
+				    "a rather long application name"),
+			 0);
 	int n = params_sync_sql(&want, &have, sql, sizeof(sql));
 	/* as snprintf: the length it needs, nothing half-written */
-	assert_int_equal(n, (int)strlen("SELECT pg_catalog.set_config('application_name', "
-					 "'a rather long application name', false);"));
+	assert_int_equal(n,
+			 (int)strlen("SELECT pg_catalog.set_config('application_name', "
+				     "'a rather long application name', false);"));
 	assert_string_equal(sql, "");
 	/* what did not fit was not sent: the server still has what it had */
 	assert_null(have.v[PARAM_APPLICATION_NAME]);

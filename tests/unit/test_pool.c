@@ -39,7 +39,9 @@ static void rig_up(struct rig *r)
 {
 	char err[256];
 	memset(r, 0, sizeof(*r));
-	assert_int_equal(cfg_load_buffer("t.ini", ini, sizeof(ini) - 1, NULL, &r->cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg_load_buffer("t.ini", ini, sizeof(ini) - 1, NULL, &r->cfg, err,
+					 sizeof(err)),
+			 0);
 	assert_int_equal(session_build(&r->rt, &r->ss, r->cfg, 1, err, sizeof(err)), 0);
 	r->w = &r->rt.workers[0];
 	r->p = &r->ss.workers[0].pools.pools[0];
@@ -147,13 +149,18 @@ static void test_config_swap_under_running_worker(void **state)
 	char err[256];
 	struct cfg *old, *new;
 	static const char ini2[] = "[pgcrab]\nquery_wait_timeout = 7s\n[shard.db]\nuser = u\n";
-	assert_int_equal(cfg_load_buffer("t.ini", ini, sizeof(ini) - 1, NULL, &old, err, sizeof(err)), 0);
-	assert_int_equal(cfg_load_buffer("t2.ini", ini2, sizeof(ini2) - 1, NULL, &new, err, sizeof(err)), 0);
+	assert_int_equal(cfg_load_buffer("t.ini", ini, sizeof(ini) - 1, NULL, &old, err,
+					 sizeof(err)),
+			 0);
+	assert_int_equal(cfg_load_buffer("t2.ini", ini2, sizeof(ini2) - 1, NULL, &new, err,
+					 sizeof(err)),
+			 0);
 	struct runtime rt;
 	struct session ss;
 	assert_int_equal(session_build(&rt, &ss, old, 1, err, sizeof(err)), 0);
 	pthread_barrier_init(&rt.ready, NULL, 2);
-	assert_int_equal(pthread_create(&rt.workers[0].thread, NULL, worker_main, &rt.workers[0]), 0);
+	assert_int_equal(pthread_create(&rt.workers[0].thread, NULL, worker_main, &rt.workers[0]),
+			 0);
 	pthread_barrier_wait(&rt.ready);
 	assert_true(rt.workers[0].ring_fd >= 0);
 	/* ours, the session's, the runtime's (acceptor) and the worker's */

@@ -107,8 +107,8 @@ static void expect_startup_err(const void *buf, size_t len)
 static void test_read_exact(void **state)
 {
 	(void)state;
-	static const uint8_t in[] = { 0x7f, 0xff, 0xfe, 0x80, 0x00, 0x00, 0x01, 'h', 'i', 0,
-				      0xde, 0xad };
+	static const uint8_t in[] = { 0x7f, 0xff, 0xfe, 0x80, 0x00, 0x00,
+				      0x01, 'h',  'i',  0,    0xde, 0xad };
 	struct proto_reader r = proto_reader_init(in, sizeof(in));
 	assert_int_equal(proto_get_u8(&r), 0x7f);
 	assert_int_equal(proto_get_i16(&r), -2);
@@ -319,8 +319,8 @@ static void test_startup_sqlstates(void **state)
 	assert_int_equal(proto_parse_startup(nouser, sizeof(nouser), &s, &why), PROTO_ERR);
 	assert_string_equal(proto_startup_sqlstate(why), "28000");
 	/* a duplicate: a protocol violation */
-	static const uint8_t dup[] = { 0, 0, 0, 21, 0, 3, 0, 0, 'u', 's', 'e', 'r', 0, 'a', 0,
-				       'u', 's', 'e', 'r', 0, 'b', 0, 0 };
+	static const uint8_t dup[] = { 0, 0,   0, 21,  0,   3,   0,   0, 'u', 's', 'e', 'r',
+				       0, 'a', 0, 'u', 's', 'e', 'r', 0, 'b', 0,   0 };
 	uint8_t dup_ok[sizeof(dup)];
 	memcpy(dup_ok, dup, sizeof(dup));
 	dup_ok[3] = sizeof(dup);
@@ -740,8 +740,9 @@ static void test_build_auth_md5_and_sasl(void **state)
 	/* AuthenticationSASL: Int32(10) then mechanism list ending in a NUL */
 	out_init(&o, 64);
 	proto_build_auth(&o.w, PROTO_AUTH_SASL, "SCRAM-SHA-256\0\0", 15);
-	EXPECT(&o, "R\x00\x00\x00\x17\x00\x00\x00\x0a"
-		   "SCRAM-SHA-256\0\0");
+	EXPECT(&o,
+	       "R\x00\x00\x00\x17\x00\x00\x00\x0a"
+	       "SCRAM-SHA-256\0\0");
 }
 
 static void test_build_parameter_status(void **state)
@@ -750,8 +751,9 @@ static void test_build_parameter_status(void **state)
 	struct outbuf o;
 	out_init(&o, 64);
 	proto_build_parameter_status(&o.w, "client_encoding", "UTF8");
-	EXPECT(&o, "S\x00\x00\x00\x19"
-		   "client_encoding\0UTF8\0");
+	EXPECT(&o,
+	       "S\x00\x00\x00\x19"
+	       "client_encoding\0UTF8\0");
 }
 
 static void test_build_backend_key(void **state)
@@ -779,12 +781,13 @@ static void test_build_error(void **state)
 	out_init(&o, 128);
 	proto_build_error(&o.w, "FATAL", "28P01", "bad password");
 	/* 4 + (1+6)*2 + (1+6) + (1+13) + 1 = 40 */
-	EXPECT(&o, "E\x00\x00\x00\x28"
-		   "SFATAL\0"
-		   "VFATAL\0"
-		   "C28P01\0"
-		   "Mbad password\0"
-		   "\0");
+	EXPECT(&o,
+	       "E\x00\x00\x00\x28"
+	       "SFATAL\0"
+	       "VFATAL\0"
+	       "C28P01\0"
+	       "Mbad password\0"
+	       "\0");
 }
 
 static void test_build_negotiate_version(void **state)
@@ -795,10 +798,11 @@ static void test_build_negotiate_version(void **state)
 	const char *const unknown[] = { "_pq_.foo", "_pq_.bar" };
 	proto_build_negotiate_version(&o.w, 0, 2, unknown);
 	/* 4 + 4 + 4 + 9 + 9 = 30 */
-	EXPECT(&o, "v\x00\x00\x00\x1e"
-		   "\x00\x00\x00\x00"
-		   "\x00\x00\x00\x02"
-		   "_pq_.foo\0_pq_.bar\0");
+	EXPECT(&o,
+	       "v\x00\x00\x00\x1e"
+	       "\x00\x00\x00\x00"
+	       "\x00\x00\x00\x02"
+	       "_pq_.foo\0_pq_.bar\0");
 
 	out_init(&o, 128);
 	proto_build_negotiate_version(&o.w, 2, 0, NULL);
@@ -814,11 +818,12 @@ static void test_build_startup(void **state)
 	out_init(&o, 256);
 	proto_build_startup(&o.w, "alice", "shop", 0, NULL, NULL);
 	/* 4 + 4 + "user\0alice\0"(11) + "database\0shop\0"(14) + 1 = 34 */
-	EXPECT(&o, "\x00\x00\x00\x22"
-		   "\x00\x03\x00\x00"
-		   "user\0alice\0"
-		   "database\0shop\0"
-		   "\0");
+	EXPECT(&o,
+	       "\x00\x00\x00\x22"
+	       "\x00\x03\x00\x00"
+	       "user\0alice\0"
+	       "database\0shop\0"
+	       "\0");
 }
 
 static void test_build_startup_extra(void **state)
@@ -830,13 +835,14 @@ static void test_build_startup_extra(void **state)
 	const char *const values[] = { "psql", "ISO" };
 	proto_build_startup(&o.w, "u", "d", 2, names, values);
 	/* 8 + 7 + 11 + 22 + 14 + 1 = 63 */
-	EXPECT(&o, "\x00\x00\x00\x3f"
-		   "\x00\x03\x00\x00"
-		   "user\0u\0"
-		   "database\0d\0"
-		   "application_name\0psql\0"
-		   "DateStyle\0ISO\0"
-		   "\0");
+	EXPECT(&o,
+	       "\x00\x00\x00\x3f"
+	       "\x00\x03\x00\x00"
+	       "user\0u\0"
+	       "database\0d\0"
+	       "application_name\0psql\0"
+	       "DateStyle\0ISO\0"
+	       "\0");
 }
 
 static void test_build_password(void **state)
@@ -856,10 +862,11 @@ static void test_build_sasl_initial(void **state)
 	static const char data[] = "n,,n=,r=abc";
 	proto_build_sasl_initial(&o.w, "SCRAM-SHA-256", data, sizeof(data) - 1);
 	/* 4 + 14 + 4 + 11 = 33 */
-	EXPECT(&o, "p\x00\x00\x00\x21"
-		   "SCRAM-SHA-256\0"
-		   "\x00\x00\x00\x0b"
-		   "n,,n=,r=abc");
+	EXPECT(&o,
+	       "p\x00\x00\x00\x21"
+	       "SCRAM-SHA-256\0"
+	       "\x00\x00\x00\x0b"
+	       "n,,n=,r=abc");
 }
 
 static void test_build_sasl_response(void **state)
@@ -868,8 +875,9 @@ static void test_build_sasl_response(void **state)
 	struct outbuf o;
 	out_init(&o, 64);
 	proto_build_sasl_response(&o.w, "c=biws,r=x,p=y", 14);
-	EXPECT(&o, "p\x00\x00\x00\x12"
-		   "c=biws,r=x,p=y");
+	EXPECT(&o,
+	       "p\x00\x00\x00\x12"
+	       "c=biws,r=x,p=y");
 }
 
 static void test_build_query(void **state)
@@ -899,9 +907,10 @@ static void test_build_appends(void **state)
 	proto_build_auth(&o.w, PROTO_AUTH_OK, NULL, 0);
 	proto_build_backend_key(&o.w, 1, 2);
 	proto_build_ready(&o.w, 'I');
-	EXPECT(&o, "R\x00\x00\x00\x08\x00\x00\x00\x00"
-		   "K\x00\x00\x00\x0c\x00\x00\x00\x01\x00\x00\x00\x02"
-		   "Z\x00\x00\x00\x05I");
+	EXPECT(&o,
+	       "R\x00\x00\x00\x08\x00\x00\x00\x00"
+	       "K\x00\x00\x00\x0c\x00\x00\x00\x01\x00\x00\x00\x02"
+	       "Z\x00\x00\x00\x05I");
 }
 
 /* ---- writer overflow ------------------------------------------------------ */

@@ -195,9 +195,9 @@ static void test_beyond_one_rotation(void **state)
 	struct timer_wheel *tw = new_wheel(0, 10);
 	struct owner o[3];
 	owners_init(o, 3, on_fire);
-	timer_arm(tw, &o[0].t, 25);            /* slot 2 */
-	timer_arm(tw, &o[1].t, rot + 27);      /* slot 2, a rotation on */
-	timer_arm(tw, &o[2].t, 3 * rot + 21);  /* slot 2, three rotations on */
+	timer_arm(tw, &o[0].t, 25);           /* slot 2 */
+	timer_arm(tw, &o[1].t, rot + 27);     /* slot 2, a rotation on */
+	timer_arm(tw, &o[2].t, 3 * rot + 21); /* slot 2, three rotations on */
 	assert_int_equal(timer_wheel_next_due(tw), 25);
 	unsigned fired = 0;
 	for (uint64_t now = 1; now <= 3 * rot + 30; now++) {
@@ -230,8 +230,8 @@ static void test_next_due_behind_a_later_rotation(void **state)
 		struct timer_wheel *tw = new_wheel(0, gran[g]);
 		struct owner o[2];
 		owners_init(o, 2, on_fire);
-		timer_arm(tw, &o[0].t, rot);               /* the current slot */
-		timer_arm(tw, &o[1].t, rot - gran[g]);     /* the last slot */
+		timer_arm(tw, &o[0].t, rot);           /* the current slot */
+		timer_arm(tw, &o[1].t, rot - gran[g]); /* the last slot */
 		assert_int_equal(timer_wheel_next_due(tw), rot - gran[g]);
 		timer_disarm(&o[1].t);
 		timer_arm(tw, &o[1].t, rot - gran[g] + 1); /* not a slot start */
@@ -385,7 +385,9 @@ static void test_fire_frees_other_due_timer(void **state)
 {
 	(void)state;
 	/* same slot, neighbouring slots, same and different times */
-	static const uint64_t due[][2] = { { 10, 10 }, { 10, 20 }, { 20, 10 }, { 30, 150 }, { 150, 30 } };
+	static const uint64_t due[][2] = {
+		{ 10, 10 }, { 10, 20 }, { 20, 10 }, { 30, 150 }, { 150, 30 }
+	};
 	for (size_t c = 0; c < sizeof(due) / sizeof(due[0]); c++) {
 		struct timer_wheel *tw = new_wheel(0, 100);
 		struct pair_owner *p[2];
@@ -500,7 +502,8 @@ static void test_thousands(void **state)
 	for (int i = 0; i < N; i++) {
 		/* the first step at or after its due time */
 		uint64_t d = o[i].t.due_ms;
-		uint64_t want = d <= 1000 ? 1000 + STEP : 1000 + (d - 1000 + STEP - 1) / STEP * STEP;
+		uint64_t want = d <= 1000 ? 1000 + STEP
+					  : 1000 + (d - 1000 + STEP - 1) / STEP * STEP;
 		assert_int_equal(o[i].fires, 1);
 		assert_int_equal(o[i].fired_at, want);
 	}
@@ -533,9 +536,13 @@ static uint64_t random_due(uint64_t now, uint32_t g)
 		return now - rnd_below(now < 2000 ? now + 1 : 2000);
 	case 1: /* now */
 		return now;
-	case 2: case 3: case 4: /* within a few ticks */
+	case 2:
+	case 3:
+	case 4: /* within a few ticks */
 		return now + 1 + rnd_below(4 * g);
-	case 5: case 6: case 7: /* within a few rotations */
+	case 5:
+	case 6:
+	case 7: /* within a few rotations */
 		return now + 1 + rnd_below(3 * span);
 	case 8: /* the same slot, rotations on */
 		return now + span * (1 + rnd_below(4));
@@ -568,7 +575,8 @@ static void random_fire(struct timer *t)
 	m.pending[i] = m.armed[i] = false;
 	m.fired++;
 	switch (rnd_below(10)) {
-	case 0: case 1:
+	case 0:
+	case 1:
 		model_arm(i, random_due(wheel->now_ms, wheel->granularity_ms));
 		break;
 	case 2:
@@ -650,11 +658,22 @@ static void test_random_against_model(void **state)
 			} else {
 				uint64_t to;
 				switch (rnd_below(20)) {
-				case 0: to = now; break;
-				case 1: to = now - rnd_below(100); break;
-				case 2: case 3: to = now + rnd_below(4 * span); break;
-				case 4: to = now + rnd_below((uint64_t)1 << 34); break;
-				default: to = now + rnd_below(3 * gran[g] + 2); break;
+				case 0:
+					to = now;
+					break;
+				case 1:
+					to = now - rnd_below(100);
+					break;
+				case 2:
+				case 3:
+					to = now + rnd_below(4 * span);
+					break;
+				case 4:
+					to = now + rnd_below((uint64_t)1 << 34);
+					break;
+				default:
+					to = now + rnd_below(3 * gran[g] + 2);
+					break;
 				}
 				random_advance(to);
 				total += m.fired;
