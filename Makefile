@@ -95,14 +95,18 @@ fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_DIR=$(abspath $(FUZZ_BUILD)) scripts/fuzz.sh $(FUZZ_TARGETS)
 
-# make soak [SOAK_TIME=600]: t_soak (pgbench at 180 clients while clients
-# are SIGKILLed) for longer than make check's 60 s.
+# make soak [SOAK_TIME=600] [DEPART_ROUNDS=20000]: t_soak (pgbench at 180
+# clients while clients are SIGKILLed) for longer than make check's 60 s,
+# and t_depart_random (clients leaving in random states and ways) for
+# 20,000 rounds instead of make check's 1,000.
 SOAK_TIME ?= 600
+DEPART_ROUNDS ?= 20000
 .PHONY: soak
 soak: deps
 	@$(MAKE) --no-print-directory all
-	@SOAK_TIME=$(SOAK_TIME) TEST_TIMEOUT=$$(($(SOAK_TIME) + 300)) PGCRAB_BIN=$(abspath $(BIN)) \
-		tests/integration/run.sh t_soak
+	@SOAK_TIME=$(SOAK_TIME) DEPART_ROUNDS=$(DEPART_ROUNDS) \
+		TEST_TIMEOUT=$$(($(SOAK_TIME) + $(DEPART_ROUNDS) / 2 + 600)) PGCRAB_BIN=$(abspath $(BIN)) \
+		tests/integration/run.sh t_soak t_depart_random
 
 # make bench [QUICK=1]: PgCrab against PgBouncer and direct PostgreSQL;
 # report under bench/results/<timestamp>/ (see docs/performance.md).

@@ -16,9 +16,10 @@ import statistics
 import subprocess
 import sys
 
-TARGETS = ["direct", "pgcrab-w1", "pgcrab-w2", "pgbouncer"]
+TARGETS = ["direct", "base-w2", "pgcrab-w1", "pgcrab-w2", "pgbouncer"]
 LABELS = {
     "direct": "direct PostgreSQL",
+    "base-w2": "base PgCrab --workers 2 (BENCH_BASE_BIN)",
     "pgcrab-w1": "PgCrab --workers 1",
     "pgcrab-w2": "PgCrab --workers 2",
     "pgbouncer": "PgBouncer",
@@ -225,6 +226,21 @@ def main():
         p("|---|---|---|")
         for text, value, ok in goals:
             p(f"| {text} | {value} | {'yes' if ok else '**no**'} |")
+        p("")
+
+    base_cells = [(w, c) for (w, c) in order
+                  if cells[(w, c)].get("base-w2") and cells[(w, c)].get("pgcrab-w2")]
+    if base_cells:
+        p("## This build against the base build (BENCH_BASE_BIN), both --workers 2")
+        p("")
+        p(f"Base: `{META.get('base_bin', '?')}`; interleaved with every other target.")
+        p("")
+        p("| workload | clients | base TPS | this TPS | this / base | base CPU µs/tx | this CPU µs/tx |")
+        p("|---|---:|---:|---:|---:|---:|---:|")
+        for (w, c) in base_cells:
+            b, x = cells[(w, c)]["base-w2"], cells[(w, c)]["pgcrab-w2"]
+            p(f"| {w} | {c} | {fmt(b.tps, 0)} | {fmt(x.tps, 0)} | "
+              f"{fmt(ratio(x.good_tps, b.good_tps), 2, '×')} | {fmt(b.cpu, 1)} | {fmt(x.cpu, 1)} |")
         p("")
 
     p("## Throughput and latency")

@@ -12,6 +12,9 @@
 #   BENCH_IDLE        idle-client totals for the memory test (default
 #                     "2000 10000"; empty skips it)
 #   PGCRAB_BIN        the binary to measure (default ./pgcrab)
+#   BENCH_BASE_BIN    another pgcrab binary (an earlier commit's) run as a
+#                     fifth target, "base-w2" (--workers 2), interleaved with
+#                     the others: a change's before and after in one run
 #   BENCH_POOLER_TO_PG  tcp (default) or unix: how both poolers reach
 #                     PostgreSQL (clients always use TCP, direct ones too)
 #
@@ -38,6 +41,11 @@ PGCRAB_BIN=${PGCRAB_BIN:-$repo/pgcrab}
 POOLER_TO_PG=${BENCH_POOLER_TO_PG:-tcp}
 [[ $POOLER_TO_PG == tcp || $POOLER_TO_PG == unix ]] || { echo "bench: BENCH_POOLER_TO_PG is tcp or unix" >&2; exit 1; }
 TARGETS=(direct pgcrab-w1 pgcrab-w2 pgbouncer)
+BASE_BIN=${BENCH_BASE_BIN:-}
+if [[ -n "$BASE_BIN" ]]; then
+	[[ -x "$BASE_BIN" ]] || { echo "bench: BENCH_BASE_BIN $BASE_BIN is not executable" >&2; exit 1; }
+	TARGETS=(direct base-w2 pgcrab-w1 pgcrab-w2 pgbouncer)
+fi
 POOL_SIZE=20
 SCALE=10
 THREADS=2
@@ -138,14 +146,14 @@ pooler_pg_host() {
 	if [[ $POOLER_TO_PG == unix ]]; then echo "$PG_DIR"; else echo "$PG_HOST"; fi
 }
 
-# start_pgcrab NAME WORKERS MAX_CLIENT_CONN
+# start_pgcrab NAME WORKERS MAX_CLIENT_CONN [BINARY]
 start_pgcrab() {
-	local name=$1 workers=$2 maxconn=$3 port
+	local name=$1 workers=$2 maxconn=$3 bin=${4:-$PGCRAB_BIN} port
 	port=$(free_port)
 	PG_HOST=$(pooler_pg_host) pgcrab_config "$tmp/$name.ini" "$port" "min_connections = $POOL_SIZE
 max_connections = $POOL_SIZE" "log_level = warn
 max_client_conn = $maxconn"
-	"$PGCRAB_BIN" --config "$tmp/$name.ini" --workers "$workers" 2>"$tmp/$name.log" &
+	"$bin" --config "$tmp/$name.ini" --workers "$workers" 2>"$tmp/$name.log" &
 	PID[$name]=$!
 	PORT[$name]=$port
 	wait_port "$port" "${PID[$name]}" || { cat "$tmp/$name.log" >&2; echo "bench: $name did not start" >&2; return 1; }
@@ -369,6 +377,7 @@ PG_ADMIN_DB=$PG_DB pg_admin -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" \
 log "starting pgcrab --workers 1, pgcrab --workers 2, pgbouncer (pool $POOL_SIZE, transaction mode)"
 start_pgcrab pgcrab-w1 1 2000
 start_pgcrab pgcrab-w2 2 2000
+[[ -n "$BASE_BIN" ]] && start_pgcrab base-w2 2 2000 "$BASE_BIN"
 start_pgbouncer pgbouncer 2000
 sleep 2
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -383,7 +392,7 @@ for workload in $WORKLOADS; do
 	done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-for name in pgcrab-w1 pgcrab-w2 pgbouncer; do stop_pooler "$name"; done
+for name in pgcrab-w1 pgcrab-w2 pgbouncer ${BASE_BIN:+base-w2}; do stop_pooler "$name"; done
 
 # --- idle clients: memory and login cost --------------------------------------
 if [[ -n "$IDLE" ]]; then
@@ -413,6 +422,7 @@ postgres=$("$PG_BIN/postgres" --version)
 pgbouncer=$("$PGBOUNCER" --version | head -1)
 pgbench=$(pgbench --version)
 pgcrab=$("$PGCRAB_BIN" --version 2>&1 | head -1)
+base_bin=${BASE_BIN}
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet HEAD -- 2>/dev/null || echo ' (with local changes)')
 load_before=$LOAD_BEFORE
 load_after=$LOAD_AFTER
