@@ -369,6 +369,8 @@ void *worker_main(void *arg)
 	io_uring_submit(&w->ring);
 	if (w->live == 0)
 		conn_buf_ring_free(w); /* else a late completion may still write into it */
+	if (w->hooks->on_exit)
+		w->hooks->on_exit(w);
 	cfg_unref(w->cfg);
 	w->cfg = NULL;
 	free(backlog);

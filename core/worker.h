@@ -45,6 +45,8 @@ struct worker_hooks {
 	void (*on_stop)(struct worker *w);
 	/* a new configuration snapshot is in w->cfg; the old one is let go after */
 	void (*on_config)(struct worker *w, struct cfg *old);
+	/* the loop has ended, every connection freed: last words in the thread */
+	void (*on_exit)(struct worker *w);
 };
 
 struct runtime;

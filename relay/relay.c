@@ -53,6 +53,17 @@ void relay_leg_free(struct relay_leg *leg)
 	free(leg);
 }
 
+void relay_thread_exit(void)
+{
+	struct relay_leg *leg;
+	while ((leg = spare_legs)) {
+		spare_legs = leg->next;
+		replies_clear(&leg->replies);
+		free(leg);
+	}
+	n_spare_legs = 0;
+}
+
 void relay_link_init(struct relay_link *l, struct conn *client, const struct relay_link_ops *ops,
 		     struct param_set *want, struct stmt_names *names)
 {

@@ -91,6 +91,9 @@ void relay_cancel(struct relay_link *l);
 /* The link is idle in a transaction: nothing owed, a transaction open. */
 bool relay_idle_in_transaction(const struct relay_link *l);
 
+/* Frees the legs this thread keeps for reuse (at the thread's end). */
+void relay_thread_exit(void);
+
 /* The server connection ops while a server is lent to the relay. */
 extern const struct conn_ops relay_server_ops;
 

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "session/cancel.h"
+#include "relay/relay.h"
 #include "session/client.h"
 
 static void on_start(struct worker *w)
@@ -76,6 +77,11 @@ static void on_stop(struct worker *w)
 	shutdown_tick(session_worker_of(w));
 }
 
+static void on_exit_thread(struct worker *w)
+{
+	relay_thread_exit();
+}
+
 const struct worker_hooks session_hooks = {
 	.on_start = on_start,
 	.on_new_conn = on_new_conn,
@@ -84,6 +90,7 @@ const struct worker_hooks session_hooks = {
 	.on_tick = on_tick,
 	.after_batch = after_batch,
 	.on_stop = on_stop,
+	.on_exit = on_exit_thread,
 };
 
 int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n_workers, char *err,

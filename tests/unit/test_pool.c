@@ -78,7 +78,9 @@ static void rig_down(struct rig *r)
 	assert_int_equal(r->w->live, 0);
 	assert_int_equal(atomic_load(&r->sh->open), 0);
 	assert_int_equal(r->p->n_servers, 0);
+	conn_buf_ring_free(r->w);
 	io_uring_queue_exit(&r->w->ring);
+	relay_thread_exit(); /* the legs this thread keeps for reuse */
 	close(r->sv[1]);
 	session_free(&r->rt, &r->ss);
 	cfg_unref(r->cfg);
