@@ -1,5 +1,5 @@
-/* libFuzzer target: the client connection state machine (core/client.c,
- * core/prepared.c, core/conn.c and the pool behind them) fed an arbitrary
+/* libFuzzer target: the client connection state machine (session/client.c and login.c,
+ * relay/ (relay.c, prepared.c, cleanup.c), core/conn.c and the pool behind them) fed an arbitrary
  * byte stream by a client, on a real worker (tests/fuzz/fuzz_worker.h).
  *
  * Input: one byte whose top bit picks session pooling (else transaction)

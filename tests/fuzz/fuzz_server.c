@@ -1,4 +1,4 @@
-/* libFuzzer target: the server connection state machine (pool/server.c,
+/* libFuzzer target: the server connection state machine (pool/server.c and relay/,
  * the reply scanner, login with cleartext/md5/SCRAM, reset, and the client
  * side that forwards its replies) fed arbitrary bytes by the "PostgreSQL"
  * it connects to, on a real worker (tests/fuzz/fuzz_worker.h).

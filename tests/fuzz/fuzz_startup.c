@@ -1,7 +1,7 @@
 /* libFuzzer target: proto_parse_startup, the first bytes any client sends
  * (StartupMessage, CancelRequest, SSLRequest, GSSENCRequest).
  *
- * The whole input is the client's byte stream, parsed as core/client.c does:
+ * The whole input is the client's byte stream, parsed as session/login.c does:
  * from its start, then again after each complete packet. Beyond "no crash",
  * it checks the contract: AGAIN only while the declared length is plausible
  * and not yet all there, every pointer inside the packet, every string

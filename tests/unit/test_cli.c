@@ -1,4 +1,4 @@
-/* core/cli.c: flags, environment, precedence, and the errors a typo gets.
+/* main/cli.c: flags, environment, precedence, and the errors a typo gets.
  * The last tests run cli_parse into cfg_load to check the whole chain
  * flag > environment > file > default. */
 #include <setjmp.h>
