@@ -186,6 +186,100 @@ static void unwind_to_ready(struct relay_leg *leg)
 	}
 }
 
+/* How one reply of the server's is taken. */
+enum take { TAKE_PASS, TAKE_WAIT, TAKE_BAD, TAKE_FATAL };
+
+/* ReadyForQuery: the request it answers is done, and those PostgreSQL
+ * skipped after an error with it. Exactly one status byte, one PgCrab
+ * knows: a shorter message made us read the next message's first byte (or
+ * past the buffer) as the status (found by fuzz_server). */
+static enum take take_ready(struct relay_leg *leg, const uint8_t *body, uint32_t total)
+{
+	if (total != PROTO_HEADER_LEN + 1 || (body[0] != 'I' && body[0] != 'T' && body[0] != 'E'))
+		return TAKE_BAD;
+	struct reply done;
+	unwind_to_ready(leg);
+	if (replies_head(&leg->replies)) {
+		replies_pop(&leg->replies, &done);
+		relay_forget_reply(leg, &done, false);
+	}
+	if (leg->expect_ready > 0)
+		leg->expect_ready--;
+	leg->tx_status = (char)body[0];
+	leg->copy_in = false;
+	return TAKE_PASS;
+}
+
+/* One reply at pos (total bytes, whole if all of it is in rx): the ledger
+ * moves on; *drop when it answers PgCrab's own message. A fatal error is
+ * not passed on (the client gets PgCrab's 08006 instead). */
+static enum take take_reply(struct relay_leg *leg, uint8_t type, uint32_t pos, uint32_t total,
+			    bool whole, bool *drop, char *fatal, size_t fatal_len)
+{
+	struct conn *c = &leg->server->c;
+	const uint8_t *body = c->rx + pos + PROTO_HEADER_LEN;
+	struct reply *h = replies_head(&leg->replies);
+	bool small = total <= CONN_WHOLE_MAX; /* read whole, to be looked into */
+	if (type == 'G' || type == 'W')
+		leg->copy_in = true; /* until CopyDone/CopyFail, an error or ReadyForQuery */
+	switch (type) {
+	case 'Z':
+		return whole ? take_ready(leg, body, total) : TAKE_WAIT;
+	case 'E': {
+		if (small && !whole)
+			return TAKE_WAIT;
+		struct proto_error_fields f;
+		if (small && proto_parse_error(body, total - PROTO_HEADER_LEN, &f) == PROTO_OK
+		    && (strcmp(f.severity, "FATAL") == 0 || strcmp(f.severity, "PANIC") == 0)) {
+			snprintf(fatal, fatal_len, "%s (%s)", f.message, f.code);
+			return TAKE_FATAL;
+		}
+		if (h && h->kind != RK_READY)
+			unwind_to_ready(leg);
+		leg->copy_in = false;
+		return TAKE_PASS;
+	}
+	case 'S':
+		if (small && !whole)
+			return TAKE_WAIT;
+		if (small)
+			note_parameter(leg, body, total - PROTO_HEADER_LEN);
+		return TAKE_PASS;
+	case 'N':
+	case 'A':
+		return TAKE_PASS;
+	}
+	if (!h)
+		return TAKE_PASS;
+	if (h->flags & RF_HIDE) {
+		if (pos != c->rx_start)
+			return TAKE_WAIT; /* forward what precedes it first */
+		*drop = true;
+	}
+	if (replies_is_last(h->kind, type)) {
+		struct reply done;
+		replies_pop(&leg->replies, &done);
+		relay_forget_reply(leg, &done, false);
+	}
+	return TAKE_PASS;
+}
+
+/* Replies to PgCrab's hidden SETs come first: read whole, never forwarded. */
+static enum take take_hidden(struct relay_leg *leg, uint8_t type, uint32_t pos, uint32_t total)
+{
+	struct conn *c = &leg->server->c;
+	if (total > CONN_WHOLE_MAX || c->rx_start != pos)
+		return TAKE_BAD;
+	if (c->rx_end - pos < total)
+		return TAKE_WAIT;
+	if (type == 'Z')
+		leg->hidden_ready--;
+	else if (type == 'S')
+		note_parameter(leg, c->rx + pos + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN);
+	c->rx_start = pos + total;
+	return TAKE_PASS;
+}
+
 /* Scans the server's replies, matching each to the request it answers.
  * Stops before a fatal ErrorResponse (the server is about to close: the
  * client gets our 08006 instead), before a message that must be seen whole
@@ -196,8 +290,9 @@ int relay_scan_replies(struct relay_leg *leg, char *fatal, size_t fatal_len)
 {
 	struct conn *c = &leg->server->c;
 	uint32_t pos = c->scan_pos;
+	enum take t = TAKE_PASS;
 	int rc = RELAY_SCAN_DONE;
-	for (;;) {
+	while (t == TAKE_PASS) {
 		if (c->msg_left) {
 			if (pos >= c->rx_end)
 				break;
@@ -218,102 +313,25 @@ int relay_scan_replies(struct relay_leg *leg, char *fatal, size_t fatal_len)
 		if (r == PROTO_AGAIN)
 			break;
 		if (r == PROTO_ERR || !proto_backend_type(type)) {
-			rc = RELAY_SCAN_BAD; /* nothing of it reaches the client */
+			t = TAKE_BAD; /* nothing of it reaches the client */
 			break;
 		}
-		bool whole = c->rx_end - pos >= total;
 		if (leg->hidden_ready > 0) {
-			/* replies to our hidden SETs come first: read whole, never forwarded */
-			if (total > CONN_WHOLE_MAX || c->rx_start != pos) {
-				rc = RELAY_SCAN_BAD;
-				break;
-			}
-			if (!whole)
-				break;
-			if (type == 'Z')
-				leg->hidden_ready--;
-			else if (type == 'S')
-				note_parameter(leg, c->rx + pos + PROTO_HEADER_LEN,
-					       total - PROTO_HEADER_LEN);
-			pos += total;
-			c->rx_start = pos;
+			t = take_hidden(leg, type, pos, total);
+			if (t == TAKE_PASS)
+				pos += total;
 			continue;
 		}
 		bool drop = false;
-		const uint8_t *body = c->rx + pos + PROTO_HEADER_LEN;
-		if (type == 'G' || type == 'W')
-			leg->copy_in = true; /* until CopyDone/CopyFail, an error or ReadyForQuery */
-		switch (type) {
-		case 'Z': {
-			if (!whole)
-				goto out;
-			/* exactly one status byte, one PgCrab knows: a shorter
-			 * message made us read the next message's first byte (or
-			 * past the buffer) as the status (found by fuzz_server) */
-			if (total != PROTO_HEADER_LEN + 1
-			    || (body[0] != 'I' && body[0] != 'T' && body[0] != 'E')) {
-				rc = RELAY_SCAN_BAD;
-				goto out;
-			}
-			struct reply done;
-			unwind_to_ready(leg);
-			if (replies_head(&leg->replies)) {
-				replies_pop(&leg->replies, &done);
-				relay_forget_reply(leg, &done, false);
-			}
-			if (leg->expect_ready > 0)
-				leg->expect_ready--;
-			leg->tx_status = (char)body[0];
-			leg->copy_in = false;
-			break;
-		}
-		case 'E':
-			if (total <= CONN_WHOLE_MAX) {
-				if (!whole)
-					goto out;
-				struct proto_error_fields f;
-				if (proto_parse_error(body, total - PROTO_HEADER_LEN, &f)
-					    == PROTO_OK
-				    && (strcmp(f.severity, "FATAL") == 0
-					|| strcmp(f.severity, "PANIC") == 0)) {
-					snprintf(fatal, fatal_len, "%s (%s)", f.message, f.code);
-					rc = RELAY_SCAN_FATAL;
-					goto out;
-				}
-			}
-			if (h && h->kind != RK_READY)
-				unwind_to_ready(leg);
-			leg->copy_in = false;
-			break;
-		case 'S':
-			if (total <= CONN_WHOLE_MAX) {
-				if (!whole)
-					goto out;
-				note_parameter(leg, body, total - PROTO_HEADER_LEN);
-			}
-			break;
-		case 'N':
-		case 'A':
-			break;
-		default:
-			if (!h)
-				break;
-			if (h->flags & RF_HIDE) {
-				if (pos != c->rx_start)
-					goto out; /* forward what precedes it first */
-				drop = true;
-			}
-			if (replies_is_last(h->kind, type)) {
-				struct reply done;
-				replies_pop(&leg->replies, &done);
-				relay_forget_reply(leg, &done, false);
-			}
-		}
-		pos = conn_pass_header(c, pos, total, drop);
+		t = take_reply(leg, type, pos, total, c->rx_end - pos >= total, &drop, fatal,
+			       fatal_len);
+		if (t == TAKE_PASS)
+			pos = conn_pass_header(c, pos, total, drop);
 	}
-out:
 	c->scan_pos = pos;
-	return rc;
+	if (t == TAKE_BAD)
+		return RELAY_SCAN_BAD;
+	return t == TAKE_FATAL ? RELAY_SCAN_FATAL : rc;
 }
 
 /* ---- server to client -------------------------------------------------- */
