@@ -111,7 +111,7 @@ def plan_client(rng, cid):
                               [parse("", "SELECT %d" % v), bind(""), execute(), FLUSH], owed_z=0,
                               values=[str(v)]))
             steps.append(Step("sync", "sync", [SYNC]))
-        elif r < 0.985:
+        elif r < 0.995:
             if named and rng.random() < 0.5:
                 name, w = rng.choice(named)
                 steps.append(Step("B/E/S %s" % name, "named", [bind(name), execute(), SYNC],
