@@ -281,8 +281,11 @@ def reach(admin, state, tag):
         where = "state = 'active' AND query LIKE '%%%s%%'" % tag
     else:  # a result the client stopped reading: PostgreSQL blocked writing it
         where = "state = 'active' AND wait_event = 'ClientWrite' AND query LIKE '%%%s%%'" % tag
-    if not poll(5, lambda: admin.count(where) > 0):
-        raise SetupError("the query never showed as %s on the server" % state.reach)
+    if not poll(10, lambda: admin.count(where) > 0):
+        seen = admin.rows("SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                          "WHERE query LIKE '%%%s%%' AND pid <> pg_backend_pid()" % tag)
+        raise SetupError("the query never showed as %s on the server within 10 s (it is: %s)" % (
+            state.reach, seen or "not there"))
 
 
 class Runner:
