@@ -498,7 +498,7 @@ static const struct conn_ops cancel_ops = {
 	.on_free = cancel_on_free,
 };
 
-void server_cancel_query(struct server *s, void (*done)(struct server *s))
+int server_cancel_query(struct server *s, void (*done)(struct server *s))
 {
 	struct shard *sh = s->shard;
 	struct worker *w = s->c.w;
@@ -514,9 +514,7 @@ void server_cancel_query(struct server *s, void (*done)(struct server *s))
 			free(cc->c.tx);
 		free(cc);
 		log_warn("shard %s: cannot open a cancel connection", sh->cfg->name);
-		if (done)
-			done(s);
-		return;
+		return -1;
 	}
 	conn_init(&cc->c, &cancel_ops, w, fd);
 	if (done) {
@@ -529,4 +527,5 @@ void server_cancel_query(struct server *s, void (*done)(struct server *s))
 	io_uring_sqe_set_data64(sqe, conn_user_data(&cc->c, UD_CONNECT));
 	cc->c.connect_armed = true;
 	cc->c.refs++;
+	return 0;
 }

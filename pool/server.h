@@ -70,8 +70,9 @@ void server_tick(struct server *s);
 
 /* Sends a CancelRequest for what s runs now, over a one-shot connection.
  * done (may be NULL) is called once PostgreSQL has acted on it (it closes
- * that connection after signalling the backend) or it failed; s is kept
- * until then. */
-void server_cancel_query(struct server *s, void (*done)(struct server *s));
+ * that connection after signalling the backend) or the attempt failed
+ * later; s is kept until then. -1 (done not called) if no connection could
+ * be made at all (no descriptor, no memory). */
+int server_cancel_query(struct server *s, void (*done)(struct server *s));
 
 #endif

@@ -99,10 +99,10 @@ static void cancel_done(struct server *s)
 static void send_cancel(struct relay_leg *leg)
 {
 	leg->cleanup &= ~CLEANUP_WANT_CANCEL;
-	leg->cancel_pending = true;
 	leg->cancels_sent++;
 	arm_timer(leg); /* the next try, or giving up, counts from here */
-	server_cancel_query(leg->server, cancel_done);
+	/* none could be sent (no descriptor): the timer tries again */
+	leg->cancel_pending = server_cancel_query(leg->server, cancel_done) == 0;
 }
 
 /* One step: drop replies until nothing is owed (cancelling what still

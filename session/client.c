@@ -391,6 +391,13 @@ static void client_on_connect(struct conn *c, int res)
 static void client_on_free(struct conn *c)
 {
 	struct client *cl = container_of_client(c);
+	if (relay_linked(&cl->rl)) {
+		/* every way out detaches first: a server still linked here would
+		 * be lost with it */
+		log_error("worker %d client %llu: freed with a server linked; detaching it",
+			  c->w->id, (unsigned long long)c->id);
+		relay_detach(&cl->rl);
+	}
 	timer_disarm(&cl->timer);
 	list_del(&cl->wait.link);
 	list_del(&cl->link);
