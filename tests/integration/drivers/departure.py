@@ -387,6 +387,7 @@ class Runner:
         took = None
         phases = []
         self.slowest = {}
+        reported = False
         try:
             try:
                 hs = self.holders(state.holders)
@@ -402,6 +403,7 @@ class Runner:
                     raise SetupError("no far side socket found for client port %d" % port)
             except (SetupError, TimeoutError, Closed, OSError, RuntimeError) as e:
                 why.append("setup: %s: %s" % (type(e).__name__, e))
+                reported = True
                 raise
             log_off = log_size(ctx)
             t0 = now()
@@ -414,6 +416,8 @@ class Runner:
                 cl.leave_fin()
             elif way == "RST":
                 cl.leave_rst()
+            else:  # X-open: Terminate, then read what is owed (below)
+                cl.send(msg(b"X"))
             phases = [("left", now() - t0)]
             if hs and way != "X-open":
                 # a client gone while queued is dropped while it still waits:
@@ -429,7 +433,6 @@ class Runner:
                 h.leave_x_close()
             hs = []
             if way == "X-open":
-                cl.send(msg(b"X"))
                 try:
                     toks, how = cl.read_to_eof(deadline)
                     nz = sum(1 for t in toks if t.startswith("Z:"))
@@ -457,7 +460,7 @@ class Runner:
                 if n:
                     why.append("the departed transaction's row is there (%d)" % n)
         except (SetupError, TimeoutError, Closed, OSError, RuntimeError) as e:
-            if not why:
+            if not reported:
                 why.append("%s: %s" % (type(e).__name__, e))
         finally:
             if child:
