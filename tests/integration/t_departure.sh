@@ -20,7 +20,7 @@ pg_psql -c "SET client_min_messages = warning" -c "CREATE TABLE IF NOT EXISTS de
 departure() {
 	local label=$1 mode=$2
 	shift 2
-	DEP_PORT=$PGCRAB_PORT DEP_PID=$PGCRAB_PID DEP_DIRECT=$PC_DIRECT DEP_MODE=$mode \
+	DEP_PORT=$PGCRAB_PORT DEP_PID=$PGCRAB_PID DEP_DIRECT=$PC_DIRECT DEP_MODE=$mode DEP_SHARED=${DEP_SHARED:-0} \
 		PC_USER=$PC_USER PC_PASSWORD=$PC_PASSWORD PG_DB=$PG_DB PG_USER=$PG_USER \
 		PG_PORT=$PG_PORT PG_DIR=$PG_DIR \
 		timeout 600 $PY "$drv" --label "$label" "$@" 2>&1 | tee -a "$T_DIR/all.out"
@@ -65,8 +65,8 @@ fi
 pc_pgbench $((LOAD_S + 30)) -n -S -c 4 -j 2 -R 2000 -T $((LOAD_S + 3)) >"$T_DIR/load.out" 2>&1 &
 load=$!
 sleep 0.5
-departure "w2 transaction load" transaction --states $CORE --exclude queued --ways X+close,FIN,RST,SIGKILL \
-	--for $LOAD_S
+DEP_SHARED=1 departure "w2 transaction load" transaction --states $CORE --exclude queued \
+	--ways X+close,FIN,RST,SIGKILL --for $LOAD_S
 kill -0 $load 2>/dev/null || echo "# pgbench ended before the pairs under load did"
 wait $load
 rc=$?

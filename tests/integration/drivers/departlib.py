@@ -10,6 +10,7 @@ Everything about the run comes from the environment (the bash test sets it):
   DEP_PID        PgCrab's pid (empty in direct mode)
   DEP_DIRECT     1: no PgCrab, clients talk to PostgreSQL itself
   DEP_MODE       transaction | session
+  DEP_SHARED     1: other clients use the pool too (nothing may be terminated)
   PC_USER PC_PASSWORD PG_DB     the client login
   PG_PORT PG_DIR PG_USER        the cluster and the pool user (backend login)
 """
@@ -33,6 +34,8 @@ class Ctx:
         self.pid = int(e["DEP_PID"]) if e.get("DEP_PID") else None
         self.direct = e.get("DEP_DIRECT", "0") == "1"
         self.mode = e.get("DEP_MODE", "transaction")
+        # other clients share the pool (pgbench): no backend may be terminated
+        self.shared = e.get("DEP_SHARED", "0") == "1"
         self.user = e["PC_USER"]
         self.password = e["PC_PASSWORD"]
         self.db = e["PG_DB"]

@@ -189,9 +189,12 @@ def s_prepare_inject(ctx, tag, dl):
     c = connect(ctx, dl)
     c.send(parse("dep_stmt", "SELECT '%s'::text /*%s*/" % (tag, tag)), SYNC)
     expect(c.until(dl), "Z:I", "Parse dep_stmt")
-    if ctx.mode == "transaction" and not ctx.direct:
+    if ctx.mode == "transaction" and not ctx.direct and not ctx.shared:
         # the server that prepared it goes: whichever server runs the Bind
-        # below lacks the statement, and PgCrab must prepare it there first
+        # below lacks the statement, and PgCrab must prepare it there first.
+        # (Not when other clients share the pool: the server may be theirs
+        # by the time it is terminated. Then the Bind lands on another
+        # server only as the pool spreads the work.)
         admin = Admin(ctx)
         admin.terminate("query LIKE '%%%s%%'" % tag)
         admin.c.leave_x_close()
@@ -359,7 +362,10 @@ class Runner:
         terminated), then the pool must be quiet again."""
         ctx, admin = self.ctx, self.admin
         if force:
-            admin.terminate("state LIKE 'idle in transaction%%' OR query LIKE '%%%s%%'" % tag)
+            if ctx.shared:  # only what is surely ours
+                admin.terminate("query LIKE '%%%s%%'" % tag)
+            else:
+                admin.terminate("state LIKE 'idle in transaction%%' OR query LIKE '%%%s%%'" % tag)
 
         def quiet():
             if admin.idle_in_tx() or admin.active_tagged(tag):
