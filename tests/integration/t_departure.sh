@@ -75,7 +75,7 @@ if [[ $rc -eq 0 && "${BENCH_PROCESSED:-0}" -gt 0 && "$BENCH_FAILED" == 0 ]]; the
 	ok "pgbench -S alongside the departures: $BENCH_PROCESSED transactions, 0 failed"
 else
 	not_ok "pgbench -S alongside the departures: exit $rc, processed ${BENCH_PROCESSED:-?}, failed ${BENCH_FAILED:-?}"
-	tail -15 "$T_DIR/load.out" | sed 's/^/# /'
+	{ grep -i 'error\|abort' "$T_DIR/load.out" | head -5; tail -4 "$T_DIR/load.out"; } | sed 's/^/# /'
 fi
 pgcrab_stop
 
