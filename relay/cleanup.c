@@ -16,7 +16,10 @@
 #define CLEANUP_ROLLBACK    2u
 #define CLEANUP_DISCARD     4u
 
-#define CLEANUP_RETRY_MS     1000 /* a cancel that has not worked by then is sent again */
+#define CLEANUP_RETRY_MS 1000 /* a ROLLBACK or DISCARD has 5 times this */
+#define CLEANUP_FIRST_RETRY_MS \
+	250 /* a cancel that has not worked is sent again after
+				       250, then 500 ms; 1 s after the third, give up */
 #define CLEANUP_CANCEL_TRIES 3
 
 static void cleanup_step(struct relay_leg *leg);
@@ -100,7 +103,9 @@ static void send_cancel(struct relay_leg *leg)
 {
 	leg->cleanup &= ~CLEANUP_WANT_CANCEL;
 	leg->cancels_sent++;
-	arm_timer(leg); /* the next try, or giving up, counts from here */
+	/* the next try, or giving up, counts from here: a cancel that came
+	 * before the backend read the query is tried again soon, then later */
+	arm_timer_ms(leg, (uint64_t)CLEANUP_FIRST_RETRY_MS << (leg->cancels_sent - 1));
 	/* none could be sent (no descriptor): the timer tries again */
 	leg->cancel_pending = server_cancel_query(leg->server, cancel_done) == 0;
 }
@@ -160,8 +165,8 @@ static void cleanup_step(struct relay_leg *leg)
 }
 
 /* A cancel can come too early (the backend had not read the query yet, so
- * it ignored it) or be lost: try again each second while replies are owed,
- * then give up on the connection. A ROLLBACK or DISCARD that hangs as long
+ * it ignored it) or be lost: try again while replies are owed (after 250,
+ * then 500 ms), then give up on the connection. A ROLLBACK or DISCARD that hangs as long
  * goes the same way. With cancel_on_client_exit off a query runs its course. */
 static void cleanup_timer_fired(struct timer *t)
 {
