@@ -4,7 +4,8 @@
 # still active, PgCrab's server connections match pg_stat_activity's, and a
 # new client is served within 2 s (drivers/depart_random.py). Half the
 # rounds in transaction pooling, half in session pooling.
-#   DEPART_ROUNDS (default 1000)   DEPART_SEED (default: random; printed first)
+#   DEPART_ROUNDS (default 1000; make soak: 20000)   DEPART_SEED (default:
+#   random; printed first). A mode may take up to 300 s + 0.5 s a round.
 # A failure prints the seed, the round and every client's messages:
 # rerun with DEPART_SEED=N.
 seed=${DEPART_SEED:-$(((RANDOM << 15) | RANDOM))}
@@ -24,7 +25,7 @@ max_connections = 3" "pool_mode = $mode" || exit 1
 	DEP_PORT=$PGCRAB_PORT DEP_PID=$PGCRAB_PID DEP_DIRECT=$PC_DIRECT DEP_MODE=$mode \
 		PC_USER=$PC_USER PC_PASSWORD=$PC_PASSWORD PG_DB=$PG_DB PG_USER=$PG_USER \
 		PG_PORT=$PG_PORT PG_DIR=$PG_DIR \
-		timeout 600 $PY "$drv" --seed "$seed" --rounds "$n" --label "$mode" 2>&1
+		timeout $((300 + n / 2)) $PY "$drv" --seed "$seed" --rounds "$n" --label "$mode" 2>&1
 	rc=$?
 	[[ $rc -eq 0 ]] || not_ok "$mode: depart_random.py exited with status $rc (seed $seed)"
 	pgcrab_stop
