@@ -143,6 +143,27 @@ static void test_ready_for_query_without_status(void **state)
 	rig_down(&r);
 }
 
+/* conn_close links its cancels and the close (IOSQE_IO_HARDLINK): the chain
+ * must go to the kernel in one submission. With one free entry left, taking
+ * the entries one at a time submitted the cancel alone and broke the link. */
+static void test_close_chain_not_split(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_up(&r);
+	struct server *s = rig_server(&r, SERVER_LOGIN);
+	assert_int_equal(conn_arm_recv(&s->c), 0); /* a recv to cancel */
+	io_uring_submit(&r.w->ring);
+	unsigned room = io_uring_sq_space_left(&r.w->ring);
+	for (unsigned i = 0; i + 1 < room; i++)
+		io_uring_prep_nop(worker_sqe(r.w)); /* leaves one free entry */
+	assert_int_equal(io_uring_sq_space_left(&r.w->ring), 1);
+	server_close(s, "test"); /* cancel recv + close: a chain of two */
+	/* the nops went first, alone; the whole chain waits for the next submit */
+	assert_int_equal(io_uring_sq_ready(&r.w->ring), 2);
+	rig_down(&r);
+}
+
 /* A config snapshot handed to a running worker through its ring: the worker
  * takes it up, and the old one is freed when its last holder lets go. */
 static void test_config_swap_under_running_worker(void **state)
@@ -195,6 +216,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ready_without_parameter_status),
 		cmocka_unit_test(test_ready_for_query_without_status),
+		cmocka_unit_test(test_close_chain_not_split),
 		cmocka_unit_test(test_config_swap_under_running_worker),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
