@@ -33,6 +33,7 @@ struct conn_ops {
 	/* The send in flight completed (err 0) or failed (an errno); owner is
 	 * the connection whose rx a SEND_FORWARD read, or NULL. */
 	void (*on_sent)(struct conn *c, enum send_src src, struct conn *owner, int err);
+	/* on_connect and on_poll may be NULL for connections that do neither */
 	void (*on_connect)(struct conn *c, int res);
 	/* conn_arm_poll's watch completed: its events, or -errno (-ECANCELED). */
 	void (*on_poll)(struct conn *c, int res);

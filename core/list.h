@@ -9,7 +9,9 @@ struct list {
 	struct list *prev, *next;
 };
 
-#define list_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+/* The object that embeds member at ptr. */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define list_entry(ptr, type, member)   container_of(ptr, type, member)
 
 static inline void list_init(struct list *l)
 {

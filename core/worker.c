@@ -243,11 +243,13 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 		break;
 	case UD_POLL:
 		c->poll_armed = false;
-		c->ops->on_poll(c, res);
+		if (c->ops->on_poll)
+			c->ops->on_poll(c, res);
 		break;
 	case UD_CONNECT:
 		c->connect_armed = false;
-		c->ops->on_connect(c, res);
+		if (c->ops->on_connect)
+			c->ops->on_connect(c, res);
 		break;
 	case UD_CLOSE:
 		conn_on_close(c);

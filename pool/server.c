@@ -380,10 +380,6 @@ static void pool_on_connect(struct conn *c, int res)
 	server_on_connect(container_of_server(c), res);
 }
 
-static void pool_on_poll(struct conn *c, int res)
-{
-}
-
 static void pool_on_free(struct conn *c)
 {
 	server_free(container_of_server(c));
@@ -393,7 +389,6 @@ const struct conn_ops server_pool_ops = {
 	.on_recv = pool_on_recv,
 	.on_sent = pool_on_sent,
 	.on_connect = pool_on_connect,
-	.on_poll = pool_on_poll,
 	.on_free = pool_on_free,
 };
 
@@ -494,7 +489,6 @@ static const struct conn_ops cancel_ops = {
 	.on_recv = cancel_on_recv,
 	.on_sent = cancel_on_sent,
 	.on_connect = cancel_on_connect,
-	.on_poll = pool_on_poll,
 	.on_free = cancel_on_free,
 };
 

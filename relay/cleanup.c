@@ -47,12 +47,6 @@ static int drain_replies(struct relay_leg *leg, char *fatal, size_t fatal_len)
 	}
 }
 
-static bool owed(const struct relay_leg *leg)
-{
-	return leg->expect_ready > 0 || leg->hidden_ready > 0 || leg->replies.count > 0
-		|| leg->server->c.msg_left > 0;
-}
-
 static void arm_timer_ms(struct relay_leg *leg, uint64_t ms)
 {
 	struct worker *w = leg->server->c.w;
@@ -127,7 +121,7 @@ static void cleanup_step(struct relay_leg *leg)
 		relay_give_up(leg, rc == RELAY_SCAN_FATAL ? fatal : "invalid message from server");
 		return;
 	}
-	bool still_owed = owed(leg);
+	bool still_owed = relay_leg_awaits(leg);
 	if (!still_owed)
 		leg->cleanup &= ~CLEANUP_WANT_CANCEL;
 	if ((leg->cleanup & CLEANUP_WANT_CANCEL) && cleanup_may_cancel(leg)) {
@@ -170,7 +164,7 @@ static void cleanup_step(struct relay_leg *leg)
  * goes the same way. With cancel_on_client_exit off a query runs its course. */
 static void cleanup_timer_fired(struct timer *t)
 {
-	struct relay_leg *leg = (struct relay_leg *)((char *)t - offsetof(struct relay_leg, timer));
+	struct relay_leg *leg = container_of(t, struct relay_leg, timer);
 	if (leg->server->c.closing)
 		return;
 	if (leg->cancel_pending) {
@@ -178,7 +172,7 @@ static void cleanup_timer_fired(struct timer *t)
 		return;
 	}
 	bool cancelling = leg->cancels_sent > 0 || (leg->cleanup & CLEANUP_WANT_CANCEL);
-	if (owed(leg) && cancelling && leg->cancels_sent < CLEANUP_CANCEL_TRIES
+	if (relay_leg_awaits(leg) && cancelling && leg->cancels_sent < CLEANUP_CANCEL_TRIES
 	    && cleanup_may_cancel(leg)) {
 		send_cancel(leg);
 		return;

@@ -74,11 +74,16 @@ void relay_link_init(struct relay_link *l, struct conn *client, const struct rel
 	l->names = names;
 }
 
+bool relay_leg_awaits(const struct relay_leg *leg)
+{
+	return leg->expect_ready > 0 || leg->hidden_ready > 0 || leg->replies.count > 0
+		|| leg->server->c.msg_left > 0;
+}
+
 bool relay_leg_owes(const struct relay_leg *leg)
 {
 	const struct conn *c = &leg->server->c;
-	return leg->expect_ready > 0 || leg->hidden_ready > 0 || leg->replies.count > 0
-		|| conn_send_busy(c) || c->rx_start != c->rx_end || c->msg_left > 0;
+	return relay_leg_awaits(leg) || conn_send_busy(c) || c->rx_start != c->rx_end;
 }
 
 /* Between transactions with nothing owed or in flight. */
@@ -734,14 +739,6 @@ static void server_on_sent(struct conn *c, enum send_src src, struct conn *owner
 		relay_cleanup_sent(leg);
 }
 
-static void server_on_connect(struct conn *c, int res)
-{
-}
-
-static void server_on_poll(struct conn *c, int res)
-{
-}
-
 /* A lent server closed by its pool (shutdown closes every server, those
  * being cleaned too): its leg goes with it. */
 static void server_on_free(struct conn *c)
@@ -759,7 +756,5 @@ static void server_on_free(struct conn *c)
 const struct conn_ops relay_server_ops = {
 	.on_recv = server_on_recv,
 	.on_sent = server_on_sent,
-	.on_connect = server_on_connect,
-	.on_poll = server_on_poll,
 	.on_free = server_on_free,
 };

@@ -107,6 +107,9 @@ struct relay_leg *relay_leg_new(void);
 void relay_leg_free(struct relay_leg *leg);
 int relay_scan_replies(struct relay_leg *leg, char *fatal, size_t fatal_len);
 void relay_forget_reply(struct relay_leg *leg, struct reply *r, bool failed);
+/* Replies are still to come from the server (or the rest of one). */
+bool relay_leg_awaits(const struct relay_leg *leg);
+/* ...or a send to it is in flight, or bytes from it are not yet handled. */
 bool relay_leg_owes(const struct relay_leg *leg);
 /* Frees the leg and closes its server (the pool's ops back on it). */
 void relay_give_up(struct relay_leg *leg, const char *why);

@@ -267,7 +267,7 @@ void client_logged_in(struct client *cl)
 
 static void on_granted(struct pool_waiter *wt, struct server *s)
 {
-	struct client *cl = (struct client *)((char *)wt - offsetof(struct client, wait));
+	struct client *cl = container_of(wt, struct client, wait);
 	if (cl->state == CLIENT_LOGIN_WAIT) {
 		/* the shard's parameters are published now that a server logged in */
 		pool_release(s);
@@ -280,13 +280,13 @@ static void on_granted(struct pool_waiter *wt, struct server *s)
 
 static void on_wait_failed(struct pool_waiter *wt, const char *sqlstate, const char *why)
 {
-	struct client *cl = (struct client *)((char *)wt - offsetof(struct client, wait));
+	struct client *cl = container_of(wt, struct client, wait);
 	client_fail(cl, "FATAL", sqlstate, "%s", why);
 }
 
 static struct client *client_of_link(struct relay_link *l)
 {
-	return (struct client *)((char *)l - offsetof(struct client, rl));
+	return container_of(l, struct client, rl);
 }
 
 static void on_settled(struct relay_link *l)
@@ -384,10 +384,6 @@ static void client_on_poll(struct conn *c, int res)
 	}
 }
 
-static void client_on_connect(struct conn *c, int res)
-{
-}
-
 static void client_on_free(struct conn *c)
 {
 	struct client *cl = container_of_client(c);
@@ -411,7 +407,6 @@ static void client_on_free(struct conn *c)
 static const struct conn_ops client_ops = {
 	.on_recv = client_on_recv,
 	.on_sent = client_on_sent,
-	.on_connect = client_on_connect,
 	.on_poll = client_on_poll,
 	.on_free = client_on_free,
 };
@@ -420,7 +415,7 @@ static const struct conn_ops client_ops = {
 
 static void client_timer_fired(struct timer *t)
 {
-	struct client *cl = (struct client *)((char *)t - offsetof(struct client, timer));
+	struct client *cl = container_of(t, struct client, timer);
 	struct worker *w = cl->c.w;
 	const struct cfg *cfg = w->cfg;
 	if (cl->c.closing)
