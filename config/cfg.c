@@ -62,11 +62,13 @@ struct key_def {
 #define F_DEFAULT_NAME 2u /* the default is the section's name */
 
 _Static_assert(sizeof(enum cfg_pool_mode) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum cfg_pin_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum cfg_auth_type) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum cfg_cpu_affinity) == sizeof(int), "enums are stored as int");
 
 static const char *const pool_mode_names[] = { "transaction", "session", NULL };
+static const char *const pin_mode_names[] = { "on", "error", "off", NULL };
 static const char *const auth_type_names[] = { "plain", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const cpu_affinity_names[] = { "off", "workers", NULL };
@@ -134,6 +136,8 @@ static const struct key_def keys[] = {
 	  .max_ms = MAX_DURATION_MS },
 	{ PG(max_prepared_statements), T_INT, PG_OFF(max_prepared_statements), .def = "200",
 	  .min = 0, .max = 100000 },
+	{ PG(pin_session_state), T_ENUM, PG_OFF(pin_session_state), .def = "on",
+	  .names = pin_mode_names },
 	{ PG(cancel_on_client_exit), T_BOOL, PG_OFF(cancel_on_client_exit), .def = "on" },
 	{ PG(server_reset_query), T_STRING, PG_OFF(server_reset_query), .def = "DISCARD ALL" },
 	{ PG(log_level), T_ENUM, PG_OFF(log_level), .def = "info", .names = log_level_names },

@@ -9,6 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What transaction pooling does with session state it cannot carry to
+ * another server connection (temporary tables, LISTEN, ...). */
+enum cfg_pin_mode {
+	CFG_PIN_ON,    /* the client keeps its server until the state is gone */
+	CFG_PIN_ERROR, /* such statements are refused */
+	CFG_PIN_OFF,   /* not kept; the server is reset before anyone else gets it */
+};
+
 enum cfg_pool_mode { CFG_POOL_TRANSACTION, CFG_POOL_SESSION };
 enum cfg_cpu_affinity { CFG_AFFINITY_OFF, CFG_AFFINITY_WORKERS };
 enum cfg_auth_type { CFG_AUTH_PLAIN };
@@ -43,6 +51,8 @@ struct cfg {
 	enum cfg_pool_mode pool_mode;
 	enum cfg_auth_type auth_type;
 	enum cfg_log_level log_level;
+	enum cfg_pin_mode
+		pin_session_state; /* state that cannot follow a client: pin, refuse, or reset */
 	enum cfg_cpu_affinity cpu_affinity; /* workers: worker i runs on the i-th usable CPU */
 	int max_client_conn;
 	int max_packet_size; /* bytes: a client message longer than this is a protocol violation */

@@ -29,6 +29,7 @@ struct shard {
 	_Atomic uint64_t
 		starving[MAX_WORKERS / 64];  /* shared: workers whose waiters need a server */
 	_Atomic(struct param_blob *) params; /* shared: set once */
+	_Atomic uint64_t pins; /* shared: clients pinned to a server by their session state */
 };
 
 /* Takes one unit of the shard's cap; false at max_connections. */

@@ -22,6 +22,7 @@ struct stmt *stmt_new(const uint8_t *body, uint32_t len)
 	if (!st)
 		return NULL;
 	atomic_init(&st->refs, 1);
+	st->effects = 0;
 	st->hash = hash_bytes(body, len);
 	st->len = len;
 	memcpy(st->body, body, len);

@@ -16,6 +16,7 @@
 struct stmt {
 	_Atomic int refs;
 	uint64_t hash;
+	unsigned effects;         /* what running it may do to the session (query/classify.h) */
 	char name[STMT_NAME_LEN]; /* the server-side name */
 	uint32_t len;
 	uint8_t body[]; /* Parse after its name: query, types */

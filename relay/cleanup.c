@@ -117,8 +117,11 @@ static void cleanup_step(struct relay_leg *leg)
 	if (c->closing)
 		return;
 	int rc = drain_replies(leg, fatal, sizeof(fatal));
-	if (rc == RELAY_SCAN_FATAL || rc == RELAY_SCAN_BAD) {
-		relay_give_up(leg, rc == RELAY_SCAN_FATAL ? fatal : "invalid message from server");
+	if (rc == RELAY_SCAN_FATAL || rc == RELAY_SCAN_BAD || rc == RELAY_SCAN_HIDDEN_FAILED) {
+		relay_give_up(leg,
+			      rc == RELAY_SCAN_FATAL         ? fatal
+				      : rc == RELAY_SCAN_BAD ? "invalid message from server"
+							     : "cannot reset the server's session");
 		return;
 	}
 	bool still_owed = relay_leg_awaits(leg);
@@ -146,8 +149,10 @@ static void cleanup_step(struct relay_leg *leg)
 		return;
 	}
 	const char *reset = cfg->server_reset_query;
-	if (cfg->pool_mode == CFG_POOL_SESSION && !(leg->cleanup & CLEANUP_DISCARD) && reset
-	    && reset[0]) {
+	if (leg->discard && cfg->pool_mode == CFG_POOL_TRANSACTION)
+		reset = "DISCARD ALL"; /* the session held state nobody carries */
+	if ((cfg->pool_mode == CFG_POOL_SESSION || leg->discard)
+	    && !(leg->cleanup & CLEANUP_DISCARD) && reset && reset[0]) {
 		params_clear(&s->have); /* DISCARD ALL resets them all */
 		stmt_set_clear(&s->stmts);
 		leg->cleanup |= CLEANUP_DISCARD;

@@ -7,6 +7,7 @@
 #include "core/conn.h"
 #include "core/worker.h"
 #include "pool/stmt.h"
+#include "query/classify.h"
 #include "relay/replies.h"
 
 bool prepared_enabled(const struct cfg *cfg)
@@ -167,6 +168,10 @@ enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *le
 		: what == 'S'      ? RK_DESCRIBE_S
 				   : RK_DESCRIBE_P;
 	bool names_statement = type == 'P' || type == 'B' || what == 'S';
+	if (name[0] == '\0' && type == 'P')
+		l->unnamed_effects = l->parse_effects;
+	else if (name[0] == '\0' && type == 'B')
+		leg->dirty |= l->unnamed_effects;
 	if (!prepared_enabled(c->w->cfg) || !names_statement || name[0] == '\0')
 		return replies_push(rq, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
 
@@ -185,6 +190,7 @@ enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *le
 		struct stmt *st = stmt_new(c->rx + body_off, pos + *total - body_off);
 		if (!st)
 			return PREP_OOM;
+		st->effects = l->parse_effects; /* each Bind of it does the same again */
 		bool on_server = stmt_set_has(&s->stmts, st);
 		int max = c->w->cfg->max_prepared_statements;
 		if ((on_server || s->stmts.n >= max) && pos != c->rx_start) {
@@ -229,6 +235,8 @@ enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *le
 		}
 		if (rewrite_name(c, pos, name_off, name_len, st->name, total) != 0)
 			return PREP_OOM;
+		if (type == 'B')
+			leg->dirty |= st->effects;
 		return replies_push(rq, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
 	}
 	default: /* Close of a named statement: the server keeps it for others */
@@ -289,6 +297,12 @@ int prepared_answer_locally(struct conn *c, struct stmt_names *names, struct pro
 			failed = true; /* PostgreSQL skips the rest up to Sync */
 		} else if (!failed) {
 			struct stmt *st = stmt_new(body, body_len);
+			struct query_class qc;
+			if (st) {
+				size_t qlen = strnlen((const char *)body, body_len);
+				query_classify((const char *)body, qlen, &qc);
+				st->effects = qc.effects;
+			}
 			if (!st || stmt_names_add(names, name, st) != 0) {
 				stmt_unref(st);
 				return PREP_LOCAL_OOM;

@@ -11,6 +11,7 @@
 #include "pool/pool.h"
 #include "proto/proto.h"
 #include "relay/prepared.h"
+#include "query/classify.h"
 
 /* Legs are reused on this thread: one is taken per transaction. */
 #define SPARE_LEGS_MAX 256
@@ -38,6 +39,7 @@ struct relay_leg *relay_leg_new(void)
 void relay_leg_free(struct relay_leg *leg)
 {
 	timer_disarm(&leg->timer);
+	params_clear(&leg->probed);
 	struct reply r;
 	while (leg->replies.count) {
 		replies_pop(&leg->replies, &r);
@@ -65,12 +67,13 @@ void relay_thread_exit(void)
 }
 
 void relay_link_init(struct relay_link *l, struct conn *client, const struct relay_link_ops *ops,
-		     struct param_set *want, struct stmt_names *names)
+		     struct param_set *want, struct param_set *startup, struct stmt_names *names)
 {
 	memset(l, 0, sizeof(*l));
 	l->client = client;
 	l->ops = ops;
 	l->want = want;
+	l->startup = startup;
 	l->names = names;
 }
 
@@ -106,64 +109,6 @@ static void unlink_leg(struct relay_link *l, struct relay_leg *leg)
 	leg->link = NULL;
 }
 
-/* ---- session parameters -------------------------------------------- */
-
-/* A ParameterStatus report: the server now has this value, and so does the
- * client it serves (its SET, or our hidden one on its behalf). */
-static void note_parameter(struct relay_leg *leg, const uint8_t *body, uint32_t len)
-{
-	struct proto_reader r = proto_reader_init(body, len);
-	const char *name = proto_get_cstr(&r);
-	const char *value = proto_get_cstr(&r);
-	int id = name && value ? params_index(name) : -1;
-	if (id < 0)
-		return;
-	if (params_set(&leg->server->have, id, value) != 0
-	    || (leg->link && params_set(leg->link->want, id, value) != 0))
-		log_warn("out of memory tracking parameter %s", name);
-}
-
-/* Before a client's first request on this server: a hidden SET/RESET for
- * the session parameters that differ. 0 or -1 (close the server). */
-static int sync_params(struct relay_leg *leg)
-{
-	char small[1024];
-	char *sql = small;
-	struct server *s = leg->server;
-	int n = params_sync_sql(leg->link->want, &s->have, small, sizeof(small));
-	if (n <= 0)
-		return n;
-	if ((size_t)n >= sizeof(small)) {
-		/* values as long as a startup packet allows */
-		sql = malloc((size_t)n + 1);
-		if (!sql || params_sync_sql(leg->link->want, &s->have, sql, (size_t)n + 1) != n) {
-			free(sql);
-			return -1;
-		}
-	}
-	size_t cap = (size_t)n + PROTO_HEADER_LEN + 1;
-	uint8_t stack[1100];
-	uint8_t *buf = cap <= sizeof(stack) ? stack : malloc(cap);
-	int rc = -1;
-	if (buf) {
-		struct proto_writer wr = proto_writer_init(buf, cap);
-		proto_build_query(&wr, sql);
-		/* only once the statement is on its way does the server have them */
-		if (!wr.overflow && conn_queue(&s->c, wr.p, wr.len) == 0
-		    && params_assign(&s->have, leg->link->want) == 0)
-			rc = 0;
-	}
-	if (buf != stack)
-		free(buf);
-	if (sql != small)
-		free(sql);
-	if (rc != 0)
-		return -1;
-	conn_flush_tx(&s->c);
-	leg->hidden_ready++;
-	return conn_arm_recv(&s->c);
-}
-
 /* ---- the ledger ------------------------------------------------------ */
 
 /* A request PostgreSQL did not complete (it failed, or was skipped after a
@@ -192,7 +137,8 @@ static void unwind_to_ready(struct relay_leg *leg)
 }
 
 /* How one reply of the server's is taken. */
-enum take { TAKE_PASS, TAKE_WAIT, TAKE_BAD, TAKE_FATAL };
+/* TAKE_YIELD: taken, and the scan pauses (PgCrab sent the client something) */
+enum take { TAKE_PASS, TAKE_WAIT, TAKE_BAD, TAKE_FATAL, TAKE_HIDDEN_FAILED, TAKE_YIELD };
 
 /* ReadyForQuery: the request it answers is done, and those PostgreSQL
  * skipped after an error with it. Exactly one status byte, one PgCrab
@@ -248,7 +194,7 @@ static enum take take_reply(struct relay_leg *leg, uint8_t type, uint32_t pos, u
 		if (small && !whole)
 			return TAKE_WAIT;
 		if (small)
-			note_parameter(leg, body, total - PROTO_HEADER_LEN);
+			relay_state_report(leg, body, total - PROTO_HEADER_LEN);
 		return TAKE_PASS;
 	case 'N':
 	case 'A':
@@ -269,7 +215,8 @@ static enum take take_reply(struct relay_leg *leg, uint8_t type, uint32_t pos, u
 	return TAKE_PASS;
 }
 
-/* Replies to PgCrab's hidden SETs come first: read whole, never forwarded. */
+/* Replies to PgCrab's hidden queries come first (one is sent only when
+ * nothing else is owed): read whole, never forwarded. */
 static enum take take_hidden(struct relay_leg *leg, uint8_t type, uint32_t pos, uint32_t total)
 {
 	struct conn *c = &leg->server->c;
@@ -277,12 +224,14 @@ static enum take take_hidden(struct relay_leg *leg, uint8_t type, uint32_t pos, 
 		return TAKE_BAD;
 	if (c->rx_end - pos < total)
 		return TAKE_WAIT;
-	if (type == 'Z')
-		leg->hidden_ready--;
-	else if (type == 'S')
-		note_parameter(leg, c->rx + pos + PROTO_HEADER_LEN, total - PROTO_HEADER_LEN);
+	int r = relay_state_hidden(leg, type, c->rx + pos + PROTO_HEADER_LEN,
+				   total - PROTO_HEADER_LEN);
 	c->rx_start = pos + total;
-	return TAKE_PASS;
+	if (r < 0)
+		return TAKE_HIDDEN_FAILED;
+	if (r == 1)
+		leg->hidden_done = true;
+	return r == 2 ? TAKE_YIELD : TAKE_PASS;
 }
 
 /* Scans the server's replies, matching each to the request it answers.
@@ -323,7 +272,7 @@ int relay_scan_replies(struct relay_leg *leg, char *fatal, size_t fatal_len)
 		}
 		if (leg->hidden_ready > 0) {
 			t = take_hidden(leg, type, pos, total);
-			if (t == TAKE_PASS)
+			if (t == TAKE_PASS || t == TAKE_YIELD)
 				pos += total;
 			continue;
 		}
@@ -336,6 +285,8 @@ int relay_scan_replies(struct relay_leg *leg, char *fatal, size_t fatal_len)
 	c->scan_pos = pos;
 	if (t == TAKE_BAD)
 		return RELAY_SCAN_BAD;
+	if (t == TAKE_HIDDEN_FAILED)
+		return RELAY_SCAN_HIDDEN_FAILED;
 	return t == TAKE_FATAL ? RELAY_SCAN_FATAL : rc;
 }
 
@@ -379,6 +330,25 @@ static void leg_lost(struct relay_leg *leg, const char *why)
 	l->ops->lost(l, why, cut);
 }
 
+/* A hidden query failed: a client whose settings the server refused is
+ * refused in the server's words (at login, exactly as PostgreSQL would);
+ * a server that cannot be reset is closed. */
+static void hidden_failed(struct relay_leg *leg)
+{
+	struct relay_link *l = leg->link;
+	if (leg->hidden_failed == RELAY_HIDDEN_SYNC) {
+		char code[sizeof(leg->hidden_code)], msg[sizeof(leg->hidden_msg)];
+		memcpy(code, leg->hidden_code, sizeof(code));
+		memcpy(msg, leg->hidden_msg, sizeof(msg));
+		l->ops->failed(l, code, msg);
+		return;
+	}
+	leg_lost(leg, "cannot reset the server's session");
+}
+
+static void settle(struct relay_link *l);
+static void pump_requests(struct relay_link *l);
+
 /* Forwards what the server sent to its client; called when the link is
  * made, on each recv, and after each send to the client completes. */
 static void pump_replies(struct relay_leg *leg)
@@ -405,9 +375,22 @@ static void pump_replies(struct relay_leg *leg)
 	case RELAY_SCAN_BAD:
 		leg_lost(leg, "invalid message from server");
 		return;
+	case RELAY_SCAN_HIDDEN_FAILED:
+		hidden_failed(leg);
+		return;
 	}
-	if (conn_arm_recv(c) != 0)
+	if (conn_arm_recv(c) != 0) {
 		leg_lost(leg, "receive buffer full");
+		return;
+	}
+	if (leg->hidden_done) {
+		/* PgCrab's own query is answered: the link may settle now, or
+		 * (kept: session mode, pinned) go on with what the client sent */
+		leg->hidden_done = false;
+		settle(l);
+		if (l->to == leg && leg->link == l && !l->client->closing)
+			pump_requests(l);
+	}
 }
 
 /* ---- client to server ---------------------------------------------------- */
@@ -415,6 +398,7 @@ static void pump_replies(struct relay_leg *leg)
 enum {
 	REQ_OK = 0,
 	REQ_INJECTED = 1, /* PgCrab's own messages go to the server first */
+	REQ_HOLD = 2,     /* not now: PgCrab's own query is answered first */
 	REQ_BAD_LEN = -1,
 	REQ_BAD_TYPE = -2,
 	REQ_OOM = -3,
@@ -447,6 +431,43 @@ static int scan_requests(struct relay_link *l, struct relay_leg *leg)
 		}
 		bool drop = false;
 		uint8_t ready = 0;
+		if (leg->hidden == RELAY_HIDDEN_PROBE || leg->hidden == RELAY_HIDDEN_DISCARD) {
+			/* the transaction is over and PgCrab is asking about or
+			 * resetting its session: the next request waits for that */
+			rc = REQ_HOLD;
+			break;
+		}
+		if (leg->resync && !leg->unsynced && !relay_leg_awaits(leg) && pos == c->rx_start) {
+			/* a RESET returned a setting to the server's default: the
+			 * client's startup value goes back first */
+			if (relay_sync_params(leg) != 0) {
+				rc = REQ_OOM;
+				break;
+			}
+			if (leg->hidden_ready > 0) {
+				rc = REQ_INJECTED;
+				break;
+			}
+		}
+		if (type == 'Q' || type == 'P') {
+			switch (relay_state_request(l, leg, type, pos, total, &drop)) {
+			case STATE_OK:
+				break;
+			case STATE_WAIT:
+				goto out;
+			case STATE_OOM:
+				rc = REQ_OOM;
+				goto out;
+			case STATE_REFUSED:
+				rc = REQ_INJECTED; /* the server raises the refusal in its place */
+				if (type == 'P') {
+					leg->unsynced = true;
+					pos = conn_pass_header(c, pos, total, drop);
+					continue;
+				}
+				break;
+			}
+		}
 		switch (type) {
 		case 'S':
 			leg->unsynced = false;
@@ -544,14 +565,12 @@ static void terminating(struct relay_link *l, struct relay_leg *leg)
 		arm_client(l);
 }
 
-static void settle(struct relay_link *l);
-
 /* Forwards what the client sent to the leg requests go to. */
 static void pump_requests(struct relay_link *l)
 {
 	struct relay_leg *leg = l->to;
 	struct conn *c = l->client;
-	if (!leg || conn_send_busy(&leg->server->c) || c->recv_armed || c->closing)
+	if (!leg || conn_send_busy(&leg->server->c) || c->recv_armed || c->closing || l->quiet)
 		return; /* called again when that send completes, or bytes arrive */
 	if (l->terminate) {
 		terminating(l, leg);
@@ -567,6 +586,8 @@ static void pump_requests(struct relay_link *l)
 	case REQ_INJECTED:
 		conn_flush_tx(&leg->server->c);
 		return;
+	case REQ_HOLD:
+		return; /* pumped again when the hidden query is answered */
 	case REQ_BAD_LEN:
 		l->ops->failed(l, "08P01", "invalid message length");
 		return;
@@ -607,6 +628,16 @@ static void settle(struct relay_link *l)
 	for (struct relay_leg *leg = l->legs; leg; leg = leg->next)
 		if (!leg_clean(leg))
 			return;
+	/* the session first: reset it, or ask the server what it holds */
+	for (struct relay_leg *leg = l->legs; leg; leg = leg->next) {
+		int r = relay_state_settle(leg);
+		if (r < 0) {
+			leg_lost(leg, "cannot send a hidden query");
+			return;
+		}
+		if (r > 0)
+			return; /* settled again when it is answered */
+	}
 	l->ops->settled(l);
 }
 
@@ -625,8 +656,14 @@ void relay_attach(struct relay_link *l, struct server *s)
 	l->to = leg;
 	s->borrower = leg;
 	s->c.ops = &relay_server_ops;
-	if (sync_params(leg) != 0) {
+	if (relay_sync_params(leg) != 0) {
 		leg_lost(leg, "cannot bring session parameters in line");
+		return;
+	}
+	if (l->quiet) {
+		/* a login's check: done at once if the server has them already */
+		if (leg->hidden_ready == 0)
+			settle(l);
 		return;
 	}
 	pump_requests(l);
@@ -671,6 +708,9 @@ bool relay_detach(struct relay_link *l)
 		struct server *s = leg->server;
 		mid_reply |= s->c.msg_left > 0 && !s->c.dropping;
 		bool to = l->to == leg;
+		/* state the client's session may hold goes with it */
+		if (l->pinned || leg->dirty)
+			leg->discard = true;
 		unlink_leg(l, leg);
 		relay_cleanup_start(leg, cut && to);
 	}

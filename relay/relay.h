@@ -40,7 +40,21 @@ struct relay_leg {
 	uint8_t cleanup;        /* cleanup steps taken (relay/cleanup.c) */
 	uint8_t cancels_sent;   /* CancelRequests sent since the client left */
 	struct timer timer;     /* cleanup: cancel again, or give up */
+	/* session state (relay/state.c) */
+	uint8_t hidden;        /* which hidden query hidden_ready counts: RELAY_HIDDEN_* */
+	uint8_t hidden_failed; /* ...the one that failed, for the link to act on */
+	bool hidden_done;      /* a hidden query was answered: settle again */
+	bool tell_client;      /* the hidden SET's reports go on to the client (after a RESET) */
+	bool resync;           /* settings to bring in line before the next request */
+	bool discard;          /* the session holds state nobody carries: reset it before release */
+	unsigned dirty;        /* query effects sent since the server was last asked */
+	unsigned probed_pins;  /* the probe's answer, as it arrives */
+	struct param_set probed; /* ...its settings */
+	char hidden_code[6];     /* an ErrorResponse to a hidden query */
+	char hidden_msg[256];
 };
+
+enum { RELAY_HIDDEN_SYNC = 1, RELAY_HIDDEN_PROBE, RELAY_HIDDEN_DISCARD };
 
 /* How the relay tells the link's owner (the client) what happened. */
 struct relay_link_ops {
@@ -59,15 +73,22 @@ struct relay_link_ops {
 struct relay_link {
 	struct conn *client;
 	const struct relay_link_ops *ops;
-	struct param_set *want;   /* the session parameters the client expects */
-	struct stmt_names *names; /* the client's named prepared statements */
-	struct relay_leg *legs;   /* one per shard the client holds a server of */
-	struct relay_leg *to;     /* the leg requests go to */
-	bool terminate;           /* saw Terminate: answered what precedes it, then done */
+	struct param_set *want;    /* the session parameters the client expects */
+	struct param_set *startup; /* ...those it gave at startup (what RESET returns to) */
+	unsigned pinned;           /* QUERY_PINS state its session holds: its server is kept */
+	unsigned parse_effects;    /* the effects of the Parse being scanned (for prepared.c) */
+	unsigned unnamed_effects;  /* ...of the unnamed statement last parsed */
+	bool quiet;                /* logging in: nothing may reach the client yet */
+	bool tell_reports;         /* a RESET told it the server's defaults: the next
+				      hidden SET's reports go on to it */
+	struct stmt_names *names;  /* the client's named prepared statements */
+	struct relay_leg *legs;    /* one per shard the client holds a server of */
+	struct relay_leg *to;      /* the leg requests go to */
+	bool terminate;            /* saw Terminate: answered what precedes it, then done */
 };
 
 void relay_link_init(struct relay_link *l, struct conn *client, const struct relay_link_ops *ops,
-		     struct param_set *want, struct stmt_names *names);
+		     struct param_set *want, struct param_set *startup, struct stmt_names *names);
 
 /* Links a server the pool granted and sends it what the client has sent.
  * The link's session parameters are brought in line first. */
@@ -91,6 +112,13 @@ void relay_cancel(struct relay_link *l);
 /* The link is idle in a transaction: nothing owed, a transaction open. */
 bool relay_idle_in_transaction(const struct relay_link *l);
 
+/* The client's session holds state that keeps its server (transaction
+ * mode with pin_session_state = on). */
+static inline bool relay_pinned(const struct relay_link *l)
+{
+	return l->pinned != 0;
+}
+
 /* Frees the legs this thread keeps for reuse (at the thread's end). */
 void relay_thread_exit(void);
 
@@ -101,6 +129,29 @@ extern const struct conn_ops relay_server_ops;
 void relay_cleanup_start(struct relay_leg *leg, bool cut);
 void relay_cleanup_recv(struct relay_leg *leg);
 void relay_cleanup_sent(struct relay_leg *leg);
+
+/* relay/state.c: what the client's statements do to the session */
+enum relay_state_result { STATE_OK, STATE_WAIT, STATE_REFUSED, STATE_OOM };
+/* A Query or Parse at the client's rx[pos]: classified, its effects noted
+ * (or, refused under pin_session_state = error: dropped, and the server
+ * made to raise the error in its place). */
+enum relay_state_result relay_state_request(struct relay_link *l, struct relay_leg *leg,
+					    uint8_t type, uint32_t pos, uint32_t total, bool *drop);
+/* The leg is clean: reset or ask the server first if its session needs it.
+ * 1 if a hidden query went out (the leg is not clean until answered), 0 if
+ * none was needed, -1 if it could not be sent. */
+int relay_state_settle(struct relay_leg *leg);
+/* A hidden SET/RESET bringing the link's settings in line, if they differ:
+ * 0, or -1 (close the server). */
+int relay_sync_params(struct relay_leg *leg);
+/* One whole reply to a hidden query. 0: taken; 1: it was the last
+ * (ReadyForQuery) and the answer is acted on; 2: taken and passed on to the
+ * client (pause until that send completes); -1: the query failed and the
+ * link must act (hidden_failed says which). */
+int relay_state_hidden(struct relay_leg *leg, uint8_t type, const uint8_t *body, uint32_t len);
+/* A ParameterStatus report while linked. True if it was queued on to the
+ * client (a send to it is then under way: scanning must pause). */
+bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len);
 
 /* relay/relay.c, for cleanup.c */
 struct relay_leg *relay_leg_new(void);
@@ -113,6 +164,12 @@ bool relay_leg_awaits(const struct relay_leg *leg);
 bool relay_leg_owes(const struct relay_leg *leg);
 /* Frees the leg and closes its server (the pool's ops back on it). */
 void relay_give_up(struct relay_leg *leg, const char *why);
-enum { RELAY_SCAN_DONE = 0, RELAY_SCAN_FATAL = 1, RELAY_SCAN_SYNTH = 2, RELAY_SCAN_BAD = -1 };
+enum {
+	RELAY_SCAN_DONE = 0,
+	RELAY_SCAN_FATAL = 1,
+	RELAY_SCAN_SYNTH = 2,
+	RELAY_SCAN_HIDDEN_FAILED = 3,
+	RELAY_SCAN_BAD = -1,
+};
 
 #endif

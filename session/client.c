@@ -18,9 +18,13 @@
 #include "session/session.h"
 
 static const char *const state_names[] = {
-	[CLIENT_STARTUP] = "startup",       [CLIENT_AUTH] = "auth",
-	[CLIENT_LOGIN_WAIT] = "login_wait", [CLIENT_IDLE] = "idle",
-	[CLIENT_WAITING] = "waiting",       [CLIENT_ACTIVE] = "active",
+	[CLIENT_STARTUP] = "startup",
+	[CLIENT_AUTH] = "auth",
+	[CLIENT_LOGIN_WAIT] = "login_wait",
+	[CLIENT_LOGIN_CHECK] = "login_check",
+	[CLIENT_IDLE] = "idle",
+	[CLIENT_WAITING] = "waiting",
+	[CLIENT_ACTIVE] = "active",
 	[CLIENT_CLOSING] = "closing",
 };
 
@@ -60,6 +64,10 @@ static void arm_deadline(struct client *cl)
 	case CLIENT_ACTIVE:
 		ms = cfg->idle_transaction_timeout_ms;
 		break;
+	case CLIENT_LOGIN_CHECK:
+		ms = cfg->client_login_timeout_ms;
+		from = cl->born_ms;
+		break;
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -90,9 +98,14 @@ void client_set_state(struct client *cl, enum client_state st)
 		pool_wait(cl->pool, &cl->wait);
 }
 
+static bool linked(enum client_state st)
+{
+	return st == CLIENT_ACTIVE || st == CLIENT_LOGIN_CHECK;
+}
+
 void client_close_now(struct client *cl)
 {
-	if (cl->state == CLIENT_ACTIVE)
+	if (linked(cl->state))
 		relay_detach(&cl->rl);
 	if (cl->state != CLIENT_CLOSING)
 		client_set_state(cl, CLIENT_CLOSING);
@@ -110,7 +123,7 @@ void client_fail(struct client *cl, const char *severity, const char *code, cons
 		return;
 	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
 		  severity, code, msg);
-	bool mid_message = cl->state == CLIENT_ACTIVE && relay_detach(&cl->rl);
+	bool mid_message = linked(cl->state) && relay_detach(&cl->rl);
 	client_set_state(cl, CLIENT_CLOSING);
 	if (mid_message) {
 		/* an ErrorResponse now would be read as the rest of that message */
@@ -241,7 +254,8 @@ static void handle_bytes(struct client *cl)
 		relay_client_recv(&cl->rl);
 		break;
 	case CLIENT_LOGIN_WAIT: /* keeps them until the login completes */
-	case CLIENT_WAITING:    /* keeps them until a server comes */
+	case CLIENT_LOGIN_CHECK:
+	case CLIENT_WAITING: /* keeps them until a server comes */
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -268,6 +282,13 @@ void client_logged_in(struct client *cl)
 static void on_granted(struct pool_waiter *wt, struct server *s)
 {
 	struct client *cl = container_of(wt, struct client, wait);
+	if (cl->state == CLIENT_LOGIN_WAIT && cl->check_settings) {
+		/* the relay gives the server the client's settings, hidden */
+		client_set_state(cl, CLIENT_LOGIN_CHECK);
+		cl->rl.quiet = true;
+		relay_attach(&cl->rl, s);
+		return;
+	}
 	if (cl->state == CLIENT_LOGIN_WAIT) {
 		/* the shard's parameters are published now that a server logged in */
 		pool_release(s);
@@ -292,17 +313,27 @@ static struct client *client_of_link(struct relay_link *l)
 static void on_settled(struct relay_link *l)
 {
 	struct client *cl = client_of_link(l);
-	if (cl->c.w->cfg->pool_mode == CFG_POOL_SESSION)
-		return; /* the server is the client's until it leaves */
+	if (cl->state == CLIENT_LOGIN_CHECK) {
+		/* the server took the startup settings: the login goes on */
+		l->quiet = false;
+		login_settings_checked(cl);
+		client_set_state(cl, CLIENT_IDLE);
+		relay_release(l);
+		login_finish(cl);
+		return;
+	}
+	if (cl->c.w->cfg->pool_mode == CFG_POOL_SESSION || relay_pinned(l))
+		return; /* the server is the client's until it leaves, or its state goes */
 	client_set_state(cl, CLIENT_IDLE);
 	relay_release(l);
 	if (cl->c.w->stopping) {
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}
-	/* a request that arrived whole while the link was ending */
-	if (cl->c.rx_end - cl->c.rx_start >= PROTO_HEADER_LEN && !cl->c.recv_armed)
-		client_request(cl);
+	/* a request that arrived while the link was ending (or was held while
+	 * PgCrab asked the server about the session) */
+	if (!cl->c.recv_armed)
+		client_next(cl);
 }
 
 static void on_finished(struct relay_link *l)
@@ -398,6 +429,7 @@ static void client_on_free(struct conn *c)
 	list_del(&cl->wait.link);
 	list_del(&cl->link);
 	params_clear(&cl->want);
+	params_clear(&cl->startup);
 	stmt_names_clear(&cl->stmts);
 	free(cl->login);
 	atomic_fetch_sub(&c->w->n_clients, 1);
@@ -425,8 +457,11 @@ static void client_timer_fired(struct timer *t)
 	case CLIENT_AUTH:
 		client_fail(cl, "FATAL", "08P01", "client_login_timeout: login took too long");
 		break;
+	case CLIENT_LOGIN_CHECK:
+		client_fail(cl, "FATAL", "08P01", "client_login_timeout: login took too long");
+		break;
 	case CLIENT_LOGIN_WAIT:
-		if (atomic_load(&cl->pool->shard->params)) {
+		if (atomic_load(&cl->pool->shard->params) && !cl->check_settings) {
 			/* another worker's server logged in first */
 			login_finish(cl);
 			break;
@@ -496,7 +531,7 @@ void client_accept(struct session_worker *sw, int fd)
 	cl->wait.granted = on_granted;
 	cl->wait.failed = on_wait_failed;
 	list_init(&cl->wait.link);
-	relay_link_init(&cl->rl, &cl->c, &link_ops, &cl->want, &cl->stmts);
+	relay_link_init(&cl->rl, &cl->c, &link_ops, &cl->want, &cl->startup, &cl->stmts);
 	timer_init(&cl->timer, client_timer_fired);
 	list_add_tail(&sw->clients, &cl->link);
 	arm_deadline(cl);

@@ -17,14 +17,16 @@
 #include "relay/relay.h"
 
 enum client_state {
-	CLIENT_STARTUP,    /* reading the startup packet; not on a list */
-	CLIENT_AUTH,       /* password requested; not on a list */
-	CLIENT_LOGIN_WAIT, /* authenticated, waiting on its pool until the
+	CLIENT_STARTUP,     /* reading the startup packet; not on a list */
+	CLIENT_AUTH,        /* password requested; not on a list */
+	CLIENT_LOGIN_WAIT,  /* authenticated, waiting on its pool until the
 			      shard's ParameterStatus values are known */
-	CLIENT_IDLE,       /* logged in, holds no server */
-	CLIENT_WAITING,    /* has a request, waiting on its pool */
-	CLIENT_ACTIVE,     /* linked to a server through the relay */
-	CLIENT_CLOSING,    /* flushing a last message, then closed */
+	CLIENT_LOGIN_CHECK, /* authenticated, linked to a server that is given its
+			       startup settings: refused there, the login fails */
+	CLIENT_IDLE,        /* logged in, holds no server */
+	CLIENT_WAITING,     /* has a request, waiting on its pool */
+	CLIENT_ACTIVE,      /* linked to a server through the relay */
+	CLIENT_CLOSING,     /* flushing a last message, then closed */
 };
 
 /* What a client said at startup that only authentication needs. */
@@ -48,6 +50,8 @@ struct client {
 	int32_t key_pid, key_secret;
 	struct client_login *login; /* between startup and authentication only */
 	struct param_set want;      /* session parameters this client expects */
+	struct param_set startup;   /* ...those it logged in with */
+	bool check_settings;        /* a server must accept its startup settings first */
 	struct stmt_names stmts;    /* its named prepared statements */
 };
 
@@ -88,5 +92,8 @@ void login_on_startup(struct client *cl);
 void login_on_password(struct client *cl);
 /* A server granted to a LOGIN_WAIT client: the shard's parameters are known. */
 void login_finish(struct client *cl);
+/* A server accepted the client's startup settings: later logins with the
+ * same ones need not ask. */
+void login_settings_checked(struct client *cl);
 
 #endif

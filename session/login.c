@@ -73,12 +73,18 @@ void login_on_startup(struct client *cl)
 		return;
 	}
 	snprintf(cl->login->user, sizeof(cl->login->user), "%s", st.user);
+	/* every setting the client gives holds for it on every server */
 	for (int i = 0; i < st.n_params; i++) {
-		int id = params_index(st.names[i]);
-		if (id >= 0 && params_set(&cl->want, id, st.values[i]) != 0) {
+		if (params_startup_only(st.names[i]))
+			continue;
+		if (params_set(&cl->startup, st.names[i], st.values[i]) != 0) {
 			client_fail(cl, "FATAL", "53200", "out of memory");
 			return;
 		}
+	}
+	if (params_assign(&cl->want, &cl->startup) != 0) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
 	}
 	cl->pool = find_pool(cl, st.database);
 	if (!cl->pool)
@@ -96,9 +102,8 @@ void login_finish(struct client *cl)
 {
 	const struct param_blob *params = atomic_load(&cl->pool->shard->params);
 	size_t cap = params->len + CONN_TX_CAP;
-	for (int i = 0; i < PARAM_COUNT; i++)
-		if (cl->want.v[i])
-			cap += strlen(params_name(i)) + strlen(cl->want.v[i]) + 8;
+	for (int i = 0; i < cl->want.n; i++)
+		cap += strlen(cl->want.v[i].name) + strlen(cl->want.v[i].value) + 8;
 	uint8_t *buf = malloc(cap);
 	if (!buf) {
 		client_fail(cl, "FATAL", "53200", "out of memory");
@@ -114,9 +119,9 @@ void login_finish(struct client *cl)
 		struct proto_reader body = proto_reader_init(rd.p, len - 4);
 		proto_get_bytes(&rd, len - 4);
 		const char *name = proto_get_cstr(&body);
-		int id = name ? params_index(name) : -1;
-		if (id >= 0 && cl->want.v[id])
-			proto_build_parameter_status(&wr, name, cl->want.v[id]);
+		const char *mine = name ? params_get(&cl->want, name) : NULL;
+		if (mine)
+			proto_build_parameter_status(&wr, name, mine);
 		else
 			proto_put_bytes(&wr, msg, len + 1);
 	}
@@ -126,6 +131,45 @@ void login_finish(struct client *cl)
 	client_queue(cl, &wr);
 	free(buf);
 	client_next(cl);
+}
+
+/* Where a startup setting's check is remembered: a hash of "name\0value". */
+static uint64_t *checked_slot(struct client *cl, const struct param *p, uint64_t *hash)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (const char *s = p->name;; s++) {
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+		if (!*s)
+			break;
+	}
+	for (const char *s = p->value; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	h |= 1; /* 0 marks an empty slot */
+	*hash = h;
+	uint64_t *tab = cl->sw->checked_settings;
+	return &tab[h % (sizeof(cl->sw->checked_settings) / sizeof(tab[0]))];
+}
+
+/* Every startup setting was taken by a server before (a hash collision
+ * only skips the early check: the server still refuses a bad value, at
+ * the client's first request). */
+static bool settings_known(struct client *cl)
+{
+	for (int i = 0; i < cl->startup.n; i++) {
+		uint64_t h;
+		if (*checked_slot(cl, &cl->startup.v[i], &h) != h)
+			return false;
+	}
+	return true;
+}
+
+void login_settings_checked(struct client *cl)
+{
+	for (int i = 0; i < cl->startup.n; i++) {
+		uint64_t h;
+		*checked_slot(cl, &cl->startup.v[i], &h) = h;
+	}
+	cl->check_settings = false;
 }
 
 void login_on_password(struct client *cl)
@@ -176,11 +220,14 @@ void login_on_password(struct client *cl)
 		client_fail(cl, "FATAL", "53200", "cannot draw a random cancel key");
 		return;
 	}
-	if (atomic_load(&cl->pool->shard->params)) {
+	cl->check_settings = !settings_known(cl);
+	if (atomic_load(&cl->pool->shard->params) && !cl->check_settings) {
 		login_finish(cl);
 		return;
 	}
-	client_set_state(cl, CLIENT_LOGIN_WAIT); /* until a server tells us */
+	/* until a server tells us the shard's parameters, or takes the
+	 * client's settings (refused there, the login fails as PostgreSQL's) */
+	client_set_state(cl, CLIENT_LOGIN_WAIT);
 	pool_acquire(cl->pool, &cl->wait);
 	if (cl->state == CLIENT_LOGIN_WAIT && !c->closing && cfg->cancel_on_client_exit)
 		conn_arm_poll(c);

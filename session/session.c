@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/net.h"
+#include "query/classify.h"
 #include "session/cancel.h"
 #include "relay/relay.h"
 #include "session/client.h"
@@ -80,6 +81,7 @@ static void on_stop(struct worker *w)
 static void on_exit_thread(struct worker *w)
 {
 	relay_thread_exit();
+	query_thread_exit(); /* the statements this thread classified */
 }
 
 const struct worker_hooks session_hooks = {

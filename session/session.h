@@ -25,6 +25,9 @@ struct session_worker {
 	uint32_t next_pid;    /* BackendKeyData pids: (counter << 8) | worker id */
 	int32_t secrets[256]; /* random BackendKeyData secrets, used from the end */
 	int secrets_left;
+	/* startup settings a server accepted ("name\0value" hashes): a client
+	 * whose settings are all here logs in without asking a server */
+	uint64_t checked_settings[256];
 };
 
 /* Shared by every worker (the runtime's owner). */

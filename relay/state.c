@@ -1,0 +1,463 @@
+/* Session state under transaction pooling: what a client's statements do
+ * to the server session they run on, and what PgCrab does about it.
+ *
+ * - Settings: the client's wanted values (its startup parameters, then what
+ *   its statements made of them) are brought onto each server it is given
+ *   with one hidden set_config statement. Which values a transaction left
+ *   is not guessed from the statements (a SET can roll back, sit in a
+ *   savepoint, be LOCAL, or hide in a function): after a transaction whose
+ *   statements may have changed any, the server is asked, hidden, before it
+ *   goes back to its pool (the probe). RESET returns to the client's startup
+ *   value, as in PostgreSQL, by a hidden set_config before its next request.
+ * - State that cannot follow the client to another server (temporary
+ *   objects, LISTEN, session advisory locks, SQL PREPARE, WITH HOLD cursors,
+ *   LOAD) pins the client to its server while the probe finds it there
+ *   (pin_session_state = on), is refused (error), or is dropped with a
+ *   DISCARD ALL before the server goes back (off).
+ *
+ * The classifier (query/) says which statements may do any of this; a
+ * statement it does not flag costs nothing here. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/worker.h"
+#include "pool/pool.h"
+#include "proto/proto.h"
+#include "query/classify.h"
+#include "relay/relay.h"
+
+/* What the probe asks, and how each pin shows in its answer. */
+#define PROBE_PINS                                                                                  \
+	"pg_catalog.concat_ws(' ', "                                                                \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_class "                                      \
+	"WHERE relnamespace = pg_catalog.pg_my_temp_schema()) OR EXISTS (SELECT 1 FROM "            \
+	"pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema()) THEN 'temp' END, " \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_listening_channels()) THEN 'listen' END, "   \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "          \
+	"AND pid = pg_catalog.pg_backend_pid()) THEN 'advisory' END, "                              \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) "        \
+	"THEN 'prepare' END, "                                                                      \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) "                 \
+	"THEN 'cursor' END)"
+
+static const struct {
+	const char *word;
+	unsigned pin;
+} probe_pins[] = {
+	{ "temp", QUERY_TEMP },          { "listen", QUERY_LISTEN },
+	{ "advisory", QUERY_ADVISORY },  { "prepare", QUERY_PREPARE },
+	{ "cursor", QUERY_HOLD_CURSOR },
+};
+
+/* What makes the probe worth its round trip. */
+#define PROBE_EFFECTS \
+	(QUERY_SETS | QUERY_RESETS | QUERY_PINS | QUERY_UNPIN | QUERY_DISCARD_ALL | QUERY_UNKNOWN)
+
+static bool tracked(const struct conn *c)
+{
+	return c->w->cfg->pool_mode == CFG_POOL_TRANSACTION;
+}
+
+/* ---- hidden queries ------------------------------------------------------- */
+
+static int send_hidden(struct relay_leg *leg, uint8_t kind, const char *sql)
+{
+	struct server *s = leg->server;
+	size_t n = strlen(sql);
+	uint8_t hdr[PROTO_HEADER_LEN] = { 'Q', (uint8_t)((n + 5) >> 24), (uint8_t)((n + 5) >> 16),
+					  (uint8_t)((n + 5) >> 8), (uint8_t)(n + 5) };
+	if (conn_queue(&s->c, hdr, sizeof(hdr)) != 0 || conn_queue(&s->c, sql, n + 1) != 0)
+		return -1;
+	conn_flush_tx(&s->c);
+	leg->hidden = kind;
+	leg->hidden_ready++;
+	leg->hidden_code[0] = '\0';
+	return conn_arm_recv(&s->c);
+}
+
+int relay_sync_params(struct relay_leg *leg)
+{
+	struct server *s = leg->server;
+	struct relay_link *l = leg->link;
+	leg->resync = false;
+	int n = params_sync_sql(l->want, &s->have, NULL, 0);
+	if (n <= 0)
+		return n;
+	leg->tell_client = l->tell_reports;
+	l->tell_reports = false;
+	char *sql = malloc((size_t)n + 1);
+	int rc = -1;
+	/* the server has them once the statement is on its way; if it fails,
+	 * the client is failed and the server reset (relay_state_hidden) */
+	if (sql && params_sync_sql(l->want, &s->have, sql, (size_t)n + 1) == n
+	    && params_assign(&s->have, l->want) == 0)
+		rc = send_hidden(leg, RELAY_HIDDEN_SYNC, sql);
+	free(sql);
+	return rc;
+}
+
+static int send_probe(struct relay_leg *leg)
+{
+	struct server *s = leg->server;
+	const char *user = s->shard->cfg->user;
+	char quoted[200];
+	size_t q = 0;
+	for (const char *p = user; *p && q < sizeof(quoted) - 3; p++) {
+		if (*p == '\'')
+			quoted[q++] = '\'';
+		quoted[q++] = *p;
+	}
+	quoted[q] = '\0';
+	char sql[2048];
+	int n = snprintf(
+		sql, sizeof(sql),
+		"SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings "
+		"WHERE source = 'session' UNION ALL SELECT 'session_authorization', "
+		"pg_catalog.current_setting('session_authorization') WHERE session_user "
+		"<> '%s' UNION ALL SELECT 'role', pg_catalog.current_setting('role') WHERE "
+		"pg_catalog.current_setting('role') <> 'none' UNION ALL SELECT '', " PROBE_PINS,
+		quoted);
+	if (n < 0 || (size_t)n >= sizeof(sql))
+		return -1;
+	params_clear(&leg->probed);
+	leg->probed_pins = 0;
+	return send_hidden(leg, RELAY_HIDDEN_PROBE, sql);
+}
+
+int relay_state_settle(struct relay_leg *leg)
+{
+	struct server *s = leg->server;
+	if (!leg->link || !tracked(&s->c))
+		return 0;
+	int rc;
+	if (leg->discard) {
+		/* state nobody carries: gone before anyone else gets the server */
+		params_clear(&s->have);
+		stmt_set_clear(&s->stmts);
+		leg->discard = false;
+		leg->dirty = 0;
+		rc = send_hidden(leg, RELAY_HIDDEN_DISCARD, "DISCARD ALL");
+	} else if (leg->dirty & PROBE_EFFECTS) {
+		rc = send_probe(leg);
+	} else {
+		return 0;
+	}
+	return rc == 0 ? 1 : -1;
+}
+
+/* ---- the answers ------------------------------------------------------------ */
+
+static void note_error(struct relay_leg *leg, const uint8_t *body, uint32_t len)
+{
+	struct proto_error_fields f;
+	if (leg->hidden_code[0])
+		return; /* the first error is the one that counts */
+	if (proto_parse_error(body, len, &f) == PROTO_OK) {
+		snprintf(leg->hidden_code, sizeof(leg->hidden_code), "%s", f.code);
+		snprintf(leg->hidden_msg, sizeof(leg->hidden_msg), "%s", f.message);
+	} else {
+		snprintf(leg->hidden_code, sizeof(leg->hidden_code), "XX000");
+		snprintf(leg->hidden_msg, sizeof(leg->hidden_msg), "unreadable error from server");
+	}
+}
+
+/* A probe's row: a setting and its value, or ('', the pins found). */
+static void note_row(struct relay_leg *leg, const uint8_t *body, uint32_t len)
+{
+	struct proto_reader r = proto_reader_init(body, len);
+	if (proto_get_i16(&r) != 2)
+		return;
+	char name[QUERY_NAME_MAX + 1], value[4096];
+	for (int col = 0; col < 2; col++) {
+		int32_t n = proto_get_i32(&r);
+		const uint8_t *p = proto_get_bytes(&r, n < 0 ? 0 : (uint32_t)n);
+		char *dst = col ? value : name;
+		size_t cap = col ? sizeof(value) : sizeof(name);
+		if (n < 0 || !p || (size_t)n >= cap) {
+			note_error(leg, NULL, 0); /* too long to carry: reset instead */
+			return;
+		}
+		memcpy(dst, p, (size_t)n);
+		dst[n] = '\0';
+	}
+	if (name[0] == '\0') {
+		for (size_t i = 0; i < sizeof(probe_pins) / sizeof(probe_pins[0]); i++)
+			if (strstr(value, probe_pins[i].word))
+				leg->probed_pins |= probe_pins[i].pin;
+		return;
+	}
+	if (params_set(&leg->probed, name, value) != 0)
+		note_error(leg, NULL, 0);
+}
+
+/* The probe is answered: the server's session is what the client has
+ * now. Its settings become the client's wanted values, with the startup
+ * value for every setting the session no longer holds (RESET returns there). */
+static void probe_done(struct relay_leg *leg)
+{
+	struct relay_link *l = leg->link;
+	struct server *s = leg->server;
+	const struct cfg *cfg = s->c.w->cfg;
+	unsigned sticky = (leg->dirty | l->pinned) & QUERY_LOAD; /* a LOAD cannot be undone */
+	leg->dirty = 0;
+	if (leg->hidden_code[0]) {
+		log_debug("server %llu: session probe failed (%s %s): resetting it",
+			  (unsigned long long)s->c.id, leg->hidden_code, leg->hidden_msg);
+		leg->discard = true;
+		params_clear(&leg->probed);
+		return;
+	}
+	if (params_assign(&s->have, &leg->probed) != 0 || params_assign(l->want, &leg->probed) != 0)
+		leg->discard = true;
+	for (int i = 0; i < l->startup->n; i++) {
+		const struct param *p = &l->startup->v[i];
+		if (!params_get(l->want, p->name) && params_set(l->want, p->name, p->value) != 0)
+			leg->discard = true;
+	}
+	leg->resync = !params_equal(l->want, &s->have);
+	params_clear(&leg->probed);
+	unsigned pins = leg->probed_pins | sticky;
+	if (pins && cfg->pin_session_state == CFG_PIN_OFF) {
+		leg->discard = true;
+		pins = 0;
+	}
+	if (pins && !l->pinned) {
+		atomic_fetch_add(&s->shard->pins, 1);
+		log_debug("worker %d client %llu: pinned to server %llu (session state 0x%x)",
+			  s->c.w->id, (unsigned long long)l->client->id,
+			  (unsigned long long)s->c.id, pins);
+	} else if (!pins && l->pinned) {
+		log_debug("worker %d client %llu: unpinned from server %llu", s->c.w->id,
+			  (unsigned long long)l->client->id, (unsigned long long)s->c.id);
+	}
+	l->pinned = pins;
+}
+
+int relay_state_hidden(struct relay_leg *leg, uint8_t type, const uint8_t *body, uint32_t len)
+{
+	switch (type) {
+	case 'E':
+		note_error(leg, body, len);
+		return 0;
+	case 'D':
+		if (leg->hidden == RELAY_HIDDEN_PROBE)
+			note_row(leg, body, len);
+		return 0;
+	case 'S':
+		return relay_state_report(leg, body, len) ? 2 : 0;
+	case 'Z':
+		break;
+	default:
+		return 0;
+	}
+	leg->hidden_ready--;
+	uint8_t kind = leg->hidden;
+	leg->hidden = 0;
+	leg->tell_client = false;
+	struct relay_link *l = leg->link;
+	switch (kind) {
+	case RELAY_HIDDEN_SYNC:
+		if (leg->hidden_code[0]) {
+			/* nothing of it took: what the server has is not known */
+			leg->discard = true;
+			params_clear(&leg->server->have);
+			/* the client's settings cannot be had: as PostgreSQL refuses
+			 * them at startup, the client is refused in its words */
+			leg->hidden_failed = kind;
+			return l ? -1 : 1;
+		}
+		break;
+	case RELAY_HIDDEN_PROBE:
+		if (l)
+			probe_done(leg);
+		break;
+	case RELAY_HIDDEN_DISCARD:
+		if (leg->hidden_code[0]) {
+			leg->hidden_failed = kind;
+			return -1;
+		}
+		break;
+	}
+	return 1;
+}
+
+/* ---- reports ------------------------------------------------------------------ */
+
+bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len)
+{
+	struct proto_reader r = proto_reader_init(body, len);
+	const char *name = proto_get_cstr(&r);
+	const char *value = proto_get_cstr(&r);
+	if (!name || !value || !params_follows_report(name))
+		return false;
+	struct relay_link *l = leg->link;
+	if (params_set(&leg->server->have, name, value) != 0
+	    || (l && params_set(l->want, name, value) != 0)) {
+		log_warn("out of memory tracking parameter %s", name);
+		leg->discard = true;
+	}
+	/* after a RESET the client was told the server's default: the value
+	 * PgCrab set back is reported to it too (ParameterStatus may come at
+	 * any point) */
+	if (!l || !leg->tell_client || l->quiet)
+		return false;
+	uint8_t hdr[PROTO_HEADER_LEN] = { 'S', (uint8_t)((len + 4) >> 24),
+					  (uint8_t)((len + 4) >> 16), (uint8_t)((len + 4) >> 8),
+					  (uint8_t)(len + 4) };
+	if (conn_queue(l->client, hdr, sizeof(hdr)) != 0 || conn_queue(l->client, body, len) != 0) {
+		log_warn("client %llu: cannot pass on a parameter report",
+			 (unsigned long long)l->client->id);
+		return false;
+	}
+	conn_flush_tx(l->client);
+	return true;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+/* RESET returns a setting to the client's startup value, not the server's:
+ * the server gets it back with a hidden set_config before the next request. */
+static void note_resets(struct relay_link *l, struct relay_leg *leg, const struct query_class *qc)
+{
+	struct server *s = leg->server;
+	bool oom = false;
+	if (qc->reset_all) {
+		/* RESET ALL leaves role and session_authorization */
+		const char *keep[] = { "role", "session_authorization" };
+		struct param_set saved = { 0 };
+		for (int k = 0; k < 2; k++) {
+			const char *v = params_get(&s->have, keep[k]);
+			oom |= v && params_set(&saved, keep[k], v) != 0;
+		}
+		oom |= params_assign(&s->have, &saved) != 0;
+		params_clear(&saved);
+		for (int k = 0; k < 2; k++) {
+			const char *v = params_get(l->want, keep[k]);
+			oom |= v && params_set(&saved, keep[k], v) != 0;
+		}
+		for (int i = 0; i < l->startup->n; i++)
+			if (!params_get(&saved, l->startup->v[i].name))
+				oom |= params_set(&saved, l->startup->v[i].name,
+						  l->startup->v[i].value)
+					!= 0;
+		oom |= params_assign(l->want, &saved) != 0;
+		params_clear(&saved);
+	}
+	for (int i = 0; i < qc->n_reset; i++) {
+		const char *name = qc->reset_names[i];
+		oom |= params_set(&s->have, name, NULL) != 0;
+		oom |= params_set(l->want, name, params_get(l->startup, name)) != 0;
+	}
+	if (oom)
+		leg->discard = true;
+	leg->resync = true;
+	l->tell_reports = true;
+}
+
+/* Makes the server raise the refusal in the statement's place, so that a
+ * transaction fails exactly as it would if PostgreSQL had refused it. */
+static int refuse(struct relay_leg *leg, uint8_t type, const char *what)
+{
+	char sql[400];
+	snprintf(sql, sizeof(sql),
+		 "DO $pgcrab$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = "
+		 "'%s is not allowed: its state would not follow the client to another server "
+		 "connection (pin_session_state = error)'; END$pgcrab$",
+		 what);
+	struct server *s = leg->server;
+	uint8_t buf[600];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	if (type == 'Q') {
+		proto_build_query(&wr, sql);
+		if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0)
+			return -1;
+		return 0; /* the Query's ReadyForQuery is recorded by the caller */
+	}
+	/* a Parse: unnamed Parse, Bind and Execute of the refusal, whose error
+	 * reaches the client where its ParseComplete would have */
+	size_t m = proto_msg_begin(&wr, 'P');
+	proto_put_u8(&wr, 0);
+	proto_put_cstr(&wr, sql);
+	proto_put_u8(&wr, 0);
+	proto_put_u8(&wr, 0);
+	proto_msg_end(&wr, m);
+	m = proto_msg_begin(&wr, 'B');
+	proto_put_bytes(&wr, "\0\0\0\0\0\0\0\0", 8);
+	proto_msg_end(&wr, m);
+	m = proto_msg_begin(&wr, 'E');
+	proto_put_u8(&wr, 0);
+	proto_put_i32(&wr, 0);
+	proto_msg_end(&wr, m);
+	if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0
+	    || replies_push(&leg->replies, RK_PARSE, RF_HIDE, NULL, NULL) != 0
+	    || replies_push(&leg->replies, RK_BIND, RF_HIDE, NULL, NULL) != 0
+	    || replies_push(&leg->replies, RK_EXECUTE, 0, NULL, NULL) != 0)
+		return -1;
+	return 0;
+}
+
+/* The statement text of a Query or Parse at rx[pos], as much of it as is
+ * in rx (a statement longer than a buffer is judged by its start). */
+static bool statement_text(const struct conn *c, uint8_t type, uint32_t pos, uint32_t total,
+			   const char **sql, size_t *len)
+{
+	uint32_t have = c->rx_end - pos < total ? c->rx_end - pos : total;
+	const char *p = (const char *)c->rx + pos + PROTO_HEADER_LEN;
+	size_t left = have - PROTO_HEADER_LEN;
+	if (type == 'P') {
+		const char *nul = memchr(p, '\0', left);
+		if (!nul)
+			return false;
+		left -= (size_t)(nul + 1 - p);
+		p = nul + 1;
+	}
+	const char *end = memchr(p, '\0', left);
+	*sql = p;
+	*len = end ? (size_t)(end - p) : left;
+	return true;
+}
+
+enum relay_state_result relay_state_request(struct relay_link *l, struct relay_leg *leg,
+					    uint8_t type, uint32_t pos, uint32_t total, bool *drop)
+{
+	struct conn *c = l->client;
+	l->parse_effects = 0;
+	if (!tracked(c))
+		return STATE_OK;
+	uint32_t have = c->rx_end - pos < total ? c->rx_end - pos : total;
+	if (have < total && total <= CONN_WHOLE_MAX) {
+		if (total > c->rx_cap)
+			c->rx_want = total; /* the next recv grows the buffer */
+		return STATE_WAIT;
+	}
+	const char *sql;
+	size_t len;
+	if (!statement_text(c, type, pos, total, &sql, &len))
+		return STATE_OK; /* the server refuses the Parse */
+	struct query_class qc;
+	if (query_classify(sql, len, &qc) != 0)
+		log_warn("out of memory classifying a statement: assuming it changes the session");
+	if (qc.effects & QUERY_PINS && c->w->cfg->pin_session_state == CFG_PIN_ERROR) {
+		if (pos != c->rx_start)
+			return STATE_WAIT; /* what precedes it goes first */
+		*drop = true;
+		return refuse(leg, type, qc.pin_what ? qc.pin_what : "this statement") == 0
+			? STATE_REFUSED
+			: STATE_OOM;
+	}
+	/* a Parse does nothing yet: its effects count at each Bind of it */
+	if (type == 'Q')
+		leg->dirty |= qc.effects;
+	l->parse_effects = qc.effects;
+	if (qc.effects & QUERY_DEALLOCATE_ALL) {
+		/* PgCrab's own statements on this server go too, and the
+		 * client's protocol-level names, as in PostgreSQL */
+		stmt_set_clear(&leg->server->stmts);
+		stmt_names_clear(l->names);
+	}
+	if (qc.effects & QUERY_RESETS)
+		note_resets(l, leg, &qc);
+	return STATE_OK;
+}
