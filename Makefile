@@ -6,9 +6,13 @@ CC       ?= gcc
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 PKGS     := liburing inih libcrypto libsystemd
+# Headers only: query/ reads libpg_query's protobuf tree through protobuf-c's
+# declarations, but links the protobuf-c that libpg_query carries and
+# exports, so that the process holds one copy of it, not two.
+HDR_PKGS := libprotobuf-c
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-            -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+            -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS) $(HDR_PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpg_query -lpthread
 
 # SANITIZE=1 builds everything with AddressSanitizer and UBSan into build-san/.
@@ -20,7 +24,7 @@ else
 BUILD    := build
 endif
 
-LIB_SRCS := $(wildcard proto/*.c config/*.c auth/*.c core/*.c pool/*.c relay/*.c session/*.c main/*.c)
+LIB_SRCS := $(wildcard proto/*.c config/*.c auth/*.c core/*.c pool/*.c query/*.c relay/*.c session/*.c main/*.c)
 LIB_SRCS := $(filter-out main/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -70,7 +74,7 @@ FUZZ_TIME   ?= 60
 FUZZ_BUILD  := build-fuzz
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                -D_GNU_SOURCE -I. -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
-               -DAUTH_SCRAM_MAX_ITERATIONS=4096 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+               -DAUTH_SCRAM_MAX_ITERATIONS=4096 $(shell pkg-config --cflags $(PKGS) $(HDR_PKGS) 2>/dev/null)
 FUZZ_OBJS   := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)

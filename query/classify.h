@@ -11,7 +11,10 @@
  *
  * The classes say what may change, not what will: a statement can fail,
  * roll back, or be a no-op. PgCrab asks the server afterwards where it must
- * know (see relay/), so a class errs on the side of "may change". */
+ * know (see relay/), so a class errs on the side of "may change". What the
+ * text does not show is not seen: a function, trigger, rule or default that
+ * calls set_config or takes an advisory lock inside, a view that becomes
+ * temporary because it reads a temporary table. */
 #ifndef PGCRAB_QUERY_CLASSIFY_H
 #define PGCRAB_QUERY_CLASSIFY_H
 
@@ -26,12 +29,19 @@ enum query_effect {
 	 * their transaction. */
 	QUERY_SETS = 1u << 0,
 	/* RESET name, RESET ALL, SET name TO DEFAULT, RESET ROLE, RESET SESSION
-	 * AUTHORIZATION: the names are in reset_names (or reset_all). */
+	 * AUTHORIZATION: the names are in reset_names (or reset_all). SET
+	 * SESSION AUTHORIZATION DEFAULT and SET TIME ZONE LOCAL are resets too;
+	 * SET ROLE NONE is QUERY_SETS (the session user, not RESET ROLE's
+	 * value). */
 	QUERY_RESETS = 1u << 1,
 	/* State that cannot be carried to another server connection: */
-	QUERY_TEMP = 1u << 2,        /* creates a temporary object (table, view, sequence, function in pg_temp, SELECT INTO TEMP) */
-	QUERY_LISTEN = 1u << 3,      /* LISTEN */
-	QUERY_ADVISORY = 1u << 4,    /* a session-level advisory lock function (pg_advisory_lock, pg_try_advisory_lock, their _shared forms) */
+	/* creates a temporary object (table, view, sequence, function in
+	 * pg_temp, SELECT INTO TEMP) */
+	QUERY_TEMP = 1u << 2,
+	QUERY_LISTEN = 1u << 3, /* LISTEN */
+	/* a session-level advisory lock function (pg_advisory_lock,
+	 * pg_try_advisory_lock, their _shared forms) */
+	QUERY_ADVISORY = 1u << 4,
 	QUERY_PREPARE = 1u << 5,     /* SQL PREPARE */
 	QUERY_HOLD_CURSOR = 1u << 6, /* DECLARE ... WITH HOLD */
 	QUERY_LOAD = 1u << 7,        /* LOAD */
@@ -48,8 +58,9 @@ enum query_effect {
 	QUERY_UNKNOWN = 1u << 11,
 };
 
-#define QUERY_PINS \
-	(QUERY_TEMP | QUERY_LISTEN | QUERY_ADVISORY | QUERY_PREPARE | QUERY_HOLD_CURSOR | QUERY_LOAD)
+#define QUERY_PINS                                                                      \
+	(QUERY_TEMP | QUERY_LISTEN | QUERY_ADVISORY | QUERY_PREPARE | QUERY_HOLD_CURSOR \
+	 | QUERY_LOAD)
 
 #define QUERY_RESET_NAMES_MAX 8
 #define QUERY_NAME_MAX        64 /* NAMEDATALEN */
