@@ -148,6 +148,11 @@ static void cleanup_step(struct relay_leg *leg)
 		hidden_query(leg, "ROLLBACK");
 		return;
 	}
+	if (leg->unusable) {
+		/* no reset unloads a library, and no other client may see it */
+		relay_give_up(leg, "its session loaded a library (LOAD)");
+		return;
+	}
 	const char *reset = cfg->server_reset_query;
 	if (leg->discard && cfg->pool_mode == CFG_POOL_TRANSACTION)
 		reset = "DISCARD ALL"; /* the session held state nobody carries */

@@ -711,6 +711,7 @@ bool relay_detach(struct relay_link *l)
 		/* state the client's session may hold goes with it */
 		if (l->pinned || leg->dirty)
 			leg->discard = true;
+		leg->unusable = ((l->pinned | leg->dirty) & QUERY_LOAD) != 0;
 		unlink_leg(l, leg);
 		relay_cleanup_start(leg, cut && to);
 	}

@@ -45,10 +45,11 @@ struct relay_leg {
 	uint8_t hidden_failed; /* ...the one that failed, for the link to act on */
 	bool hidden_done;      /* a hidden query was answered: settle again */
 	bool tell_client;      /* the hidden SET's reports go on to the client (after a RESET) */
-	bool resync;           /* settings to bring in line before the next request */
-	bool discard;          /* the session holds state nobody carries: reset it before release */
-	unsigned dirty;        /* query effects sent since the server was last asked */
-	unsigned probed_pins;  /* the probe's answer, as it arrives */
+	bool unusable;        /* its session ran LOAD: closed, never reused, once its client left */
+	bool resync;          /* settings to bring in line before the next request */
+	bool discard;         /* the session holds state nobody carries: reset it before release */
+	unsigned dirty;       /* query effects sent since the server was last asked */
+	unsigned probed_pins; /* the probe's answer, as it arrives */
 	struct param_set probed; /* ...its settings */
 	char hidden_code[6];     /* an ErrorResponse to a hidden query */
 	char hidden_msg[256];

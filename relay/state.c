@@ -221,7 +221,7 @@ static void probe_done(struct relay_leg *leg)
 	unsigned pins = leg->probed_pins | sticky;
 	if (pins && cfg->pin_session_state == CFG_PIN_OFF) {
 		leg->discard = true;
-		pins = 0;
+		pins = sticky; /* DISCARD ALL cannot unload a library: that client stays */
 	}
 	if (pins && !l->pinned) {
 		atomic_fetch_add(&s->shard->pins, 1);

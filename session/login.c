@@ -9,6 +9,7 @@
 #include "auth/auth.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "proto/options.h"
 #include "proto/proto.h"
 #include "session/cancel.h"
 #include "session/client.h"
@@ -21,6 +22,12 @@ static struct pool *find_pool(struct client *cl, const char *name)
 		if (strcmp(pw->shards[i].cfg->name, name) == 0)
 			return &pw->pools[i];
 	return NULL;
+}
+
+static int add_option(void *arg, const char *name, const char *value)
+{
+	struct client *cl = arg;
+	return params_set(&cl->startup, name, value);
 }
 
 void login_on_startup(struct client *cl)
@@ -73,7 +80,26 @@ void login_on_startup(struct client *cl)
 		return;
 	}
 	snprintf(cl->login->user, sizeof(cl->login->user), "%s", st.user);
-	/* every setting the client gives holds for it on every server */
+	/* every setting the client gives holds for it on every server: those
+	 * of options first, then the others, which win (as in PostgreSQL) */
+	for (int i = 0; i < st.n_params; i++) {
+		if (strcmp(st.names[i], "options") != 0)
+			continue;
+		size_t n = 2 * (strlen(st.values[i]) + 1);
+		char *scratch = malloc(n);
+		struct proto_options_error err;
+		enum proto_result pr = scratch
+			? proto_options_parse(st.values[i], scratch, n, add_option, cl, &err)
+			: PROTO_ERR;
+		free(scratch);
+		if (pr != PROTO_OK) {
+			if (scratch && err.sqlstate)
+				client_fail(cl, err.severity, err.sqlstate, "%s", err.message);
+			else
+				client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
+	}
 	for (int i = 0; i < st.n_params; i++) {
 		if (params_startup_only(st.names[i]))
 			continue;
