@@ -437,7 +437,8 @@ static int scan_requests(struct relay_link *l, struct relay_leg *leg)
 			rc = REQ_HOLD;
 			break;
 		}
-		if (leg->resync && !leg->unsynced && !relay_leg_awaits(leg) && pos == c->rx_start) {
+		if (leg->resync && leg->tx_status != 'E' && !leg->unsynced && !relay_leg_awaits(leg)
+		    && pos == c->rx_start) {
 			/* a RESET returned a setting to the server's default: the
 			 * client's startup value goes back first */
 			if (relay_sync_params(leg) != 0) {

@@ -82,6 +82,11 @@ struct relay_link {
 	bool quiet;                /* logging in: nothing may reach the client yet */
 	bool tell_reports;         /* a RESET told it the server's defaults: the next
 				      hidden SET's reports go on to it */
+	/* settings a RESET is returning to their startup values: the server's
+	 * report of its default is not the client's choice */
+	bool reset_all_pending;
+	int n_reset_pending;
+	char reset_pending[8][64];
 	struct stmt_names *names;  /* the client's named prepared statements */
 	struct relay_leg *legs;    /* one per shard the client holds a server of */
 	struct relay_leg *to;      /* the leg requests go to */

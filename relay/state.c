@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/worker.h"
@@ -87,6 +88,8 @@ int relay_sync_params(struct relay_leg *leg)
 		return n;
 	leg->tell_client = l->tell_reports;
 	l->tell_reports = false;
+	l->reset_all_pending = false;
+	l->n_reset_pending = 0;
 	char *sql = malloc((size_t)n + 1);
 	int rc = -1;
 	/* the server has them once the statement is on its way; if it fails,
@@ -148,6 +151,8 @@ int relay_state_settle(struct relay_leg *leg)
 }
 
 /* ---- the answers ------------------------------------------------------------ */
+
+static bool pass_on(struct relay_leg *leg, uint8_t type, const uint8_t *body, uint32_t len);
 
 static void note_error(struct relay_leg *leg, const uint8_t *body, uint32_t len)
 {
@@ -247,6 +252,9 @@ int relay_state_hidden(struct relay_leg *leg, uint8_t type, const uint8_t *body,
 		return 0;
 	case 'S':
 		return relay_state_report(leg, body, len) ? 2 : 0;
+	case 'A':
+		/* a notification for the client's LISTEN, not an answer to us */
+		return pass_on(leg, 'A', body, len) ? 2 : 0;
 	case 'Z':
 		break;
 	default:
@@ -285,6 +293,35 @@ int relay_state_hidden(struct relay_leg *leg, uint8_t type, const uint8_t *body,
 
 /* ---- reports ------------------------------------------------------------------ */
 
+/* Queues a copy of a server message to the client (one that may come at
+ * any point of the stream); false if there is no client to tell yet. */
+static bool pass_on(struct relay_leg *leg, uint8_t type, const uint8_t *body, uint32_t len)
+{
+	struct relay_link *l = leg->link;
+	if (!l || l->quiet)
+		return false;
+	uint8_t hdr[PROTO_HEADER_LEN] = { type, (uint8_t)((len + 4) >> 24),
+					  (uint8_t)((len + 4) >> 16), (uint8_t)((len + 4) >> 8),
+					  (uint8_t)(len + 4) };
+	if (conn_queue(l->client, hdr, sizeof(hdr)) != 0 || conn_queue(l->client, body, len) != 0) {
+		log_warn("client %llu: cannot pass on a message from its server",
+			 (unsigned long long)l->client->id);
+		return false;
+	}
+	conn_flush_tx(l->client);
+	return true;
+}
+
+static bool reset_pending(const struct relay_link *l, const char *name)
+{
+	if (l->reset_all_pending)
+		return true;
+	for (int i = 0; i < l->n_reset_pending; i++)
+		if (strcasecmp(l->reset_pending[i], name) == 0)
+			return true;
+	return false;
+}
+
 bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len)
 {
 	struct proto_reader r = proto_reader_init(body, len);
@@ -293,26 +330,18 @@ bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len
 	if (!name || !value || !params_follows_report(name))
 		return false;
 	struct relay_link *l = leg->link;
+	/* after a RESET the server reports its default, but the client wants
+	 * its startup value back (resync): only what the server has changes */
+	bool client_set_it = l && !reset_pending(l, name);
 	if (params_set(&leg->server->have, name, value) != 0
-	    || (l && params_set(l->want, name, value) != 0)) {
+	    || (client_set_it && params_set(l->want, name, value) != 0)) {
 		log_warn("out of memory tracking parameter %s", name);
 		leg->discard = true;
 	}
 	/* after a RESET the client was told the server's default: the value
 	 * PgCrab set back is reported to it too (ParameterStatus may come at
 	 * any point) */
-	if (!l || !leg->tell_client || l->quiet)
-		return false;
-	uint8_t hdr[PROTO_HEADER_LEN] = { 'S', (uint8_t)((len + 4) >> 24),
-					  (uint8_t)((len + 4) >> 16), (uint8_t)((len + 4) >> 8),
-					  (uint8_t)(len + 4) };
-	if (conn_queue(l->client, hdr, sizeof(hdr)) != 0 || conn_queue(l->client, body, len) != 0) {
-		log_warn("client %llu: cannot pass on a parameter report",
-			 (unsigned long long)l->client->id);
-		return false;
-	}
-	conn_flush_tx(l->client);
-	return true;
+	return leg->tell_client && pass_on(leg, 'S', body, len);
 }
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -354,6 +383,15 @@ static void note_resets(struct relay_link *l, struct relay_leg *leg, const struc
 		leg->discard = true;
 	leg->resync = true;
 	l->tell_reports = true;
+	l->reset_all_pending |= qc->reset_all;
+	for (int i = 0; i < qc->n_reset && !l->reset_all_pending; i++) {
+		if (l->n_reset_pending == (int)(sizeof(l->reset_pending) / sizeof(l->reset_pending[0]))) {
+			l->reset_all_pending = true;
+			break;
+		}
+		snprintf(l->reset_pending[l->n_reset_pending++], sizeof(l->reset_pending[0]), "%s",
+			 qc->reset_names[i]);
+	}
 }
 
 /* Makes the server raise the refusal in the statement's place, so that a

@@ -10,6 +10,7 @@ argv: port user password pg-port pg-user pg-password seed rounds [startup]
 startup: "full" (default: options -c, search_path, DateStyle, statement_timeout
 in the startup packets) or "plain" (application_name only)."""
 import random
+import os
 import sys
 
 from session_lib import Client, Report
@@ -178,7 +179,7 @@ except Exception as e:  # noqa: BLE001
 R.ok("%d rounds: every reply through PgCrab equals PostgreSQL's" % rounds, mismatch is None, mismatch)
 if mismatch:
     print("# the last statements (PostgreSQL's replies):")
-    for h in history[-12:]:
+    for h in history[-int(os.environ.get("SESSION_RANDOM_HISTORY", "12")):]:
         print("#   " + h)
 R.ok("ParameterStatus (application_name, DateStyle) as PostgreSQL reports", params_mismatch is None, params_mismatch)
 want_kinds = {"set", "local", "reset", "reset_all", "default", "config", "config_local", "begin", "multi",
