@@ -1,6 +1,7 @@
 /* Frame codec implementation; see proto.h for the contracts. */
 #include "proto/proto.h"
 
+#include <stdio.h>
 #include <string.h>
 
 uint8_t proto_get_u8(struct proto_reader *r)
@@ -91,14 +92,6 @@ bool proto_backend_type(uint8_t type)
 	return type != 0 && strchr("123ACDEGHIKNRSTVWZcdnstv", type) != NULL;
 }
 
-static bool startup_has(const struct proto_startup *s, const char *name)
-{
-	for (int i = 0; i < s->n_params; i++)
-		if (strcmp(s->names[i], name) == 0)
-			return true;
-	return false;
-}
-
 enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct proto_startup *out,
 				      const char **why)
 {
@@ -106,10 +99,8 @@ enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct pro
 	if (len < 4)
 		return PROTO_AGAIN;
 	uint32_t total = proto_be32(buf);
-	if (total < 8 || total > PROTO_MAX_STARTUP) {
-		*why = "invalid length of startup packet";
-		return PROTO_ERR;
-	}
+	if (total < 8 || total > PROTO_MAX_STARTUP)
+		return PROTO_ERR; /* PostgreSQL logs it and closes without a word */
 	if (len < total)
 		return PROTO_AGAIN;
 
@@ -117,21 +108,17 @@ enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct pro
 	out->total = total;
 	struct proto_reader r = proto_reader_init(buf + 4, total - 4);
 	uint32_t code = (uint32_t)proto_get_i32(&r);
+	out->version = code;
 
 	switch (code) {
 	case PROTO_CODE_SSL:
 	case PROTO_CODE_GSSENC:
-		if (total != 8) {
-			*why = "invalid length of encryption request packet";
-			return PROTO_ERR;
-		}
+		/* PostgreSQL 15 reads these by their code alone, whatever the length */
 		out->kind = code == PROTO_CODE_SSL ? PROTO_STARTUP_SSL : PROTO_STARTUP_GSSENC;
 		return PROTO_OK;
 	case PROTO_CODE_CANCEL:
-		if (total != 16) {
-			*why = "invalid length of cancel request packet";
-			return PROTO_ERR;
-		}
+		if (total != 16)
+			return PROTO_ERR; /* nothing to cancel; PostgreSQL just closes */
 		out->kind = PROTO_STARTUP_CANCEL;
 		out->cancel_pid = proto_get_i32(&r);
 		out->cancel_key = proto_get_i32(&r);
@@ -144,22 +131,21 @@ enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct pro
 	out->kind = PROTO_STARTUP_V3;
 	out->minor = (uint16_t)(code & 0xffff);
 
-	/* name\0value\0 ... \0: the final NUL must be the packet's last byte */
+	/* name\0value\0 ... \0: the final NUL must be the packet's last byte;
+	 * anything else (a name without a value, a missing or early
+	 * terminator) is one error, as in PostgreSQL */
 	for (;;) {
 		const char *name = proto_get_cstr(&r);
 		if (!name) {
-			*why = "unterminated startup packet";
+			*why = PROTO_WHY_LAYOUT;
 			return PROTO_ERR;
 		}
 		if (name[0] == '\0')
 			break;
 		const char *value = proto_get_cstr(&r);
-		if (!value) {
-			*why = "startup parameter without a value";
-			return PROTO_ERR;
-		}
-		if (startup_has(out, name)) {
-			*why = "duplicate startup parameter";
+		if (!value || r.left == 0) {
+			/* no value, or a value with no terminator after it */
+			*why = PROTO_WHY_LAYOUT;
 			return PROTO_ERR;
 		}
 		if (out->n_params == PROTO_MAX_STARTUP_PARAMS) {
@@ -175,7 +161,7 @@ enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct pro
 			out->database = value;
 	}
 	if (r.left != 0) {
-		*why = "invalid startup packet layout: expected terminator as last byte";
+		*why = PROTO_WHY_LAYOUT;
 		return PROTO_ERR;
 	}
 	if (!out->user || out->user[0] == '\0') {
@@ -185,6 +171,12 @@ enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct pro
 	if (!out->database || out->database[0] == '\0')
 		out->database = out->user;
 	return PROTO_OK;
+}
+
+void proto_version_message(uint32_t version, char *buf, size_t len)
+{
+	snprintf(buf, len, "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		 version >> 16, version & 0xffff);
 }
 
 const char *proto_startup_sqlstate(const char *why)
@@ -317,6 +309,20 @@ void proto_build_ready(struct proto_writer *w, char status)
 void proto_build_error(struct proto_writer *w, const char *severity, const char *code,
 		       const char *message)
 {
+	proto_build_error_full(w, severity, code, message, NULL, NULL);
+}
+
+void proto_build_old_error(struct proto_writer *w, const char *message)
+{
+	proto_put_u8(w, 'E');
+	proto_put_bytes(w, "FATAL:  ", 8);
+	proto_put_bytes(w, message, strlen(message));
+	proto_put_bytes(w, "\n", 2); /* the newline and the NUL */
+}
+
+void proto_build_error_full(struct proto_writer *w, const char *severity, const char *code,
+			    const char *message, const char *detail, const char *hint)
+{
 	size_t m = proto_msg_begin(w, 'E');
 	proto_put_u8(w, 'S');
 	proto_put_cstr(w, severity);
@@ -326,6 +332,14 @@ void proto_build_error(struct proto_writer *w, const char *severity, const char 
 	proto_put_cstr(w, code);
 	proto_put_u8(w, 'M');
 	proto_put_cstr(w, message);
+	if (detail) {
+		proto_put_u8(w, 'D');
+		proto_put_cstr(w, detail);
+	}
+	if (hint) {
+		proto_put_u8(w, 'H');
+		proto_put_cstr(w, hint);
+	}
 	proto_put_u8(w, 0);
 	proto_msg_end(w, m);
 }

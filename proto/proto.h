@@ -10,8 +10,10 @@
 
 enum proto_result { PROTO_OK = 0, PROTO_AGAIN = 1, PROTO_ERR = -1 };
 
-#define PROTO_HEADER_LEN  5          /* type byte + int32 length */
-#define PROTO_MAX_STARTUP 10000      /* PostgreSQL's own startup packet cap */
+#define PROTO_HEADER_LEN 5 /* type byte + int32 length */
+#define PROTO_MAX_STARTUP \
+	10004                        /* PostgreSQL reads a startup packet of up to
+                                      * 10000 bytes after its length word */
 #define PROTO_MAX_MESSAGE (1u << 30) /* 1 GiB, PostgreSQL's MaxAllocSize */
 
 #define PROTO_VERSION_3_0 196608 /* 3 << 16 */
@@ -76,6 +78,7 @@ struct proto_startup {
 	enum proto_startup_kind kind;
 	uint32_t total;       /* packet length, to consume */
 	uint16_t minor;       /* protocol minor version (V3) */
+	uint32_t version;     /* the code: the version asked for (V3 or refused) */
 	const char *user;     /* points into the packet */
 	const char *database; /* NULL if absent */
 	int n_params;         /* every name/value, user and database included */
@@ -85,14 +88,19 @@ struct proto_startup {
 };
 
 /* Parses an untyped startup packet. AGAIN if incomplete; ERR with a reason in
- * *why (a static string) for bad length, unknown code, unsupported major
- * version, unterminated or duplicate parameters, missing user. */
+ * *why (a static string) for an unsupported major version (out->version
+ * says which), a layout that does not end in its terminator, a missing
+ * user. ERR with *why NULL where PostgreSQL only logs and closes without a
+ * word: an impossible length, a CancelRequest of the wrong size. A
+ * parameter given twice is no error: the last one counts (for user and
+ * database here; names/values keep both, in order). */
 enum proto_result proto_parse_startup(const uint8_t *buf, size_t len, struct proto_startup *out,
 				      const char **why);
 
 /* Reasons proto_parse_startup gives that PostgreSQL reports with a SQLSTATE
  * of their own. */
-#define PROTO_WHY_VERSION "unsupported frontend protocol: PgCrab supports 3.0"
+#define PROTO_WHY_VERSION "unsupported frontend protocol"
+#define PROTO_WHY_LAYOUT  "invalid startup packet layout: expected terminator as last byte"
 #define PROTO_WHY_NO_USER "no PostgreSQL user name specified in startup packet"
 /* The SQLSTATE PostgreSQL sends for a startup packet refused with why:
  * 0A000 for a protocol version, 28000 for a missing user, else 08P01. */
@@ -144,6 +152,15 @@ void proto_build_ready(struct proto_writer *w, char status);
 /* severity: "FATAL", "ERROR"; code: a five-character SQLSTATE. */
 void proto_build_error(struct proto_writer *w, const char *severity, const char *code,
 		       const char *message);
+/* The same with a detail and a hint (either may be NULL). */
+void proto_build_error_full(struct proto_writer *w, const char *severity, const char *code,
+			    const char *message, const char *detail, const char *hint);
+/* PostgreSQL's words for a refused protocol version, as "unsupported
+ * frontend protocol M.m: server supports 3.0 to 3.0" into buf. */
+void proto_version_message(uint32_t version, char *buf, size_t len);
+/* A refusal for a client that asked for protocol 1 or 2: PostgreSQL answers
+ * those in the old format, 'E' and a NUL-terminated "FATAL:  ...\n". */
+void proto_build_old_error(struct proto_writer *w, const char *message);
 void proto_build_negotiate_version(struct proto_writer *w, int32_t newest_minor, int n_unknown,
 				   const char *const *unknown);
 

@@ -119,6 +119,12 @@ void client_fail(struct client *cl, const char *severity, const char *code, cons
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	client_fail_full(cl, severity, code, msg, NULL, NULL);
+}
+
+void client_fail_full(struct client *cl, const char *severity, const char *code, const char *msg,
+		      const char *detail, const char *hint)
+{
 	if (cl->c.closing)
 		return;
 	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
@@ -132,7 +138,7 @@ void client_fail(struct client *cl, const char *severity, const char *code, cons
 	}
 	uint8_t buf[CONN_TX_CAP];
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-	proto_build_error(&wr, severity, code, msg);
+	proto_build_error_full(&wr, severity, code, msg, detail, hint);
 	if (wr.overflow || conn_queue(&cl->c, wr.p, wr.len) != 0) {
 		conn_close(&cl->c);
 		return;

@@ -13,6 +13,7 @@
 #include "pool/params.h"
 #include "pool/pool.h"
 #include "pool/stmt.h"
+#include "proto/options.h"
 #include "proto/proto.h"
 #include "relay/relay.h"
 
@@ -33,6 +34,8 @@ enum client_state {
 struct client_login {
 	char user[64];
 	char missing_db[64]; /* dbname that names no shard, for the error after auth */
+	bool bad_options;    /* options refused: opt_err goes out after auth */
+	struct proto_options_error opt_err;
 };
 
 struct session_worker;
@@ -48,6 +51,7 @@ struct client {
 	struct timer timer;   /* the deadline of its state, if any */
 	uint64_t born_ms;     /* accepted: client_login_timeout counts from here */
 	int32_t key_pid, key_secret;
+	bool ssl_asked, gss_asked;  /* each may come once, before the startup packet */
 	struct client_login *login; /* between startup and authentication only */
 	struct param_set want;      /* session parameters this client expects */
 	struct param_set startup;   /* ...those it logged in with */
@@ -70,6 +74,9 @@ void client_accept(struct session_worker *sw, int fd);
  * a server message is part way to it). */
 void client_fail(struct client *cl, const char *severity, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The same with a detail and a hint (either NULL), and the message as is. */
+void client_fail_full(struct client *cl, const char *severity, const char *code,
+		      const char *message, const char *detail, const char *hint);
 void client_close_now(struct client *cl);
 /* Queues the writer's bytes to the client and sends; closes it if they do
  * not fit. */

@@ -1,7 +1,12 @@
 /* A client's login: the startup packet (SSLRequest and GSSENCRequest get
  * 'N', a CancelRequest is routed), a cleartext password, then
  * AuthenticationOk with the shard's ParameterStatus values, BackendKeyData
- * and ReadyForQuery. Bytes the client sent ahead are handled at once. */
+ * and ReadyForQuery. Bytes the client sent ahead are handled at once.
+ *
+ * A client that leaves or errs on the way gets what PostgreSQL 15 sends a
+ * client it asked for a cleartext password (tests/integration/
+ * t_login_parity.sh compares the two): some mistakes are only logged and
+ * the socket closed without a word, the others get PostgreSQL's FATAL. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +35,31 @@ static int add_option(void *arg, const char *name, const char *value)
 	return params_set(&cl->startup, name, value);
 }
 
+/* A startup-stage refusal PostgreSQL only logs: close without a word. */
+static void drop_silently(struct client *cl, const char *what)
+{
+	log_debug("worker %d client %llu: %s; closing without a word", cl->c.w->id,
+		  (unsigned long long)cl->c.id, what);
+	client_close_now(cl);
+}
+
+/* A protocol version PostgreSQL does not speak: protocol 1 and 2 clients
+ * get the old format, newer ones an ErrorResponse. */
+static void refuse_version(struct client *cl, uint32_t version)
+{
+	char msg[128];
+	proto_version_message(version, msg, sizeof(msg));
+	if ((version >> 16) >= 3) {
+		client_fail(cl, "FATAL", "0A000", "%s", msg);
+		return;
+	}
+	uint8_t buf[256];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	proto_build_old_error(&wr, msg);
+	client_set_state(cl, CLIENT_CLOSING);
+	client_queue(cl, &wr); /* the close follows the send (client_on_sent) */
+}
+
 void login_on_startup(struct client *cl)
 {
 	struct conn *c = &cl->c;
@@ -39,6 +69,14 @@ void login_on_startup(struct client *cl)
 						  &why);
 	if (r == PROTO_AGAIN) {
 		client_arm(cl);
+		return;
+	}
+	if (r == PROTO_ERR && !why) {
+		drop_silently(cl, "invalid length of startup or cancel packet");
+		return;
+	}
+	if (r == PROTO_ERR && strcmp(why, PROTO_WHY_VERSION) == 0) {
+		refuse_version(cl, st.version);
 		return;
 	}
 	if (r == PROTO_ERR) {
@@ -52,11 +90,35 @@ void login_on_startup(struct client *cl)
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
 	switch (st.kind) {
 	case PROTO_STARTUP_SSL:
-	case PROTO_STARTUP_GSSENC:
+	case PROTO_STARTUP_GSSENC: {
+		bool ssl = st.kind == PROTO_STARTUP_SSL;
+		bool *asked = ssl ? &cl->ssl_asked : &cl->gss_asked;
+		if (*asked) {
+			/* a second request is read as a startup packet of
+			 * protocol 1234.5679 (or .5680), as PostgreSQL does */
+			refuse_version(cl, st.version);
+			return;
+		}
+		*asked = true;
 		proto_put_u8(&wr, 'N');
 		client_queue(cl, &wr);
+		if (c->closing)
+			return;
+		if (c->rx_start != c->rx_end) {
+			/* bytes sent before the answer: they could not have been
+			 * encrypted, and a man in the middle could have put them there */
+			client_fail_full(cl, "FATAL", "08P01",
+					 ssl ? "received unencrypted data after SSL request"
+					     : "received unencrypted data after GSSAPI encryption "
+					       "request",
+					 "This could be either a client-software bug or evidence of "
+					 "an attempted man-in-the-middle attack.",
+					 NULL);
+			return;
+		}
 		client_next(cl);
 		return;
+	}
 	case PROTO_STARTUP_CANCEL:
 		cancel_route(cl->sw, st.cancel_pid, st.cancel_key);
 		client_close_now(cl);
@@ -72,7 +134,7 @@ void login_on_startup(struct client *cl)
 		if (strncmp(st.names[i], "_pq_.", 5) == 0)
 			unknown[n_unknown++] = st.names[i];
 	if (st.minor > 0 || n_unknown > 0)
-		proto_build_negotiate_version(&wr, 0, n_unknown, unknown);
+		proto_build_negotiate_version(&wr, PROTO_VERSION_3_0, n_unknown, unknown);
 
 	cl->login = calloc(1, sizeof(*cl->login));
 	if (!cl->login) {
@@ -92,13 +154,10 @@ void login_on_startup(struct client *cl)
 			? proto_options_parse(st.values[i], scratch, n, add_option, cl, &err)
 			: PROTO_ERR;
 		free(scratch);
-		if (pr != PROTO_OK) {
-			if (scratch && err.sqlstate)
-				client_fail(cl, err.severity, err.sqlstate, "%s", err.message);
-			else
-				client_fail(cl, "FATAL", "53200", "out of memory");
+		if (pr != PROTO_OK && !(scratch && err.sqlstate)) {
+			client_fail(cl, "FATAL", "53200", "out of memory");
 			return;
-		}
+		} /* a bad options value is refused after the password, below */
 	}
 	for (int i = 0; i < st.n_params; i++) {
 		if (params_startup_only(st.names[i]))
@@ -115,6 +174,21 @@ void login_on_startup(struct client *cl)
 	cl->pool = find_pool(cl, st.database);
 	if (!cl->pool)
 		snprintf(cl->login->missing_db, sizeof(cl->login->missing_db), "%s", st.database);
+	/* checked now, refused after the password, as PostgreSQL does */
+	for (int i = 0; i < st.n_params; i++) {
+		if (strcmp(st.names[i], "options") != 0)
+			continue;
+		size_t cap = 2 * (strlen(st.values[i]) + 1);
+		char *scratch = malloc(cap);
+		if (!scratch) {
+			client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
+		cl->login->bad_options = proto_options_parse(st.values[i], scratch, cap, NULL, NULL,
+							     &cl->login->opt_err)
+			!= PROTO_OK;
+		free(scratch);
+	}
 	proto_build_auth(&wr, PROTO_AUTH_CLEARTEXT, NULL, 0);
 	client_set_state(cl, CLIENT_AUTH);
 	client_queue(cl, &wr);
@@ -198,22 +272,33 @@ void login_settings_checked(struct client *cl)
 	cl->check_settings = false;
 }
 
+/* The longest password message PostgreSQL reads for a cleartext password,
+ * counting its length word. */
+#define PASSWORD_MAX_LEN 1000
+
 void login_on_password(struct client *cl)
 {
 	struct conn *c = &cl->c;
 	const struct cfg *cfg = c->w->cfg;
+	if (c->rx_end > c->rx_start && c->rx[c->rx_start] != 'p') {
+		/* the type alone decides, before any length */
+		client_fail(cl, "FATAL", "08P01", "expected password response, got message type %d",
+			    c->rx[c->rx_start]);
+		return;
+	}
 	uint8_t type;
 	uint32_t total;
-	enum proto_result r = proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start, 1024, &type,
-					  &total);
+	enum proto_result r = proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start,
+					  PASSWORD_MAX_LEN, &type, &total);
 	if (r == PROTO_OK && c->rx_end - c->rx_start < total)
 		r = PROTO_AGAIN;
 	if (r == PROTO_AGAIN) {
 		client_arm(cl);
 		return;
 	}
-	if (r == PROTO_ERR || type != 'p') {
-		client_fail(cl, "FATAL", "08P01", "expected password response");
+	if (r == PROTO_ERR) {
+		/* PostgreSQL logs "invalid message length" and closes */
+		drop_silently(cl, "invalid password message length");
 		return;
 	}
 	struct proto_reader rd = proto_reader_init(c->rx + c->rx_start + 5, total - 5);
@@ -221,7 +306,11 @@ void login_on_password(struct client *cl)
 	c->rx_start += total;
 	c->scan_pos = c->rx_start;
 	if (!password || rd.left != 0) {
-		client_fail(cl, "FATAL", "08P01", "invalid password packet");
+		client_fail(cl, "FATAL", "08P01", "invalid password packet size");
+		return;
+	}
+	if (password[0] == '\0') {
+		client_fail(cl, "FATAL", "28P01", "empty password returned by client");
 		return;
 	}
 	const struct cfg_user *user = cfg_find_user(cfg, cl->login->user);
@@ -233,9 +322,20 @@ void login_on_password(struct client *cl)
 			    cl->login->user);
 		return;
 	}
-	if (!cl->pool) {
-		client_fail(cl, "FATAL", "3D000", "database \"%s\" does not exist",
-			    cl->login->missing_db);
+	if (!cl->pool || cl->login->bad_options) {
+		/* authenticated: PostgreSQL says so before it looks further */
+		uint8_t buf[16];
+		struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+		proto_build_auth(&wr, PROTO_AUTH_OK, NULL, 0);
+		client_queue(cl, &wr);
+		if (c->closing)
+			return;
+		const struct proto_options_error *e = &cl->login->opt_err;
+		if (!cl->pool)
+			client_fail(cl, "FATAL", "3D000", "database \"%s\" does not exist",
+				    cl->login->missing_db);
+		else
+			client_fail_full(cl, e->severity, e->sqlstate, e->message, NULL, e->hint);
 		return;
 	}
 	free(cl->login);

@@ -311,6 +311,10 @@ static inline void fz_check_client_stream(const uint8_t *b, size_t len)
 	size_t at = 0;
 	while (at < len && b[at] == 'N' && (at + 1 == len || b[at + 1] != 0))
 		at++;
+	/* protocol 1 and 2 are refused in the old format: 'E', then a string */
+	if (len - at > 9 && memcmp(b + at, "EFATAL:  ", 9) == 0 && b[len - 1] == 0
+	    && memchr(b + at, 0, len - at) == b + len - 1)
+		return;
 	while (at < len) {
 		uint8_t type;
 		uint32_t total;

@@ -102,6 +102,17 @@ static void expect_startup_err(const void *buf, size_t len)
 
 #define EXPECT_STARTUP_ERR(lit) expect_startup_err((lit), sizeof(lit) - 1)
 
+/* refused where PostgreSQL closes without a word: ERR and no reason */
+static void expect_startup_silent(const void *buf, size_t len)
+{
+	struct proto_startup s;
+	const char *why = "unset";
+	assert_int_equal(startup(buf, len, &s, &why), PROTO_ERR);
+	assert_null(why);
+}
+
+#define EXPECT_STARTUP_SILENT(lit) expect_startup_silent((lit), sizeof(lit) - 1)
+
 /* ---- readers ------------------------------------------------------------ */
 
 static void test_read_exact(void **state)
@@ -318,13 +329,18 @@ static void test_startup_sqlstates(void **state)
 	static const uint8_t nouser[] = { 0, 0, 0, 9, 0, 3, 0, 0, 0 };
 	assert_int_equal(proto_parse_startup(nouser, sizeof(nouser), &s, &why), PROTO_ERR);
 	assert_string_equal(proto_startup_sqlstate(why), "28000");
-	/* a duplicate: a protocol violation */
+	/* a duplicate is no error (PostgreSQL takes the last) */
 	static const uint8_t dup[] = { 0, 0,   0, 21,  0,   3,   0,   0, 'u', 's', 'e', 'r',
 				       0, 'a', 0, 'u', 's', 'e', 'r', 0, 'b', 0,   0 };
 	uint8_t dup_ok[sizeof(dup)];
 	memcpy(dup_ok, dup, sizeof(dup));
 	dup_ok[3] = sizeof(dup);
-	assert_int_equal(proto_parse_startup(dup_ok, sizeof(dup_ok), &s, &why), PROTO_ERR);
+	assert_int_equal(proto_parse_startup(dup_ok, sizeof(dup_ok), &s, &why), PROTO_OK);
+	assert_string_equal(s.user, "b");
+	/* a broken layout: a protocol violation */
+	static const uint8_t layout[] = { 0, 0, 0, 12, 0, 3, 0, 0, 'u', 's', 'e', 'r' };
+	assert_int_equal(proto_parse_startup(layout, sizeof(layout), &s, &why), PROTO_ERR);
+	assert_string_equal(why, PROTO_WHY_LAYOUT);
 	assert_string_equal(proto_startup_sqlstate(why), "08P01");
 }
 
@@ -381,8 +397,16 @@ static void test_startup_gssenc(void **state)
 static void test_startup_ssl_wrong_length(void **state)
 {
 	(void)state;
-	EXPECT_STARTUP_ERR("\x00\x00\x00\x0c\x04\xd2\x16\x2f\x00\x00\x00\x00");
-	EXPECT_STARTUP_ERR("\x00\x00\x00\x0c\x04\xd2\x16\x30\x00\x00\x00\x00");
+	/* PostgreSQL 15 goes by the code alone: the whole packet is consumed */
+	struct proto_startup s;
+	const char *why;
+	assert_int_equal(STARTUP("\x00\x00\x00\x0c\x04\xd2\x16\x2f\x00\x00\x00\x00", &s, &why),
+			 PROTO_OK);
+	assert_int_equal(s.kind, PROTO_STARTUP_SSL);
+	assert_int_equal(s.total, 12);
+	assert_int_equal(STARTUP("\x00\x00\x00\x0c\x04\xd2\x16\x30\x00\x00\x00\x00", &s, &why),
+			 PROTO_OK);
+	assert_int_equal(s.kind, PROTO_STARTUP_GSSENC);
 }
 
 static void test_startup_cancel(void **state)
@@ -405,7 +429,9 @@ static void test_startup_cancel(void **state)
 static void test_startup_cancel_wrong_length(void **state)
 {
 	(void)state;
-	EXPECT_STARTUP_ERR("\x00\x00\x00\x0c\x04\xd2\x16\x2e\x00\x00\x30\x39");
+	EXPECT_STARTUP_SILENT("\x00\x00\x00\x0c\x04\xd2\x16\x2e\x00\x00\x30\x39");
+	EXPECT_STARTUP_SILENT("\x00\x00\x00\x14\x04\xd2\x16\x2e\x00\x00\x30\x39"
+			      "\x00\x00\x00\x01\x00\x00\x00\x02");
 }
 
 static void test_startup_v3_full(void **state)
@@ -486,20 +512,23 @@ static void test_startup_major_2(void **state)
 static void test_startup_bad_total_length(void **state)
 {
 	(void)state;
-	EXPECT_STARTUP_ERR("\x00\x00\x00\x07\x04\xd2\x16\x2f");
-	EXPECT_STARTUP_ERR("\x00\x00\x00\x00\x04\xd2\x16\x2f");
-	/* 10001 > PROTO_MAX_STARTUP, rejected from the header alone */
-	EXPECT_STARTUP_ERR("\x00\x00\x27\x11");
-	EXPECT_STARTUP_ERR("\xff\xff\xff\xff");
+	EXPECT_STARTUP_SILENT("\x00\x00\x00\x07\x04\xd2\x16\x2f");
+	EXPECT_STARTUP_SILENT("\x00\x00\x00\x00\x04\xd2\x16\x2f");
+	/* 10005 > PROTO_MAX_STARTUP, rejected from the header alone */
+	EXPECT_STARTUP_SILENT("\x00\x00\x27\x15");
+	EXPECT_STARTUP_SILENT("\xff\xff\xff\xff");
+	/* a Terminate where the startup packet should be: 'X' reads as a length */
+	EXPECT_STARTUP_SILENT("X\x00\x00\x00\x04");
 }
 
 static void test_startup_max_length_accepted(void **state)
 {
 	(void)state;
-	/* exactly 10000 bytes: user=bob plus one long "x" parameter */
+	/* exactly 10004 bytes (a body of 10000 after the length word, as in
+	 * PostgreSQL): user=bob plus one long "x" parameter */
 	static uint8_t pkt[PROTO_MAX_STARTUP];
 	memset(pkt, 0, sizeof(pkt));
-	static const uint8_t head[] = { 0x00, 0x00, 0x27, 0x10, 0x00, 0x03, 0x00, 0x00 };
+	static const uint8_t head[] = { 0x00, 0x00, 0x27, 0x14, 0x00, 0x03, 0x00, 0x00 };
 	memcpy(pkt, head, sizeof(head));
 	memcpy(pkt + 8, "user\0bob\0x\0", 11);
 	/* value of x fills the rest up to the two final NULs */
@@ -546,10 +575,20 @@ static void test_startup_empty_user(void **state)
 static void test_startup_duplicate_param(void **state)
 {
 	(void)state;
-	EXPECT_STARTUP_ERR("\x00\x00\x00\x1b\x00\x03\x00\x00"
-			   "user\0bob\0user\0eve\0\0");
-	EXPECT_STARTUP_ERR("\x00\x00\x00\x1a\x00\x03\x00\x00"
-			   "user\0bob\0x\0a\0x\0b\0\0");
+	/* as PostgreSQL: no error, the last one counts */
+	struct proto_startup s;
+	const char *why;
+	assert_int_equal(STARTUP("\x00\x00\x00\x1b\x00\x03\x00\x00"
+				 "user\0bob\0user\0eve\0\0",
+				 &s, &why),
+			 PROTO_OK);
+	assert_string_equal(s.user, "eve");
+	assert_int_equal(STARTUP("\x00\x00\x00\x1a\x00\x03\x00\x00"
+				 "user\0bob\0x\0a\0x\0b\0\0",
+				 &s, &why),
+			 PROTO_OK);
+	assert_int_equal(s.n_params, 3);
+	assert_string_equal(s.values[2], "b");
 }
 
 static void test_startup_unterminated(void **state)

@@ -43,6 +43,8 @@ def ending(s, wait=5.0):
         pass
     finally:
         s.close()
+    if data[:9] == b"EFATAL:  ":
+        return "E2"  # the old format PostgreSQL refuses protocol 1 and 2 in
     while len(data) >= 5:
         n = 1 + struct.unpack("!i", data[1:5])[0]
         if data[:1] == b"E":
@@ -99,7 +101,7 @@ def case_len_negative():
 
 def case_startup_too_long():
     s = connect()
-    s.sendall(struct.pack("!ii", 10001, 196608) + b"user\0" + b"x" * 100)
+    s.sendall(struct.pack("!ii", 10005, 196608) + b"user\0" + b"x" * 100)
     return ending(s)
 
 
