@@ -87,10 +87,10 @@ struct relay_link {
 	bool reset_all_pending;
 	int n_reset_pending;
 	char reset_pending[8][64];
-	struct stmt_names *names;  /* the client's named prepared statements */
-	struct relay_leg *legs;    /* one per shard the client holds a server of */
-	struct relay_leg *to;      /* the leg requests go to */
-	bool terminate;            /* saw Terminate: answered what precedes it, then done */
+	struct stmt_names *names; /* the client's named prepared statements */
+	struct relay_leg *legs;   /* one per shard the client holds a server of */
+	struct relay_leg *to;     /* the leg requests go to */
+	bool terminate;           /* saw Terminate: answered what precedes it, then done */
 };
 
 void relay_link_init(struct relay_link *l, struct conn *client, const struct relay_link_ops *ops,

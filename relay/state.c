@@ -385,7 +385,8 @@ static void note_resets(struct relay_link *l, struct relay_leg *leg, const struc
 	l->tell_reports = true;
 	l->reset_all_pending |= qc->reset_all;
 	for (int i = 0; i < qc->n_reset && !l->reset_all_pending; i++) {
-		if (l->n_reset_pending == (int)(sizeof(l->reset_pending) / sizeof(l->reset_pending[0]))) {
+		if (l->n_reset_pending
+		    == (int)(sizeof(l->reset_pending) / sizeof(l->reset_pending[0]))) {
 			l->reset_all_pending = true;
 			break;
 		}
