@@ -168,6 +168,8 @@ enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *le
 		: what == 'S'      ? RK_DESCRIBE_S
 				   : RK_DESCRIBE_P;
 	bool names_statement = type == 'P' || type == 'B' || what == 'S';
+	if (type == 'B')
+		l->last_bind = NULL;
 	if (name[0] == '\0' && type == 'P')
 		l->unnamed_effects = l->parse_effects;
 	else if (name[0] == '\0' && type == 'B')
@@ -235,8 +237,10 @@ enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *le
 		}
 		if (rewrite_name(c, pos, name_off, name_len, st->name, total) != 0)
 			return PREP_OOM;
-		if (type == 'B')
+		if (type == 'B') {
 			leg->dirty |= st->effects;
+			l->last_bind = st; /* kept for a retry (relay/retry.c) */
+		}
 		return replies_push(rq, kind, 0, NULL, NULL) == 0 ? PREP_OK : PREP_OOM;
 	}
 	default: /* Close of a named statement: the server keeps it for others */

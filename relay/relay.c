@@ -40,6 +40,7 @@ void relay_leg_free(struct relay_leg *leg)
 {
 	timer_disarm(&leg->timer);
 	params_clear(&leg->probed);
+	relay_retry_free(leg);
 	struct reply r;
 	while (leg->replies.count) {
 		replies_pop(&leg->replies, &r);
@@ -158,6 +159,7 @@ static enum take take_ready(struct relay_leg *leg, const uint8_t *body, uint32_t
 		leg->expect_ready--;
 	leg->tx_status = (char)body[0];
 	leg->copy_in = false;
+	relay_retry_ready(leg);
 	return TAKE_PASS;
 }
 
@@ -174,11 +176,32 @@ static enum take take_reply(struct relay_leg *leg, uint8_t type, uint32_t pos, u
 	if (type == 'G' || type == 'W')
 		leg->copy_in = true; /* until CopyDone/CopyFail, an error or ReadyForQuery */
 	switch (type) {
-	case 'Z':
-		return whole ? take_ready(leg, body, total) : TAKE_WAIT;
+	case 'Z': {
+		if (!whole)
+			return TAKE_WAIT;
+		unwind_to_ready(leg);
+		h = replies_head(&leg->replies);
+		/* PgCrab's own query's, or the failed try of a batch sent again */
+		bool hide = (h && (h->flags & RF_HIDE)) || relay_retry_firing(leg);
+		if (hide && pos != c->rx_start)
+			return TAKE_WAIT; /* forward what precedes it first */
+		if (relay_retry_firing(leg))
+			leg->retry_now = true;
+		*drop = hide;
+		return take_ready(leg, body, total);
+	}
 	case 'E': {
 		if (small && !whole)
 			return TAKE_WAIT;
+		if (relay_retry_armed(leg) && small) {
+			if (pos != c->rx_start)
+				return TAKE_WAIT; /* it may be dropped: what precedes goes first */
+			if (relay_retry_error(leg, body, total - PROTO_HEADER_LEN)) {
+				*drop = true;
+				unwind_to_ready(leg);
+				return TAKE_PASS;
+			}
+		}
 		struct proto_error_fields f;
 		if (small && proto_parse_error(body, total - PROTO_HEADER_LEN, &f) == PROTO_OK
 		    && (strcmp(f.severity, "FATAL") == 0 || strcmp(f.severity, "PANIC") == 0)) {
@@ -360,6 +383,13 @@ static void pump_replies(struct relay_leg *leg)
 	if (!l || conn_send_busy(l->client) || c->closing)
 		return;
 	int rc = relay_scan_replies(leg, fatal, sizeof(fatal));
+	if (leg->retry_now) {
+		leg->retry_now = false;
+		if (relay_retry_send(leg) != 0) {
+			leg_lost(leg, "cannot send a statement again");
+			return;
+		}
+	}
 	if (c->scan_pos > c->rx_start) {
 		conn_forward(l->client, c, c->scan_pos);
 		return; /* the rest when the client's send completes */
@@ -525,6 +555,8 @@ static int scan_requests(struct relay_link *l, struct relay_leg *leg)
 			rc = REQ_BAD_TYPE;
 			goto out;
 		}
+		if (prepared_enabled(c->w->cfg) && rc != REQ_OOM)
+			relay_retry_scan(l, leg, type, pos, total, drop);
 		if (ready) {
 			leg->expect_ready++;
 			if (replies_push(&leg->replies, RK_READY, 0, NULL, NULL) != 0)

@@ -45,8 +45,10 @@ struct relay_leg {
 	uint8_t hidden_failed; /* ...the one that failed, for the link to act on */
 	bool hidden_done;      /* a hidden query was answered: settle again */
 	bool tell_client;      /* the hidden SET's reports go on to the client (after a RESET) */
-	bool unusable;        /* its session ran LOAD: closed, never reused, once its client left */
-	bool resync;          /* settings to bring in line before the next request */
+	bool unusable;  /* its session ran LOAD: closed, never reused, once its client left */
+	bool retry_now; /* a kept batch is to be sent again (relay/retry.c) */
+	struct relay_retry *retry; /* ...and its copy, once one was kept */
+	bool resync;               /* settings to bring in line before the next request */
 	bool discard;         /* the session holds state nobody carries: reset it before release */
 	unsigned dirty;       /* query effects sent since the server was last asked */
 	unsigned probed_pins; /* the probe's answer, as it arrives */
@@ -79,6 +81,7 @@ struct relay_link {
 	unsigned pinned;           /* QUERY_PINS state its session holds: its server is kept */
 	unsigned parse_effects;    /* the effects of the Parse being scanned (for prepared.c) */
 	unsigned unnamed_effects;  /* ...of the unnamed statement last parsed */
+	struct stmt *last_bind;    /* the shared statement of the Bind being scanned, or NULL */
 	bool quiet;                /* logging in: nothing may reach the client yet */
 	bool tell_reports;         /* a RESET told it the server's defaults: the next
 				      hidden SET's reports go on to it */
@@ -158,6 +161,24 @@ int relay_state_hidden(struct relay_leg *leg, uint8_t type, const uint8_t *body,
 /* A ParameterStatus report while linked. True if it was queued on to the
  * client (a send to it is then under way: scanning must pause). */
 bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len);
+
+/* relay/retry.c: a shared statement refused with 0A000 "cached plan must
+ * not change result type" is prepared again and its batch sent again */
+struct relay_retry;
+/* Each client message as it is passed on to the leg's server. */
+void relay_retry_scan(struct relay_link *l, struct relay_leg *leg, uint8_t type, uint32_t pos,
+		      uint32_t total, bool drop);
+/* A ReadyForQuery was taken. */
+void relay_retry_ready(struct relay_leg *leg);
+/* A kept batch awaits its answer (its error must be seen whole, at rx_start). */
+bool relay_retry_armed(const struct relay_leg *leg);
+/* An ErrorResponse to the kept batch's Bind: true if it is 0A000 and the
+ * batch will be sent again (the error and the ReadyForQuery are dropped). */
+bool relay_retry_error(struct relay_leg *leg, const uint8_t *body, uint32_t len);
+bool relay_retry_firing(const struct relay_leg *leg);
+/* Sends the statement's Close, Parse and the batch again (hidden). */
+int relay_retry_send(struct relay_leg *leg);
+void relay_retry_free(struct relay_leg *leg);
 
 /* relay/relay.c, for cleanup.c */
 struct relay_leg *relay_leg_new(void);

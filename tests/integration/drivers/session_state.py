@@ -455,18 +455,16 @@ def cached_plan():
     c2.q("ALTER TABLE crab_plan ADD COLUMN b int DEFAULT 7")
     c2.close()
     c3 = client()
-    got = rows_of(extended(c3, "crab_s3", "SELECT * FROM crab_plan"))
-    R.todo("after ALTER TABLE ADD COLUMN a new client prepares the same text", got == ["D:1,7"],
-           "expected ['D:1,7'], got %r" % got, "re-preparing a shared statement after 0A000 is not built yet (issue 12)")
+    R.eq("after ALTER TABLE ADD COLUMN a new client prepares the same text", ["D:1,7"],
+         rows_of(extended(c3, "crab_s3", "SELECT * FROM crab_plan")))
     c3.close()
     c2 = client()
     c2.q("ALTER TABLE crab_plan ADD COLUMN c int DEFAULT 8")
     c2.close()
     c4 = client()
     c4.q("BEGIN")
-    got = rows_of(extended(c4, "crab_s4", "SELECT * FROM crab_plan"))
-    R.todo("and as the first statement of a transaction", got == ["D:1,7,8"],
-           "expected ['D:1,7,8'], got %r" % got, "re-preparing a shared statement after 0A000 is not built yet (issue 12)")
+    R.eq("and as the first statement of a transaction", ["D:1,7,8"],
+         rows_of(extended(c4, "crab_s4", "SELECT * FROM crab_plan")))
     c4.q("COMMIT")
     c4.close()
     c2 = client()
@@ -499,8 +497,8 @@ def cached_plan():
         except psycopg.Error as e:
             got.append("%s %s" % (e.sqlstate, e))
     want = [[(1,)], [(1, "x")], [(1, "x")]]
-    R.todo("psycopg prepare=True: the same SELECT * after ALTER TABLE, autocommit and in a transaction",
-           want == [first] + got, "expected %r, got %r" % (want, [first] + got), "re-preparing a shared statement after 0A000 is not built yet (issue 12)")
+    R.eq("psycopg prepare=True: the same SELECT * after ALTER TABLE, autocommit and in a transaction",
+         want, [first] + got)
 
 
 # pool2: interaction between two clients on two server connections ---------------
