@@ -3,8 +3,10 @@
  * merge results. See classify.h for what the classes mean. */
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "query/classify.h"
 #include "query/internal.h"
@@ -32,6 +34,7 @@ void query_class_clear(struct query_class *c)
 	c->reset_all = false;
 	c->n_reset = 0;
 	c->pin_what = NULL;
+	c->set_name[0] = '\0';
 }
 
 void query_class_add(struct query_class *c, unsigned effects, const char *pin_what)
@@ -39,6 +42,22 @@ void query_class_add(struct query_class *c, unsigned effects, const char *pin_wh
 	c->effects |= effects;
 	if ((effects & QUERY_PINS) && !c->pin_what)
 		c->pin_what = pin_what;
+}
+
+/* Takes name (kept: "!name") off the list; true if it was there. */
+static bool drop_name(struct query_class *c, const char *name, bool kept)
+{
+	for (int i = 0; i < c->n_reset; i++) {
+		const char *n = c->reset_names[i];
+		if ((n[0] == '!') != kept)
+			continue;
+		if (strcasecmp(n + kept, name) == 0) {
+			c->n_reset--;
+			memmove(c->reset_names[i], c->reset_names[c->n_reset], QUERY_NAME_MAX);
+			return true;
+		}
+	}
+	return false;
 }
 
 /* A name that does not fit, or one name too many, widens the answer to
@@ -50,8 +69,10 @@ void query_class_add_reset(struct query_class *c, const char *name)
 	size_t n = strlen(name);
 
 	c->effects |= QUERY_RESETS;
-	if (c->reset_all)
+	if (c->reset_all) {
+		drop_name(c, name, true); /* reset again after a SET that kept it */
 		return;
+	}
 	if (n >= QUERY_NAME_MAX) {
 		c->reset_all = true;
 		return;
@@ -71,6 +92,25 @@ void query_class_add_reset(struct query_class *c, const char *name)
 
 void query_class_merge(struct query_class *into, const struct query_class *from)
 {
+	if (from->set_name[0] && into->reset_all) {
+		/* RESET ALL, then a SET of this one: its value holds */
+		char kept[QUERY_NAME_MAX + 1];
+		snprintf(kept, sizeof(kept), "!%s", from->set_name);
+		for (char *k = kept; *k; k++)
+			*k = (char)tolower((unsigned char)*k);
+		bool have = false;
+		for (int i = 0; i < into->n_reset && !have; i++)
+			have = strcmp(into->reset_names[i], kept) == 0;
+		if (!have && strlen(kept) < QUERY_NAME_MAX && into->n_reset < QUERY_RESET_NAMES_MAX)
+			memcpy(into->reset_names[into->n_reset++], kept, strlen(kept) + 1);
+	} else if (from->set_name[0]) {
+		/* a RESET, then a SET of the same one: its value holds */
+		drop_name(into, from->set_name, false);
+		if (into->n_reset == 0 && !into->reset_all)
+			into->effects &= ~(unsigned)QUERY_RESETS;
+	}
+	if (from->reset_all)
+		into->n_reset = 0; /* RESET ALL covers what came before it */
 	query_class_add(into, from->effects, from->pin_what);
 	if (from->reset_all)
 		into->reset_all = true;

@@ -69,10 +69,16 @@ struct query_class {
 	unsigned effects; /* enum query_effect bits, merged over the statements */
 	/* QUERY_RESETS: the settings reset, lower-cased ("role" and
 	 * "session_authorization" for RESET ROLE / SESSION AUTHORIZATION);
-	 * reset_all when RESET ALL, or when more names than fit */
+	 * reset_all when RESET ALL, or when more names than fit. With
+	 * reset_all, a name written "!name" was given a value by a SET after
+	 * the RESET ALL in the same string: its value holds, not the reset. */
 	bool reset_all;
 	int n_reset;
 	char reset_names[QUERY_RESET_NAMES_MAX][QUERY_NAME_MAX];
+	/* While classifying one statement of a string: the setting a plain SET
+	 * gives a value ("" if none). A later SET of a name takes it off the
+	 * string's reset_names: its value, not the startup one, holds. */
+	char set_name[QUERY_NAME_MAX];
 	/* The first statement with a QUERY_PINS effect, as a user would name it
 	 * in an error message: "LISTEN", "PREPARE", "CREATE TEMPORARY TABLE",
 	 * "DECLARE ... WITH HOLD", "LOAD", "pg_advisory_lock()"; NULL if none.

@@ -6,6 +6,7 @@
  * statement arrives already split and typed, and protobuf-c's descriptors
  * let one small loop visit every node of any statement, so a function call
  * is found however deeply it is nested, in any kind of statement. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -239,6 +240,8 @@ static void variable_set(struct query_class *c, const PgQuery__VariableSetStmt *
 		/* a value, FROM CURRENT, and ROLE NONE (which sets the role to
 		 * the session user, not to what RESET ROLE would restore) */
 		query_class_add(c, QUERY_SETS, NULL);
+		if (s->name && strlen(s->name) < QUERY_NAME_MAX)
+			snprintf(c->set_name, sizeof(c->set_name), "%s", s->name);
 		break;
 	}
 }

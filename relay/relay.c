@@ -78,6 +78,11 @@ void relay_link_init(struct relay_link *l, struct conn *client, const struct rel
 	l->names = names;
 }
 
+void relay_link_clear(struct relay_link *l)
+{
+	params_clear(&l->reset_before);
+}
+
 bool relay_leg_awaits(const struct relay_leg *leg)
 {
 	return leg->expect_ready > 0 || leg->hidden_ready > 0 || leg->replies.count > 0
@@ -159,6 +164,7 @@ static enum take take_ready(struct relay_leg *leg, const uint8_t *body, uint32_t
 		leg->expect_ready--;
 	leg->tx_status = (char)body[0];
 	leg->copy_in = false;
+	leg->ready_seen++;
 	relay_retry_ready(leg);
 	return TAKE_PASS;
 }

@@ -45,8 +45,10 @@ struct relay_leg {
 	uint8_t hidden_failed; /* ...the one that failed, for the link to act on */
 	bool hidden_done;      /* a hidden query was answered: settle again */
 	bool tell_client;      /* the hidden SET's reports go on to the client (after a RESET) */
-	bool unusable;  /* its session ran LOAD: closed, never reused, once its client left */
-	bool retry_now; /* a kept batch is to be sent again (relay/retry.c) */
+	bool unusable;       /* its session ran LOAD: closed, never reused, once its client left */
+	bool retry_now;      /* a kept batch is to be sent again (relay/retry.c) */
+	uint32_t ready_seen; /* ReadyForQuery messages taken */
+	uint32_t mask_until_ready; /* reports of reset settings are the server's until then */
 	struct relay_retry *retry; /* ...and its copy, once one was kept */
 	bool resync;               /* settings to bring in line before the next request */
 	bool discard;         /* the session holds state nobody carries: reset it before release */
@@ -90,14 +92,18 @@ struct relay_link {
 	bool reset_all_pending;
 	int n_reset_pending;
 	char reset_pending[8][64];
-	struct stmt_names *names; /* the client's named prepared statements */
-	struct relay_leg *legs;   /* one per shard the client holds a server of */
-	struct relay_leg *to;     /* the leg requests go to */
-	bool terminate;           /* saw Terminate: answered what precedes it, then done */
+	struct param_set reset_before; /* ...and what the client had before ("\1": nothing) */
+	struct stmt_names *names;      /* the client's named prepared statements */
+	struct relay_leg *legs;        /* one per shard the client holds a server of */
+	struct relay_leg *to;          /* the leg requests go to */
+	bool terminate;                /* saw Terminate: answered what precedes it, then done */
 };
 
 void relay_link_init(struct relay_link *l, struct conn *client, const struct relay_link_ops *ops,
 		     struct param_set *want, struct param_set *startup, struct stmt_names *names);
+
+/* Frees what the link holds (its legs are gone: detached or released). */
+void relay_link_clear(struct relay_link *l);
 
 /* Links a server the pool granted and sends it what the client has sent.
  * The link's session parameters are brought in line first. */

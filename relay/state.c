@@ -88,8 +88,6 @@ int relay_sync_params(struct relay_leg *leg)
 		return n;
 	leg->tell_client = l->tell_reports;
 	l->tell_reports = false;
-	l->reset_all_pending = false;
-	l->n_reset_pending = 0;
 	char *sql = malloc((size_t)n + 1);
 	int rc = -1;
 	/* the server has them once the statement is on its way; if it fails,
@@ -116,11 +114,13 @@ static int send_probe(struct relay_leg *leg)
 	char sql[2048];
 	int n = snprintf(
 		sql, sizeof(sql),
-		"SELECT name, pg_catalog.current_setting(name) FROM pg_catalog.pg_settings "
-		"WHERE source = 'session' UNION ALL SELECT 'session_authorization', "
-		"pg_catalog.current_setting('session_authorization') WHERE session_user "
-		"<> '%s' UNION ALL SELECT 'role', pg_catalog.current_setting('role') WHERE "
-		"pg_catalog.current_setting('role') <> 'none' UNION ALL SELECT '', " PROBE_PINS,
+		"SELECT name, pg_catalog.current_setting(name), coalesce(setting = reset_val, false) "
+		"FROM pg_catalog.pg_settings WHERE source = 'session' UNION ALL SELECT "
+		"'session_authorization', pg_catalog.current_setting('session_authorization'), "
+		"false WHERE session_user <> '%s' UNION ALL SELECT 'role', "
+		"pg_catalog.current_setting('role'), false WHERE "
+		"pg_catalog.current_setting('role') <> 'none' UNION ALL SELECT '', " PROBE_PINS
+		", false",
 		quoted);
 	if (n < 0 || (size_t)n >= sizeof(sql))
 		return -1;
@@ -168,30 +168,43 @@ static void note_error(struct relay_leg *leg, const uint8_t *body, uint32_t len)
 	}
 }
 
-/* A probe's row: a setting and its value, or ('', the pins found). */
+static bool reset_pending(const struct relay_link *l, const char *name);
+
+/* A probe's row: a setting, its value, and whether that is the server's
+ * reset value; or ('', the pins found, false). */
 static void note_row(struct relay_leg *leg, const uint8_t *body, uint32_t len)
 {
 	struct proto_reader r = proto_reader_init(body, len);
-	if (proto_get_i16(&r) != 2)
+	if (proto_get_i16(&r) != 3)
 		return;
-	char name[QUERY_NAME_MAX + 1], value[4096];
-	for (int col = 0; col < 2; col++) {
+	char name[QUERY_NAME_MAX + 1], value[4096], is_reset[8];
+	char *cols[] = { name, value, is_reset };
+	size_t caps[] = { sizeof(name), sizeof(value), sizeof(is_reset) };
+	for (int col = 0; col < 3; col++) {
 		int32_t n = proto_get_i32(&r);
 		const uint8_t *p = proto_get_bytes(&r, n < 0 ? 0 : (uint32_t)n);
-		char *dst = col ? value : name;
-		size_t cap = col ? sizeof(value) : sizeof(name);
-		if (n < 0 || !p || (size_t)n >= cap) {
+		if (n < 0 || !p || (size_t)n >= caps[col]) {
 			note_error(leg, NULL, 0); /* too long to carry: reset instead */
 			return;
 		}
-		memcpy(dst, p, (size_t)n);
-		dst[n] = '\0';
+		memcpy(cols[col], p, (size_t)n);
+		cols[col][n] = '\0';
 	}
 	if (name[0] == '\0') {
 		for (size_t i = 0; i < sizeof(probe_pins) / sizeof(probe_pins[0]); i++)
 			if (strstr(value, probe_pins[i].word))
 				leg->probed_pins |= probe_pins[i].pin;
 		return;
+	}
+	/* the server's default marked as set by the session: a RESET this
+	 * transaction ran (then masked by a SET LOCAL) returned it there, but
+	 * the client's RESET returns to its startup value */
+	if (is_reset[0] == 't' && leg->link && reset_pending(leg->link, name)) {
+		/* ...unless the client had that very value before (the RESET
+		 * rolled back, or the value was its own) */
+		const char *before = params_get(&leg->link->reset_before, name);
+		if (!before || strcmp(before, value) != 0)
+			return;
 	}
 	if (params_set(&leg->probed, name, value) != 0)
 		note_error(leg, NULL, 0);
@@ -223,6 +236,9 @@ static void probe_done(struct relay_leg *leg)
 	}
 	leg->resync = !params_equal(l->want, &s->have);
 	params_clear(&leg->probed);
+	l->reset_all_pending = false; /* the server said what holds */
+	l->n_reset_pending = 0;
+	params_clear(&l->reset_before);
 	unsigned pins = leg->probed_pins | sticky;
 	if (pins && cfg->pin_session_state == CFG_PIN_OFF) {
 		leg->discard = true;
@@ -312,14 +328,19 @@ static bool pass_on(struct relay_leg *leg, uint8_t type, const uint8_t *body, ui
 	return true;
 }
 
+/* The setting's report is the server's default after a RESET: not the
+ * client's choice. After a RESET ALL, the list holds the settings a later
+ * SET kept ("!name"); otherwise the settings reset. */
 static bool reset_pending(const struct relay_link *l, const char *name)
 {
-	if (l->reset_all_pending)
-		return true;
-	for (int i = 0; i < l->n_reset_pending; i++)
-		if (strcasecmp(l->reset_pending[i], name) == 0)
+	for (int i = 0; i < l->n_reset_pending; i++) {
+		const char *p = l->reset_pending[i];
+		if (l->reset_all_pending && p[0] == '!' && strcasecmp(p + 1, name) == 0)
+			return false;
+		if (!l->reset_all_pending && strcasecmp(p, name) == 0)
 			return true;
-	return false;
+	}
+	return l->reset_all_pending;
 }
 
 bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len)
@@ -332,7 +353,8 @@ bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len
 	struct relay_link *l = leg->link;
 	/* after a RESET the server reports its default, but the client wants
 	 * its startup value back (resync): only what the server has changes */
-	bool client_set_it = l && !reset_pending(l, name);
+	bool client_set_it = l
+		&& !(reset_pending(l, name) && leg->ready_seen < leg->mask_until_ready);
 	if (params_set(&leg->server->have, name, value) != 0
 	    || (client_set_it && params_set(l->want, name, value) != 0)) {
 		log_warn("out of memory tracking parameter %s", name);
@@ -346,53 +368,111 @@ bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len
 
 /* ---- requests ------------------------------------------------------------------ */
 
+static void pending_add(struct relay_link *l, const char *name)
+{
+	int max = (int)(sizeof(l->reset_pending) / sizeof(l->reset_pending[0]));
+	for (int i = 0; i < l->n_reset_pending; i++)
+		if (strcasecmp(l->reset_pending[i], name) == 0)
+			return;
+	if (l->n_reset_pending < max)
+		snprintf(l->reset_pending[l->n_reset_pending++], sizeof(l->reset_pending[0]), "%s",
+			 name);
+	else if (name[0] != '!')
+		l->reset_all_pending = true;
+}
+
+static bool kept_after_reset_all(const struct query_class *qc, const char *name)
+{
+	for (int i = 0; i < qc->n_reset; i++)
+		if (qc->reset_names[i][0] == '!' && strcasecmp(qc->reset_names[i] + 1, name) == 0)
+			return true;
+	return false;
+}
+
+/* RESET ALL: every setting back to the client's startup value, but role
+ * and session_authorization (RESET ALL leaves them), and those a SET gave
+ * a value after it in the same string (left as they are: the SET's report,
+ * or the probe, tells their value). */
+static bool reset_all(struct relay_link *l, struct relay_leg *leg, const struct query_class *qc)
+{
+	struct server *s = leg->server;
+	struct param_set have = { 0 }, want = { 0 };
+	bool oom = false;
+	static const char *const untouched[] = { "role", "session_authorization" };
+	for (int k = 0; k < 2; k++) {
+		const char *h = params_get(&s->have, untouched[k]);
+		const char *w = params_get(l->want, untouched[k]);
+		oom |= (h && params_set(&have, untouched[k], h) != 0)
+			|| (w && params_set(&want, untouched[k], w) != 0);
+	}
+	/* not synced: the server will have the SET's value, whatever it is */
+	for (int i = 0; i < qc->n_reset; i++) {
+		const char *name = qc->reset_names[i] + 1;
+		const char *w = params_get(l->want, name);
+		if (qc->reset_names[i][0] == '!' && w)
+			oom |= params_set(&have, name, w) != 0 || params_set(&want, name, w) != 0;
+	}
+	for (int i = 0; i < l->startup->n; i++) {
+		const struct param *p = &l->startup->v[i];
+		if (!kept_after_reset_all(qc, p->name) && !params_get(&want, p->name))
+			oom |= params_set(&want, p->name, p->value) != 0;
+	}
+	oom |= params_assign(&s->have, &have) != 0 || params_assign(l->want, &want) != 0;
+	params_clear(&have);
+	params_clear(&want);
+	l->reset_all_pending = true;
+	l->n_reset_pending = 0;
+	for (int i = 0; i < qc->n_reset; i++)
+		if (qc->reset_names[i][0] == '!')
+			pending_add(l, qc->reset_names[i]);
+	return oom;
+}
+
 /* RESET returns a setting to the client's startup value, not the server's:
- * the server gets it back with a hidden set_config before the next request. */
+ * the server gets it back with a hidden set_config before the next request
+ * (or, at the transaction's end, before the server is asked what it holds). */
 static void note_resets(struct relay_link *l, struct relay_leg *leg, const struct query_class *qc)
 {
 	struct server *s = leg->server;
 	bool oom = false;
-	if (qc->reset_all) {
-		/* RESET ALL leaves role and session_authorization */
-		const char *keep[] = { "role", "session_authorization" };
-		struct param_set saved = { 0 };
-		for (int k = 0; k < 2; k++) {
-			const char *v = params_get(&s->have, keep[k]);
-			oom |= v && params_set(&saved, keep[k], v) != 0;
-		}
-		oom |= params_assign(&s->have, &saved) != 0;
-		params_clear(&saved);
-		for (int k = 0; k < 2; k++) {
-			const char *v = params_get(l->want, keep[k]);
-			oom |= v && params_set(&saved, keep[k], v) != 0;
-		}
-		for (int i = 0; i < l->startup->n; i++)
-			if (!params_get(&saved, l->startup->v[i].name))
-				oom |= params_set(&saved, l->startup->v[i].name,
-						  l->startup->v[i].value)
-					!= 0;
-		oom |= params_assign(l->want, &saved) != 0;
-		params_clear(&saved);
-	}
+	/* what the client had before: the probe tells a RESET that rolled
+	 * back from one that holds by it */
+	for (int i = 0; i < l->want->n; i++)
+		if (!params_get(&l->reset_before, l->want->v[i].name))
+			oom |= params_set(&l->reset_before, l->want->v[i].name, l->want->v[i].value)
+				!= 0;
 	for (int i = 0; i < qc->n_reset; i++) {
-		const char *name = qc->reset_names[i];
-		oom |= params_set(&s->have, name, NULL) != 0;
-		oom |= params_set(l->want, name, params_get(l->startup, name)) != 0;
+		const char *name = qc->reset_names[i] + (qc->reset_names[i][0] == '!');
+		if (!params_get(&l->reset_before, name) && !params_get(l->want, name))
+			oom |= params_set(&l->reset_before, name, "\1") != 0;
+	}
+	/* this request's own reports of reset settings give the server's default */
+	leg->mask_until_ready = leg->ready_seen + (uint32_t)leg->expect_ready + 1;
+	if (qc->reset_all) {
+		oom = reset_all(l, leg, qc);
+	} else {
+		for (int i = 0; i < qc->n_reset; i++) {
+			const char *name = qc->reset_names[i];
+			char kept[QUERY_NAME_MAX + 1];
+			oom |= params_set(&s->have, name, NULL) != 0;
+			oom |= params_set(l->want, name, params_get(l->startup, name)) != 0;
+			if (l->reset_all_pending) {
+				/* reset again after a SET that kept it */
+				snprintf(kept, sizeof(kept), "!%s", name);
+				for (int k = 0; k < l->n_reset_pending; k++)
+					if (strcasecmp(l->reset_pending[k], kept) == 0)
+						memcpy(l->reset_pending[k],
+						       l->reset_pending[--l->n_reset_pending],
+						       sizeof(l->reset_pending[k]));
+			} else {
+				pending_add(l, name);
+			}
+		}
 	}
 	if (oom)
 		leg->discard = true;
 	leg->resync = true;
 	l->tell_reports = true;
-	l->reset_all_pending |= qc->reset_all;
-	for (int i = 0; i < qc->n_reset && !l->reset_all_pending; i++) {
-		if (l->n_reset_pending
-		    == (int)(sizeof(l->reset_pending) / sizeof(l->reset_pending[0]))) {
-			l->reset_all_pending = true;
-			break;
-		}
-		snprintf(l->reset_pending[l->n_reset_pending++], sizeof(l->reset_pending[0]), "%s",
-			 qc->reset_names[i]);
-	}
 }
 
 /* Makes the server raise the refusal in the statement's place, so that a
@@ -496,7 +576,8 @@ enum relay_state_result relay_state_request(struct relay_link *l, struct relay_l
 		stmt_set_clear(&leg->server->stmts);
 		stmt_names_clear(l->names);
 	}
-	if (qc.effects & QUERY_RESETS)
+	/* in a failed transaction the statement fails: it resets nothing */
+	if ((qc.effects & QUERY_RESETS) && !(leg->tx_status == 'E' && !relay_leg_awaits(leg)))
 		note_resets(l, leg, &qc);
 	return STATE_OK;
 }

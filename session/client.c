@@ -436,6 +436,7 @@ static void client_on_free(struct conn *c)
 	list_del(&cl->link);
 	params_clear(&cl->want);
 	params_clear(&cl->startup);
+	relay_link_clear(&cl->rl);
 	stmt_names_clear(&cl->stmts);
 	free(cl->login);
 	atomic_fetch_sub(&c->w->n_clients, 1);

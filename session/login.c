@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/auth.h"
 #include "core/log.h"
@@ -250,14 +251,38 @@ static uint64_t *checked_slot(struct client *cl, const struct param *p, uint64_t
 	return &tab[h % (sizeof(cl->sw->checked_settings) / sizeof(tab[0]))];
 }
 
+/* The shard's servers report name with this very value at login. */
+static bool reports_value(const struct param_blob *b, const char *name, const char *value)
+{
+	struct proto_reader rd = proto_reader_init(b->data, b->len);
+	while (rd.left >= PROTO_HEADER_LEN) {
+		proto_get_u8(&rd);
+		uint32_t len = (uint32_t)proto_get_i32(&rd);
+		struct proto_reader body = proto_reader_init(rd.p, len - 4);
+		if (!proto_get_bytes(&rd, len - 4))
+			return false;
+		const char *n = proto_get_cstr(&body);
+		const char *v = proto_get_cstr(&body);
+		if (n && v && strcasecmp(n, name) == 0)
+			return strcmp(v, value) == 0;
+	}
+	return false;
+}
+
 /* Every startup setting was taken by a server before (a hash collision
  * only skips the early check: the server still refuses a bad value, at
  * the client's first request). */
 static bool settings_known(struct client *cl)
 {
+	const struct param_blob *reported = atomic_load(&cl->pool->shard->params);
 	for (int i = 0; i < cl->startup.n; i++) {
+		const struct param *p = &cl->startup.v[i];
 		uint64_t h;
-		if (*checked_slot(cl, &cl->startup.v[i], &h) != h)
+		if (strcmp(p->name, "application_name") == 0)
+			continue; /* PostgreSQL takes any */
+		if (reported && reports_value(reported, p->name, p->value))
+			continue; /* what a fresh server has anyway (psql's client_encoding) */
+		if (*checked_slot(cl, p, &h) != h)
 			return false;
 	}
 	return true;
@@ -266,8 +291,14 @@ static bool settings_known(struct client *cl)
 void login_settings_checked(struct client *cl)
 {
 	for (int i = 0; i < cl->startup.n; i++) {
+		const struct param *p = &cl->startup.v[i];
+		/* a reported value PostgreSQL spells its own way (DateStyle
+		 * "German" is "German, DMY") is learnt from the server each time */
+		const char *told = params_get(&cl->want, p->name);
+		if (params_follows_report(p->name) && told && strcmp(told, p->value) != 0)
+			continue;
 		uint64_t h;
-		*checked_slot(cl, &cl->startup.v[i], &h) = h;
+		*checked_slot(cl, p, &h) = h;
 	}
 	cl->check_settings = false;
 }

@@ -36,148 +36,149 @@ struct rule {
 	unsigned effects;
 	const char *resets; /* comma-separated, or "*" for reset_all */
 	const char *pin_what;
+	const char *sets; /* the setting a plain SET gives a value (takes it off earlier resets) */
 };
 
 /* clang-format off */
 static const struct rule rules[] = {
 	/* settings */
-	{ "SET search_path = a, b", S, NULL, NULL },
-	{ "SET SESSION work_mem TO '8MB'", S, NULL, NULL },
-	{ "SET LOCAL work_mem = '8MB'", 0, NULL, NULL },
-	{ "SET work_mem TO DEFAULT", R, "work_mem", NULL },
-	{ "SET SESSION work_mem = DEFAULT", R, "work_mem", NULL },
-	{ "SET LOCAL work_mem TO DEFAULT", 0, NULL, NULL },
-	{ "RESET work_mem", R, "work_mem", NULL },
-	{ "RESET \"Work_Mem\"", R, "work_mem", NULL },
-	{ "RESET ALL", R, "*", NULL },
-	{ "SET ROLE bob", S, NULL, NULL },
-	{ "SET ROLE NONE", S, NULL, NULL },
-	{ "RESET ROLE", R, "role", NULL },
-	{ "SET SESSION AUTHORIZATION bob", S, NULL, NULL },
-	{ "SET SESSION AUTHORIZATION DEFAULT", R, "session_authorization", NULL },
-	{ "RESET SESSION AUTHORIZATION", R, "session_authorization", NULL },
-	{ "SET TIME ZONE 'UTC'", S, NULL, NULL },
-	{ "SET TIME ZONE LOCAL", R, "timezone", NULL },
-	{ "RESET TIME ZONE", R, "timezone", NULL },
-	{ "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE", S, NULL, NULL },
-	{ "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", 0, NULL, NULL },
-	{ "SET NAMES 'UTF8'", S, NULL, NULL },
-	{ "SET my.var = 1", S, NULL, NULL },
-	{ "SET search_path FROM CURRENT", S, NULL, NULL },
-	{ "SET CONSTRAINTS ALL DEFERRED", 0, NULL, NULL },
+	{ "SET search_path = a, b", S, NULL, NULL, "search_path" },
+	{ "SET SESSION work_mem TO '8MB'", S, NULL, NULL, "work_mem" },
+	{ "SET LOCAL work_mem = '8MB'", 0, NULL, NULL, NULL },
+	{ "SET work_mem TO DEFAULT", R, "work_mem", NULL, NULL },
+	{ "SET SESSION work_mem = DEFAULT", R, "work_mem", NULL, NULL },
+	{ "SET LOCAL work_mem TO DEFAULT", 0, NULL, NULL, NULL },
+	{ "RESET work_mem", R, "work_mem", NULL, NULL },
+	{ "RESET \"Work_Mem\"", R, "work_mem", NULL, NULL },
+	{ "RESET ALL", R, "*", NULL, NULL },
+	{ "SET ROLE bob", S, NULL, NULL, "role" },
+	{ "SET ROLE NONE", S, NULL, NULL, "role" },
+	{ "RESET ROLE", R, "role", NULL, NULL },
+	{ "SET SESSION AUTHORIZATION bob", S, NULL, NULL, "session_authorization" },
+	{ "SET SESSION AUTHORIZATION DEFAULT", R, "session_authorization", NULL, NULL },
+	{ "RESET SESSION AUTHORIZATION", R, "session_authorization", NULL, NULL },
+	{ "SET TIME ZONE 'UTC'", S, NULL, NULL, "timezone" },
+	{ "SET TIME ZONE LOCAL", R, "timezone", NULL, NULL },
+	{ "RESET TIME ZONE", R, "timezone", NULL, NULL },
+	{ "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE", S, NULL, NULL, NULL },
+	{ "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", 0, NULL, NULL, NULL },
+	{ "SET NAMES 'UTF8'", S, NULL, NULL, "client_encoding" },
+	{ "SET my.var = 1", S, NULL, NULL, "my.var" },
+	{ "SET search_path FROM CURRENT", S, NULL, NULL, "search_path" },
+	{ "SET CONSTRAINTS ALL DEFERRED", 0, NULL, NULL, NULL },
 	/* set_config anywhere */
-	{ "SELECT set_config('my.v', 'x', false)", S, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', true)", 0, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', 'on')", 0, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', 't'::boolean)", 0, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', 'off')", S, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', $1)", S, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', NULL)", S, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', 1 = 1)", S, NULL, NULL },
-	{ "SELECT pg_catalog.set_config('my.v', 'x', false)", S, NULL, NULL },
-	{ "SELECT SET_CONFIG('my.v', 'x', FALSE)", S, NULL, NULL },
-	{ "SELECT U&\"s\\0065t_config\"('my.v', 'x', false)", S, NULL, NULL },
-	{ "INSERT INTO t VALUES (1, set_config('my.v', 'x', false))", S, NULL, NULL },
-	{ "UPDATE t SET a = 1 WHERE set_config('my.v', 'x', false) IS NOT NULL", S, NULL, NULL },
-	{ "SELECT (SELECT max(v) FROM (SELECT set_config('my.v', 'x', false) v) s) + 1", S, NULL, NULL },
-	{ "WITH q AS (SELECT set_config('my.v', 'x', false)) SELECT * FROM q", S, NULL, NULL },
-	{ "COPY (SELECT set_config('my.v', 'x', false)) TO STDOUT", S, NULL, NULL },
-	{ "ALTER TABLE t ADD COLUMN c text DEFAULT set_config('my.v', 'x', false)", S, NULL, NULL },
-	{ "CREATE VIEW v AS SELECT set_config('my.v', 'x', false)", 0, NULL, NULL },
-	{ "SELECT 'set_config(''my.v'', ''x'', false)'", 0, NULL, NULL },
-	{ "SELECT $$set_config('my.v', 'x', false)$$", 0, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', false)", S, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', true)", 0, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', 'on')", 0, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', 't'::boolean)", 0, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', 'off')", S, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', $1)", S, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', NULL)", S, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', 1 = 1)", S, NULL, NULL, NULL },
+	{ "SELECT pg_catalog.set_config('my.v', 'x', false)", S, NULL, NULL, NULL },
+	{ "SELECT SET_CONFIG('my.v', 'x', FALSE)", S, NULL, NULL, NULL },
+	{ "SELECT U&\"s\\0065t_config\"('my.v', 'x', false)", S, NULL, NULL, NULL },
+	{ "INSERT INTO t VALUES (1, set_config('my.v', 'x', false))", S, NULL, NULL, NULL },
+	{ "UPDATE t SET a = 1 WHERE set_config('my.v', 'x', false) IS NOT NULL", S, NULL, NULL, NULL },
+	{ "SELECT (SELECT max(v) FROM (SELECT set_config('my.v', 'x', false) v) s) + 1", S, NULL, NULL, NULL },
+	{ "WITH q AS (SELECT set_config('my.v', 'x', false)) SELECT * FROM q", S, NULL, NULL, NULL },
+	{ "COPY (SELECT set_config('my.v', 'x', false)) TO STDOUT", S, NULL, NULL, NULL },
+	{ "ALTER TABLE t ADD COLUMN c text DEFAULT set_config('my.v', 'x', false)", S, NULL, NULL, NULL },
+	{ "CREATE VIEW v AS SELECT set_config('my.v', 'x', false)", 0, NULL, NULL, NULL },
+	{ "SELECT 'set_config(''my.v'', ''x'', false)'", 0, NULL, NULL, NULL },
+	{ "SELECT $$set_config('my.v', 'x', false)$$", 0, NULL, NULL, NULL },
 	/* temporary objects */
-	{ "CREATE TEMP TABLE t (a int)", T, NULL, "CREATE TEMPORARY TABLE" },
-	{ "create temporary table t (a int)", T, NULL, "CREATE TEMPORARY TABLE" },
-	{ "CREATE TEMP TABLE t (a int) ON COMMIT DROP", 0, NULL, NULL },
-	{ "CREATE TABLE pg_temp.t (a int)", T, NULL, "CREATE TEMPORARY TABLE" },
-	{ "CREATE TABLE t (a int)", 0, NULL, NULL },
-	{ "CREATE TEMP VIEW v AS SELECT 1", T, NULL, "CREATE TEMPORARY VIEW" },
-	{ "CREATE TEMP SEQUENCE s", T, NULL, "CREATE TEMPORARY SEQUENCE" },
-	{ "CREATE TEMP TABLE t AS SELECT 1 AS a", T, NULL, "CREATE TEMPORARY TABLE AS" },
-	{ "CREATE TABLE t AS SELECT 1 AS a", 0, NULL, NULL },
-	{ "SELECT 1 AS a INTO TEMP t", T, NULL, "SELECT INTO TEMPORARY" },
-	{ "SELECT 1 AS a INTO TEMPORARY TABLE t", T, NULL, "SELECT INTO TEMPORARY" },
-	{ "SELECT 1 AS a INTO pg_temp.t", T, NULL, "SELECT INTO TEMPORARY" },
-	{ "SELECT 1 AS a INTO t", 0, NULL, NULL },
-	{ "SELECT temperature FROM weather", 0, NULL, NULL },
-	{ "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", T, NULL, "CREATE FUNCTION pg_temp" },
-	{ "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$SELECT set_config('my.v', 'x', false)$$", 0, NULL, NULL },
-	{ "CREATE TYPE pg_temp.e AS ENUM ('a')", T, NULL, "CREATE TYPE pg_temp" },
+	{ "CREATE TEMP TABLE t (a int)", T, NULL, "CREATE TEMPORARY TABLE", NULL },
+	{ "create temporary table t (a int)", T, NULL, "CREATE TEMPORARY TABLE", NULL },
+	{ "CREATE TEMP TABLE t (a int) ON COMMIT DROP", 0, NULL, NULL, NULL },
+	{ "CREATE TABLE pg_temp.t (a int)", T, NULL, "CREATE TEMPORARY TABLE", NULL },
+	{ "CREATE TABLE t (a int)", 0, NULL, NULL, NULL },
+	{ "CREATE TEMP VIEW v AS SELECT 1", T, NULL, "CREATE TEMPORARY VIEW", NULL },
+	{ "CREATE TEMP SEQUENCE s", T, NULL, "CREATE TEMPORARY SEQUENCE", NULL },
+	{ "CREATE TEMP TABLE t AS SELECT 1 AS a", T, NULL, "CREATE TEMPORARY TABLE AS", NULL },
+	{ "CREATE TABLE t AS SELECT 1 AS a", 0, NULL, NULL, NULL },
+	{ "SELECT 1 AS a INTO TEMP t", T, NULL, "SELECT INTO TEMPORARY", NULL },
+	{ "SELECT 1 AS a INTO TEMPORARY TABLE t", T, NULL, "SELECT INTO TEMPORARY", NULL },
+	{ "SELECT 1 AS a INTO pg_temp.t", T, NULL, "SELECT INTO TEMPORARY", NULL },
+	{ "SELECT 1 AS a INTO t", 0, NULL, NULL, NULL },
+	{ "SELECT temperature FROM weather", 0, NULL, NULL, NULL },
+	{ "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", T, NULL, "CREATE FUNCTION pg_temp", NULL },
+	{ "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$SELECT set_config('my.v', 'x', false)$$", 0, NULL, NULL, NULL },
+	{ "CREATE TYPE pg_temp.e AS ENUM ('a')", T, NULL, "CREATE TYPE pg_temp", NULL },
 	/* LISTEN, advisory locks */
-	{ "LISTEN ch", L, NULL, "LISTEN" },
-	{ "UNLISTEN ch", U, NULL, NULL },
-	{ "UNLISTEN *", U, NULL, NULL },
-	{ "NOTIFY ch, 'x'", 0, NULL, NULL },
-	{ "SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()" },
-	{ "SELECT pg_advisory_lock_shared(1, 2)", A, NULL, "pg_advisory_lock_shared()" },
-	{ "SELECT pg_try_advisory_lock(1)", A, NULL, "pg_try_advisory_lock()" },
-	{ "SELECT pg_try_advisory_lock_shared(1)", A, NULL, "pg_try_advisory_lock_shared()" },
-	{ "select PG_ADVISORY_LOCK(1)", A, NULL, "pg_advisory_lock()" },
-	{ "SELECT U&\"pg_\\0061dvisory_lock\"(1)", A, NULL, "pg_advisory_lock()" },
-	{ "SELECT x FROM t WHERE pg_try_advisory_lock(t.id)", A, NULL, "pg_try_advisory_lock()" },
-	{ "SELECT pg_advisory_xact_lock(1)", 0, NULL, NULL },
-	{ "SELECT pg_try_advisory_xact_lock_shared(1)", 0, NULL, NULL },
-	{ "SELECT pg_advisory_unlock(1)", U, NULL, NULL },
-	{ "SELECT pg_advisory_unlock_shared(1)", U, NULL, NULL },
-	{ "SELECT pg_advisory_unlock_all()", U, NULL, NULL },
+	{ "LISTEN ch", L, NULL, "LISTEN", NULL },
+	{ "UNLISTEN ch", U, NULL, NULL, NULL },
+	{ "UNLISTEN *", U, NULL, NULL, NULL },
+	{ "NOTIFY ch, 'x'", 0, NULL, NULL, NULL },
+	{ "SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()", NULL },
+	{ "SELECT pg_advisory_lock_shared(1, 2)", A, NULL, "pg_advisory_lock_shared()", NULL },
+	{ "SELECT pg_try_advisory_lock(1)", A, NULL, "pg_try_advisory_lock()", NULL },
+	{ "SELECT pg_try_advisory_lock_shared(1)", A, NULL, "pg_try_advisory_lock_shared()", NULL },
+	{ "select PG_ADVISORY_LOCK(1)", A, NULL, "pg_advisory_lock()", NULL },
+	{ "SELECT U&\"pg_\\0061dvisory_lock\"(1)", A, NULL, "pg_advisory_lock()", NULL },
+	{ "SELECT x FROM t WHERE pg_try_advisory_lock(t.id)", A, NULL, "pg_try_advisory_lock()", NULL },
+	{ "SELECT pg_advisory_xact_lock(1)", 0, NULL, NULL, NULL },
+	{ "SELECT pg_try_advisory_xact_lock_shared(1)", 0, NULL, NULL, NULL },
+	{ "SELECT pg_advisory_unlock(1)", U, NULL, NULL, NULL },
+	{ "SELECT pg_advisory_unlock_shared(1)", U, NULL, NULL, NULL },
+	{ "SELECT pg_advisory_unlock_all()", U, NULL, NULL, NULL },
 	/* prepared statements, cursors, LOAD, DISCARD, DROP */
-	{ "PREPARE p AS SELECT 1", P, NULL, "PREPARE" },
-	{ "PREPARE p(int) AS SELECT set_config('my.v', 'x', false)", P, NULL, "PREPARE" },
-	{ "PREPARE TRANSACTION 'x'", 0, NULL, NULL },
-	{ "EXECUTE p(1)", 0, NULL, NULL },
-	{ "DEALLOCATE p", U, NULL, NULL },
-	{ "DEALLOCATE PREPARE p", U, NULL, NULL },
-	{ "DEALLOCATE ALL", U | DA, NULL, NULL },
-	{ "DECLARE c CURSOR WITH HOLD FOR SELECT 1", H, NULL, "DECLARE ... WITH HOLD" },
-	{ "DECLARE c BINARY SCROLL CURSOR WITH HOLD FOR SELECT 1", H, NULL, "DECLARE ... WITH HOLD" },
-	{ "DECLARE c CURSOR FOR SELECT 1", 0, NULL, NULL },
-	{ "DECLARE c CURSOR WITHOUT HOLD FOR SELECT 1", 0, NULL, NULL },
-	{ "CLOSE c", U, NULL, NULL },
-	{ "CLOSE ALL", U, NULL, NULL },
-	{ "LOAD 'auto_explain'", LD, NULL, "LOAD" },
-	{ "DISCARD ALL", DSA, "*", NULL },
-	{ "DISCARD TEMP", U, NULL, NULL },
-	{ "DISCARD TEMPORARY", U, NULL, NULL },
-	{ "DISCARD PLANS", 0, NULL, NULL },
-	{ "DISCARD SEQUENCES", 0, NULL, NULL },
-	{ "DROP TABLE t", U, NULL, NULL },
-	{ "DROP FUNCTION pg_temp.f()", U, NULL, NULL },
-	{ "DROP OWNED BY bob", U, NULL, NULL },
+	{ "PREPARE p AS SELECT 1", P, NULL, "PREPARE", NULL },
+	{ "PREPARE p(int) AS SELECT set_config('my.v', 'x', false)", P, NULL, "PREPARE", NULL },
+	{ "PREPARE TRANSACTION 'x'", 0, NULL, NULL, NULL },
+	{ "EXECUTE p(1)", 0, NULL, NULL, NULL },
+	{ "DEALLOCATE p", U, NULL, NULL, NULL },
+	{ "DEALLOCATE PREPARE p", U, NULL, NULL, NULL },
+	{ "DEALLOCATE ALL", U | DA, NULL, NULL, NULL },
+	{ "DECLARE c CURSOR WITH HOLD FOR SELECT 1", H, NULL, "DECLARE ... WITH HOLD", NULL },
+	{ "DECLARE c BINARY SCROLL CURSOR WITH HOLD FOR SELECT 1", H, NULL, "DECLARE ... WITH HOLD", NULL },
+	{ "DECLARE c CURSOR FOR SELECT 1", 0, NULL, NULL, NULL },
+	{ "DECLARE c CURSOR WITHOUT HOLD FOR SELECT 1", 0, NULL, NULL, NULL },
+	{ "CLOSE c", U, NULL, NULL, NULL },
+	{ "CLOSE ALL", U, NULL, NULL, NULL },
+	{ "LOAD 'auto_explain'", LD, NULL, "LOAD", NULL },
+	{ "DISCARD ALL", DSA, "*", NULL, NULL },
+	{ "DISCARD TEMP", U, NULL, NULL, NULL },
+	{ "DISCARD TEMPORARY", U, NULL, NULL, NULL },
+	{ "DISCARD PLANS", 0, NULL, NULL, NULL },
+	{ "DISCARD SEQUENCES", 0, NULL, NULL, NULL },
+	{ "DROP TABLE t", U, NULL, NULL, NULL },
+	{ "DROP FUNCTION pg_temp.f()", U, NULL, NULL, NULL },
+	{ "DROP OWNED BY bob", U, NULL, NULL, NULL },
 	/* opaque */
-	{ "DO $$BEGIN PERFORM set_config('my.v', 'x', false); END$$", UNK, NULL, NULL },
-	{ "CALL p()", UNK, NULL, NULL },
-	{ "CALL p(pg_advisory_lock(1))", UNK | A, NULL, "pg_advisory_lock()" },
+	{ "DO $$BEGIN PERFORM set_config('my.v', 'x', false); END$$", UNK, NULL, NULL, NULL },
+	{ "CALL p()", UNK, NULL, NULL, NULL },
+	{ "CALL p(pg_advisory_lock(1))", UNK | A, NULL, "pg_advisory_lock()", NULL },
 	/* EXPLAIN runs its statement only with ANALYZE */
-	{ "EXPLAIN SELECT set_config('my.v', 'x', false)", 0, NULL, NULL },
-	{ "EXPLAIN ANALYZE SELECT set_config('my.v', 'x', false)", S, NULL, NULL },
-	{ "EXPLAIN (ANALYZE, BUFFERS) SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()" },
-	{ "EXPLAIN (ANALYZE off) SELECT pg_advisory_lock(1)", 0, NULL, NULL },
-	{ "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", T, NULL, "CREATE TEMPORARY TABLE AS" },
+	{ "EXPLAIN SELECT set_config('my.v', 'x', false)", 0, NULL, NULL, NULL },
+	{ "EXPLAIN ANALYZE SELECT set_config('my.v', 'x', false)", S, NULL, NULL, NULL },
+	{ "EXPLAIN (ANALYZE, BUFFERS) SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()", NULL },
+	{ "EXPLAIN (ANALYZE off) SELECT pg_advisory_lock(1)", 0, NULL, NULL, NULL },
+	{ "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", T, NULL, "CREATE TEMPORARY TABLE AS", NULL },
 	/* nothing */
-	{ "SELECT 1", 0, NULL, NULL },
-	{ "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", 0, NULL, NULL },
-	{ "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", 0, NULL, NULL },
-	{ "(SELECT 1) UNION (SELECT 2)", 0, NULL, NULL },
-	{ "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL },
-	{ "COMMIT", 0, NULL, NULL },
-	{ "ROLLBACK", 0, NULL, NULL },
-	{ "SAVEPOINT s", 0, NULL, NULL },
-	{ "SHOW search_path", 0, NULL, NULL },
-	{ "FETCH 10 FROM c", 0, NULL, NULL },
-	{ "VACUUM t", 0, NULL, NULL },
-	{ "SELECT '; LISTEN x'", 0, NULL, NULL },
-	{ "SELECT $q$; LISTEN x;$q$", 0, NULL, NULL },
-	{ "SELECT 1 /* ; LISTEN x */", 0, NULL, NULL },
-	{ "SELECT '; --', 2", 0, NULL, NULL },
-	{ "SELECT \";\" FROM t", 0, NULL, NULL },
-	{ "", 0, NULL, NULL },
-	{ "  -- nothing\n /* at /* all */ */ ", 0, NULL, NULL },
+	{ "SELECT 1", 0, NULL, NULL, NULL },
+	{ "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", 0, NULL, NULL, NULL },
+	{ "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", 0, NULL, NULL, NULL },
+	{ "(SELECT 1) UNION (SELECT 2)", 0, NULL, NULL, NULL },
+	{ "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, NULL },
+	{ "COMMIT", 0, NULL, NULL, NULL },
+	{ "ROLLBACK", 0, NULL, NULL, NULL },
+	{ "SAVEPOINT s", 0, NULL, NULL, NULL },
+	{ "SHOW search_path", 0, NULL, NULL, NULL },
+	{ "FETCH 10 FROM c", 0, NULL, NULL, NULL },
+	{ "VACUUM t", 0, NULL, NULL, NULL },
+	{ "SELECT '; LISTEN x'", 0, NULL, NULL, NULL },
+	{ "SELECT $q$; LISTEN x;$q$", 0, NULL, NULL, NULL },
+	{ "SELECT 1 /* ; LISTEN x */", 0, NULL, NULL, NULL },
+	{ "SELECT '; --', 2", 0, NULL, NULL, NULL },
+	{ "SELECT \";\" FROM t", 0, NULL, NULL, NULL },
+	{ "", 0, NULL, NULL, NULL },
+	{ "  -- nothing\n /* at /* all */ */ ", 0, NULL, NULL, NULL },
 	/* the server rejects these whole */
-	{ "SELEC 1", 0, NULL, NULL },
-	{ "LISTEN", 0, NULL, NULL },
-	{ "SELECT 1; LISTEN ch; SELEC 2", 0, NULL, NULL },
-	{ "SELECT 1 /* unterminated", 0, NULL, NULL },
+	{ "SELEC 1", 0, NULL, NULL, NULL },
+	{ "LISTEN", 0, NULL, NULL, NULL },
+	{ "SELECT 1; LISTEN ch; SELEC 2", 0, NULL, NULL, NULL },
+	{ "SELECT 1 /* unterminated", 0, NULL, NULL, NULL },
 };
 /* clang-format on */
 
@@ -185,8 +186,35 @@ static const struct rule rules[] = {
 
 /* The test's own merge of expected answers, kept apart from
  * query_class_merge so that the code is not checked against itself. */
+static int expect_find(const struct query_class *c, const char *name)
+{
+	for (int i = 0; i < c->n_reset; i++)
+		if (strcmp(c->reset_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static void expect_drop(struct query_class *c, const char *name)
+{
+	int i = expect_find(c, name);
+	if (i >= 0)
+		memmove(c->reset_names[i], c->reset_names[--c->n_reset], QUERY_NAME_MAX);
+}
+
+/* A later SET of a reset name keeps its value: off the list, or after a
+ * RESET ALL on it as "!name"; a later RESET ALL covers all before it. */
 static void expect_add(struct query_class *c, const struct rule *r)
 {
+	if (r->sets && c->reset_all) {
+		char kept[QUERY_NAME_MAX];
+		snprintf(kept, sizeof(kept), "!%s", r->sets);
+		if (expect_find(c, kept) < 0 && c->n_reset < QUERY_RESET_NAMES_MAX)
+			snprintf(c->reset_names[c->n_reset++], QUERY_NAME_MAX, "%s", kept);
+	} else if (r->sets) {
+		expect_drop(c, r->sets);
+		if (c->n_reset == 0 && !c->reset_all)
+			c->effects &= ~(unsigned)QUERY_RESETS;
+	}
 	c->effects |= r->effects;
 	if ((r->effects & QUERY_PINS) && !c->pin_what)
 		c->pin_what = r->pin_what;
@@ -194,15 +222,19 @@ static void expect_add(struct query_class *c, const struct rule *r)
 		return;
 	if (strcmp(r->resets, "*") == 0) {
 		c->reset_all = true;
+		c->n_reset = 0;
 		return;
 	}
 	char names[256];
 	snprintf(names, sizeof(names), "%s", r->resets);
 	for (char *save, *n = strtok_r(names, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
-		int i;
-		for (i = 0; i < c->n_reset && strcmp(c->reset_names[i], n) != 0; i++)
-			;
-		if (i < c->n_reset || c->reset_all)
+		if (c->reset_all) {
+			char kept[QUERY_NAME_MAX];
+			snprintf(kept, sizeof(kept), "!%s", n);
+			expect_drop(c, kept);
+			continue;
+		}
+		if (expect_find(c, n) >= 0)
 			continue;
 		if (c->n_reset == QUERY_RESET_NAMES_MAX)
 			c->reset_all = true;
