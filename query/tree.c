@@ -24,6 +24,17 @@ static const char *node_str(const PgQuery__Node *n)
 									     : NULL;
 }
 
+/* A string constant ('x', or 'x'::text), or NULL. */
+static const char *const_str(const PgQuery__Node *n)
+{
+	while (n && n->node_case == PG_QUERY__NODE__NODE_TYPE_CAST)
+		n = n->type_cast->arg;
+	if (!n || n->node_case != PG_QUERY__NODE__NODE_A_CONST || n->a_const->isnull
+	    || n->a_const->val_case != PG_QUERY__A__CONST__VAL_SVAL)
+		return NULL;
+	return n->a_const->sval->sval;
+}
+
 static bool is_pg_temp(const char *schema)
 {
 	/* pg_temp is the alias, pg_temp_N the session's real schema */
@@ -125,6 +136,13 @@ static void func_call(struct query_class *c, const PgQuery__FuncCall *f)
 		 * or anything computed may set the session's value */
 		if (f->n_args != 3 || bool_node(f->args[2]) != 1)
 			query_class_add(c, QUERY_SETS, NULL);
+		/* set_config('x', ..., false): like SET x, it keeps its value
+		 * over a RESET of x earlier in the same string */
+		const char *set = f->n_args == 3 && bool_node(f->args[2]) == 0
+			? const_str(f->args[0])
+			: NULL;
+		if (set && strlen(set) < QUERY_NAME_MAX)
+			snprintf(c->set_name, sizeof(c->set_name), "%s", set);
 		return;
 	}
 	if (strncmp(name, "pg_", 3) != 0)

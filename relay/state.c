@@ -88,6 +88,13 @@ int relay_sync_params(struct relay_leg *leg)
 		return n;
 	leg->tell_client = l->tell_reports;
 	l->tell_reports = false;
+	if (!tracked(&s->c)) {
+		/* session mode asks the server nothing: what a RESET left is
+		 * settled by this statement */
+		l->reset_all_pending = false;
+		l->n_reset_pending = 0;
+		params_clear(&l->reset_before);
+	}
 	char *sql = malloc((size_t)n + 1);
 	int rc = -1;
 	/* the server has them once the statement is on its way; if it fails,
@@ -542,9 +549,10 @@ enum relay_state_result relay_state_request(struct relay_link *l, struct relay_l
 					    uint8_t type, uint32_t pos, uint32_t total, bool *drop)
 {
 	struct conn *c = l->client;
+	/* session mode: the server is the client's, only RESET needs help
+	 * (the server's reset values are its own, not the client's) */
+	bool pooled = tracked(c);
 	l->parse_effects = 0;
-	if (!tracked(c))
-		return STATE_OK;
 	uint32_t have = c->rx_end - pos < total ? c->rx_end - pos : total;
 	if (have < total && total <= CONN_WHOLE_MAX) {
 		if (total > c->rx_cap)
@@ -558,6 +566,12 @@ enum relay_state_result relay_state_request(struct relay_link *l, struct relay_l
 	struct query_class qc;
 	if (query_classify(sql, len, &qc) != 0)
 		log_warn("out of memory classifying a statement: assuming it changes the session");
+	if (!pooled) {
+		if ((qc.effects & QUERY_RESETS)
+		    && !(leg->tx_status == 'E' && !relay_leg_awaits(leg)))
+			note_resets(l, leg, &qc);
+		return STATE_OK;
+	}
 	if (qc.effects & QUERY_PINS && c->w->cfg->pin_session_state == CFG_PIN_ERROR) {
 		if (pos != c->rx_start)
 			return STATE_WAIT; /* what precedes it goes first */
