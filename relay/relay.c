@@ -24,9 +24,11 @@ struct relay_leg *relay_leg_new(void)
 	if (leg) {
 		spare_legs = leg->next;
 		n_spare_legs--;
-		struct replies keep = leg->replies; /* its array, empty */
+		struct replies keep = leg->replies;     /* its array, empty */
+		struct relay_retry *retry = leg->retry; /* its buffers, disarmed */
 		memset(leg, 0, sizeof(*leg));
 		leg->replies = keep;
+		leg->retry = retry;
 	} else {
 		leg = calloc(1, sizeof(*leg));
 		if (!leg)
@@ -40,7 +42,7 @@ void relay_leg_free(struct relay_leg *leg)
 {
 	timer_disarm(&leg->timer);
 	params_clear(&leg->probed);
-	relay_retry_free(leg);
+	relay_retry_reset(leg);
 	struct reply r;
 	while (leg->replies.count) {
 		replies_pop(&leg->replies, &r);
@@ -53,6 +55,7 @@ void relay_leg_free(struct relay_leg *leg)
 		return;
 	}
 	replies_clear(&leg->replies);
+	relay_retry_free(leg);
 	free(leg);
 }
 
@@ -62,6 +65,7 @@ void relay_thread_exit(void)
 	while ((leg = spare_legs)) {
 		spare_legs = leg->next;
 		replies_clear(&leg->replies);
+		relay_retry_free(leg);
 		free(leg);
 	}
 	n_spare_legs = 0;

@@ -184,6 +184,9 @@ bool relay_retry_error(struct relay_leg *leg, const uint8_t *body, uint32_t len)
 bool relay_retry_firing(const struct relay_leg *leg);
 /* Sends the statement's Close, Parse and the batch again (hidden). */
 int relay_retry_send(struct relay_leg *leg);
+/* Forgets what was kept (the leg goes back to the thread's spares with
+ * its buffers), or frees it all. */
+void relay_retry_reset(struct relay_leg *leg);
 void relay_retry_free(struct relay_leg *leg);
 
 /* relay/relay.c, for cleanup.c */

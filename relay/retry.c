@@ -63,6 +63,17 @@ static void disarm(struct relay_retry *r)
 	r->n_kinds = 0;
 }
 
+void relay_retry_reset(struct relay_leg *leg)
+{
+	struct relay_retry *r = leg->retry;
+	if (!r)
+		return;
+	disarm(r);
+	r->begin_len = 0;
+	r->begin_pending = false;
+	r->ran = false;
+}
+
 void relay_retry_free(struct relay_leg *leg)
 {
 	struct relay_retry *r = leg->retry;
