@@ -119,6 +119,19 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@QUICK=$(QUICK) PGCRAB_BIN=$(abspath $(BIN)) bench/run.sh
 
+# make conformance: PostgreSQL 15's own regression suite (pg_regress, the
+# whole parallel_schedule) directly, through PgCrab in transaction and in
+# session mode, and through PgBouncer in transaction mode; prints which
+# tests fail only through a pooler (docs/testing.md, "Conformance"). The
+# suite's files come from the postgresql-15 source package, fetched once
+# into /var/cache/pgcrab (scripts/pg_regress_src.sh). make check runs a
+# slice of it (tests/conformance/check_schedule).
+.PHONY: conformance
+conformance: deps
+	@$(MAKE) --no-print-directory all
+	@bench/deps.sh
+	@PGCRAB_BIN=$(abspath $(BIN)) scripts/conformance.sh
+
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgcrab
 	install -D -m 0644 pgcrab.ini.example $(DESTDIR)$(PREFIX)/share/doc/pgcrab/pgcrab.ini.example

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make check: every unit test binary in UNIT_DIR (cmocka's output as is),
 # each libFuzzer target in FUZZ_DIR for FUZZ_CHECK_TIME (30) seconds, then
-# the integration suite against PGCRAB_BIN; ends with one line
+# the integration suite against PGCRAB_BIN, then a slice of PostgreSQL's
+# regression suite through it (scripts/conformance.sh --check); ends with one line
 # "N passed, N failed" over all of them. Exit status 0 only if nothing failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -56,5 +57,25 @@ if_=$(sed -n 's/^integration: [0-9]* passed, \([0-9]*\) failed.*/\1/p' <<<"$line
 [[ -z "$ip" || -z "$if_" ]] && { ip=0; if_=1; }
 passed=$((passed + ip))
 failed=$((failed + if_))
+
+# ---- conformance: a slice of PostgreSQL's own regression suite ----------
+# tests/conformance/check_schedule run by pg_regress directly and through
+# PgCrab in transaction and session mode (scripts/conformance.sh --check,
+# docs/testing.md): one "ok - conformance MODE TEST" / "not ok - ..." line per
+# test per mode, counted here. CONFORMANCE=0 leaves it out.
+if [[ "${CONFORMANCE:-1}" != 0 ]]; then
+	cf=$(mktemp)
+	PGCRAB_BIN=$PGCRAB_BIN timeout -k 10 900 scripts/conformance.sh --check 2>&1 | tee "$cf"
+	cp_=$(grep -c '^ok - ' "$cf")
+	cf_=$(grep -c '^not ok - ' "$cf")
+	# no summary line: the harness itself broke
+	grep -q '^conformance: [0-9]* passed' "$cf" || cf_=$((cf_ + 1))
+	rm -f "$cf"
+	echo "conformance slice: $cp_ passed, $cf_ failed"
+	passed=$((passed + cp_))
+	failed=$((failed + cf_))
+fi
+# ---------------------------------------------------------------------------
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -254,6 +254,17 @@ list_reason() {
 		END { exit !found }' "$1"
 }
 status_of() { awk -v t="$2" '$1 == t {print $2; exit}' "$top/$1/status"; }
+# first_diff TARGET TEST: a hint at why TEST failed: the first error or
+# warning its diff adds, else its first changed line.
+first_diff() {
+	awk -v t="$2" '
+		/^diff -U3 / { p = ($3 ~ "/expected/" t "(_[0-9]+)?\\.out$"); next }
+		!p || /^(\+\+\+|---) / { next }
+		/^\+(ERROR|WARNING|FATAL)/ { print substr($0, 2); found = 1; exit }
+		/^[-+]/ && !first { first = $0 }
+		END { if (!found) print (first ? "output differs: " first : "") }' \
+		"$RESULTS/$1/regression.diffs" 2>/dev/null | head -1 | cut -c1-150
+}
 
 run_all() {
 	local t
@@ -299,7 +310,7 @@ report_check() {
 				echo "ok - conformance $m $t # TODO known: $reason"
 				pass=$((pass + 1))
 			else
-				echo "not ok - conformance $m $t: fails through PgCrab ($m), passes directly; diff in ${RESULTS#"$REPO"/}/$m/regression.diffs"
+				echo "not ok - conformance $m $t: fails through PgCrab ($m), passes directly ($(first_diff "$m" "$t"); diff in ${RESULTS#"$REPO"/}/$m/regression.diffs)"
 				fail=$((fail + 1))
 			fi
 		done <"$top/direct/status"
@@ -355,7 +366,7 @@ report_full() {
 			elif [[ $t != pgbouncer ]] && reason=$(list_reason "$LISTS/known_$t.txt" "$name"); then
 				echo "  known   $name: $reason"
 			else
-				echo "  FAIL    $name"
+				echo "  FAIL    $name: $(first_diff "$t" "$name")"
 			fi
 		done
 		# list entries that pass now, so the lists shrink
