@@ -122,7 +122,14 @@ pg_admin -c "ALTER ROLE $REG_USER PASSWORD '$REG_PASSWORD'" >/dev/null ||
 # packet's options), because PgBouncer 1.18 can only ignore options; all
 # targets get the same database setting, so the comparison stays fair.
 reset_db() {
-	local d r t
+	local d r t s
+	# a subscription (a failed run of the subscription test leaves one)
+	# keeps the database from being dropped: detach it from its slot first
+	for s in $(PG_ADMIN_DB=$DB pg_admin -c "SELECT quote_ident(subname) FROM pg_subscription s
+			JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = current_database()" 2>/dev/null); do
+		PG_ADMIN_DB=$DB pg_admin -c "ALTER SUBSCRIPTION $s DISABLE" \
+			-c "ALTER SUBSCRIPTION $s SET (slot_name = NONE)" -c "DROP SUBSCRIPTION $s" >/dev/null
+	done
 	pg_admin -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || return 1
 	for d in $(pg_admin -c "SELECT quote_ident(datname) FROM pg_database WHERE datname LIKE 'regress%'"); do
 		pg_admin -c "DROP DATABASE $d WITH (FORCE)" >/dev/null
