@@ -44,12 +44,20 @@ void query_class_add(struct query_class *c, unsigned effects, const char *pin_wh
 		c->pin_what = pin_what;
 }
 
+static bool has_plain_reset(const struct query_class *c)
+{
+	for (int i = 0; i < c->n_reset; i++)
+		if (c->reset_names[i][0] != '!' && c->reset_names[i][0] != '+')
+			return true;
+	return false;
+}
+
 /* Takes name (kept: "!name") off the list; true if it was there. */
 static bool drop_name(struct query_class *c, const char *name, bool kept)
 {
 	for (int i = 0; i < c->n_reset; i++) {
 		const char *n = c->reset_names[i];
-		if ((n[0] == '!') != kept)
+		if ((n[0] == '!') != kept || n[0] == '+')
 			continue;
 		if (strcasecmp(n + kept, name) == 0) {
 			c->n_reset--;
@@ -106,11 +114,31 @@ void query_class_merge(struct query_class *into, const struct query_class *from)
 	} else if (from->set_name[0]) {
 		/* a RESET, then a SET of the same one: its value holds */
 		drop_name(into, from->set_name, false);
-		if (into->n_reset == 0 && !into->reset_all)
+		if (!into->reset_all && !has_plain_reset(into))
 			into->effects &= ~(unsigned)QUERY_RESETS;
 	}
-	if (from->reset_all)
-		into->n_reset = 0; /* RESET ALL covers what came before it */
+	if (from->reset_all) {
+		/* RESET ALL covers what came before it (custom names stay: the
+		 * probe asks for them) */
+		int keep = 0;
+		for (int i = 0; i < into->n_reset; i++)
+			if (into->reset_names[i][0] == '+')
+				memmove(into->reset_names[keep++], into->reset_names[i],
+					QUERY_NAME_MAX);
+		into->n_reset = keep;
+	}
+	if (from->set_name[0] && strchr(from->set_name, '.')) {
+		char custom[QUERY_NAME_MAX + 1];
+		snprintf(custom, sizeof(custom), "+%s", from->set_name);
+		for (char *k = custom; *k; k++)
+			*k = (char)tolower((unsigned char)*k);
+		bool have = false;
+		for (int i = 0; i < into->n_reset && !have; i++)
+			have = strcmp(into->reset_names[i], custom) == 0;
+		if (!have && strlen(custom) < QUERY_NAME_MAX
+		    && into->n_reset < QUERY_RESET_NAMES_MAX)
+			memcpy(into->reset_names[into->n_reset++], custom, strlen(custom) + 1);
+	}
 	query_class_add(into, from->effects, from->pin_what);
 	if (from->reset_all)
 		into->reset_all = true;

@@ -71,7 +71,10 @@ struct query_class {
 	 * "session_authorization" for RESET ROLE / SESSION AUTHORIZATION);
 	 * reset_all when RESET ALL, or when more names than fit. With
 	 * reset_all, a name written "!name" was given a value by a SET after
-	 * the RESET ALL in the same string: its value holds, not the reset. */
+	 * the RESET ALL in the same string: its value holds, not the reset.
+	 * "+name" (with or without QUERY_RESETS): a custom setting (a dotted
+	 * name, such as myapp.tenant) the string gives a value; PostgreSQL
+	 * lists none of those in pg_settings, so PgCrab must ask by name. */
 	bool reset_all;
 	int n_reset;
 	char reset_names[QUERY_RESET_NAMES_MAX][QUERY_NAME_MAX];

@@ -85,6 +85,7 @@ void relay_link_init(struct relay_link *l, struct conn *client, const struct rel
 void relay_link_clear(struct relay_link *l)
 {
 	params_clear(&l->reset_before);
+	params_clear(&l->custom);
 }
 
 bool relay_leg_awaits(const struct relay_leg *leg)

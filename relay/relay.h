@@ -93,10 +93,11 @@ struct relay_link {
 	int n_reset_pending;
 	char reset_pending[8][64];
 	struct param_set reset_before; /* ...and what the client had before ("\1": nothing) */
-	struct stmt_names *names;      /* the client's named prepared statements */
-	struct relay_leg *legs;        /* one per shard the client holds a server of */
-	struct relay_leg *to;          /* the leg requests go to */
-	bool terminate;                /* saw Terminate: answered what precedes it, then done */
+	struct param_set custom;  /* custom settings (myapp.x) it gave a value: asked by name */
+	struct stmt_names *names; /* the client's named prepared statements */
+	struct relay_leg *legs;   /* one per shard the client holds a server of */
+	struct relay_leg *to;     /* the leg requests go to */
+	bool terminate;           /* saw Terminate: answered what precedes it, then done */
 };
 
 void relay_link_init(struct relay_link *l, struct conn *client, const struct relay_link_ops *ops,

@@ -106,34 +106,65 @@ int relay_sync_params(struct relay_leg *leg)
 	return rc;
 }
 
+/* name as one SQL literal into out (cap bytes); false if it does not fit */
+static bool quote_literal(const char *name, char *out, size_t cap)
+{
+	size_t q = 0;
+	if (cap < 3)
+		return false;
+	out[q++] = '\'';
+	for (const char *p = name; *p; p++) {
+		if (q + 3 >= cap)
+			return false;
+		if (*p == '\'')
+			out[q++] = '\'';
+		out[q++] = *p;
+	}
+	out[q++] = '\'';
+	out[q] = '\0';
+	return true;
+}
+
 static int send_probe(struct relay_leg *leg)
 {
 	struct server *s = leg->server;
-	const char *user = s->shard->cfg->user;
-	char quoted[200];
-	size_t q = 0;
-	for (const char *p = user; *p && q < sizeof(quoted) - 3; p++) {
-		if (*p == '\'')
-			quoted[q++] = '\'';
-		quoted[q++] = *p;
-	}
-	quoted[q] = '\0';
-	char sql[2048];
-	int n = snprintf(
-		sql, sizeof(sql),
-		"SELECT name, pg_catalog.current_setting(name), coalesce(setting = reset_val, false) "
-		"FROM pg_catalog.pg_settings WHERE source = 'session' UNION ALL SELECT "
-		"'session_authorization', pg_catalog.current_setting('session_authorization'), "
-		"false WHERE session_user <> '%s' UNION ALL SELECT 'role', "
-		"pg_catalog.current_setting('role'), false WHERE "
-		"pg_catalog.current_setting('role') <> 'none' UNION ALL SELECT '', " PROBE_PINS
-		", false",
-		quoted);
-	if (n < 0 || (size_t)n >= sizeof(sql))
+	const struct param_set *custom = &leg->link->custom;
+	char user[200];
+	if (!quote_literal(s->shard->cfg->user, user, sizeof(user)))
 		return -1;
-	params_clear(&leg->probed);
-	leg->probed_pins = 0;
-	return send_hidden(leg, RELAY_HIDDEN_PROBE, sql);
+	size_t cap = 2048 + (size_t)custom->n * (4 * QUERY_NAME_MAX + 160);
+	char *sql = malloc(cap);
+	if (!sql)
+		return -1;
+	int n = snprintf(
+		sql, cap,
+		"SELECT name, pg_catalog.current_setting(name), "
+		"coalesce(setting = reset_val, false) FROM pg_catalog.pg_settings WHERE "
+		"source = 'session' UNION ALL SELECT 'session_authorization', "
+		"pg_catalog.current_setting('session_authorization'), false WHERE "
+		"session_user <> %s UNION ALL SELECT 'role', pg_catalog.current_setting('role'), "
+		"false WHERE pg_catalog.current_setting('role') <> 'none' UNION ALL SELECT '', " PROBE_PINS
+		", false",
+		user);
+	/* pg_settings lists no custom setting: those the client set are asked by name */
+	for (int i = 0; i < custom->n && n > 0 && (size_t)n < cap; i++) {
+		char name[2 * QUERY_NAME_MAX + 3];
+		if (!quote_literal(custom->v[i].name, name, sizeof(name)))
+			continue;
+		n += snprintf(
+			sql + n, cap - (size_t)n,
+			" UNION ALL SELECT %s, pg_catalog.current_setting(%s, true), false WHERE "
+			"pg_catalog.current_setting(%s, true) IS NOT NULL",
+			name, name, name);
+	}
+	int rc = -1;
+	if (n > 0 && (size_t)n < cap) {
+		params_clear(&leg->probed);
+		leg->probed_pins = 0;
+		rc = send_hidden(leg, RELAY_HIDDEN_PROBE, sql);
+	}
+	free(sql);
+	return rc;
 }
 
 int relay_state_settle(struct relay_leg *leg)
@@ -449,6 +480,8 @@ static void note_resets(struct relay_link *l, struct relay_leg *leg, const struc
 			oom |= params_set(&l->reset_before, l->want->v[i].name, l->want->v[i].value)
 				!= 0;
 	for (int i = 0; i < qc->n_reset; i++) {
+		if (qc->reset_names[i][0] == '+')
+			continue;
 		const char *name = qc->reset_names[i] + (qc->reset_names[i][0] == '!');
 		if (!params_get(&l->reset_before, name) && !params_get(l->want, name))
 			oom |= params_set(&l->reset_before, name, "\1") != 0;
@@ -461,6 +494,8 @@ static void note_resets(struct relay_link *l, struct relay_leg *leg, const struc
 		for (int i = 0; i < qc->n_reset; i++) {
 			const char *name = qc->reset_names[i];
 			char kept[QUERY_NAME_MAX + 1];
+			if (name[0] == '+' || name[0] == '!')
+				continue;
 			oom |= params_set(&s->have, name, NULL) != 0;
 			oom |= params_set(l->want, name, params_get(l->startup, name)) != 0;
 			if (l->reset_all_pending) {
@@ -583,6 +618,10 @@ enum relay_state_result relay_state_request(struct relay_link *l, struct relay_l
 	/* a Parse does nothing yet: its effects count at each Bind of it */
 	if (type == 'Q')
 		leg->dirty |= qc.effects;
+	for (int i = 0; i < qc.n_reset; i++)
+		if (qc.reset_names[i][0] == '+' && !params_get(&l->custom, qc.reset_names[i] + 1)
+		    && params_set(&l->custom, qc.reset_names[i] + 1, "") != 0)
+			leg->discard = true; /* cannot follow it: at least no one else sees it */
 	l->parse_effects = qc.effects;
 	if (qc.effects & QUERY_DEALLOCATE_ALL) {
 		/* PgCrab's own statements on this server go too, and the

@@ -67,23 +67,23 @@ static const struct rule rules[] = {
 	{ "SET search_path FROM CURRENT", S, NULL, NULL, "search_path" },
 	{ "SET CONSTRAINTS ALL DEFERRED", 0, NULL, NULL, NULL },
 	/* set_config anywhere */
-	{ "SELECT set_config('my.v', 'x', false)", S, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', false)", S, NULL, NULL, "my.v" },
 	{ "SELECT set_config('my.v', 'x', true)", 0, NULL, NULL, NULL },
 	{ "SELECT set_config('my.v', 'x', 'on')", 0, NULL, NULL, NULL },
 	{ "SELECT set_config('my.v', 'x', 't'::boolean)", 0, NULL, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', 'off')", S, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', 'off')", S, NULL, NULL, "my.v" },
 	{ "SELECT set_config('my.v', 'x', $1)", S, NULL, NULL, NULL },
 	{ "SELECT set_config('my.v', 'x', NULL)", S, NULL, NULL, NULL },
 	{ "SELECT set_config('my.v', 'x', 1 = 1)", S, NULL, NULL, NULL },
-	{ "SELECT pg_catalog.set_config('my.v', 'x', false)", S, NULL, NULL, NULL },
-	{ "SELECT SET_CONFIG('my.v', 'x', FALSE)", S, NULL, NULL, NULL },
-	{ "SELECT U&\"s\\0065t_config\"('my.v', 'x', false)", S, NULL, NULL, NULL },
-	{ "INSERT INTO t VALUES (1, set_config('my.v', 'x', false))", S, NULL, NULL, NULL },
-	{ "UPDATE t SET a = 1 WHERE set_config('my.v', 'x', false) IS NOT NULL", S, NULL, NULL, NULL },
-	{ "SELECT (SELECT max(v) FROM (SELECT set_config('my.v', 'x', false) v) s) + 1", S, NULL, NULL, NULL },
-	{ "WITH q AS (SELECT set_config('my.v', 'x', false)) SELECT * FROM q", S, NULL, NULL, NULL },
-	{ "COPY (SELECT set_config('my.v', 'x', false)) TO STDOUT", S, NULL, NULL, NULL },
-	{ "ALTER TABLE t ADD COLUMN c text DEFAULT set_config('my.v', 'x', false)", S, NULL, NULL, NULL },
+	{ "SELECT pg_catalog.set_config('my.v', 'x', false)", S, NULL, NULL, "my.v" },
+	{ "SELECT SET_CONFIG('my.v', 'x', FALSE)", S, NULL, NULL, "my.v" },
+	{ "SELECT U&\"s\\0065t_config\"('my.v', 'x', false)", S, NULL, NULL, "my.v" },
+	{ "INSERT INTO t VALUES (1, set_config('my.v', 'x', false))", S, NULL, NULL, "my.v" },
+	{ "UPDATE t SET a = 1 WHERE set_config('my.v', 'x', false) IS NOT NULL", S, NULL, NULL, "my.v" },
+	{ "SELECT (SELECT max(v) FROM (SELECT set_config('my.v', 'x', false) v) s) + 1", S, NULL, NULL, "my.v" },
+	{ "WITH q AS (SELECT set_config('my.v', 'x', false)) SELECT * FROM q", S, NULL, NULL, "my.v" },
+	{ "COPY (SELECT set_config('my.v', 'x', false)) TO STDOUT", S, NULL, NULL, "my.v" },
+	{ "ALTER TABLE t ADD COLUMN c text DEFAULT set_config('my.v', 'x', false)", S, NULL, NULL, "my.v" },
 	{ "CREATE VIEW v AS SELECT set_config('my.v', 'x', false)", 0, NULL, NULL, NULL },
 	{ "SELECT 'set_config(''my.v'', ''x'', false)'", 0, NULL, NULL, NULL },
 	{ "SELECT $$set_config('my.v', 'x', false)$$", 0, NULL, NULL, NULL },
@@ -151,7 +151,7 @@ static const struct rule rules[] = {
 	{ "CALL p(pg_advisory_lock(1))", UNK | A, NULL, "pg_advisory_lock()", NULL },
 	/* EXPLAIN runs its statement only with ANALYZE */
 	{ "EXPLAIN SELECT set_config('my.v', 'x', false)", 0, NULL, NULL, NULL },
-	{ "EXPLAIN ANALYZE SELECT set_config('my.v', 'x', false)", S, NULL, NULL, NULL },
+	{ "EXPLAIN ANALYZE SELECT set_config('my.v', 'x', false)", S, NULL, NULL, "my.v" },
 	{ "EXPLAIN (ANALYZE, BUFFERS) SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()", NULL },
 	{ "EXPLAIN (ANALYZE off) SELECT pg_advisory_lock(1)", 0, NULL, NULL, NULL },
 	{ "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", T, NULL, "CREATE TEMPORARY TABLE AS", NULL },
@@ -212,8 +212,24 @@ static void expect_add(struct query_class *c, const struct rule *r)
 			snprintf(c->reset_names[c->n_reset++], QUERY_NAME_MAX, "%s", kept);
 	} else if (r->sets) {
 		expect_drop(c, r->sets);
-		if (c->n_reset == 0 && !c->reset_all)
+		bool plain = false;
+		for (int i = 0; i < c->n_reset; i++)
+			plain |= c->reset_names[i][0] != '!' && c->reset_names[i][0] != '+';
+		if (!plain && !c->reset_all)
 			c->effects &= ~(unsigned)QUERY_RESETS;
+	}
+	if (r->resets && strcmp(r->resets, "*") == 0) {
+		int keep = 0; /* custom names stay */
+		for (int i = 0; i < c->n_reset; i++)
+			if (c->reset_names[i][0] == '+')
+				memmove(c->reset_names[keep++], c->reset_names[i], QUERY_NAME_MAX);
+		c->n_reset = keep;
+	}
+	if (r->sets && strchr(r->sets, '.')) {
+		char custom[QUERY_NAME_MAX];
+		snprintf(custom, sizeof(custom), "+%s", r->sets);
+		if (expect_find(c, custom) < 0 && c->n_reset < QUERY_RESET_NAMES_MAX)
+			snprintf(c->reset_names[c->n_reset++], QUERY_NAME_MAX, "%s", custom);
 	}
 	c->effects |= r->effects;
 	if ((r->effects & QUERY_PINS) && !c->pin_what)
@@ -222,7 +238,6 @@ static void expect_add(struct query_class *c, const struct rule *r)
 		return;
 	if (strcmp(r->resets, "*") == 0) {
 		c->reset_all = true;
-		c->n_reset = 0;
 		return;
 	}
 	char names[256];
@@ -424,8 +439,9 @@ static void test_cache(void **state)
 	classify_str("SET my.cache = 1; RESET my.other", &c);
 	classify_str("SET my.cache = 1; RESET my.other", &c);
 	assert_int_equal(c.effects, S | R);
-	assert_int_equal(c.n_reset, 1);
-	assert_string_equal(c.reset_names[0], "my.other");
+	assert_int_equal(c.n_reset, 2); /* a custom setting given a value, one reset */
+	assert_string_equal(c.reset_names[0], "+my.cache");
+	assert_string_equal(c.reset_names[1], "my.other");
 	classify_str("SET my.cache = 2; RESET my.other", &c); /* another text */
 	classify_str("LISTEN ch", &c);
 	classify_str("LISTEN ch", &c);

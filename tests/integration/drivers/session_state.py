@@ -143,6 +143,19 @@ def no_leaks():
     R.eq("and A's write is refused (25006)", "E:25006", a.v("INSERT INTO crab_rw VALUES (2)"))
     a.q("SET default_transaction_read_only = off")
 
+    # a custom setting, as row-level security policies read a tenant from one
+    a.q("SET crab.tenant = '42'")
+    R.ok("B does not see A's SET crab.tenant (NULL or empty)",
+         b.v("SELECT coalesce(current_setting('crab.tenant', true), '')") == "",
+         b.v("SELECT current_setting('crab.tenant', true)"))
+    R.eq("A keeps crab.tenant 42 after B ran", "42", a.v("SELECT current_setting('crab.tenant', true)"))
+    a.q("SELECT set_config('crab.tenant', '7', false)")
+    R.ok("B does not see A's set_config of crab.tenant either",
+         b.v("SELECT coalesce(current_setting('crab.tenant', true), '')") == "",
+         b.v("SELECT current_setting('crab.tenant', true)"))
+    R.eq("A keeps crab.tenant 7 after B ran", "7", a.v("SELECT current_setting('crab.tenant', true)"))
+    a.q("RESET crab.tenant")
+
     a.q("SET statement_timeout = '3s'")
     R.eq("B after A's SET statement_timeout: 0", "0", b.v("SHOW statement_timeout"))
     R.eq("A keeps 3s", "3s", a.v("SHOW statement_timeout"))
