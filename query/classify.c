@@ -35,6 +35,7 @@ void query_class_clear(struct query_class *c)
 	c->n_reset = 0;
 	c->pin_what = NULL;
 	c->set_name[0] = '\0';
+	c->set_local[0] = '\0';
 }
 
 void query_class_add(struct query_class *c, unsigned effects, const char *pin_what)
@@ -44,28 +45,65 @@ void query_class_add(struct query_class *c, unsigned effects, const char *pin_wh
 		c->pin_what = pin_what;
 }
 
+/* Entries of reset_names: a plain name is reset; "!name", "=name" and
+ * "+name" are tagged (see classify.h). */
+static bool tagged(const char *entry)
+{
+	return entry[0] == '!' || entry[0] == '=' || entry[0] == '+' || entry[0] == '~';
+}
+
+static void add_tagged_plain(struct query_class *c, const char *name);
+
 static bool has_plain_reset(const struct query_class *c)
 {
 	for (int i = 0; i < c->n_reset; i++)
-		if (c->reset_names[i][0] != '!' && c->reset_names[i][0] != '+')
+		if (!tagged(c->reset_names[i]))
 			return true;
 	return false;
 }
 
-/* Takes name (kept: "!name") off the list; true if it was there. */
-static bool drop_name(struct query_class *c, const char *name, bool kept)
+/* Takes the entry for name with this tag ('\0': the plain one) off the
+ * list; true if it was there. */
+static bool drop_tagged(struct query_class *c, char tag, const char *name)
 {
 	for (int i = 0; i < c->n_reset; i++) {
 		const char *n = c->reset_names[i];
-		if ((n[0] == '!') != kept || n[0] == '+')
+		if (tag ? n[0] != tag : tagged(n))
 			continue;
-		if (strcasecmp(n + kept, name) == 0) {
+		if (strcasecmp(n + (tag != 0), name) == 0) {
 			c->n_reset--;
 			memmove(c->reset_names[i], c->reset_names[c->n_reset], QUERY_NAME_MAX);
 			return true;
 		}
 	}
 	return false;
+}
+
+/* Adds name with a tag, lower-cased, once; a name that does not fit, or
+ * one entry too many, is left out (a tag only narrows what is reset). */
+static void add_tagged(struct query_class *c, char tag, const char *name)
+{
+	char entry[QUERY_NAME_MAX + 1];
+	snprintf(entry, sizeof(entry), "%c%s", tag, name);
+	for (char *k = entry; *k; k++)
+		*k = (char)tolower((unsigned char)*k);
+	if (strlen(entry) >= QUERY_NAME_MAX || c->n_reset == QUERY_RESET_NAMES_MAX)
+		return;
+	for (int i = 0; i < c->n_reset; i++)
+		if (strcmp(c->reset_names[i], entry) == 0)
+			return;
+	memcpy(c->reset_names[c->n_reset++], entry, strlen(entry) + 1);
+}
+
+/* Puts a plain (reset) entry back, as drop_tagged(c, 0, name) took it. */
+static void add_tagged_plain(struct query_class *c, const char *name)
+{
+	char low[QUERY_NAME_MAX];
+	snprintf(low, sizeof(low), "%s", name);
+	for (char *k = low; *k; k++)
+		*k = (char)tolower((unsigned char)*k);
+	if (c->n_reset < QUERY_RESET_NAMES_MAX)
+		memcpy(c->reset_names[c->n_reset++], low, strlen(low) + 1);
 }
 
 /* A name that does not fit, or one name too many, widens the answer to
@@ -77,8 +115,10 @@ void query_class_add_reset(struct query_class *c, const char *name)
 	size_t n = strlen(name);
 
 	c->effects |= QUERY_RESETS;
+	drop_tagged(c, '=', name); /* reset after the SET that gave it a value */
+	drop_tagged(c, '~', name); /* ...or after a local one */
 	if (c->reset_all) {
-		drop_name(c, name, true); /* reset again after a SET that kept it */
+		drop_tagged(c, '!', name); /* reset again after a SET that kept it */
 		return;
 	}
 	if (n >= QUERY_NAME_MAX) {
@@ -100,22 +140,26 @@ void query_class_add_reset(struct query_class *c, const char *name)
 
 void query_class_merge(struct query_class *into, const struct query_class *from)
 {
-	if (from->set_name[0] && into->reset_all) {
-		/* RESET ALL, then a SET of this one: its value holds */
-		char kept[QUERY_NAME_MAX + 1];
-		snprintf(kept, sizeof(kept), "!%s", from->set_name);
-		for (char *k = kept; *k; k++)
-			*k = (char)tolower((unsigned char)*k);
-		bool have = false;
-		for (int i = 0; i < into->n_reset && !have; i++)
-			have = strcmp(into->reset_names[i], kept) == 0;
-		if (!have && strlen(kept) < QUERY_NAME_MAX && into->n_reset < QUERY_RESET_NAMES_MAX)
-			memcpy(into->reset_names[into->n_reset++], kept, strlen(kept) + 1);
-	} else if (from->set_name[0]) {
-		/* a RESET, then a SET of the same one: its value holds */
-		drop_name(into, from->set_name, false);
-		if (!into->reset_all && !has_plain_reset(into))
-			into->effects &= ~(unsigned)QUERY_RESETS;
+	if (from->set_local[0] && (into->reset_all || drop_tagged(into, 0, from->set_local))) {
+		/* a local value hides the reset until the transaction ends */
+		if (!into->reset_all)
+			add_tagged_plain(into, from->set_local);
+		add_tagged(into, '~', from->set_local);
+	}
+	if (from->set_name[0]) {
+		drop_tagged(into, '~', from->set_name);
+		if (into->reset_all) {
+			/* RESET ALL, then a SET of this one: its value holds */
+			add_tagged(into, '!', from->set_name);
+		} else {
+			/* a RESET, then a SET of the same one: its value holds */
+			drop_tagged(into, 0, from->set_name);
+			if (!has_plain_reset(into))
+				into->effects &= ~(unsigned)QUERY_RESETS;
+		}
+		add_tagged(into, '=', from->set_name);
+		if (strchr(from->set_name, '.'))
+			add_tagged(into, '+', from->set_name);
 	}
 	if (from->reset_all) {
 		/* RESET ALL covers what came before it (custom names stay: the
@@ -126,18 +170,6 @@ void query_class_merge(struct query_class *into, const struct query_class *from)
 				memmove(into->reset_names[keep++], into->reset_names[i],
 					QUERY_NAME_MAX);
 		into->n_reset = keep;
-	}
-	if (from->set_name[0] && strchr(from->set_name, '.')) {
-		char custom[QUERY_NAME_MAX + 1];
-		snprintf(custom, sizeof(custom), "+%s", from->set_name);
-		for (char *k = custom; *k; k++)
-			*k = (char)tolower((unsigned char)*k);
-		bool have = false;
-		for (int i = 0; i < into->n_reset && !have; i++)
-			have = strcmp(into->reset_names[i], custom) == 0;
-		if (!have && strlen(custom) < QUERY_NAME_MAX
-		    && into->n_reset < QUERY_RESET_NAMES_MAX)
-			memcpy(into->reset_names[into->n_reset++], custom, strlen(custom) + 1);
 	}
 	query_class_add(into, from->effects, from->pin_what);
 	if (from->reset_all)

@@ -72,6 +72,9 @@ struct query_class {
 	 * reset_all when RESET ALL, or when more names than fit. With
 	 * reset_all, a name written "!name" was given a value by a SET after
 	 * the RESET ALL in the same string: its value holds, not the reset.
+	 * "=name": the string gives the setting a value (SET or set_config
+	 * with the name written out, not LOCAL) and does not reset it after;
+	 * it outlives a RESET an earlier string made.
 	 * "+name" (with or without QUERY_RESETS): a custom setting (a dotted
 	 * name, such as myapp.tenant) the string gives a value; PostgreSQL
 	 * lists none of those in pg_settings, so PgCrab must ask by name. */
@@ -82,6 +85,10 @@ struct query_class {
 	 * gives a value ("" if none). A later SET of a name takes it off the
 	 * string's reset_names: its value, not the startup one, holds. */
 	char set_name[QUERY_NAME_MAX];
+	/* ...and the setting a SET LOCAL (or set_config(..., true)) gives a
+	 * value: after a RESET of it in the same string, "~name" says that a
+	 * local value hides the reset until the transaction ends. */
+	char set_local[QUERY_NAME_MAX];
 	/* The first statement with a QUERY_PINS effect, as a user would name it
 	 * in an error message: "LISTEN", "PREPARE", "CREATE TEMPORARY TABLE",
 	 * "DECLARE ... WITH HOLD", "LOAD", "pg_advisory_lock()"; NULL if none.

@@ -138,11 +138,10 @@ static void func_call(struct query_class *c, const PgQuery__FuncCall *f)
 			query_class_add(c, QUERY_SETS, NULL);
 		/* set_config('x', ..., false): like SET x, it keeps its value
 		 * over a RESET of x earlier in the same string */
-		const char *set = f->n_args == 3 && bool_node(f->args[2]) == 0
-			? const_str(f->args[0])
-			: NULL;
+		int local = f->n_args == 3 ? bool_node(f->args[2]) : -1;
+		const char *set = local >= 0 ? const_str(f->args[0]) : NULL;
 		if (set && strlen(set) < QUERY_NAME_MAX)
-			snprintf(c->set_name, sizeof(c->set_name), "%s", set);
+			snprintf(local ? c->set_local : c->set_name, QUERY_NAME_MAX, "%s", set);
 		return;
 	}
 	if (strncmp(name, "pg_", 3) != 0)
@@ -236,9 +235,13 @@ out:
 
 static void variable_set(struct query_class *c, const PgQuery__VariableSetStmt *s)
 {
-	/* SET LOCAL ends with the transaction */
-	if (s->is_local)
+	/* SET LOCAL ends with the transaction; only a RESET earlier in the
+	 * string cares (the local value hides it until then) */
+	if (s->is_local) {
+		if (s->name && strlen(s->name) < QUERY_NAME_MAX)
+			snprintf(c->set_local, sizeof(c->set_local), "%s", s->name);
 		return;
+	}
 	switch (s->kind) {
 	case PG_QUERY__VARIABLE_SET_KIND__VAR_SET_DEFAULT: /* SET x TO DEFAULT, SET TIME ZONE LOCAL */
 	case PG_QUERY__VARIABLE_SET_KIND__VAR_RESET:

@@ -86,6 +86,7 @@ void relay_link_clear(struct relay_link *l)
 {
 	params_clear(&l->reset_before);
 	params_clear(&l->custom);
+	params_clear(&l->hold_reset);
 }
 
 bool relay_leg_awaits(const struct relay_leg *leg)

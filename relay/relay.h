@@ -93,7 +93,14 @@ struct relay_link {
 	int n_reset_pending;
 	char reset_pending[8][64];
 	struct param_set reset_before; /* ...and what the client had before ("\1": nothing) */
-	struct param_set custom;  /* custom settings (myapp.x) it gave a value: asked by name */
+	struct param_set custom; /* custom settings (myapp.x) it gave a value: asked by name */
+	/* the settings the last request with a RESET reset (mask_all: all but
+	 * these): its own reports of them are the server's defaults */
+	struct param_set hold_reset; /* reset, but a local value hides it in this transaction */
+	bool hold_reset_all;
+	bool mask_all;
+	int n_mask;
+	char mask[8][64];
 	struct stmt_names *names; /* the client's named prepared statements */
 	struct relay_leg *legs;   /* one per shard the client holds a server of */
 	struct relay_leg *to;     /* the leg requests go to */

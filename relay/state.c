@@ -83,9 +83,35 @@ int relay_sync_params(struct relay_leg *leg)
 	struct server *s = leg->server;
 	struct relay_link *l = leg->link;
 	leg->resync = false;
-	int n = params_sync_sql(l->want, &s->have, NULL, 0);
-	if (n <= 0)
+	const struct param_set *want = l->want;
+	struct param_set held = { 0 };
+	if (leg->tx_status != 'I' && (l->hold_reset.n || l->hold_reset_all)) {
+		/* a local value hides a RESET until the transaction ends: the
+		 * server keeps what it has for those */
+		if (l->hold_reset_all) {
+			leg->resync = true; /* all of it after the transaction */
+			return 0;
+		}
+		if (params_assign(&held, l->want) != 0)
+			return -1;
+		for (int i = 0; i < l->hold_reset.n; i++) {
+			const char *name = l->hold_reset.v[i].name;
+			if (params_set(&held, name, params_get(&s->have, name)) != 0) {
+				params_clear(&held);
+				return -1;
+			}
+		}
+		want = &held;
+		leg->resync = true; /* the rest after the transaction */
+	} else if (leg->tx_status == 'I') {
+		params_clear(&l->hold_reset);
+		l->hold_reset_all = false;
+	}
+	int n = params_sync_sql(want, &s->have, NULL, 0);
+	if (n <= 0) {
+		params_clear(&held);
 		return n;
+	}
 	leg->tell_client = l->tell_reports;
 	l->tell_reports = false;
 	if (!tracked(&s->c)) {
@@ -99,10 +125,11 @@ int relay_sync_params(struct relay_leg *leg)
 	int rc = -1;
 	/* the server has them once the statement is on its way; if it fails,
 	 * the client is failed and the server reset (relay_state_hidden) */
-	if (sql && params_sync_sql(l->want, &s->have, sql, (size_t)n + 1) == n
-	    && params_assign(&s->have, l->want) == 0)
+	if (sql && params_sync_sql(want, &s->have, sql, (size_t)n + 1) == n
+	    && params_assign(&s->have, want) == 0)
 		rc = send_hidden(leg, RELAY_HIDDEN_SYNC, sql);
 	free(sql);
+	params_clear(&held);
 	return rc;
 }
 
@@ -277,6 +304,8 @@ static void probe_done(struct relay_leg *leg)
 	l->reset_all_pending = false; /* the server said what holds */
 	l->n_reset_pending = 0;
 	params_clear(&l->reset_before);
+	params_clear(&l->hold_reset);
+	l->hold_reset_all = false;
 	unsigned pins = leg->probed_pins | sticky;
 	if (pins && cfg->pin_session_state == CFG_PIN_OFF) {
 		leg->discard = true;
@@ -381,6 +410,15 @@ static bool reset_pending(const struct relay_link *l, const char *name)
 	return l->reset_all_pending;
 }
 
+/* A report of name in the request that reset it (see note_resets). */
+static bool masked(const struct relay_link *l, const char *name)
+{
+	for (int i = 0; i < l->n_mask; i++)
+		if (strcasecmp(l->mask[i], name) == 0)
+			return !l->mask_all;
+	return l->mask_all;
+}
+
 bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len)
 {
 	struct proto_reader r = proto_reader_init(body, len);
@@ -391,8 +429,7 @@ bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len
 	struct relay_link *l = leg->link;
 	/* after a RESET the server reports its default, but the client wants
 	 * its startup value back (resync): only what the server has changes */
-	bool client_set_it = l
-		&& !(reset_pending(l, name) && leg->ready_seen < leg->mask_until_ready);
+	bool client_set_it = l && !(leg->ready_seen < leg->mask_until_ready && masked(l, name));
 	if (params_set(&leg->server->have, name, value) != 0
 	    || (client_set_it && params_set(l->want, name, value) != 0)) {
 		log_warn("out of memory tracking parameter %s", name);
@@ -480,21 +517,30 @@ static void note_resets(struct relay_link *l, struct relay_leg *leg, const struc
 			oom |= params_set(&l->reset_before, l->want->v[i].name, l->want->v[i].value)
 				!= 0;
 	for (int i = 0; i < qc->n_reset; i++) {
-		if (qc->reset_names[i][0] == '+')
+		if (strchr("+=~", qc->reset_names[i][0]))
 			continue;
 		const char *name = qc->reset_names[i] + (qc->reset_names[i][0] == '!');
 		if (!params_get(&l->reset_before, name) && !params_get(l->want, name))
 			oom |= params_set(&l->reset_before, name, "\1") != 0;
 	}
-	/* this request's own reports of reset settings give the server's default */
+	/* this request's own reports of the settings it resets give the
+	 * server's default, not the client's choice */
 	leg->mask_until_ready = leg->ready_seen + (uint32_t)leg->expect_ready + 1;
+	l->mask_all = qc->reset_all;
+	l->n_mask = 0;
+	for (int i = 0; i < qc->n_reset && l->n_mask < QUERY_RESET_NAMES_MAX; i++) {
+		const char *e = qc->reset_names[i];
+		/* after RESET ALL the list holds the exceptions ("!name") */
+		if (qc->reset_all ? e[0] == '!' : !strchr("!=+~", e[0]))
+			snprintf(l->mask[l->n_mask++], sizeof(l->mask[0]), "%s", e + (e[0] == '!'));
+	}
 	if (qc->reset_all) {
 		oom = reset_all(l, leg, qc);
 	} else {
 		for (int i = 0; i < qc->n_reset; i++) {
 			const char *name = qc->reset_names[i];
 			char kept[QUERY_NAME_MAX + 1];
-			if (name[0] == '+' || name[0] == '!')
+			if (strchr("+!=~", name[0]))
 				continue;
 			oom |= params_set(&s->have, name, NULL) != 0;
 			oom |= params_set(l->want, name, params_get(l->startup, name)) != 0;
@@ -515,6 +561,34 @@ static void note_resets(struct relay_link *l, struct relay_leg *leg, const struc
 		leg->discard = true;
 	leg->resync = true;
 	l->tell_reports = true;
+}
+
+/* Settings the string gives a value ("=name"): an earlier RESET of them in
+ * this transaction no longer holds; the probe takes what the server has. */
+static void note_values(struct relay_link *l, const struct query_class *qc)
+{
+	for (int i = 0; i < qc->n_reset; i++) {
+		const char *e = qc->reset_names[i];
+		/* a local value hides the reset: not brought back before the
+		 * transaction ends (the probe then says what holds) */
+		if (e[0] == '~' && params_set(&l->hold_reset, e + 1, "") != 0)
+			l->hold_reset_all = true;
+		if (e[0] != '=')
+			continue;
+		if (l->reset_all_pending) {
+			char kept[QUERY_NAME_MAX + 1];
+			snprintf(kept, sizeof(kept), "!%s", e + 1);
+			pending_add(l, kept);
+			continue;
+		}
+		for (int k = 0; k < l->n_reset_pending; k++) {
+			if (strcasecmp(l->reset_pending[k], e + 1) == 0) {
+				memcpy(l->reset_pending[k], l->reset_pending[--l->n_reset_pending],
+				       sizeof(l->reset_pending[k]));
+				break;
+			}
+		}
+	}
 }
 
 /* Makes the server raise the refusal in the statement's place, so that a
@@ -601,10 +675,12 @@ enum relay_state_result relay_state_request(struct relay_link *l, struct relay_l
 	struct query_class qc;
 	if (query_classify(sql, len, &qc) != 0)
 		log_warn("out of memory classifying a statement: assuming it changes the session");
+	bool fails = leg->tx_status == 'E' && !relay_leg_awaits(leg);
 	if (!pooled) {
-		if ((qc.effects & QUERY_RESETS)
-		    && !(leg->tx_status == 'E' && !relay_leg_awaits(leg)))
+		if ((qc.effects & QUERY_RESETS) && !fails)
 			note_resets(l, leg, &qc);
+		if (!fails)
+			note_values(l, &qc);
 		return STATE_OK;
 	}
 	if (qc.effects & QUERY_PINS && c->w->cfg->pin_session_state == CFG_PIN_ERROR) {
@@ -630,7 +706,9 @@ enum relay_state_result relay_state_request(struct relay_link *l, struct relay_l
 		stmt_names_clear(l->names);
 	}
 	/* in a failed transaction the statement fails: it resets nothing */
-	if ((qc.effects & QUERY_RESETS) && !(leg->tx_status == 'E' && !relay_leg_awaits(leg)))
+	if ((qc.effects & QUERY_RESETS) && !fails)
 		note_resets(l, leg, &qc);
+	if (!fails)
+		note_values(l, &qc);
 	return STATE_OK;
 }

@@ -36,149 +36,150 @@ struct rule {
 	unsigned effects;
 	const char *resets; /* comma-separated, or "*" for reset_all */
 	const char *pin_what;
-	const char *sets; /* the setting a plain SET gives a value (takes it off earlier resets) */
+	const char *sets;  /* the setting a plain SET gives a value (takes it off earlier resets) */
+	const char *local; /* ...a SET LOCAL gives a value (hides an earlier reset: "~name") */
 };
 
 /* clang-format off */
 static const struct rule rules[] = {
 	/* settings */
-	{ "SET search_path = a, b", S, NULL, NULL, "search_path" },
-	{ "SET SESSION work_mem TO '8MB'", S, NULL, NULL, "work_mem" },
-	{ "SET LOCAL work_mem = '8MB'", 0, NULL, NULL, NULL },
-	{ "SET work_mem TO DEFAULT", R, "work_mem", NULL, NULL },
-	{ "SET SESSION work_mem = DEFAULT", R, "work_mem", NULL, NULL },
-	{ "SET LOCAL work_mem TO DEFAULT", 0, NULL, NULL, NULL },
-	{ "RESET work_mem", R, "work_mem", NULL, NULL },
-	{ "RESET \"Work_Mem\"", R, "work_mem", NULL, NULL },
-	{ "RESET ALL", R, "*", NULL, NULL },
-	{ "SET ROLE bob", S, NULL, NULL, "role" },
-	{ "SET ROLE NONE", S, NULL, NULL, "role" },
-	{ "RESET ROLE", R, "role", NULL, NULL },
-	{ "SET SESSION AUTHORIZATION bob", S, NULL, NULL, "session_authorization" },
-	{ "SET SESSION AUTHORIZATION DEFAULT", R, "session_authorization", NULL, NULL },
-	{ "RESET SESSION AUTHORIZATION", R, "session_authorization", NULL, NULL },
-	{ "SET TIME ZONE 'UTC'", S, NULL, NULL, "timezone" },
-	{ "SET TIME ZONE LOCAL", R, "timezone", NULL, NULL },
-	{ "RESET TIME ZONE", R, "timezone", NULL, NULL },
-	{ "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE", S, NULL, NULL, NULL },
-	{ "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", 0, NULL, NULL, NULL },
-	{ "SET NAMES 'UTF8'", S, NULL, NULL, "client_encoding" },
-	{ "SET my.var = 1", S, NULL, NULL, "my.var" },
-	{ "SET search_path FROM CURRENT", S, NULL, NULL, "search_path" },
-	{ "SET CONSTRAINTS ALL DEFERRED", 0, NULL, NULL, NULL },
+	{ "SET search_path = a, b", S, NULL, NULL, "search_path", NULL },
+	{ "SET SESSION work_mem TO '8MB'", S, NULL, NULL, "work_mem", NULL },
+	{ "SET LOCAL work_mem = '8MB'", 0, NULL, NULL, NULL, "work_mem" },
+	{ "SET work_mem TO DEFAULT", R, "work_mem", NULL, NULL, NULL },
+	{ "SET SESSION work_mem = DEFAULT", R, "work_mem", NULL, NULL, NULL },
+	{ "SET LOCAL work_mem TO DEFAULT", 0, NULL, NULL, NULL, "work_mem" },
+	{ "RESET work_mem", R, "work_mem", NULL, NULL, NULL },
+	{ "RESET \"Work_Mem\"", R, "work_mem", NULL, NULL, NULL },
+	{ "RESET ALL", R, "*", NULL, NULL, NULL },
+	{ "SET ROLE bob", S, NULL, NULL, "role", NULL },
+	{ "SET ROLE NONE", S, NULL, NULL, "role", NULL },
+	{ "RESET ROLE", R, "role", NULL, NULL, NULL },
+	{ "SET SESSION AUTHORIZATION bob", S, NULL, NULL, "session_authorization", NULL },
+	{ "SET SESSION AUTHORIZATION DEFAULT", R, "session_authorization", NULL, NULL, NULL },
+	{ "RESET SESSION AUTHORIZATION", R, "session_authorization", NULL, NULL, NULL },
+	{ "SET TIME ZONE 'UTC'", S, NULL, NULL, "timezone", NULL },
+	{ "SET TIME ZONE LOCAL", R, "timezone", NULL, NULL, NULL },
+	{ "RESET TIME ZONE", R, "timezone", NULL, NULL, NULL },
+	{ "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE", S, NULL, NULL, NULL, NULL },
+	{ "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", 0, NULL, NULL, NULL, NULL },
+	{ "SET NAMES 'UTF8'", S, NULL, NULL, "client_encoding", NULL },
+	{ "SET my.var = 1", S, NULL, NULL, "my.var", NULL },
+	{ "SET search_path FROM CURRENT", S, NULL, NULL, "search_path", NULL },
+	{ "SET CONSTRAINTS ALL DEFERRED", 0, NULL, NULL, NULL, NULL },
 	/* set_config anywhere */
-	{ "SELECT set_config('my.v', 'x', false)", S, NULL, NULL, "my.v" },
-	{ "SELECT set_config('my.v', 'x', true)", 0, NULL, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', 'on')", 0, NULL, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', 't'::boolean)", 0, NULL, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', 'off')", S, NULL, NULL, "my.v" },
-	{ "SELECT set_config('my.v', 'x', $1)", S, NULL, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', NULL)", S, NULL, NULL, NULL },
-	{ "SELECT set_config('my.v', 'x', 1 = 1)", S, NULL, NULL, NULL },
-	{ "SELECT pg_catalog.set_config('my.v', 'x', false)", S, NULL, NULL, "my.v" },
-	{ "SELECT SET_CONFIG('my.v', 'x', FALSE)", S, NULL, NULL, "my.v" },
-	{ "SELECT U&\"s\\0065t_config\"('my.v', 'x', false)", S, NULL, NULL, "my.v" },
-	{ "INSERT INTO t VALUES (1, set_config('my.v', 'x', false))", S, NULL, NULL, "my.v" },
-	{ "UPDATE t SET a = 1 WHERE set_config('my.v', 'x', false) IS NOT NULL", S, NULL, NULL, "my.v" },
-	{ "SELECT (SELECT max(v) FROM (SELECT set_config('my.v', 'x', false) v) s) + 1", S, NULL, NULL, "my.v" },
-	{ "WITH q AS (SELECT set_config('my.v', 'x', false)) SELECT * FROM q", S, NULL, NULL, "my.v" },
-	{ "COPY (SELECT set_config('my.v', 'x', false)) TO STDOUT", S, NULL, NULL, "my.v" },
-	{ "ALTER TABLE t ADD COLUMN c text DEFAULT set_config('my.v', 'x', false)", S, NULL, NULL, "my.v" },
-	{ "CREATE VIEW v AS SELECT set_config('my.v', 'x', false)", 0, NULL, NULL, NULL },
-	{ "SELECT 'set_config(''my.v'', ''x'', false)'", 0, NULL, NULL, NULL },
-	{ "SELECT $$set_config('my.v', 'x', false)$$", 0, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', false)", S, NULL, NULL, "my.v", NULL },
+	{ "SELECT set_config('my.v', 'x', true)", 0, NULL, NULL, NULL, "my.v" },
+	{ "SELECT set_config('my.v', 'x', 'on')", 0, NULL, NULL, NULL, "my.v" },
+	{ "SELECT set_config('my.v', 'x', 't'::boolean)", 0, NULL, NULL, NULL, "my.v" },
+	{ "SELECT set_config('my.v', 'x', 'off')", S, NULL, NULL, "my.v", NULL },
+	{ "SELECT set_config('my.v', 'x', $1)", S, NULL, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', NULL)", S, NULL, NULL, NULL, NULL },
+	{ "SELECT set_config('my.v', 'x', 1 = 1)", S, NULL, NULL, NULL, NULL },
+	{ "SELECT pg_catalog.set_config('my.v', 'x', false)", S, NULL, NULL, "my.v", NULL },
+	{ "SELECT SET_CONFIG('my.v', 'x', FALSE)", S, NULL, NULL, "my.v", NULL },
+	{ "SELECT U&\"s\\0065t_config\"('my.v', 'x', false)", S, NULL, NULL, "my.v", NULL },
+	{ "INSERT INTO t VALUES (1, set_config('my.v', 'x', false))", S, NULL, NULL, "my.v", NULL },
+	{ "UPDATE t SET a = 1 WHERE set_config('my.v', 'x', false) IS NOT NULL", S, NULL, NULL, "my.v", NULL },
+	{ "SELECT (SELECT max(v) FROM (SELECT set_config('my.v', 'x', false) v) s) + 1", S, NULL, NULL, "my.v", NULL },
+	{ "WITH q AS (SELECT set_config('my.v', 'x', false)) SELECT * FROM q", S, NULL, NULL, "my.v", NULL },
+	{ "COPY (SELECT set_config('my.v', 'x', false)) TO STDOUT", S, NULL, NULL, "my.v", NULL },
+	{ "ALTER TABLE t ADD COLUMN c text DEFAULT set_config('my.v', 'x', false)", S, NULL, NULL, "my.v", NULL },
+	{ "CREATE VIEW v AS SELECT set_config('my.v', 'x', false)", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT 'set_config(''my.v'', ''x'', false)'", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT $$set_config('my.v', 'x', false)$$", 0, NULL, NULL, NULL, NULL },
 	/* temporary objects */
-	{ "CREATE TEMP TABLE t (a int)", T, NULL, "CREATE TEMPORARY TABLE", NULL },
-	{ "create temporary table t (a int)", T, NULL, "CREATE TEMPORARY TABLE", NULL },
-	{ "CREATE TEMP TABLE t (a int) ON COMMIT DROP", 0, NULL, NULL, NULL },
-	{ "CREATE TABLE pg_temp.t (a int)", T, NULL, "CREATE TEMPORARY TABLE", NULL },
-	{ "CREATE TABLE t (a int)", 0, NULL, NULL, NULL },
-	{ "CREATE TEMP VIEW v AS SELECT 1", T, NULL, "CREATE TEMPORARY VIEW", NULL },
-	{ "CREATE TEMP SEQUENCE s", T, NULL, "CREATE TEMPORARY SEQUENCE", NULL },
-	{ "CREATE TEMP TABLE t AS SELECT 1 AS a", T, NULL, "CREATE TEMPORARY TABLE AS", NULL },
-	{ "CREATE TABLE t AS SELECT 1 AS a", 0, NULL, NULL, NULL },
-	{ "SELECT 1 AS a INTO TEMP t", T, NULL, "SELECT INTO TEMPORARY", NULL },
-	{ "SELECT 1 AS a INTO TEMPORARY TABLE t", T, NULL, "SELECT INTO TEMPORARY", NULL },
-	{ "SELECT 1 AS a INTO pg_temp.t", T, NULL, "SELECT INTO TEMPORARY", NULL },
-	{ "SELECT 1 AS a INTO t", 0, NULL, NULL, NULL },
-	{ "SELECT temperature FROM weather", 0, NULL, NULL, NULL },
-	{ "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", T, NULL, "CREATE FUNCTION pg_temp", NULL },
-	{ "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$SELECT set_config('my.v', 'x', false)$$", 0, NULL, NULL, NULL },
-	{ "CREATE TYPE pg_temp.e AS ENUM ('a')", T, NULL, "CREATE TYPE pg_temp", NULL },
+	{ "CREATE TEMP TABLE t (a int)", T, NULL, "CREATE TEMPORARY TABLE", NULL, NULL },
+	{ "create temporary table t (a int)", T, NULL, "CREATE TEMPORARY TABLE", NULL, NULL },
+	{ "CREATE TEMP TABLE t (a int) ON COMMIT DROP", 0, NULL, NULL, NULL, NULL },
+	{ "CREATE TABLE pg_temp.t (a int)", T, NULL, "CREATE TEMPORARY TABLE", NULL, NULL },
+	{ "CREATE TABLE t (a int)", 0, NULL, NULL, NULL, NULL },
+	{ "CREATE TEMP VIEW v AS SELECT 1", T, NULL, "CREATE TEMPORARY VIEW", NULL, NULL },
+	{ "CREATE TEMP SEQUENCE s", T, NULL, "CREATE TEMPORARY SEQUENCE", NULL, NULL },
+	{ "CREATE TEMP TABLE t AS SELECT 1 AS a", T, NULL, "CREATE TEMPORARY TABLE AS", NULL, NULL },
+	{ "CREATE TABLE t AS SELECT 1 AS a", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT 1 AS a INTO TEMP t", T, NULL, "SELECT INTO TEMPORARY", NULL, NULL },
+	{ "SELECT 1 AS a INTO TEMPORARY TABLE t", T, NULL, "SELECT INTO TEMPORARY", NULL, NULL },
+	{ "SELECT 1 AS a INTO pg_temp.t", T, NULL, "SELECT INTO TEMPORARY", NULL, NULL },
+	{ "SELECT 1 AS a INTO t", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT temperature FROM weather", 0, NULL, NULL, NULL, NULL },
+	{ "CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", T, NULL, "CREATE FUNCTION pg_temp", NULL, NULL },
+	{ "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$SELECT set_config('my.v', 'x', false)$$", 0, NULL, NULL, NULL, NULL },
+	{ "CREATE TYPE pg_temp.e AS ENUM ('a')", T, NULL, "CREATE TYPE pg_temp", NULL, NULL },
 	/* LISTEN, advisory locks */
-	{ "LISTEN ch", L, NULL, "LISTEN", NULL },
-	{ "UNLISTEN ch", U, NULL, NULL, NULL },
-	{ "UNLISTEN *", U, NULL, NULL, NULL },
-	{ "NOTIFY ch, 'x'", 0, NULL, NULL, NULL },
-	{ "SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()", NULL },
-	{ "SELECT pg_advisory_lock_shared(1, 2)", A, NULL, "pg_advisory_lock_shared()", NULL },
-	{ "SELECT pg_try_advisory_lock(1)", A, NULL, "pg_try_advisory_lock()", NULL },
-	{ "SELECT pg_try_advisory_lock_shared(1)", A, NULL, "pg_try_advisory_lock_shared()", NULL },
-	{ "select PG_ADVISORY_LOCK(1)", A, NULL, "pg_advisory_lock()", NULL },
-	{ "SELECT U&\"pg_\\0061dvisory_lock\"(1)", A, NULL, "pg_advisory_lock()", NULL },
-	{ "SELECT x FROM t WHERE pg_try_advisory_lock(t.id)", A, NULL, "pg_try_advisory_lock()", NULL },
-	{ "SELECT pg_advisory_xact_lock(1)", 0, NULL, NULL, NULL },
-	{ "SELECT pg_try_advisory_xact_lock_shared(1)", 0, NULL, NULL, NULL },
-	{ "SELECT pg_advisory_unlock(1)", U, NULL, NULL, NULL },
-	{ "SELECT pg_advisory_unlock_shared(1)", U, NULL, NULL, NULL },
-	{ "SELECT pg_advisory_unlock_all()", U, NULL, NULL, NULL },
+	{ "LISTEN ch", L, NULL, "LISTEN", NULL, NULL },
+	{ "UNLISTEN ch", U, NULL, NULL, NULL, NULL },
+	{ "UNLISTEN *", U, NULL, NULL, NULL, NULL },
+	{ "NOTIFY ch, 'x'", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()", NULL, NULL },
+	{ "SELECT pg_advisory_lock_shared(1, 2)", A, NULL, "pg_advisory_lock_shared()", NULL, NULL },
+	{ "SELECT pg_try_advisory_lock(1)", A, NULL, "pg_try_advisory_lock()", NULL, NULL },
+	{ "SELECT pg_try_advisory_lock_shared(1)", A, NULL, "pg_try_advisory_lock_shared()", NULL, NULL },
+	{ "select PG_ADVISORY_LOCK(1)", A, NULL, "pg_advisory_lock()", NULL, NULL },
+	{ "SELECT U&\"pg_\\0061dvisory_lock\"(1)", A, NULL, "pg_advisory_lock()", NULL, NULL },
+	{ "SELECT x FROM t WHERE pg_try_advisory_lock(t.id)", A, NULL, "pg_try_advisory_lock()", NULL, NULL },
+	{ "SELECT pg_advisory_xact_lock(1)", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT pg_try_advisory_xact_lock_shared(1)", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT pg_advisory_unlock(1)", U, NULL, NULL, NULL, NULL },
+	{ "SELECT pg_advisory_unlock_shared(1)", U, NULL, NULL, NULL, NULL },
+	{ "SELECT pg_advisory_unlock_all()", U, NULL, NULL, NULL, NULL },
 	/* prepared statements, cursors, LOAD, DISCARD, DROP */
-	{ "PREPARE p AS SELECT 1", P, NULL, "PREPARE", NULL },
-	{ "PREPARE p(int) AS SELECT set_config('my.v', 'x', false)", P, NULL, "PREPARE", NULL },
-	{ "PREPARE TRANSACTION 'x'", 0, NULL, NULL, NULL },
-	{ "EXECUTE p(1)", 0, NULL, NULL, NULL },
-	{ "DEALLOCATE p", U, NULL, NULL, NULL },
-	{ "DEALLOCATE PREPARE p", U, NULL, NULL, NULL },
-	{ "DEALLOCATE ALL", U | DA, NULL, NULL, NULL },
-	{ "DECLARE c CURSOR WITH HOLD FOR SELECT 1", H, NULL, "DECLARE ... WITH HOLD", NULL },
-	{ "DECLARE c BINARY SCROLL CURSOR WITH HOLD FOR SELECT 1", H, NULL, "DECLARE ... WITH HOLD", NULL },
-	{ "DECLARE c CURSOR FOR SELECT 1", 0, NULL, NULL, NULL },
-	{ "DECLARE c CURSOR WITHOUT HOLD FOR SELECT 1", 0, NULL, NULL, NULL },
-	{ "CLOSE c", U, NULL, NULL, NULL },
-	{ "CLOSE ALL", U, NULL, NULL, NULL },
-	{ "LOAD 'auto_explain'", LD, NULL, "LOAD", NULL },
-	{ "DISCARD ALL", DSA, "*", NULL, NULL },
-	{ "DISCARD TEMP", U, NULL, NULL, NULL },
-	{ "DISCARD TEMPORARY", U, NULL, NULL, NULL },
-	{ "DISCARD PLANS", 0, NULL, NULL, NULL },
-	{ "DISCARD SEQUENCES", 0, NULL, NULL, NULL },
-	{ "DROP TABLE t", U, NULL, NULL, NULL },
-	{ "DROP FUNCTION pg_temp.f()", U, NULL, NULL, NULL },
-	{ "DROP OWNED BY bob", U, NULL, NULL, NULL },
+	{ "PREPARE p AS SELECT 1", P, NULL, "PREPARE", NULL, NULL },
+	{ "PREPARE p(int) AS SELECT set_config('my.v', 'x', false)", P, NULL, "PREPARE", NULL, NULL },
+	{ "PREPARE TRANSACTION 'x'", 0, NULL, NULL, NULL, NULL },
+	{ "EXECUTE p(1)", 0, NULL, NULL, NULL, NULL },
+	{ "DEALLOCATE p", U, NULL, NULL, NULL, NULL },
+	{ "DEALLOCATE PREPARE p", U, NULL, NULL, NULL, NULL },
+	{ "DEALLOCATE ALL", U | DA, NULL, NULL, NULL, NULL },
+	{ "DECLARE c CURSOR WITH HOLD FOR SELECT 1", H, NULL, "DECLARE ... WITH HOLD", NULL, NULL },
+	{ "DECLARE c BINARY SCROLL CURSOR WITH HOLD FOR SELECT 1", H, NULL, "DECLARE ... WITH HOLD", NULL, NULL },
+	{ "DECLARE c CURSOR FOR SELECT 1", 0, NULL, NULL, NULL, NULL },
+	{ "DECLARE c CURSOR WITHOUT HOLD FOR SELECT 1", 0, NULL, NULL, NULL, NULL },
+	{ "CLOSE c", U, NULL, NULL, NULL, NULL },
+	{ "CLOSE ALL", U, NULL, NULL, NULL, NULL },
+	{ "LOAD 'auto_explain'", LD, NULL, "LOAD", NULL, NULL },
+	{ "DISCARD ALL", DSA, "*", NULL, NULL, NULL },
+	{ "DISCARD TEMP", U, NULL, NULL, NULL, NULL },
+	{ "DISCARD TEMPORARY", U, NULL, NULL, NULL, NULL },
+	{ "DISCARD PLANS", 0, NULL, NULL, NULL, NULL },
+	{ "DISCARD SEQUENCES", 0, NULL, NULL, NULL, NULL },
+	{ "DROP TABLE t", U, NULL, NULL, NULL, NULL },
+	{ "DROP FUNCTION pg_temp.f()", U, NULL, NULL, NULL, NULL },
+	{ "DROP OWNED BY bob", U, NULL, NULL, NULL, NULL },
 	/* opaque */
-	{ "DO $$BEGIN PERFORM set_config('my.v', 'x', false); END$$", UNK, NULL, NULL, NULL },
-	{ "CALL p()", UNK, NULL, NULL, NULL },
-	{ "CALL p(pg_advisory_lock(1))", UNK | A, NULL, "pg_advisory_lock()", NULL },
+	{ "DO $$BEGIN PERFORM set_config('my.v', 'x', false); END$$", UNK, NULL, NULL, NULL, NULL },
+	{ "CALL p()", UNK, NULL, NULL, NULL, NULL },
+	{ "CALL p(pg_advisory_lock(1))", UNK | A, NULL, "pg_advisory_lock()", NULL, NULL },
 	/* EXPLAIN runs its statement only with ANALYZE */
-	{ "EXPLAIN SELECT set_config('my.v', 'x', false)", 0, NULL, NULL, NULL },
-	{ "EXPLAIN ANALYZE SELECT set_config('my.v', 'x', false)", S, NULL, NULL, "my.v" },
-	{ "EXPLAIN (ANALYZE, BUFFERS) SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()", NULL },
-	{ "EXPLAIN (ANALYZE off) SELECT pg_advisory_lock(1)", 0, NULL, NULL, NULL },
-	{ "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", T, NULL, "CREATE TEMPORARY TABLE AS", NULL },
+	{ "EXPLAIN SELECT set_config('my.v', 'x', false)", 0, NULL, NULL, NULL, NULL },
+	{ "EXPLAIN ANALYZE SELECT set_config('my.v', 'x', false)", S, NULL, NULL, "my.v", NULL },
+	{ "EXPLAIN (ANALYZE, BUFFERS) SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()", NULL, NULL },
+	{ "EXPLAIN (ANALYZE off) SELECT pg_advisory_lock(1)", 0, NULL, NULL, NULL, NULL },
+	{ "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", T, NULL, "CREATE TEMPORARY TABLE AS", NULL, NULL },
 	/* nothing */
-	{ "SELECT 1", 0, NULL, NULL, NULL },
-	{ "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", 0, NULL, NULL, NULL },
-	{ "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", 0, NULL, NULL, NULL },
-	{ "(SELECT 1) UNION (SELECT 2)", 0, NULL, NULL, NULL },
-	{ "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, NULL },
-	{ "COMMIT", 0, NULL, NULL, NULL },
-	{ "ROLLBACK", 0, NULL, NULL, NULL },
-	{ "SAVEPOINT s", 0, NULL, NULL, NULL },
-	{ "SHOW search_path", 0, NULL, NULL, NULL },
-	{ "FETCH 10 FROM c", 0, NULL, NULL, NULL },
-	{ "VACUUM t", 0, NULL, NULL, NULL },
-	{ "SELECT '; LISTEN x'", 0, NULL, NULL, NULL },
-	{ "SELECT $q$; LISTEN x;$q$", 0, NULL, NULL, NULL },
-	{ "SELECT 1 /* ; LISTEN x */", 0, NULL, NULL, NULL },
-	{ "SELECT '; --', 2", 0, NULL, NULL, NULL },
-	{ "SELECT \";\" FROM t", 0, NULL, NULL, NULL },
-	{ "", 0, NULL, NULL, NULL },
-	{ "  -- nothing\n /* at /* all */ */ ", 0, NULL, NULL, NULL },
+	{ "SELECT 1", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", 0, NULL, NULL, NULL, NULL },
+	{ "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", 0, NULL, NULL, NULL, NULL },
+	{ "(SELECT 1) UNION (SELECT 2)", 0, NULL, NULL, NULL, NULL },
+	{ "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, NULL, NULL, NULL },
+	{ "COMMIT", 0, NULL, NULL, NULL, NULL },
+	{ "ROLLBACK", 0, NULL, NULL, NULL, NULL },
+	{ "SAVEPOINT s", 0, NULL, NULL, NULL, NULL },
+	{ "SHOW search_path", 0, NULL, NULL, NULL, NULL },
+	{ "FETCH 10 FROM c", 0, NULL, NULL, NULL, NULL },
+	{ "VACUUM t", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT '; LISTEN x'", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT $q$; LISTEN x;$q$", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT 1 /* ; LISTEN x */", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT '; --', 2", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT \";\" FROM t", 0, NULL, NULL, NULL, NULL },
+	{ "", 0, NULL, NULL, NULL, NULL },
+	{ "  -- nothing\n /* at /* all */ */ ", 0, NULL, NULL, NULL, NULL },
 	/* the server rejects these whole */
-	{ "SELEC 1", 0, NULL, NULL, NULL },
-	{ "LISTEN", 0, NULL, NULL, NULL },
-	{ "SELECT 1; LISTEN ch; SELEC 2", 0, NULL, NULL, NULL },
-	{ "SELECT 1 /* unterminated", 0, NULL, NULL, NULL },
+	{ "SELEC 1", 0, NULL, NULL, NULL, NULL },
+	{ "LISTEN", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT 1; LISTEN ch; SELEC 2", 0, NULL, NULL, NULL, NULL },
+	{ "SELECT 1 /* unterminated", 0, NULL, NULL, NULL, NULL },
 };
 /* clang-format on */
 
@@ -201,35 +202,55 @@ static void expect_drop(struct query_class *c, const char *name)
 		memmove(c->reset_names[i], c->reset_names[--c->n_reset], QUERY_NAME_MAX);
 }
 
-/* A later SET of a reset name keeps its value: off the list, or after a
- * RESET ALL on it as "!name"; a later RESET ALL covers all before it. */
+static bool expect_tagged(const char *n)
+{
+	return n[0] == '!' || n[0] == '=' || n[0] == '+' || n[0] == '~';
+}
+
+static void expect_tag(struct query_class *c, char tag, const char *name)
+{
+	char e[QUERY_NAME_MAX];
+	snprintf(e, sizeof(e), "%c%s", tag, name);
+	if (expect_find(c, e) < 0 && c->n_reset < QUERY_RESET_NAMES_MAX)
+		snprintf(c->reset_names[c->n_reset++], QUERY_NAME_MAX, "%s", e);
+}
+
+/* The classifier's answer for a string, statement by statement: a SET
+ * after a RESET of the same name keeps its value (off the list, or after
+ * a RESET ALL as "!name"), every name a SET gives a value is "=name"
+ * until a later RESET, a custom (dotted) one also "+name", and a RESET ALL
+ * covers all before it but "+" names. */
 static void expect_add(struct query_class *c, const struct rule *r)
 {
-	if (r->sets && c->reset_all) {
-		char kept[QUERY_NAME_MAX];
-		snprintf(kept, sizeof(kept), "!%s", r->sets);
-		if (expect_find(c, kept) < 0 && c->n_reset < QUERY_RESET_NAMES_MAX)
-			snprintf(c->reset_names[c->n_reset++], QUERY_NAME_MAX, "%s", kept);
-	} else if (r->sets) {
-		expect_drop(c, r->sets);
-		bool plain = false;
-		for (int i = 0; i < c->n_reset; i++)
-			plain |= c->reset_names[i][0] != '!' && c->reset_names[i][0] != '+';
-		if (!plain && !c->reset_all)
-			c->effects &= ~(unsigned)QUERY_RESETS;
+	if (r->local) {
+		int plain = expect_find(c, r->local);
+		if (c->reset_all || plain >= 0)
+			expect_tag(c, '~', r->local);
+	}
+	if (r->sets) {
+		char e[QUERY_NAME_MAX];
+		snprintf(e, sizeof(e), "~%s", r->sets);
+		expect_drop(c, e);
+		if (c->reset_all) {
+			expect_tag(c, '!', r->sets);
+		} else {
+			expect_drop(c, r->sets);
+			bool plain = false;
+			for (int i = 0; i < c->n_reset; i++)
+				plain |= !expect_tagged(c->reset_names[i]);
+			if (!plain)
+				c->effects &= ~(unsigned)QUERY_RESETS;
+		}
+		expect_tag(c, '=', r->sets);
+		if (strchr(r->sets, '.'))
+			expect_tag(c, '+', r->sets);
 	}
 	if (r->resets && strcmp(r->resets, "*") == 0) {
-		int keep = 0; /* custom names stay */
+		int keep = 0;
 		for (int i = 0; i < c->n_reset; i++)
 			if (c->reset_names[i][0] == '+')
 				memmove(c->reset_names[keep++], c->reset_names[i], QUERY_NAME_MAX);
 		c->n_reset = keep;
-	}
-	if (r->sets && strchr(r->sets, '.')) {
-		char custom[QUERY_NAME_MAX];
-		snprintf(custom, sizeof(custom), "+%s", r->sets);
-		if (expect_find(c, custom) < 0 && c->n_reset < QUERY_RESET_NAMES_MAX)
-			snprintf(c->reset_names[c->n_reset++], QUERY_NAME_MAX, "%s", custom);
 	}
 	c->effects |= r->effects;
 	if ((r->effects & QUERY_PINS) && !c->pin_what)
@@ -243,10 +264,14 @@ static void expect_add(struct query_class *c, const struct rule *r)
 	char names[256];
 	snprintf(names, sizeof(names), "%s", r->resets);
 	for (char *save, *n = strtok_r(names, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+		char e[QUERY_NAME_MAX];
+		snprintf(e, sizeof(e), "=%s", n);
+		expect_drop(c, e);
+		snprintf(e, sizeof(e), "~%s", n);
+		expect_drop(c, e);
 		if (c->reset_all) {
-			char kept[QUERY_NAME_MAX];
-			snprintf(kept, sizeof(kept), "!%s", n);
-			expect_drop(c, kept);
+			snprintf(e, sizeof(e), "!%s", n);
+			expect_drop(c, e);
 			continue;
 		}
 		if (expect_find(c, n) >= 0)
@@ -263,9 +288,13 @@ static void assert_class(const char *sql, const struct query_class *got,
 {
 	bool same = got->effects == want->effects && got->reset_all == want->reset_all;
 	if (same && !want->reset_all) {
+		/* the list is a set: order does not count */
 		same = got->n_reset == want->n_reset;
-		for (int i = 0; same && i < want->n_reset; i++)
-			same = strcmp(got->reset_names[i], want->reset_names[i]) == 0;
+		for (int i = 0; same && i < want->n_reset; i++) {
+			same = false;
+			for (int k = 0; k < got->n_reset && !same; k++)
+				same = strcmp(got->reset_names[k], want->reset_names[i]) == 0;
+		}
 	}
 	if (same)
 		same = (!got->pin_what && !want->pin_what)
@@ -439,9 +468,11 @@ static void test_cache(void **state)
 	classify_str("SET my.cache = 1; RESET my.other", &c);
 	classify_str("SET my.cache = 1; RESET my.other", &c);
 	assert_int_equal(c.effects, S | R);
-	assert_int_equal(c.n_reset, 2); /* a custom setting given a value, one reset */
-	assert_string_equal(c.reset_names[0], "+my.cache");
-	assert_string_equal(c.reset_names[1], "my.other");
+	/* given a value (and custom: asked for by name), then one reset */
+	assert_int_equal(c.n_reset, 3);
+	assert_string_equal(c.reset_names[0], "=my.cache");
+	assert_string_equal(c.reset_names[1], "+my.cache");
+	assert_string_equal(c.reset_names[2], "my.other");
 	classify_str("SET my.cache = 2; RESET my.other", &c); /* another text */
 	classify_str("LISTEN ch", &c);
 	classify_str("LISTEN ch", &c);

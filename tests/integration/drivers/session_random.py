@@ -177,13 +177,13 @@ except Exception as e:  # noqa: BLE001
     mismatch = mismatch or "round %d: %s: %s" % (rnd, type(e).__name__, e)
 
 R.todo("%d rounds: every reply through PgCrab equals PostgreSQL's" % rounds, mismatch is None, mismatch,
-       "known differences remain (issue 12: DateStyle as given at startup, not as PostgreSQL spells it; RESET and SET in one string)")
+       "known differences remain (issue 12): a RESET mixed in one transaction with SET LOCAL, set_config or savepoints rolled back can leave a setting at the server default or the pre-RESET value")
 if mismatch:
     print("# the last statements (PostgreSQL's replies):")
     for h in history[-int(os.environ.get("SESSION_RANDOM_HISTORY", "12")):]:
         print("#   " + h)
 R.todo("ParameterStatus (application_name, DateStyle) as PostgreSQL reports", params_mismatch is None,
-       params_mismatch, "known differences remain (issue 12: DateStyle as given at startup, not as PostgreSQL spells it; RESET and SET in one string)")
+       params_mismatch, "known differences remain (issue 12): a RESET mixed in one transaction with SET LOCAL, set_config or savepoints rolled back can leave a setting at the server default or the pre-RESET value")
 want_kinds = {"set", "local", "reset", "reset_all", "default", "config", "config_local", "begin", "multi",
               "multi_tx", "multi_err", "tx_savepoint", "tx_rollback_to", "tx_commit", "tx_rollback"}
 if mismatch:
