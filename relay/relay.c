@@ -84,9 +84,13 @@ void relay_link_init(struct relay_link *l, struct conn *client, const struct rel
 
 void relay_link_clear(struct relay_link *l)
 {
-	params_clear(&l->reset_before);
 	params_clear(&l->custom);
-	params_clear(&l->hold_reset);
+	if (l->resets) {
+		params_clear(&l->resets->reset_before);
+		params_clear(&l->resets->hold_reset);
+		free(l->resets);
+		l->resets = NULL;
+	}
 }
 
 bool relay_leg_awaits(const struct relay_leg *leg)

@@ -61,6 +61,25 @@ struct relay_leg {
 
 enum { RELAY_HIDDEN_SYNC = 1, RELAY_HIDDEN_PROBE, RELAY_HIDDEN_DISCARD };
 
+/* A client's RESETs still to settle; allocated at its first RESET, as
+ * most clients never run one. */
+struct relay_resets {
+	/* settings a RESET is returning to their startup values in this
+	 * transaction (reset_all: all but the "!name" entries) */
+	bool reset_all_pending;
+	int n_reset_pending;
+	char reset_pending[8][64];
+	struct param_set reset_before; /* ...and what the client had before ("\1": nothing) */
+	/* reset, but a local value hides it in this transaction */
+	struct param_set hold_reset;
+	bool hold_reset_all;
+	/* the settings the last request with a RESET reset (mask_all: all but
+	 * these): its own reports of them are the server's defaults */
+	bool mask_all;
+	int n_mask;
+	char mask[8][64];
+};
+
 /* How the relay tells the link's owner (the client) what happened. */
 struct relay_link_ops {
 	/* Every server of the link is between transactions with nothing owed
@@ -78,33 +97,21 @@ struct relay_link_ops {
 struct relay_link {
 	struct conn *client;
 	const struct relay_link_ops *ops;
-	struct param_set *want;    /* the session parameters the client expects */
-	struct param_set *startup; /* ...those it gave at startup (what RESET returns to) */
-	unsigned pinned;           /* QUERY_PINS state its session holds: its server is kept */
-	unsigned parse_effects;    /* the effects of the Parse being scanned (for prepared.c) */
-	unsigned unnamed_effects;  /* ...of the unnamed statement last parsed */
-	struct stmt *last_bind;    /* the shared statement of the Bind being scanned, or NULL */
-	bool quiet;                /* logging in: nothing may reach the client yet */
-	bool tell_reports;         /* a RESET told it the server's defaults: the next
+	struct param_set *want;      /* the session parameters the client expects */
+	struct param_set *startup;   /* ...those it gave at startup (what RESET returns to) */
+	unsigned pinned;             /* QUERY_PINS state its session holds: its server is kept */
+	unsigned parse_effects;      /* the effects of the Parse being scanned (for prepared.c) */
+	unsigned unnamed_effects;    /* ...of the unnamed statement last parsed */
+	struct stmt *last_bind;      /* the shared statement of the Bind being scanned, or NULL */
+	bool quiet;                  /* logging in: nothing may reach the client yet */
+	bool tell_reports;           /* a RESET told it the server's defaults: the next
 				      hidden SET's reports go on to it */
-	/* settings a RESET is returning to their startup values: the server's
-	 * report of its default is not the client's choice */
-	bool reset_all_pending;
-	int n_reset_pending;
-	char reset_pending[8][64];
-	struct param_set reset_before; /* ...and what the client had before ("\1": nothing) */
-	struct param_set custom; /* custom settings (myapp.x) it gave a value: asked by name */
-	/* the settings the last request with a RESET reset (mask_all: all but
-	 * these): its own reports of them are the server's defaults */
-	struct param_set hold_reset; /* reset, but a local value hides it in this transaction */
-	bool hold_reset_all;
-	bool mask_all;
-	int n_mask;
-	char mask[8][64];
-	struct stmt_names *names; /* the client's named prepared statements */
-	struct relay_leg *legs;   /* one per shard the client holds a server of */
-	struct relay_leg *to;     /* the leg requests go to */
-	bool terminate;           /* saw Terminate: answered what precedes it, then done */
+	struct param_set custom;     /* custom settings (myapp.x) it gave a value: asked by name */
+	struct relay_resets *resets; /* what its RESETs left to settle (relay/state.c), or NULL */
+	struct stmt_names *names;    /* the client's named prepared statements */
+	struct relay_leg *legs;      /* one per shard the client holds a server of */
+	struct relay_leg *to;        /* the leg requests go to */
+	bool terminate;              /* saw Terminate: answered what precedes it, then done */
 };
 
 void relay_link_init(struct relay_link *l, struct conn *client, const struct relay_link_ops *ops,

@@ -85,17 +85,18 @@ int relay_sync_params(struct relay_leg *leg)
 	leg->resync = false;
 	const struct param_set *want = l->want;
 	struct param_set held = { 0 };
-	if (leg->tx_status != 'I' && (l->hold_reset.n || l->hold_reset_all)) {
+	if (leg->tx_status != 'I' && l->resets
+	    && (l->resets->hold_reset.n || l->resets->hold_reset_all)) {
 		/* a local value hides a RESET until the transaction ends: the
 		 * server keeps what it has for those */
-		if (l->hold_reset_all) {
+		if (l->resets->hold_reset_all) {
 			leg->resync = true; /* all of it after the transaction */
 			return 0;
 		}
 		if (params_assign(&held, l->want) != 0)
 			return -1;
-		for (int i = 0; i < l->hold_reset.n; i++) {
-			const char *name = l->hold_reset.v[i].name;
+		for (int i = 0; i < l->resets->hold_reset.n; i++) {
+			const char *name = l->resets->hold_reset.v[i].name;
 			if (params_set(&held, name, params_get(&s->have, name)) != 0) {
 				params_clear(&held);
 				return -1;
@@ -103,9 +104,9 @@ int relay_sync_params(struct relay_leg *leg)
 		}
 		want = &held;
 		leg->resync = true; /* the rest after the transaction */
-	} else if (leg->tx_status == 'I') {
-		params_clear(&l->hold_reset);
-		l->hold_reset_all = false;
+	} else if (leg->tx_status == 'I' && l->resets) {
+		params_clear(&l->resets->hold_reset);
+		l->resets->hold_reset_all = false;
 	}
 	int n = params_sync_sql(want, &s->have, NULL, 0);
 	if (n <= 0) {
@@ -114,12 +115,12 @@ int relay_sync_params(struct relay_leg *leg)
 	}
 	leg->tell_client = l->tell_reports;
 	l->tell_reports = false;
-	if (!tracked(&s->c)) {
+	if (!tracked(&s->c) && l->resets) {
 		/* session mode asks the server nothing: what a RESET left is
 		 * settled by this statement */
-		l->reset_all_pending = false;
-		l->n_reset_pending = 0;
-		params_clear(&l->reset_before);
+		l->resets->reset_all_pending = false;
+		l->resets->n_reset_pending = 0;
+		params_clear(&l->resets->reset_before);
 	}
 	char *sql = malloc((size_t)n + 1);
 	int rc = -1;
@@ -267,7 +268,7 @@ static void note_row(struct relay_leg *leg, const uint8_t *body, uint32_t len)
 	if (is_reset[0] == 't' && leg->link && reset_pending(leg->link, name)) {
 		/* ...unless the client had that very value before (the RESET
 		 * rolled back, or the value was its own) */
-		const char *before = params_get(&leg->link->reset_before, name);
+		const char *before = params_get(&leg->link->resets->reset_before, name);
 		if (!before || strcmp(before, value) != 0)
 			return;
 	}
@@ -301,11 +302,13 @@ static void probe_done(struct relay_leg *leg)
 	}
 	leg->resync = !params_equal(l->want, &s->have);
 	params_clear(&leg->probed);
-	l->reset_all_pending = false; /* the server said what holds */
-	l->n_reset_pending = 0;
-	params_clear(&l->reset_before);
-	params_clear(&l->hold_reset);
-	l->hold_reset_all = false;
+	if (l->resets) { /* the server said what holds */
+		l->resets->reset_all_pending = false;
+		l->resets->n_reset_pending = 0;
+		params_clear(&l->resets->reset_before);
+		params_clear(&l->resets->hold_reset);
+		l->resets->hold_reset_all = false;
+	}
 	unsigned pins = leg->probed_pins | sticky;
 	if (pins && cfg->pin_session_state == CFG_PIN_OFF) {
 		leg->discard = true;
@@ -400,23 +403,27 @@ static bool pass_on(struct relay_leg *leg, uint8_t type, const uint8_t *body, ui
  * SET kept ("!name"); otherwise the settings reset. */
 static bool reset_pending(const struct relay_link *l, const char *name)
 {
-	for (int i = 0; i < l->n_reset_pending; i++) {
-		const char *p = l->reset_pending[i];
-		if (l->reset_all_pending && p[0] == '!' && strcasecmp(p + 1, name) == 0)
+	if (!l->resets)
+		return false;
+	for (int i = 0; i < l->resets->n_reset_pending; i++) {
+		const char *p = l->resets->reset_pending[i];
+		if (l->resets->reset_all_pending && p[0] == '!' && strcasecmp(p + 1, name) == 0)
 			return false;
-		if (!l->reset_all_pending && strcasecmp(p, name) == 0)
+		if (!l->resets->reset_all_pending && strcasecmp(p, name) == 0)
 			return true;
 	}
-	return l->reset_all_pending;
+	return l->resets->reset_all_pending;
 }
 
 /* A report of name in the request that reset it (see note_resets). */
 static bool masked(const struct relay_link *l, const char *name)
 {
-	for (int i = 0; i < l->n_mask; i++)
-		if (strcasecmp(l->mask[i], name) == 0)
-			return !l->mask_all;
-	return l->mask_all;
+	if (!l->resets)
+		return false;
+	for (int i = 0; i < l->resets->n_mask; i++)
+		if (strcasecmp(l->resets->mask[i], name) == 0)
+			return !l->resets->mask_all;
+	return l->resets->mask_all;
 }
 
 bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len)
@@ -443,17 +450,24 @@ bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len
 
 /* ---- requests ------------------------------------------------------------------ */
 
+static struct relay_resets *resets_of(struct relay_link *l)
+{
+	if (!l->resets)
+		l->resets = calloc(1, sizeof(*l->resets));
+	return l->resets;
+}
+
 static void pending_add(struct relay_link *l, const char *name)
 {
-	int max = (int)(sizeof(l->reset_pending) / sizeof(l->reset_pending[0]));
-	for (int i = 0; i < l->n_reset_pending; i++)
-		if (strcasecmp(l->reset_pending[i], name) == 0)
+	int max = (int)(sizeof(l->resets->reset_pending) / sizeof(l->resets->reset_pending[0]));
+	for (int i = 0; i < l->resets->n_reset_pending; i++)
+		if (strcasecmp(l->resets->reset_pending[i], name) == 0)
 			return;
-	if (l->n_reset_pending < max)
-		snprintf(l->reset_pending[l->n_reset_pending++], sizeof(l->reset_pending[0]), "%s",
-			 name);
+	if (l->resets->n_reset_pending < max)
+		snprintf(l->resets->reset_pending[l->resets->n_reset_pending++],
+			 sizeof(l->resets->reset_pending[0]), "%s", name);
 	else if (name[0] != '!')
-		l->reset_all_pending = true;
+		l->resets->reset_all_pending = true;
 }
 
 static bool kept_after_reset_all(const struct query_class *qc, const char *name)
@@ -495,8 +509,8 @@ static bool reset_all(struct relay_link *l, struct relay_leg *leg, const struct 
 	oom |= params_assign(&s->have, &have) != 0 || params_assign(l->want, &want) != 0;
 	params_clear(&have);
 	params_clear(&want);
-	l->reset_all_pending = true;
-	l->n_reset_pending = 0;
+	l->resets->reset_all_pending = true;
+	l->resets->n_reset_pending = 0;
 	for (int i = 0; i < qc->n_reset; i++)
 		if (qc->reset_names[i][0] == '!')
 			pending_add(l, qc->reset_names[i]);
@@ -510,29 +524,35 @@ static void note_resets(struct relay_link *l, struct relay_leg *leg, const struc
 {
 	struct server *s = leg->server;
 	bool oom = false;
+	if (!resets_of(l)) {
+		leg->discard = true; /* cannot follow it: at least no one else sees it */
+		return;
+	}
 	/* what the client had before: the probe tells a RESET that rolled
 	 * back from one that holds by it */
 	for (int i = 0; i < l->want->n; i++)
-		if (!params_get(&l->reset_before, l->want->v[i].name))
-			oom |= params_set(&l->reset_before, l->want->v[i].name, l->want->v[i].value)
+		if (!params_get(&l->resets->reset_before, l->want->v[i].name))
+			oom |= params_set(&l->resets->reset_before, l->want->v[i].name,
+					  l->want->v[i].value)
 				!= 0;
 	for (int i = 0; i < qc->n_reset; i++) {
 		if (strchr("+=~", qc->reset_names[i][0]))
 			continue;
 		const char *name = qc->reset_names[i] + (qc->reset_names[i][0] == '!');
-		if (!params_get(&l->reset_before, name) && !params_get(l->want, name))
-			oom |= params_set(&l->reset_before, name, "\1") != 0;
+		if (!params_get(&l->resets->reset_before, name) && !params_get(l->want, name))
+			oom |= params_set(&l->resets->reset_before, name, "\1") != 0;
 	}
 	/* this request's own reports of the settings it resets give the
 	 * server's default, not the client's choice */
 	leg->mask_until_ready = leg->ready_seen + (uint32_t)leg->expect_ready + 1;
-	l->mask_all = qc->reset_all;
-	l->n_mask = 0;
-	for (int i = 0; i < qc->n_reset && l->n_mask < QUERY_RESET_NAMES_MAX; i++) {
+	l->resets->mask_all = qc->reset_all;
+	l->resets->n_mask = 0;
+	for (int i = 0; i < qc->n_reset && l->resets->n_mask < QUERY_RESET_NAMES_MAX; i++) {
 		const char *e = qc->reset_names[i];
 		/* after RESET ALL the list holds the exceptions ("!name") */
 		if (qc->reset_all ? e[0] == '!' : !strchr("!=+~", e[0]))
-			snprintf(l->mask[l->n_mask++], sizeof(l->mask[0]), "%s", e + (e[0] == '!'));
+			snprintf(l->resets->mask[l->resets->n_mask++], sizeof(l->resets->mask[0]),
+				 "%s", e + (e[0] == '!'));
 	}
 	if (qc->reset_all) {
 		oom = reset_all(l, leg, qc);
@@ -544,14 +564,15 @@ static void note_resets(struct relay_link *l, struct relay_leg *leg, const struc
 				continue;
 			oom |= params_set(&s->have, name, NULL) != 0;
 			oom |= params_set(l->want, name, params_get(l->startup, name)) != 0;
-			if (l->reset_all_pending) {
+			if (l->resets->reset_all_pending) {
 				/* reset again after a SET that kept it */
 				snprintf(kept, sizeof(kept), "!%s", name);
-				for (int k = 0; k < l->n_reset_pending; k++)
-					if (strcasecmp(l->reset_pending[k], kept) == 0)
-						memcpy(l->reset_pending[k],
-						       l->reset_pending[--l->n_reset_pending],
-						       sizeof(l->reset_pending[k]));
+				for (int k = 0; k < l->resets->n_reset_pending; k++)
+					if (strcasecmp(l->resets->reset_pending[k], kept) == 0)
+						memcpy(l->resets->reset_pending[k],
+						       l->resets->reset_pending
+							       [--l->resets->n_reset_pending],
+						       sizeof(l->resets->reset_pending[k]));
 			} else {
 				pending_add(l, name);
 			}
@@ -569,22 +590,25 @@ static void note_values(struct relay_link *l, const struct query_class *qc)
 {
 	for (int i = 0; i < qc->n_reset; i++) {
 		const char *e = qc->reset_names[i];
+		if (!(e[0] == '~' ? resets_of(l) : l->resets))
+			continue; /* nothing reset to undo (or no memory to note it) */
 		/* a local value hides the reset: not brought back before the
 		 * transaction ends (the probe then says what holds) */
-		if (e[0] == '~' && params_set(&l->hold_reset, e + 1, "") != 0)
-			l->hold_reset_all = true;
+		if (e[0] == '~' && params_set(&l->resets->hold_reset, e + 1, "") != 0)
+			l->resets->hold_reset_all = true;
 		if (e[0] != '=')
 			continue;
-		if (l->reset_all_pending) {
+		if (l->resets->reset_all_pending) {
 			char kept[QUERY_NAME_MAX + 1];
 			snprintf(kept, sizeof(kept), "!%s", e + 1);
 			pending_add(l, kept);
 			continue;
 		}
-		for (int k = 0; k < l->n_reset_pending; k++) {
-			if (strcasecmp(l->reset_pending[k], e + 1) == 0) {
-				memcpy(l->reset_pending[k], l->reset_pending[--l->n_reset_pending],
-				       sizeof(l->reset_pending[k]));
+		for (int k = 0; k < l->resets->n_reset_pending; k++) {
+			if (strcasecmp(l->resets->reset_pending[k], e + 1) == 0) {
+				memcpy(l->resets->reset_pending[k],
+				       l->resets->reset_pending[--l->resets->n_reset_pending],
+				       sizeof(l->resets->reset_pending[k]));
 				break;
 			}
 		}
