@@ -63,6 +63,8 @@ static bool tracked(const struct conn *c)
 
 /* ---- hidden queries ------------------------------------------------------- */
 
+static void resets_done(struct relay_link *l);
+
 static int send_hidden(struct relay_leg *leg, uint8_t kind, const char *sql)
 {
 	struct server *s = leg->server;
@@ -207,6 +209,7 @@ int relay_state_settle(struct relay_leg *leg)
 		stmt_set_clear(&s->stmts);
 		leg->discard = false;
 		leg->dirty = 0;
+		resets_done(leg->link);
 		rc = send_hidden(leg, RELAY_HIDDEN_DISCARD, "DISCARD ALL");
 	} else if (leg->dirty & PROBE_EFFECTS) {
 		rc = send_probe(leg);
@@ -279,6 +282,19 @@ static void note_row(struct relay_leg *leg, const uint8_t *body, uint32_t len)
 /* The probe is answered: the server's session is what the client has
  * now. Its settings become the client's wanted values, with the startup
  * value for every setting the session no longer holds (RESET returns there). */
+/* The transaction's RESETs are settled: the server said what holds, or
+ * was reset. */
+static void resets_done(struct relay_link *l)
+{
+	if (!l->resets)
+		return;
+	l->resets->reset_all_pending = false;
+	l->resets->n_reset_pending = 0;
+	params_clear(&l->resets->reset_before);
+	params_clear(&l->resets->hold_reset);
+	l->resets->hold_reset_all = false;
+}
+
 static void probe_done(struct relay_leg *leg)
 {
 	struct relay_link *l = leg->link;
@@ -286,6 +302,7 @@ static void probe_done(struct relay_leg *leg)
 	const struct cfg *cfg = s->c.w->cfg;
 	unsigned sticky = (leg->dirty | l->pinned) & QUERY_LOAD; /* a LOAD cannot be undone */
 	leg->dirty = 0;
+	resets_done(l);
 	if (leg->hidden_code[0]) {
 		log_debug("server %llu: session probe failed (%s %s): resetting it",
 			  (unsigned long long)s->c.id, leg->hidden_code, leg->hidden_msg);
@@ -302,13 +319,7 @@ static void probe_done(struct relay_leg *leg)
 	}
 	leg->resync = !params_equal(l->want, &s->have);
 	params_clear(&leg->probed);
-	if (l->resets) { /* the server said what holds */
-		l->resets->reset_all_pending = false;
-		l->resets->n_reset_pending = 0;
-		params_clear(&l->resets->reset_before);
-		params_clear(&l->resets->hold_reset);
-		l->resets->hold_reset_all = false;
-	}
+
 	unsigned pins = leg->probed_pins | sticky;
 	if (pins && cfg->pin_session_state == CFG_PIN_OFF) {
 		leg->discard = true;
