@@ -93,28 +93,31 @@ static int inject_parse(struct relay_leg *leg, struct stmt *st, const char *name
 	return 0;
 }
 
-/* A Parse reusing a name the client already has: PostgreSQL answers 42P05
- * and skips to Sync. The server is made to raise exactly that, so the
- * implicit transaction fails as it would without PgCrab. */
-static int inject_duplicate_error(struct relay_leg *leg, const char *name)
+int prepared_raise(struct relay_leg *leg, uint8_t type, const char *sqlstate, const char *message)
 {
 	struct server *s = leg->server;
 	char quoted[300], sql[512];
 	size_t q = 0;
-	for (const char *p = name; *p && q < sizeof(quoted) - 3; p++) {
+	for (const char *p = message; *p && q < sizeof(quoted) - 3; p++) {
 		if (*p == '\'')
 			quoted[q++] = '\'';
 		quoted[q++] = *p;
 	}
 	quoted[q] = '\0';
-	if (strstr(name, "$pgcrab$"))
-		snprintf(quoted, sizeof(quoted), "?");
+	if (strstr(quoted, "$pgcrab$"))
+		snprintf(quoted, sizeof(quoted), "?"); /* it would end the DO body */
 	snprintf(sql, sizeof(sql),
-		 "DO $pgcrab$BEGIN RAISE EXCEPTION USING ERRCODE = '42P05', MESSAGE = "
-		 "'prepared statement \"%s\" already exists'; END$pgcrab$",
-		 quoted);
+		 "DO $pgcrab$BEGIN RAISE EXCEPTION USING ERRCODE = '%.5s', MESSAGE = '%s'; "
+		 "END$pgcrab$",
+		 sqlstate, quoted);
 	uint8_t buf[700];
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	if (type == 'Q') {
+		proto_build_query(&wr, sql);
+		return wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0 ? -1 : 0;
+	}
+	/* an unnamed Parse, Bind and Execute whose error reaches the client
+	 * where its ParseComplete would have */
 	size_t m = proto_msg_begin(&wr, 'P');
 	proto_put_u8(&wr, 0);
 	proto_put_cstr(&wr, sql);
@@ -134,6 +137,18 @@ static int inject_duplicate_error(struct relay_leg *leg, const char *name)
 	    || replies_push(&leg->replies, RK_EXECUTE, 0, NULL, NULL) != 0)
 		return -1;
 	return 0;
+}
+
+/* A Parse reusing a name the client already has: PostgreSQL answers 42P05
+ * and skips to Sync. The server is made to raise exactly that, so the
+ * implicit transaction fails as it would without PgCrab. */
+static int inject_duplicate_error(struct relay_leg *leg, const char *name)
+{
+	char msg[300];
+	/* a name that would end the DO body is not quoted */
+	snprintf(msg, sizeof(msg), "prepared statement \"%.250s\" already exists",
+		 strstr(name, "$pgcrab$") ? "?" : name);
+	return prepared_raise(leg, 'P', "42P05", msg);
 }
 
 /* Parse, Bind, Describe and Close: named statements are renamed to the

@@ -31,6 +31,12 @@ bool prepared_enabled(const struct cfg *cfg);
 enum prepared_result prepared_request(struct relay_link *l, struct relay_leg *leg, uint8_t type,
 				      uint32_t pos, uint32_t *total, bool *drop);
 
+/* Makes the server raise sqlstate/message in place of the client's Query
+ * ('Q') or Parse ('P') just dropped, so that the transaction fails exactly
+ * as if PostgreSQL itself had refused it. For a Query the caller records
+ * the ReadyForQuery owed; for a Parse the replies are recorded here. */
+int prepared_raise(struct relay_leg *leg, uint8_t type, const char *sqlstate, const char *message);
+
 enum { PREP_LOCAL_NO, PREP_LOCAL_DONE, PREP_LOCAL_BAD, PREP_LOCAL_OOM };
 /* A Parse...Sync between transactions, answered without a server: the
  * replies go into wr (at least 4 KiB) and the request leaves rx. */

@@ -27,6 +27,7 @@
 #include "pool/pool.h"
 #include "proto/proto.h"
 #include "query/classify.h"
+#include "relay/prepared.h"
 #include "relay/relay.h"
 
 /* What the probe asks, and how each pin shows in its answer. */
@@ -630,42 +631,12 @@ static void note_values(struct relay_link *l, const struct query_class *qc)
  * transaction fails exactly as it would if PostgreSQL had refused it. */
 static int refuse(struct relay_leg *leg, uint8_t type, const char *what)
 {
-	char sql[400];
-	snprintf(sql, sizeof(sql),
-		 "DO $pgcrab$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = "
-		 "'%s is not allowed: its state would not follow the client to another server "
-		 "connection (pin_session_state = error)'; END$pgcrab$",
+	char msg[300];
+	snprintf(msg, sizeof(msg),
+		 "%s is not allowed: its state would not follow the client to another server "
+		 "connection (pin_session_state = error)",
 		 what);
-	struct server *s = leg->server;
-	uint8_t buf[600];
-	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-	if (type == 'Q') {
-		proto_build_query(&wr, sql);
-		if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0)
-			return -1;
-		return 0; /* the Query's ReadyForQuery is recorded by the caller */
-	}
-	/* a Parse: unnamed Parse, Bind and Execute of the refusal, whose error
-	 * reaches the client where its ParseComplete would have */
-	size_t m = proto_msg_begin(&wr, 'P');
-	proto_put_u8(&wr, 0);
-	proto_put_cstr(&wr, sql);
-	proto_put_u8(&wr, 0);
-	proto_put_u8(&wr, 0);
-	proto_msg_end(&wr, m);
-	m = proto_msg_begin(&wr, 'B');
-	proto_put_bytes(&wr, "\0\0\0\0\0\0\0\0", 8);
-	proto_msg_end(&wr, m);
-	m = proto_msg_begin(&wr, 'E');
-	proto_put_u8(&wr, 0);
-	proto_put_i32(&wr, 0);
-	proto_msg_end(&wr, m);
-	if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0
-	    || replies_push(&leg->replies, RK_PARSE, RF_HIDE, NULL, NULL) != 0
-	    || replies_push(&leg->replies, RK_BIND, RF_HIDE, NULL, NULL) != 0
-	    || replies_push(&leg->replies, RK_EXECUTE, 0, NULL, NULL) != 0)
-		return -1;
-	return 0;
+	return prepared_raise(leg, type, "0A000", msg);
 }
 
 /* The statement text of a Query or Parse at rx[pos], as much of it as is
