@@ -282,7 +282,8 @@ static bool settings_known(struct client *cl)
 			continue; /* PostgreSQL takes any */
 		if (reported && reports_value(reported, p->name, p->value))
 			continue; /* what a fresh server has anyway (psql's client_encoding) */
-		if (*checked_slot(cl, p, &h) != h)
+		const uint64_t *slot = checked_slot(cl, p, &h);
+		if (*slot != h) /* h is set by the call: not in one expression */
 			return false;
 	}
 	return true;
@@ -298,7 +299,8 @@ void login_settings_checked(struct client *cl)
 		if (params_follows_report(p->name) && told && strcmp(told, p->value) != 0)
 			continue;
 		uint64_t h;
-		*checked_slot(cl, p, &h) = h;
+		uint64_t *slot = checked_slot(cl, p, &h);
+		*slot = h; /* h is set by the call: not in one expression */
 	}
 	cl->check_settings = false;
 }
