@@ -273,9 +273,18 @@ static void drill_builders(struct fuzz_in *in)
 			if (w.len < 8 || w.len > PROTO_MAX_STARTUP)
 				FUZZ_CHECK(rc == PROTO_ERR);
 			if (rc == PROTO_OK) {
+				/* a parameter given again counts with its last value,
+				 * as in PostgreSQL (user and database too) */
+				const char *user = s1, *db = s2;
+				for (int i = 0; i < n_extra; i++) {
+					if (strcmp(names[i], "user") == 0)
+						user = values[i];
+					if (strcmp(names[i], "database") == 0)
+						db = values[i];
+				}
 				FUZZ_CHECK(st.kind == PROTO_STARTUP_V3 && st.minor == 0);
-				FUZZ_CHECK(st.total == w.len && strcmp(st.user, s1) == 0);
-				FUZZ_CHECK(strcmp(st.database, *s2 ? s2 : s1) == 0);
+				FUZZ_CHECK(st.total == w.len && strcmp(st.user, user) == 0);
+				FUZZ_CHECK(strcmp(st.database, *db ? db : user) == 0);
 				FUZZ_CHECK(st.n_params == 2 + n_extra);
 			} else {
 				FUZZ_CHECK(rc == PROTO_ERR && why);
