@@ -91,6 +91,10 @@ chmod 755 "$top"
 POOLER_PID=
 stop_pooler() {
 	[[ -n "$POOLER_PID" ]] || return 0
+	# PgBouncer runs under runuser, which does not pass the signal on:
+	# stop PgBouncer itself by its pidfile first
+	local pf=$top/pgbouncer/pgbouncer.pid
+	[[ -s "$pf" ]] && kill -TERM "$(cat "$pf")" 2>/dev/null
 	kill -TERM "$POOLER_PID" 2>/dev/null
 	for _ in $(seq 1 100); do
 		kill -0 "$POOLER_PID" 2>/dev/null || break
