@@ -52,8 +52,6 @@ static bool tagged(const char *entry)
 	return entry[0] == '!' || entry[0] == '=' || entry[0] == '+' || entry[0] == '~';
 }
 
-static void add_tagged_plain(struct query_class *c, const char *name);
-
 static bool has_plain_reset(const struct query_class *c)
 {
 	for (int i = 0; i < c->n_reset; i++)
@@ -95,17 +93,6 @@ static void add_tagged(struct query_class *c, char tag, const char *name)
 	memcpy(c->reset_names[c->n_reset++], entry, strlen(entry) + 1);
 }
 
-/* Puts a plain (reset) entry back, as drop_tagged(c, 0, name) took it. */
-static void add_tagged_plain(struct query_class *c, const char *name)
-{
-	char low[QUERY_NAME_MAX];
-	snprintf(low, sizeof(low), "%s", name);
-	for (char *k = low; *k; k++)
-		*k = (char)tolower((unsigned char)*k);
-	if (c->n_reset < QUERY_RESET_NAMES_MAX)
-		memcpy(c->reset_names[c->n_reset++], low, strlen(low) + 1);
-}
-
 /* A name that does not fit, or one name too many, widens the answer to
  * "everything was reset": the caller then forgets all it knew, which is
  * never wrong, only slower. */
@@ -140,10 +127,9 @@ void query_class_add_reset(struct query_class *c, const char *name)
 
 void query_class_merge(struct query_class *into, const struct query_class *from)
 {
-	if (from->set_local[0] && (into->reset_all || drop_tagged(into, 0, from->set_local))) {
-		/* a local value hides the reset until the transaction ends */
-		if (!into->reset_all)
-			add_tagged_plain(into, from->set_local);
+	if (from->set_local[0]) {
+		/* a local value hides a reset (this string's or an earlier one's)
+		 * until the transaction ends */
 		add_tagged(into, '~', from->set_local);
 	}
 	if (from->set_name[0]) {
@@ -226,16 +212,16 @@ static size_t skip_blank(const char *s, size_t len, size_t i)
 
 /* Statements that cannot change the session by themselves; what they call
  * can (set_config, advisory locks, SELECT INTO TEMP), which the hint look
- * in query_fast sends to the parser. EXPLAIN ANALYZE runs its statement,
+ * in query_fast sends to the parser (ROLLBACK too: ROLLBACK TO matters). EXPLAIN ANALYZE runs its statement,
  * which is one of these or carries a hint the look sees. */
 static bool harmless_keyword(const char *w, size_t n)
 {
 	static const char *const words[] = {
-		"select",   "insert",    "update",  "delete", "merge",  "copy",   "with",
-		"values",   "table",     "begin",   "start",  "commit", "end",    "rollback",
-		"abort",    "savepoint", "release", "fetch",  "move",   "show",   "explain",
-		"truncate", "analyze",   "analyse", "vacuum", "lock",   "notify", "checkpoint",
-		"execute",  "reindex",   "cluster",
+		"select", "insert",  "update",     "delete",  "merge",   "copy",
+		"with",   "values",  "table",      "begin",   "start",   "commit",
+		"end",    "abort",   "savepoint",  "release", "fetch",   "move",
+		"show",   "explain", "truncate",   "analyze", "analyse", "vacuum",
+		"lock",   "notify",  "checkpoint", "execute", "reindex", "cluster",
 	};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {

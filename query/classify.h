@@ -56,6 +56,9 @@ enum query_effect {
 	QUERY_DEALLOCATE_ALL = 1u << 10,
 	/* Can do anything to the session and cannot be seen into: DO, CALL. */
 	QUERY_UNKNOWN = 1u << 11,
+	/* ROLLBACK TO SAVEPOINT: what the transaction did to settings since
+	 * the savepoint, RESETs included, is undone. */
+	QUERY_ROLLBACK_TO = 1u << 12,
 };
 
 #define QUERY_PINS                                                                      \
@@ -86,8 +89,8 @@ struct query_class {
 	 * string's reset_names: its value, not the startup one, holds. */
 	char set_name[QUERY_NAME_MAX];
 	/* ...and the setting a SET LOCAL (or set_config(..., true)) gives a
-	 * value: after a RESET of it in the same string, "~name" says that a
-	 * local value hides the reset until the transaction ends. */
+	 * value: "~name" in the list says a local value hides any RESET of it
+	 * until the transaction ends. */
 	char set_local[QUERY_NAME_MAX];
 	/* The first statement with a QUERY_PINS effect, as a user would name it
 	 * in an error message: "LISTEN", "PREPARE", "CREATE TEMPORARY TABLE",

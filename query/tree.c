@@ -381,6 +381,11 @@ static int classify_stmt(struct query_class *c, const PgQuery__Node *n)
 			break;
 		}
 		break;
+	case PG_QUERY__NODE__NODE_TRANSACTION_STMT:
+		if (n->transaction_stmt->kind
+		    == PG_QUERY__TRANSACTION_STMT_KIND__TRANS_STMT_ROLLBACK_TO)
+			query_class_add(c, QUERY_ROLLBACK_TO, NULL);
+		break;
 	case PG_QUERY__NODE__NODE_DO_STMT:
 	case PG_QUERY__NODE__NODE_CALL_STMT:
 		query_class_add(c, QUERY_UNKNOWN, NULL);

@@ -88,28 +88,41 @@ int relay_sync_params(struct relay_leg *leg)
 	leg->resync = false;
 	const struct param_set *want = l->want;
 	struct param_set held = { 0 };
-	if (leg->tx_status != 'I' && l->resets
-	    && (l->resets->hold_reset.n || l->resets->hold_reset_all)) {
-		/* a local value hides a RESET until the transaction ends: the
-		 * server keeps what it has for those */
-		if (l->resets->hold_reset_all) {
-			leg->resync = true; /* all of it after the transaction */
+	struct relay_resets *r = l->resets;
+	if (leg->tx_status != 'I' && r && tracked(&s->c)) {
+		/* inside a transaction only the settings its RESETs returned
+		 * to their startup values go back, not those a local value hides
+		 * until the transaction ends; the rest is what the server has
+		 * (the client's own SETs in it included: the server is asked at
+		 * its end) */
+		if (r->hold_reset_all) {
+			leg->resync = true;
 			return 0;
 		}
-		if (params_assign(&held, l->want) != 0)
+		if (params_assign(&held, r->reset_all_pending ? l->want : &s->have) != 0)
 			return -1;
-		for (int i = 0; i < l->resets->hold_reset.n; i++) {
-			const char *name = l->resets->hold_reset.v[i].name;
-			if (params_set(&held, name, params_get(&s->have, name)) != 0) {
-				params_clear(&held);
-				return -1;
-			}
+		bool oom = false;
+		for (int i = 0; i < r->n_reset_pending && !r->reset_all_pending; i++) {
+			const char *name = r->reset_pending[i];
+			oom |= params_set(&held, name, params_get(l->want, name)) != 0;
+		}
+		for (int i = 0; i < r->n_reset_pending && r->reset_all_pending; i++) {
+			const char *name = r->reset_pending[i] + 1; /* "!name": kept */
+			oom |= params_set(&held, name, params_get(&s->have, name)) != 0;
+		}
+		for (int i = 0; i < r->hold_reset.n; i++) {
+			const char *name = r->hold_reset.v[i].name;
+			oom |= params_set(&held, name, params_get(&s->have, name)) != 0;
+		}
+		if (oom) {
+			params_clear(&held);
+			return -1;
 		}
 		want = &held;
-		leg->resync = true; /* the rest after the transaction */
-	} else if (leg->tx_status == 'I' && l->resets) {
-		params_clear(&l->resets->hold_reset);
-		l->resets->hold_reset_all = false;
+		leg->resync = true; /* the rest once the transaction is over */
+	} else if (leg->tx_status == 'I' && r) {
+		params_clear(&r->hold_reset);
+		r->hold_reset_all = false;
 	}
 	int n = params_sync_sql(want, &s->have, NULL, 0);
 	if (n <= 0) {
@@ -449,6 +462,13 @@ bool relay_state_report(struct relay_leg *leg, const uint8_t *body, uint32_t len
 	/* after a RESET the server reports its default, but the client wants
 	 * its startup value back (resync): only what the server has changes */
 	bool client_set_it = l && !(leg->ready_seen < leg->mask_until_ready && masked(l, name));
+	if (client_set_it && leg->hidden_ready == 0 && leg->tx_status != 'I'
+	    && tracked(&leg->server->c)) {
+		/* inside a transaction a report may be a SET LOCAL's, or undone by
+		 * a rollback: the server is asked at its end instead */
+		leg->dirty |= QUERY_SETS;
+		client_set_it = false;
+	}
 	if (params_set(&leg->server->have, name, value) != 0
 	    || (client_set_it && params_set(l->want, name, value) != 0)) {
 		log_warn("out of memory tracking parameter %s", name);
@@ -602,11 +622,12 @@ static void note_values(struct relay_link *l, const struct query_class *qc)
 {
 	for (int i = 0; i < qc->n_reset; i++) {
 		const char *e = qc->reset_names[i];
-		if (!(e[0] == '~' ? resets_of(l) : l->resets))
-			continue; /* nothing reset to undo (or no memory to note it) */
-		/* a local value hides the reset: not brought back before the
+		if (!l->resets)
+			continue; /* nothing reset to undo */
+		/* a local value hides a reset: not brought back before the
 		 * transaction ends (the probe then says what holds) */
-		if (e[0] == '~' && params_set(&l->resets->hold_reset, e + 1, "") != 0)
+		if (e[0] == '~' && (l->resets->reset_all_pending || reset_pending(l, e + 1))
+		    && params_set(&l->resets->hold_reset, e + 1, "") != 0)
 			l->resets->hold_reset_all = true;
 		if (e[0] != '=')
 			continue;
@@ -681,7 +702,20 @@ enum relay_state_result relay_state_request(struct relay_link *l, struct relay_l
 	struct query_class qc;
 	if (query_classify(sql, len, &qc) != 0)
 		log_warn("out of memory classifying a statement: assuming it changes the session");
-	bool fails = leg->tx_status == 'E' && !relay_leg_awaits(leg);
+	bool fails = leg->tx_status == 'E' && !relay_leg_awaits(leg)
+		&& !(qc.effects & QUERY_ROLLBACK_TO);
+	if ((qc.effects & QUERY_ROLLBACK_TO) && l->resets) {
+		/* the server undoes the RESETs since the savepoint, and the hidden
+		 * set_config that followed them: nothing is left to bring back */
+		l->resets->reset_all_pending = false;
+		l->resets->n_reset_pending = 0;
+		l->resets->n_mask = 0;
+		l->resets->mask_all = false;
+		params_clear(&l->resets->hold_reset);
+		l->resets->hold_reset_all = false;
+		leg->resync = false;
+		leg->dirty |= QUERY_SETS; /* the server says at the end what holds */
+	}
 	if (!pooled) {
 		if ((qc.effects & QUERY_RESETS) && !fails)
 			note_resets(l, leg, &qc);

@@ -222,11 +222,8 @@ static void expect_tag(struct query_class *c, char tag, const char *name)
  * covers all before it but "+" names. */
 static void expect_add(struct query_class *c, const struct rule *r)
 {
-	if (r->local) {
-		int plain = expect_find(c, r->local);
-		if (c->reset_all || plain >= 0)
-			expect_tag(c, '~', r->local);
-	}
+	if (r->local)
+		expect_tag(c, '~', r->local);
 	if (r->sets) {
 		char e[QUERY_NAME_MAX];
 		snprintf(e, sizeof(e), "~%s", r->sets);
