@@ -339,6 +339,11 @@ static int classify_stmt(struct query_class *c, const PgQuery__Node *n)
 				     n->create_domain_stmt->n_domainname))
 			query_class_add(c, QUERY_TEMP, "CREATE DOMAIN pg_temp");
 		break;
+	case PG_QUERY__NODE__NODE_CREATE_STATS_STMT:
+		if (names_in_pg_temp(n->create_stats_stmt->defnames,
+				     n->create_stats_stmt->n_defnames))
+			query_class_add(c, QUERY_TEMP, "CREATE STATISTICS pg_temp");
+		break;
 	case PG_QUERY__NODE__NODE_LISTEN_STMT:
 		query_class_add(c, QUERY_LISTEN, "LISTEN");
 		break;

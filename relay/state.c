@@ -31,17 +31,20 @@
 #include "relay/relay.h"
 
 /* What the probe asks, and how each pin shows in its answer. */
-#define PROBE_PINS                                                                                  \
-	"pg_catalog.concat_ws(' ', "                                                                \
-	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_class "                                      \
-	"WHERE relnamespace = pg_catalog.pg_my_temp_schema()) OR EXISTS (SELECT 1 FROM "            \
-	"pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema()) THEN 'temp' END, " \
-	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_listening_channels()) THEN 'listen' END, "   \
-	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "          \
-	"AND pid = pg_catalog.pg_backend_pid()) THEN 'advisory' END, "                              \
-	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) "        \
-	"THEN 'prepare' END, "                                                                      \
-	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) "                 \
+#define PROBE_PINS                                                                                   \
+	"pg_catalog.concat_ws(' ', "                                                                 \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_class "                                       \
+	"WHERE relnamespace = pg_catalog.pg_my_temp_schema()) OR EXISTS (SELECT 1 FROM "             \
+	"pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema()) OR EXISTS (SELECT " \
+	"1 FROM pg_catalog.pg_type WHERE typnamespace = pg_catalog.pg_my_temp_schema()) OR EXISTS "  \
+	"(SELECT 1 FROM pg_catalog.pg_statistic_ext WHERE stxnamespace = "                           \
+	"pg_catalog.pg_my_temp_schema()) THEN 'temp' END, "                                          \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_listening_channels()) THEN 'listen' END, "    \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "           \
+	"AND pid = pg_catalog.pg_backend_pid()) THEN 'advisory' END, "                               \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) "         \
+	"THEN 'prepare' END, "                                                                       \
+	"CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) "                  \
 	"THEN 'cursor' END)"
 
 static const struct {

@@ -156,6 +156,8 @@ static const struct rule rules[] = {
 	{ "EXPLAIN (ANALYZE, BUFFERS) SELECT pg_advisory_lock(1)", A, NULL, "pg_advisory_lock()", NULL, NULL },
 	{ "EXPLAIN (ANALYZE off) SELECT pg_advisory_lock(1)", 0, NULL, NULL, NULL, NULL },
 	{ "EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1", T, NULL, "CREATE TEMPORARY TABLE AS", NULL, NULL },
+	{ "CREATE STATISTICS pg_temp.s ON a, b FROM t", T, NULL, "CREATE STATISTICS pg_temp", NULL, NULL },
+	{ "CREATE STATISTICS s ON a, b FROM t", 0, NULL, NULL, NULL, NULL },
 	/* nothing */
 	{ "SELECT 1", 0, NULL, NULL, NULL, NULL },
 	{ "SELECT abalance FROM pgbench_accounts WHERE aid = $1;", 0, NULL, NULL, NULL, NULL },
