@@ -33,6 +33,25 @@ struct cfg_shard {
 	int max_connections;
 };
 
+/* [database.NAME]: a logical database over several shards. */
+struct cfg_database {
+	char *name;        /* what clients put in dbname */
+	int n_shards;
+	int *shards;       /* indexes into cfg->shards, in the order given: shard 0, 1, ... */
+	bool cross_reads_error;  /* cross_shard_queries = error (default allow) */
+	bool cross_writes_error; /* cross_shard_writes = error (default 2pc) */
+};
+
+/* [sharded_table.NAME]: a table split across a database's shards by key. */
+struct cfg_sharded_table {
+	char *name;   /* lower-cased; "schema.table" in the section name sets schema */
+	char *schema; /* NULL: any schema */
+	int database; /* index into cfg->databases */
+	int n_cols;
+	char **cols;  /* key columns, lower-cased, in key order */
+	int *types;   /* enum router_type values, one per column */
+};
+
 struct cfg_user {
 	char *name; /* section name after "user." */
 	char *password;
@@ -75,6 +94,10 @@ struct cfg {
 	int n_shards;
 	struct cfg_user *users;
 	int n_users;
+	struct cfg_database *databases;
+	int n_databases;
+	struct cfg_sharded_table *sharded_tables;
+	int n_sharded_tables;
 };
 
 /* Values from flags or the environment, as strings; NULL = not given. They
@@ -106,6 +129,7 @@ void cfg_unref(struct cfg *cfg);
 void cfg_free(struct cfg *cfg);
 
 const struct cfg_shard *cfg_find_shard(const struct cfg *cfg, const char *name);
+const struct cfg_database *cfg_find_database(const struct cfg *cfg, const char *name);
 const struct cfg_user *cfg_find_user(const struct cfg *cfg, const char *name);
 
 /* Parses "250ms", "5s", "2min", "1h" or a bare number of seconds (units are

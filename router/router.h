@@ -1,0 +1,270 @@
+/* The sharding router's pure part: no I/O, no threads of its own.
+ *
+ *   hash.c    a key's shard, exactly as PostgreSQL's PARTITION BY HASH
+ *             would place the row (MODULUS n_shards)
+ *   plan.c    a statement's route: which shards, from which literals or
+ *             Bind parameters, or every shard with the merge of answers
+ *   select.c  a SELECT over every shard: the text each shard runs and how
+ *             the answers are merged (sort, LIMIT, aggregates, HAVING)
+ *   merge.c   the merge itself: backend messages from n shards in, the
+ *             client's messages out, streaming where the order allows
+ *
+ * relay/ drives it: it reads the client's messages, asks for a plan,
+ * sends to the shards and feeds their answers to a merger. */
+#ifndef PGCRAB_ROUTER_H
+#define PGCRAB_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ROUTER_MAX_SHARDS 64 /* shard sets are uint64_t bit masks */
+#define ROUTER_MAX_KEY_COLS 8
+
+/* ---- hash.c ------------------------------------------------------------ */
+
+/* Key column types (the config's names). varchar hashes as text; bpchar
+ * without its trailing blanks, as PostgreSQL does. */
+enum router_type {
+	ROUTER_INT2,
+	ROUTER_INT4,
+	ROUTER_INT8,
+	ROUTER_TEXT,
+	ROUTER_VARCHAR,
+	ROUTER_BPCHAR,
+	ROUTER_UUID,
+};
+
+/* "int8" -> ROUTER_INT8; -1 for a name that is none of them. */
+int router_type_parse(const char *name);
+const char *router_type_name(enum router_type t);
+
+/* PostgreSQL's HASH_PARTITION_SEED. */
+#define ROUTER_HASH_SEED UINT64_C(0x7A5B22367996DCFD)
+
+/* The extended hash PostgreSQL's hash opclass for type t gives one
+ * non-NULL value with ROUTER_HASH_SEED. The value comes in text form (as in
+ * a literal or a text-format Bind parameter: "42", "-7", "a0eebc99-...")
+ * or, binary, in PostgreSQL's binary send format (a binary Bind
+ * parameter; an integer may come as 2, 4 or 8 bytes whatever t is, as a
+ * driver picks the width). Text input is read as PostgreSQL's input
+ * function would (blanks around integers, uuid with or without hyphens or
+ * braces). 0, or -1 when the value is not valid input for t. */
+int router_hash_value(enum router_type t, bool binary, const uint8_t *v, size_t len,
+		      uint64_t *out);
+
+/* hash_combine64: folds one column's hash into the row's (start at 0;
+ * NULL columns are skipped). */
+uint64_t router_hash_combine(uint64_t row, uint64_t col);
+
+/* The shard (remainder) of a row hash. */
+static inline int router_hash_shard(uint64_t row_hash, int n_shards)
+{
+	return (int)(row_hash % (uint64_t)n_shards);
+}
+
+/* ---- the schema a plan is made against ---------------------------------- */
+
+struct router_table {
+	const char *schema; /* NULL: the name matches in any schema */
+	const char *name;   /* lower-case, as PostgreSQL folds unquoted names */
+	int n_cols;
+	const char *cols[ROUTER_MAX_KEY_COLS];
+	enum router_type types[ROUTER_MAX_KEY_COLS];
+};
+
+struct router_schema {
+	int n_shards;
+	int n_tables;
+	const struct router_table *tables;
+	bool refuse_cross_reads;  /* cross_shard_queries = error */
+	bool refuse_cross_writes; /* cross_shard_writes = error */
+};
+
+/* ---- the merge of answers from several shards (select.c plans it,
+ * merge.c runs it) ------------------------------------------------------- */
+
+enum router_agg {
+	ROUTER_AGG_NONE,  /* a plain value (a GROUP BY key, or a row's column) */
+	ROUTER_AGG_COUNT, /* summed */
+	ROUTER_AGG_SUM,   /* summed in the column's type (int8, numeric, float) */
+	ROUTER_AGG_MIN,
+	ROUTER_AGG_MAX,
+	ROUTER_AGG_AVG,  /* the shard column holds sum(x); count_col its count(x) */
+	ROUTER_AGG_BOOL_AND,
+	ROUTER_AGG_BOOL_OR,
+};
+
+struct router_col {
+	enum router_agg agg;
+	int count_col; /* ROUTER_AGG_AVG: the hidden column with count(x) */
+};
+
+struct router_sort {
+	int col; /* a column of the shard rows (0-based) */
+	bool desc;
+	bool nulls_first;
+};
+
+/* HAVING, evaluated on each merged group. */
+enum router_expr_kind {
+	ROUTER_EXPR_COL,   /* the merged value of column col (an AVG: the average) */
+	ROUTER_EXPR_CONST, /* text, NULL when is_null */
+	ROUTER_EXPR_CMP,   /* args[0] op args[1]; op one of = <> < <= > >= */
+	ROUTER_EXPR_AND,
+	ROUTER_EXPR_OR,
+	ROUTER_EXPR_NOT,
+	ROUTER_EXPR_IS_NULL, /* args[0] IS NULL (negated: IS NOT NULL) */
+};
+
+struct router_expr {
+	enum router_expr_kind kind;
+	int col;
+	char *text;
+	bool is_null;
+	bool negated;
+	char op[3];
+	int n_args;
+	struct router_expr **args;
+};
+
+struct router_merge {
+	int n_cols;                /* columns in each shard's rows */
+	int n_visible;             /* the first n_visible reach the client; the rest are hidden */
+	struct router_col *cols;   /* n_cols */
+	bool aggregate;            /* rows are combined by group (the group key: the
+				      ROUTER_AGG_NONE columns); no group key, one group */
+	bool distinct;             /* SELECT DISTINCT: equal visible rows once */
+	int n_sort;
+	struct router_sort *sort;  /* the ORDER BY, on shard row columns */
+	int64_t limit;             /* -1: none */
+	int64_t offset;            /* rows skipped after the merge */
+	struct router_expr *having; /* NULL: none */
+};
+
+/* ---- plan.c: a statement's route ------------------------------------------ */
+
+enum router_route {
+	ROUTER_ANY,     /* no sharded table, changes no data: any one shard */
+	ROUTER_SHARDS,  /* the shards in .shards (from literals or a hint) */
+	ROUTER_BIND,    /* shards from Bind parameters: see .keys */
+	ROUTER_ALL,     /* every shard */
+	ROUTER_SPLIT,   /* a multi-row INSERT: .split[i] is shard i's INSERT (or NULL) */
+	ROUTER_TX,      /* transaction control: .tx says which */
+	ROUTER_SET,     /* SET pgcrab.shard / pgcrab.sharding_key: PgCrab's own */
+	ROUTER_REFUSE,  /* .sqlstate, .message */
+};
+
+enum router_tx {
+	ROUTER_TX_NONE,
+	ROUTER_TX_BEGIN,    /* BEGIN / START TRANSACTION (the text is kept to replay) */
+	ROUTER_TX_COMMIT,   /* COMMIT / END / COMMIT AND CHAIN is refused */
+	ROUTER_TX_ROLLBACK, /* ROLLBACK / ABORT */
+	ROUTER_TX_SAVEPOINT,   /* SAVEPOINT, RELEASE, ROLLBACK TO: to every shard of the tx */
+	ROUTER_TX_PREPARED, /* PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED: refused
+			       on a sharded database (PgCrab owns 2PC there) */
+};
+
+/* One way the key can be given: a value per key column, each a literal
+ * (text form) or a Bind parameter ($n, 1-based). */
+struct router_key_src {
+	int param;          /* 0: literal */
+	char *literal;      /* text form; NULL with param 0: SQL NULL */
+	enum router_type type;
+};
+
+struct router_key {
+	int n_cols;
+	struct router_key_src cols[ROUTER_MAX_KEY_COLS];
+};
+
+struct router_plan {
+	enum router_route route;
+	enum router_tx tx;
+	bool writes;    /* changes data or schema: atomic across shards (2PC) */
+	bool ddl;       /* CREATE/ALTER/DROP/TRUNCATE/...: every shard */
+	bool no_tx_block; /* cannot run inside a transaction block (VACUUM,
+			     CREATE INDEX CONCURRENTLY, ...): every shard, one by one, no 2PC */
+	uint64_t shards; /* ROUTER_SHARDS: the set */
+	/* ROUTER_BIND: the shards are the union over keys (each key one shard) */
+	int n_keys;
+	struct router_key *keys;
+	/* a read that may span shards (ROUTER_ALL, or ROUTER_BIND/SHARDS with
+	 * several): what each shard runs (NULL: the statement as it is) and
+	 * how the answers merge (NULL: nothing to merge, counts summed) */
+	char *shard_sql;
+	struct router_merge *merge;
+	/* ROUTER_SPLIT: n_shards texts, NULL where a shard gets no rows */
+	char **split;
+	/* ROUTER_SET */
+	bool set_shard;  /* SET pgcrab.shard (else pgcrab.sharding_key) */
+	bool set_reset;  /* RESET / SET ... TO DEFAULT: back to none */
+	char *set_value; /* text form */
+	/* ROUTER_REFUSE */
+	char sqlstate[6];
+	char *message;
+};
+
+/* The session's routing context: its hints (SET pgcrab.*), NULL/-1 if none. */
+struct router_context {
+	int shard;               /* SET pgcrab.shard, -1 if not set */
+	const char *sharding_key; /* SET pgcrab.sharding_key, NULL if not set */
+};
+
+/* Plans the statement text sql[0, len) (a simple Query's string, which may
+ * hold several statements, or a Parse's query). Comments
+ * "/+ pgcrab_shard: N +/" and "/+ pgcrab_key: value +/" (with '*' for '+')
+ * route it like the session hints, and win over them. A string of several
+ * statements routes as one: the union of their shards; any statement that
+ * needs a merge, a split or transaction control among others is refused.
+ * Returns a plan to free with router_plan_free, or NULL when out of memory. */
+struct router_plan *router_plan(const struct router_schema *schema,
+				const struct router_context *ctx, const char *sql, size_t len);
+void router_plan_free(struct router_plan *p);
+
+/* The shards of a ROUTER_BIND plan for one Bind's parameters: values[i]
+ * (lengths[i], -1 for NULL), formats[i] (0 text, 1 binary), for
+ * n parameters. 0 and *out set, or -1 with sqlstate/message set in
+ * err (a value that is not valid input for its key type: 22P02). */
+int router_bind_shards(const struct router_plan *p, int n_shards, int n, const uint8_t *const *values,
+		       const int32_t *lengths, const int16_t *formats, uint64_t *out,
+		       char *err, size_t errlen);
+
+/* The shard of one key (values[i] in text form, NULL for SQL NULL). */
+int router_key_shard(int n_cols, const enum router_type *types, const char *const *values,
+		     int n_shards);
+
+/* ---- merge.c: running a merge -------------------------------------------- */
+
+struct router_merger;
+
+/* A merger for the answers of n_sources shards to one statement. spec NULL:
+ * rows pass through unsorted, counts summed. */
+struct router_merger *router_merger_new(const struct router_merge *spec, int n_sources);
+void router_merger_free(struct router_merger *m);
+
+/* Backend messages from source s, each whole: type and body (after the
+ * length word). RowDescription ('T'), DataRow ('D'), CommandComplete
+ * ('C'), EmptyQueryResponse ('I'), PortalSuspended ('s'). Others (errors,
+ * notices, ReadyForQuery) are the relay's. 0, or -1 with a SQLSTATE and a
+ * message in err (shards disagree on the RowDescription: 42804; a value
+ * that cannot be compared or summed: 22P02; out of memory: 53200). */
+int router_merger_feed(struct router_merger *m, int s, uint8_t type, const uint8_t *body,
+		       uint32_t len, char sqlstate[6], char *err, size_t errlen);
+
+/* True while source s should be read: the merge waits on it, or it may run
+ * ahead a little. False when its queued rows are enough for now (stop
+ * reading it: the server's socket holds the rest). */
+bool router_merger_wants(const struct router_merger *m, int s);
+
+/* Appends whole client messages (RowDescription once, DataRows whose
+ * place is certain, and when every source is done the CommandComplete with
+ * the summed count) to out, at most max bytes (at least one message if any
+ * is ready). Returns the bytes appended, 0 if nothing is ready, -1 out of
+ * memory. */
+long router_merger_emit(struct router_merger *m, uint8_t *out, size_t max);
+
+/* Every source is done and everything was emitted. */
+bool router_merger_done(const struct router_merger *m);
+
+#endif
