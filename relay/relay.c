@@ -84,6 +84,7 @@ void relay_link_init(struct relay_link *l, struct conn *client, const struct rel
 
 void relay_link_clear(struct relay_link *l)
 {
+	relay_route_clear(l);
 	params_clear(&l->custom);
 	if (l->resets) {
 		params_clear(&l->resets->reset_before);
@@ -396,6 +397,10 @@ static void pump_replies(struct relay_leg *leg)
 	struct conn *c = &s->c;
 	struct relay_link *l = leg->link;
 	char fatal[300];
+	if (leg->fan && l) {
+		relay_route_server_recv(leg);
+		return;
+	}
 	if (!l || conn_send_busy(l->client) || c->closing)
 		return;
 	int rc = relay_scan_replies(leg, fatal, sizeof(fatal));
@@ -434,7 +439,7 @@ static void pump_replies(struct relay_leg *leg)
 		 * (kept: session mode, pinned) go on with what the client sent */
 		leg->hidden_done = false;
 		settle(l);
-		if (l->to == leg && leg->link == l && !l->client->closing)
+		if ((l->router || l->to == leg) && leg->link == l && !l->client->closing)
 			pump_requests(l);
 	}
 }
@@ -466,6 +471,8 @@ static int scan_requests(struct relay_link *l, struct relay_leg *leg)
 		}
 		if (rc == REQ_INJECTED)
 			break;
+		if (l->router && l->unit_msgs == 0 && !leg->copy_in)
+			break; /* the routed unit is passed on; the next is routed anew */
 		uint8_t type;
 		uint32_t total;
 		enum proto_result r = proto_frame(c->rx + pos, c->rx_end - pos, max, &type, &total);
@@ -580,6 +587,8 @@ static int scan_requests(struct relay_link *l, struct relay_leg *leg)
 		}
 		if (rc == REQ_OOM)
 			break;
+		if (l->unit_msgs > 0)
+			l->unit_msgs--;
 		pos = conn_pass_header(c, pos, total, drop);
 	}
 out:
@@ -614,8 +623,16 @@ static void terminating(struct relay_link *l, struct relay_leg *leg)
 		arm_client(l);
 }
 
-/* Forwards what the client sent to the leg requests go to. */
 static void pump_requests(struct relay_link *l)
+{
+	if (l->router)
+		relay_route_pump(l);
+	else
+		relay_pump_leg(l);
+}
+
+/* Forwards what the client sent to the leg requests go to. */
+void relay_pump_leg(struct relay_link *l)
 {
 	struct relay_leg *leg = l->to;
 	struct conn *c = l->client;
@@ -667,6 +684,8 @@ static void settle(struct relay_link *l)
 	struct conn *c = l->client;
 	if (!l->legs || c->msg_left != 0 || conn_send_busy(c) || c->closing)
 		return;
+	if (l->router && !relay_route_idle(l))
+		return; /* a unit or a transaction across shards is under way */
 	if (l->terminate) {
 		for (struct relay_leg *leg = l->legs; leg; leg = leg->next)
 			if (relay_leg_owes(leg))
@@ -690,6 +709,21 @@ static void settle(struct relay_link *l)
 	l->ops->settled(l);
 }
 
+void relay_settle(struct relay_link *l)
+{
+	settle(l);
+}
+
+void relay_pump_replies(struct relay_leg *leg)
+{
+	pump_replies(leg);
+}
+
+void relay_leg_lost(struct relay_leg *leg, const char *why)
+{
+	leg_lost(leg, why);
+}
+
 void relay_attach(struct relay_link *l, struct server *s)
 {
 	struct relay_leg *leg = relay_leg_new();
@@ -700,6 +734,7 @@ void relay_attach(struct relay_link *l, struct server *s)
 	}
 	leg->server = s;
 	leg->link = l;
+	leg->shard = -1;
 	leg->next = l->legs;
 	l->legs = leg;
 	l->to = leg;
@@ -727,6 +762,10 @@ void relay_client_recv(struct relay_link *l)
 
 void relay_client_sent(struct relay_link *l)
 {
+	if (l->router) {
+		relay_route_pump(l);
+		return;
+	}
 	/* after forwarded replies, or replies PgCrab gave itself */
 	struct relay_leg *leg = l->to;
 	if (!leg)

@@ -57,9 +57,11 @@ struct relay_leg {
 	struct param_set probed; /* ...its settings */
 	char hidden_code[6];     /* an ErrorResponse to a hidden query */
 	char hidden_msg[256];
+	int shard;               /* sharded links: the shard's index in its database */
+	bool fan;                /* sharded links: its replies go to the fan-out (relay/fanout.c) */
 };
 
-enum { RELAY_HIDDEN_SYNC = 1, RELAY_HIDDEN_PROBE, RELAY_HIDDEN_DISCARD };
+enum { RELAY_HIDDEN_SYNC = 1, RELAY_HIDDEN_PROBE, RELAY_HIDDEN_DISCARD, RELAY_HIDDEN_BEGIN };
 
 /* A client's RESETs still to settle; allocated at its first RESET, as
  * most clients never run one. */
@@ -92,7 +94,13 @@ struct relay_link_ops {
 	void (*lost)(struct relay_link *l, const char *why, bool cut);
 	/* The client broke the protocol, or PgCrab ran out of memory. */
 	void (*failed)(struct relay_link *l, const char *sqlstate, const char *msg);
+	/* Sharded links: a server of the database's shard is needed; the
+	 * owner acquires one and relay_attach-es it (or fails the link). */
+	void (*need)(struct relay_link *l, int shard);
 };
+
+struct relay_router;
+struct router_schema;
 
 struct relay_link {
 	struct conn *client;
@@ -112,6 +120,9 @@ struct relay_link {
 	struct relay_leg *legs;      /* one per shard the client holds a server of */
 	struct relay_leg *to;        /* the leg requests go to */
 	bool terminate;              /* saw Terminate: answered what precedes it, then done */
+	/* sharded links (relay/route.c): NULL for a plain shard's clients */
+	struct relay_router *router;
+	int unit_msgs; /* messages of the routed unit still to pass to l->to */
 };
 
 void relay_link_init(struct relay_link *l, struct conn *client, const struct relay_link_ops *ops,
@@ -148,6 +159,25 @@ static inline bool relay_pinned(const struct relay_link *l)
 {
 	return l->pinned != 0;
 }
+
+/* relay/route.c: a client of a sharded database. db_name names it in
+ * two-phase commit identifiers. -1 when out of memory. */
+int relay_route_init(struct relay_link *l, const struct router_schema *schema,
+		     const char *db_name);
+/* The link is between statements, outside any transaction (settled may
+ * release its servers). */
+bool relay_route_idle(const struct relay_link *l);
+/* relay.c calls these for sharded links */
+void relay_route_pump(struct relay_link *l);
+void relay_route_server_recv(struct relay_leg *leg);
+void relay_route_clear(struct relay_link *l);
+/* relay.c: forwards the routed unit to l->to, as for a plain link */
+void relay_pump_leg(struct relay_link *l);
+void relay_pump_replies(struct relay_leg *leg);
+void relay_settle(struct relay_link *l);
+void relay_leg_lost(struct relay_leg *leg, const char *why);
+/* relay/state.c: a hidden simple query on the leg (kind RELAY_HIDDEN_*) */
+int relay_send_hidden(struct relay_leg *leg, uint8_t kind, const char *sql);
 
 /* Frees the legs this thread keeps for reuse (at the thread's end). */
 void relay_thread_exit(void);

@@ -69,7 +69,7 @@ static bool tracked(const struct conn *c)
 
 static void resets_done(struct relay_link *l);
 
-static int send_hidden(struct relay_leg *leg, uint8_t kind, const char *sql)
+int relay_send_hidden(struct relay_leg *leg, uint8_t kind, const char *sql)
 {
 	struct server *s = leg->server;
 	size_t n = strlen(sql);
@@ -147,7 +147,7 @@ int relay_sync_params(struct relay_leg *leg)
 	 * the client is failed and the server reset (relay_state_hidden) */
 	if (sql && params_sync_sql(want, &s->have, sql, (size_t)n + 1) == n
 	    && params_assign(&s->have, want) == 0)
-		rc = send_hidden(leg, RELAY_HIDDEN_SYNC, sql);
+		rc = relay_send_hidden(leg, RELAY_HIDDEN_SYNC, sql);
 	free(sql);
 	params_clear(&held);
 	return rc;
@@ -208,7 +208,7 @@ static int send_probe(struct relay_leg *leg)
 	if (n > 0 && (size_t)n < cap) {
 		params_clear(&leg->probed);
 		leg->probed_pins = 0;
-		rc = send_hidden(leg, RELAY_HIDDEN_PROBE, sql);
+		rc = relay_send_hidden(leg, RELAY_HIDDEN_PROBE, sql);
 	}
 	free(sql);
 	return rc;
@@ -227,7 +227,7 @@ int relay_state_settle(struct relay_leg *leg)
 		leg->discard = false;
 		leg->dirty = 0;
 		resets_done(leg->link);
-		rc = send_hidden(leg, RELAY_HIDDEN_DISCARD, "DISCARD ALL");
+		rc = relay_send_hidden(leg, RELAY_HIDDEN_DISCARD, "DISCARD ALL");
 	} else if (leg->dirty & PROBE_EFFECTS) {
 		rc = send_probe(leg);
 	} else {
@@ -375,6 +375,8 @@ int relay_state_hidden(struct relay_leg *leg, uint8_t type, const uint8_t *body,
 		return 0;
 	}
 	leg->hidden_ready--;
+	if (len == 1)
+		leg->tx_status = (char)body[0]; /* a hidden BEGIN opens a transaction */
 	uint8_t kind = leg->hidden;
 	leg->hidden = 0;
 	leg->tell_client = false;
@@ -396,6 +398,7 @@ int relay_state_hidden(struct relay_leg *leg, uint8_t type, const uint8_t *body,
 			probe_done(leg);
 		break;
 	case RELAY_HIDDEN_DISCARD:
+	case RELAY_HIDDEN_BEGIN:
 		if (leg->hidden_code[0]) {
 			leg->hidden_failed = kind;
 			return -1;

@@ -105,7 +105,7 @@ static bool linked(enum client_state st)
 
 void client_close_now(struct client *cl)
 {
-	if (linked(cl->state))
+	if (linked(cl->state) || relay_linked(&cl->rl))
 		relay_detach(&cl->rl);
 	if (cl->state != CLIENT_CLOSING)
 		client_set_state(cl, CLIENT_CLOSING);
@@ -129,7 +129,7 @@ void client_fail_full(struct client *cl, const char *severity, const char *code,
 		return;
 	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
 		  severity, code, msg);
-	bool mid_message = linked(cl->state) && relay_detach(&cl->rl);
+	bool mid_message = (linked(cl->state) || relay_linked(&cl->rl)) && relay_detach(&cl->rl);
 	client_set_state(cl, CLIENT_CLOSING);
 	if (mid_message) {
 		/* an ErrorResponse now would be read as the rest of that message */
@@ -215,6 +215,12 @@ static void client_request(struct client *cl)
 		/* a broken header is refused now, not after waiting for a server */
 		if (!request_header_ok(cl))
 			return;
+		if (cl->db) {
+			/* a sharded database: the router picks the shards */
+			client_set_state(cl, CLIENT_ACTIVE);
+			relay_client_recv(&cl->rl);
+			return;
+		}
 		/* only when no server is free: with one, the server checks the Parse */
 		if (!prepared_enabled(c->w->cfg) || cl->pool->n_idle > 0)
 			break;
@@ -365,11 +371,21 @@ static void on_link_failed(struct relay_link *l, const char *sqlstate, const cha
 	client_fail(client_of_link(l), "FATAL", sqlstate, "%s", msg);
 }
 
+/* A sharded database's router needs a server of one of its shards. */
+static void on_need(struct relay_link *l, int shard)
+{
+	struct client *cl = client_of_link(l);
+	cl->pool = &cl->sw->pools.pools[cl->db->cfg->shards[shard]];
+	client_set_state(cl, CLIENT_WAITING);
+	pool_acquire(cl->pool, &cl->wait);
+}
+
 static const struct relay_link_ops link_ops = {
 	.settled = on_settled,
 	.finished = on_finished,
 	.lost = on_lost,
 	.failed = on_link_failed,
+	.need = on_need,
 };
 
 /* ---- the connection's completions ------------------------------------------ */

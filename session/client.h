@@ -57,6 +57,7 @@ struct client {
 	struct param_set startup;   /* ...those it logged in with */
 	bool check_settings;        /* a server must accept its startup settings first */
 	struct stmt_names stmts;    /* its named prepared statements */
+	struct session_db *db;      /* a sharded database's client; else NULL */
 };
 
 static inline struct client *container_of_client(struct conn *c)

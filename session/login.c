@@ -173,6 +173,18 @@ void login_on_startup(struct client *cl)
 		return;
 	}
 	cl->pool = find_pool(cl, st.database);
+	for (int i = 0; !cl->pool && i < cl->sw->n_dbs; i++) {
+		struct session_db *db = &cl->sw->dbs[i];
+		if (strcmp(db->cfg->name, st.database) != 0)
+			continue;
+		/* a sharded database: its first shard's parameters are the login's */
+		cl->db = db;
+		cl->pool = &cl->sw->pools.pools[db->cfg->shards[0]];
+		if (relay_route_init(&cl->rl, &db->schema, db->cfg->name) != 0) {
+			client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
+	}
 	if (!cl->pool)
 		snprintf(cl->login->missing_db, sizeof(cl->login->missing_db), "%s", st.database);
 	/* checked now, refused after the password, as PostgreSQL does */

@@ -95,6 +95,42 @@ const struct worker_hooks session_hooks = {
 	.on_exit = on_exit_thread,
 };
 
+/* Each sharded database's schema for its router, from the config. */
+static int build_dbs(struct session *ss, const struct cfg *cfg)
+{
+	ss->n_dbs = cfg->n_databases;
+	ss->dbs = calloc((size_t)cfg->n_databases + 1, sizeof(*ss->dbs));
+	if (!ss->dbs)
+		return -1;
+	for (int d = 0; d < cfg->n_databases; d++) {
+		struct session_db *db = &ss->dbs[d];
+		db->cfg = &cfg->databases[d];
+		db->tables = calloc((size_t)cfg->n_sharded_tables + 1, sizeof(*db->tables));
+		if (!db->tables)
+			return -1;
+		int n = 0;
+		for (int t = 0; t < cfg->n_sharded_tables; t++) {
+			const struct cfg_sharded_table *ct = &cfg->sharded_tables[t];
+			if (ct->database != d)
+				continue;
+			struct router_table *rt = &db->tables[n++];
+			rt->schema = ct->schema;
+			rt->name = ct->name;
+			rt->n_cols = ct->n_cols < ROUTER_MAX_KEY_COLS ? ct->n_cols : ROUTER_MAX_KEY_COLS;
+			for (int c = 0; c < rt->n_cols; c++) {
+				rt->cols[c] = ct->cols[c];
+				rt->types[c] = (enum router_type)ct->types[c];
+			}
+		}
+		db->schema.n_shards = db->cfg->n_shards;
+		db->schema.n_tables = n;
+		db->schema.tables = db->tables;
+		db->schema.refuse_cross_reads = db->cfg->cross_reads_error;
+		db->schema.refuse_cross_writes = db->cfg->cross_writes_error;
+	}
+	return 0;
+}
+
 int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n_workers, char *err,
 		  size_t errlen)
 {
@@ -123,6 +159,10 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 			return -1;
 		}
 	}
+	if (build_dbs(ss, cfg) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	for (int i = 0; i < n_workers; i++) {
 		struct worker *w = &rt->workers[i];
 		struct session_worker *sw = &ss->workers[i];
@@ -132,6 +172,8 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		w->owner = sw;
 		w->cfg = cfg_ref(cfg);
 		sw->w = w;
+		sw->dbs = ss->dbs;
+		sw->n_dbs = ss->n_dbs;
 		list_init(&sw->clients);
 		if (getentropy(&sw->next_pid, sizeof(sw->next_pid)) != 0)
 			sw->next_pid = (uint32_t)getpid() * 7919u + (uint32_t)i;
@@ -152,6 +194,9 @@ void session_free(struct runtime *rt, struct session *ss)
 	}
 	for (int i = 0; i < ss->n_shards; i++)
 		free(atomic_load(&ss->shards[i].params));
+	for (int i = 0; i < ss->n_dbs; i++)
+		free(ss->dbs[i].tables);
+	free(ss->dbs);
 	free(ss->shards);
 	free(ss->workers);
 	free(rt->workers);

@@ -12,14 +12,24 @@
 #include "core/list.h"
 #include "core/worker.h"
 #include "pool/pool.h"
+#include "router/router.h"
 #include "pool/shard.h"
 
 enum {
 	SESSION_MSG_CANCEL = POOL_MSG_END, /* ptr: a client pid; res: its secret key */
 };
 
+/* A sharded database: its config and the schema its router plans against. */
+struct session_db {
+	const struct cfg_database *cfg;
+	struct router_schema schema;
+	struct router_table *tables;
+};
+
 struct session_worker {
 	struct pool_worker pools;
+	struct session_db *dbs; /* shared, read-only */
+	int n_dbs;
 	struct worker *w;
 	struct list clients;
 	uint32_t next_pid;    /* BackendKeyData pids: (counter << 8) | worker id */
@@ -36,6 +46,8 @@ struct session {
 	struct shard *shards;
 	int n_shards;
 	struct session_worker *workers;
+	struct session_db *dbs;
+	int n_dbs;
 };
 
 static inline struct session_worker *session_worker_of(struct worker *w)

@@ -1,0 +1,502 @@
+/* A unit on several shards: each shard gets its copy (rewritten where the
+ * plan says), and their answers become one. Replies other than rows are
+ * taken in lock-step: the k-th such reply goes to the client once every
+ * shard has given its k-th (CommandComplete counts summed); rows go to the
+ * router's merger, which sends them on in their order. The first error
+ * ends the unit for the client; the rest is read and dropped.
+ *
+ * A write outside a transaction runs in one opened for it on every shard,
+ * committed with two-phase commit (twophase.c's phases) or rolled back. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/worker.h"
+#include "proto/proto.h"
+#include "relay/fanout.h"
+#include "relay/route.h"
+
+#define FAN_CLIENT_TX_MAX (256u * 1024) /* stop merging while the client lags */
+
+struct fan *route_fan(struct relay_link *l)
+{
+	return l->router->fan;
+}
+
+static void src_clear(struct fan_src *s)
+{
+	for (int i = 0; i < s->n_steps; i++)
+		free(s->steps[i].msg);
+	free(s->steps);
+	s->steps = NULL;
+	s->n_steps = s->cap_steps = 0;
+}
+
+void route_fan_free(struct relay_link *l)
+{
+	struct fan *f = l->router->fan;
+	if (!f)
+		return;
+	for (int i = 0; i < f->n; i++) {
+		if (f->src[i].leg)
+			f->src[i].leg->fan = false;
+		src_clear(&f->src[i]);
+	}
+	router_merger_free(f->merger);
+	free(f->err);
+	free(f);
+	l->router->fan = NULL;
+}
+
+/* ---- sending --------------------------------------------------------------- */
+
+static int queue_msg(struct conn *c, uint8_t type, const void *a, size_t alen, const void *b,
+		     size_t blen)
+{
+	uint32_t n = (uint32_t)(4 + alen + blen);
+	uint8_t hdr[5] = { type, (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+			   (uint8_t)n };
+	if (conn_queue(c, hdr, 5) != 0 || (alen && conn_queue(c, a, alen) != 0)
+	    || (blen && conn_queue(c, b, blen) != 0))
+		return -1;
+	return 0;
+}
+
+int fan_send_query(struct fan_src *s, const char *sql)
+{
+	struct conn *c = &s->leg->server->c;
+	if (queue_msg(c, 'Q', sql, strlen(sql) + 1, NULL, 0) != 0)
+		return -1;
+	s->leg->expect_ready++;
+	return 0;
+}
+
+/* The unit's messages for one shard. */
+static int send_unit(struct relay_link *l, struct fan_src *s)
+{
+	struct relay_router *r = l->router;
+	struct conn *cc = l->client;
+	struct conn *sc = &s->leg->server->c;
+	const struct router_plan *p = r->plan;
+	uint32_t pos = cc->rx_start;
+	for (int i = 0; i < r->unit.n_msgs; i++) {
+		uint8_t type = cc->rx[pos];
+		uint32_t total = 1 + proto_be32(cc->rx + pos + 1);
+		const uint8_t *body = cc->rx + pos + 5;
+		uint32_t blen = total - 5;
+		const char *text = NULL;
+		if (p && p->route == ROUTER_SPLIT && p->split)
+			text = p->split[s->leg->shard];
+		else if (p && p->shard_sql)
+			text = p->shard_sql;
+		int rc = 0;
+		if (type == 'Q' && text) {
+			rc = queue_msg(sc, 'Q', text, strlen(text) + 1, NULL, 0);
+		} else if (type == 'P' && text && blen > 0 && body[0] == '\0') {
+			/* the unnamed statement, rewritten: its parameter types follow */
+			const uint8_t *z = memchr(body + 1, '\0', blen - 1);
+			if (!z)
+				return -1;
+			size_t rest = blen - (size_t)(z + 1 - body);
+			uint8_t name = 0;
+			uint32_t n = (uint32_t)(4 + 1 + strlen(text) + 1 + rest);
+			uint8_t hdr[5] = { 'P', (uint8_t)(n >> 24), (uint8_t)(n >> 16),
+					   (uint8_t)(n >> 8), (uint8_t)n };
+			rc = conn_queue(sc, hdr, 5) | conn_queue(sc, &name, 1)
+				| conn_queue(sc, text, strlen(text) + 1) | conn_queue(sc, z + 1, rest);
+		} else {
+			rc = conn_queue(sc, cc->rx + pos, total);
+		}
+		if (rc != 0)
+			return -1;
+		if (type == 'Q' || type == 'S') {
+			s->ready_left++;
+			s->leg->expect_ready++;
+		}
+		pos += total;
+	}
+	return 0;
+}
+
+/* ParseComplete, BindComplete, NoData for an extended-protocol COMMIT or
+ * ROLLBACK that PgCrab runs itself (its tag and ReadyForQuery come last). */
+static int answer_ahead(struct relay_link *l)
+{
+	struct conn *c = l->client;
+	uint32_t pos = c->rx_start;
+	for (int i = 0; i < l->router->unit.n_msgs; i++) {
+		uint8_t type = c->rx[pos];
+		uint8_t m[5] = { 0, 0, 0, 0, 4 };
+		m[0] = type == 'P' ? '1' : type == 'B' ? '2' : type == 'D' ? 'n' : type == 'C' ? '3' : 0;
+		if (m[0] && conn_queue(c, m, sizeof(m)) != 0)
+			return -1;
+		pos += 1 + proto_be32(c->rx + pos + 1);
+	}
+	return 0;
+}
+
+void route_fan_start(struct relay_link *l, uint64_t want)
+{
+	struct relay_router *r = l->router;
+	const struct router_plan *p = r->plan;
+	if (p && p->route == ROUTER_SPLIT && p->split) {
+		want = 0;
+		for (int i = 0; i < r->schema->n_shards; i++)
+			if (p->split[i])
+				want |= UINT64_C(1) << i;
+	}
+	int n = __builtin_popcountll(want);
+	struct fan *f = calloc(1, sizeof(*f) + (size_t)n * sizeof(struct fan_src));
+	if (!f) {
+		l->ops->failed(l, "53200", "out of memory");
+		return;
+	}
+	f->n = n;
+	r->fan = f;
+	r->state = ROUTE_FAN;
+	/* a write outside a transaction gets one of its own, on every shard */
+	f->wrap = r->unit.writes && !r->unit.no_tx_block && route_tx_status(l) == 'I' && n > 1;
+	f->end = (enum fan_end)r->fan_end;
+	r->fan_end = FAN_END_NONE;
+	if (f->end != FAN_END_NONE) {
+		/* PgCrab ends the transaction itself: the client's COMMIT goes
+		 * nowhere, its messages before the Sync are answered now */
+		f->unit_over = true;
+		if (answer_ahead(l) != 0)
+			goto oom;
+	}
+	int k = 0;
+	for (int i = 0; i < r->schema->n_shards; i++) {
+		if (!(want & (UINT64_C(1) << i)))
+			continue;
+		struct fan_src *s = &f->src[k++];
+		s->leg = route_leg_of(l, i);
+		s->leg->fan = true;
+		const char *begin = NULL;
+		if (r->preamble && s->leg->tx_status == 'I')
+			begin = r->preamble;
+		else if (f->wrap)
+			begin = "BEGIN";
+		if (begin) {
+			if (fan_send_query(s, begin) != 0)
+				goto oom;
+			s->skip_ready++;
+		}
+		if (f->end == FAN_END_NONE && send_unit(l, s) != 0)
+			goto oom;
+		conn_flush_tx(&s->leg->server->c);
+	}
+	l->client->rx_start += r->unit.len;
+	l->client->scan_pos = l->client->rx_start;
+	route_fan_pump(l);
+	return;
+oom:
+	l->ops->failed(l, "53200", "out of memory");
+}
+
+/* ---- receiving ------------------------------------------------------------- */
+
+static int add_step(struct fan_src *s, uint8_t type, const uint8_t *msg, uint32_t total,
+		    bool keep)
+{
+	if (s->n_steps == s->cap_steps) {
+		int cap = s->cap_steps ? s->cap_steps * 2 : 8;
+		struct fan_step *v = realloc(s->steps, (size_t)cap * sizeof(*v));
+		if (!v)
+			return -1;
+		s->steps = v;
+		s->cap_steps = cap;
+	}
+	struct fan_step *st = &s->steps[s->n_steps];
+	memset(st, 0, sizeof(*st));
+	st->type = type;
+	if (keep) {
+		st->msg = malloc(total);
+		if (!st->msg)
+			return -1;
+		memcpy(st->msg, msg, total);
+		st->len = total;
+	}
+	s->n_steps++;
+	return 0;
+}
+
+static int client_queue_raw(struct relay_link *l, const void *p, size_t n)
+{
+	if (conn_queue(l->client, p, n) != 0) {
+		l->ops->failed(l, "53200", "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* A message that is not a reply to the unit (phase queries' are twophase.c's). */
+static int take_unit_msg(struct relay_link *l, struct fan *f, int si, uint8_t type,
+			 const uint8_t *msg, uint32_t total)
+{
+	struct fan_src *s = &f->src[si];
+	const uint8_t *body = msg + 5;
+	uint32_t blen = total - 5;
+	char code[6], err[300];
+	switch (type) {
+	case 'N':
+	case 'A':
+		return si == 0 ? client_queue_raw(l, msg, total) : 0;
+	case 'S':
+		return 0; /* settings are the link's (state.c) */
+	case 'T':
+	case 'D':
+	case 's':
+		if (!f->merger) {
+			f->merger = router_merger_new(l->router->plan ? l->router->plan->merge : NULL,
+						      f->n);
+			if (!f->merger)
+				return -1;
+		}
+		/* this source's rows begin: the merged result takes their place
+		 * among its steps */
+		if (!s->in_merge) {
+			s->in_merge = true;
+			if (add_step(s, 'M', NULL, 0, false) != 0)
+				return -1;
+		}
+		/* fall through */
+	case 'C':
+		if (type == 'C' && !s->in_merge)
+			break;
+		if (type == 'C' || type == 's')
+			s->in_merge = false;
+		if (router_merger_feed(f->merger, si, type, body, blen, code, err, sizeof(err))
+		    != 0) {
+			s->in_merge = false;
+			uint8_t buf[512];
+			struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+			proto_build_error(&wr, "ERROR", code, err);
+			return add_step(s, 'E', wr.p, (uint32_t)wr.len, true);
+		}
+		return 0;
+	case 'E':
+		s->in_merge = false;
+		break;
+	case 'Z':
+		s->in_merge = false;
+		if (blen == 1) {
+			s->leg->tx_status = (char)body[0];
+			s->status = (char)body[0];
+		}
+		if (s->leg->expect_ready > 0)
+			s->leg->expect_ready--;
+		s->ready_left--;
+		break;
+	}
+	return add_step(s, type, msg, total, si == 0 || type == 'E' || type == 'C');
+}
+
+/* Reads what source si has whole in its rx. */
+static int read_src(struct relay_link *l, struct fan *f, int si)
+{
+	struct fan_src *s = &f->src[si];
+	struct conn *c = &s->leg->server->c;
+	while (c->rx_start < c->rx_end) {
+		if (f->merger && !router_merger_wants(f->merger, si))
+			return 0;
+		if (l->client->tx_len > FAN_CLIENT_TX_MAX)
+			return 0;
+		uint8_t type;
+		uint32_t total;
+		enum proto_result pr = proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start,
+						   PROTO_MAX_MESSAGE, &type, &total);
+		if (pr == PROTO_ERR || (pr == PROTO_OK && !proto_backend_type(type)))
+			return -2;
+		if (pr == PROTO_AGAIN || c->rx_end - c->rx_start < total) {
+			if (pr == PROTO_OK && total > c->rx_cap)
+				c->rx_want = total;
+			break;
+		}
+		const uint8_t *msg = c->rx + c->rx_start;
+		int rc;
+		if (type == 'E' && total > 5) {
+			struct proto_error_fields ef;
+			if (proto_parse_error(msg + 5, total - 5, &ef) == PROTO_OK
+			    && (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0))
+				return -2;
+		}
+		if (s->skip_ready > 0 || f->phase)
+			rc = fan_phase_msg(l, f, si, type, msg, total);
+		else
+			rc = take_unit_msg(l, f, si, type, msg, total);
+		c->rx_start += total;
+		c->scan_pos = c->rx_start;
+		if (rc != 0)
+			return rc;
+	}
+	if (!c->recv_armed && !c->closing && conn_arm_recv(c) != 0)
+		return -2;
+	return 0;
+}
+
+/* Sends what the merger has ready. */
+static int drain_merger(struct relay_link *l, struct fan *f)
+{
+	uint8_t buf[16384];
+	while (l->client->tx_len <= FAN_CLIENT_TX_MAX) {
+		long n = router_merger_emit(f->merger, buf, sizeof(buf));
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		if (client_queue_raw(l, buf, (size_t)n) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool all_have_step(const struct fan *f, int k)
+{
+	for (int i = 0; i < f->n; i++)
+		if (f->src[i].n_steps <= k)
+			return false;
+	return true;
+}
+
+static bool all_ready(const struct fan *f)
+{
+	for (int i = 0; i < f->n; i++)
+		if (f->src[i].ready_left > 0 || f->src[i].skip_ready > 0)
+			return false;
+	return true;
+}
+
+/* Sends the steps every source has given. */
+static int emit_steps(struct relay_link *l, struct fan *f)
+{
+	for (;;) {
+		if (f->merger && drain_merger(l, f) != 0)
+			return -1;
+		if (f->failed || f->unit_over)
+			return 0;
+		int k = f->next_step;
+		if (!all_have_step(f, k))
+			return 0;
+		/* an error anywhere ends the unit for the client */
+		for (int i = 0; i < f->n; i++) {
+			struct fan_step *st = &f->src[i].steps[k];
+			if (st->type == 'E') {
+				f->failed = true;
+				f->err = st->msg;
+				f->err_len = st->len;
+				st->msg = NULL;
+				router_merger_free(f->merger);
+				f->merger = NULL;
+				return 0;
+			}
+		}
+		struct fan_step *st0 = &f->src[0].steps[k];
+		if (st0->type == 'M') {
+			if (f->merger && !router_merger_done(f->merger)) {
+				/* a Describe without Execute: nothing more comes */
+				bool moved_on = all_have_step(f, k + 1);
+				if (!moved_on)
+					return 0;
+				if (drain_merger(l, f) != 0)
+					return -1;
+			}
+			router_merger_free(f->merger);
+			f->merger = NULL;
+			f->next_step++;
+			continue;
+		}
+		if (st0->type == 'Z') {
+			bool last = true;
+			for (int i = 0; i < f->n; i++)
+				if (f->src[i].ready_left > 0)
+					last = false;
+			if (last) {
+				f->unit_over = true;
+				return 0;
+			}
+			/* a Sync inside the unit: one ReadyForQuery */
+		}
+		if (st0->type == 'C') {
+			uint64_t sum = 0;
+			bool counted = true;
+			char tag[64];
+			for (int i = 0; i < f->n; i++) {
+				const struct fan_step *si = &f->src[i].steps[k];
+				const char *t = si->msg ? (const char *)si->msg + 5 : "";
+				const char *sp = strrchr(t, ' ');
+				if (!sp)
+					counted = false;
+				else
+					sum += strtoull(sp + 1, NULL, 10);
+			}
+			const char *t0 = (const char *)st0->msg + 5;
+			const char *sp = strrchr(t0, ' ');
+			if (counted && sp && (size_t)(sp - t0) < 40) {
+				snprintf(tag, sizeof(tag), "%.*s %llu", (int)(sp - t0), t0,
+					 (unsigned long long)sum);
+				if (queue_msg(l->client, 'C', tag, strlen(tag) + 1, NULL, 0) != 0)
+					return -1;
+			} else if (client_queue_raw(l, st0->msg, st0->len) != 0) {
+				return -1;
+			}
+		} else if (st0->msg && client_queue_raw(l, st0->msg, st0->len) != 0) {
+			return -1;
+		}
+		f->next_step++;
+	}
+}
+
+/* The unit's end for the client: its error, and one ReadyForQuery. */
+int fan_finish(struct relay_link *l, struct fan *f, const uint8_t *tag_msg, size_t tag_len)
+{
+	if (f->err && client_queue_raw(l, f->err, f->err_len) != 0)
+		return -1;
+	if (tag_msg && !f->err && client_queue_raw(l, tag_msg, tag_len) != 0)
+		return -1;
+	uint8_t z[6] = { 'Z', 0, 0, 0, 5, (uint8_t)route_tx_status(l) };
+	if (client_queue_raw(l, z, sizeof(z)) != 0)
+		return -1;
+	conn_flush_tx(l->client);
+	return 0;
+}
+
+bool route_fan_pump(struct relay_link *l)
+{
+	struct fan *f = l->router->fan;
+	if (!f)
+		return true;
+	for (int i = 0; i < f->n; i++) {
+		int rc = read_src(l, f, i);
+		if (rc == -2) {
+			struct relay_leg *leg = f->src[i].leg;
+			f->src[i].leg = NULL;
+			route_fan_free(l);
+			l->router->state = ROUTE_IDLE;
+			relay_leg_lost(leg, "invalid message from server");
+			return false;
+		}
+		if (rc != 0) {
+			l->ops->failed(l, "53200", "out of memory");
+			return false;
+		}
+	}
+	if (!f->phase && emit_steps(l, f) != 0)
+		return false;
+	conn_flush_tx(l->client);
+	if (!f->phase && (f->unit_over || f->failed) && all_ready(f)) {
+		/* every shard has answered the whole unit */
+		if (f->wrap || f->end != FAN_END_NONE)
+			return fan_phases_start(l, f);
+		if (fan_finish(l, f, NULL, 0) != 0)
+			return false;
+		route_fan_free(l);
+		return true;
+	}
+	if (f->phase && f->phase_done) {
+		f->phase_done = false;
+		return fan_phase_next(l, f);
+	}
+	return false;
+}

@@ -1,0 +1,64 @@
+/* The fan-out's state, shared by relay/fanout.c and relay/twophase.c. */
+#ifndef PGCRAB_RELAY_FANOUT_H
+#define PGCRAB_RELAY_FANOUT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "relay/route.h"
+#include "router/router.h"
+
+/* A reply other than a row, kept until every shard has given its own. */
+struct fan_step {
+	uint8_t type; /* 'M': the merged rows of a statement stand here */
+	uint8_t *msg; /* the whole message (kept for the first source, errors, tags) */
+	uint32_t len;
+};
+
+struct fan_src {
+	struct relay_leg *leg;
+	int skip_ready; /* ReadyForQuery of hidden queries (BEGIN) still to come */
+	int ready_left; /* ReadyForQuery the unit still owes */
+	bool in_merge;  /* its rows of a statement are going to the merger */
+	char status;
+	struct fan_step *steps;
+	int n_steps, cap_steps;
+	/* phases (twophase.c): the answer to the hidden query of the phase */
+	bool phase_wait;
+	char phase_code[6];
+	char phase_msg[256];
+	char phase_value[64]; /* first column of its first row */
+	bool prepared;        /* PREPARE TRANSACTION took */
+};
+
+struct fan {
+	int next_step;        /* steps sent to the client */
+	struct router_merger *merger;
+	bool unit_over;       /* every source answered the unit (no error) */
+	bool failed;          /* an error ends the unit: err goes to the client */
+	uint8_t *err;
+	uint32_t err_len;
+	bool wrap;            /* a transaction of its own around a write */
+	enum fan_end end;     /* transaction control run as phases */
+	int phase;            /* twophase.c: 0 while the unit runs */
+	bool phase_done;      /* every source answered the phase's query */
+	int coord;            /* the coordinator's index in src */
+	char gid_base[96];
+	int n;
+	struct fan_src src[];
+};
+
+struct fan *route_fan(struct relay_link *l);
+int fan_send_query(struct fan_src *s, const char *sql);
+/* ErrorResponse (if any), the tag, ReadyForQuery to the client. */
+int fan_finish(struct relay_link *l, struct fan *f, const uint8_t *tag_msg, size_t tag_len);
+
+/* twophase.c */
+int fan_phase_msg(struct relay_link *l, struct fan *f, int si, uint8_t type, const uint8_t *msg,
+		  uint32_t total);
+/* The unit is answered: commit (2PC) or roll back as f->wrap/f->end say.
+ * Returns what route_fan_pump returns. */
+bool fan_phases_start(struct relay_link *l, struct fan *f);
+bool fan_phase_next(struct relay_link *l, struct fan *f);
+
+#endif

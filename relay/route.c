@@ -1,0 +1,578 @@
+/* A client of a sharded database: each unit it sends (a simple Query, or
+ * extended-protocol messages up to Sync) is planned by the router and goes
+ * to the shard that holds its rows, or to several (relay/fanout.c merges
+ * their answers). Units go one at a time, so replies keep their order.
+ *
+ * A transaction's BEGIN is held back until its first routed statement, so
+ * that it opens on the right shard; a shard that joins later gets the same
+ * BEGIN (and the transaction's savepoints) first, hidden. A transaction on
+ * one shard commits there; on several, relay/twophase.c commits it with
+ * two-phase commit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/worker.h"
+#include "proto/proto.h"
+#include "relay/relay.h"
+#include "relay/route.h"
+#include "router/router.h"
+
+static const char *const aborted_msg =
+	"current transaction is aborted, commands ignored until end of transaction block";
+
+int relay_route_init(struct relay_link *l, const struct router_schema *schema, const char *db_name)
+{
+	struct relay_router *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -1;
+	r->schema = schema;
+	r->ctx.shard = -1;
+	snprintf(r->db_name, sizeof(r->db_name), "%s", db_name);
+	l->router = r;
+	return 0;
+}
+
+static void unit_clear(struct relay_router *r)
+{
+	router_plan_free(r->plan);
+	r->plan = NULL;
+}
+
+void relay_route_clear(struct relay_link *l)
+{
+	struct relay_router *r = l->router;
+	if (!r)
+		return;
+	route_fan_free(l);
+	unit_clear(r);
+	router_plan_free(r->unnamed);
+	free(r->preamble);
+	free(r->ctx_key);
+	free(r);
+	l->router = NULL;
+}
+
+struct relay_leg *route_leg_of(struct relay_link *l, int shard)
+{
+	for (struct relay_leg *leg = l->legs; leg; leg = leg->next)
+		if (leg->shard == shard)
+			return leg;
+	return NULL;
+}
+
+/* The transaction status the client sees. */
+char route_tx_status(const struct relay_link *l)
+{
+	const struct relay_router *r = l->router;
+	char st = r->preamble ? 'T' : 'I';
+	for (const struct relay_leg *leg = l->legs; leg; leg = leg->next) {
+		if (leg->tx_status == 'E')
+			return 'E';
+		if (leg->tx_status == 'T')
+			st = 'T';
+	}
+	return r->aborted ? 'E' : st;
+}
+
+bool relay_route_idle(const struct relay_link *l)
+{
+	const struct relay_router *r = l->router;
+	return r->state == ROUTE_IDLE && !r->preamble && !r->aborted;
+}
+
+/* ---- answers PgCrab gives itself ------------------------------------------ */
+
+static void answer(struct relay_link *l, const char *tag, const char *code, const char *msg)
+{
+	struct conn *c = l->client;
+	uint8_t buf[1024];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	if (code) {
+		proto_build_error(&wr, "ERROR", code, msg);
+		if (l->router->preamble || l->legs)
+			l->router->aborted = route_tx_status(l) != 'I' || l->router->preamble;
+	} else if (tag) {
+		size_t at = proto_msg_begin(&wr, 'C');
+		proto_put_cstr(&wr, tag);
+		proto_msg_end(&wr, at);
+	}
+	proto_build_ready(&wr, route_tx_status(l));
+	if (wr.overflow || conn_queue(c, wr.p, wr.len) != 0) {
+		l->ops->failed(l, "53200", "out of memory");
+		return;
+	}
+	conn_flush_tx(c);
+}
+
+/* ---- the unit: a Query, or extended messages up to Sync ------------------- */
+
+/* Frames the unit at rx_start: 1 with *n_msgs and *len when it is whole in
+ * rx, 0 when more must be read, -1 when a message is broken. */
+static int frame_unit(struct conn *c, uint32_t max, int *n_msgs, uint32_t *len, uint8_t *first)
+{
+	uint32_t pos = c->rx_start;
+	int n = 0;
+	while (pos < c->rx_end) {
+		uint8_t type;
+		uint32_t total;
+		enum proto_result pr =
+			proto_frame(c->rx + pos, c->rx_end - pos, max, &type, &total);
+		if (pr == PROTO_ERR)
+			return -1;
+		if (pr == PROTO_AGAIN || c->rx_end - pos < total) {
+			uint32_t need = pos - c->rx_start + (pr == PROTO_AGAIN ? 5 : total);
+			if (need > c->rx_cap)
+				c->rx_want = need + 4096;
+			return 0;
+		}
+		if (n == 0)
+			*first = type;
+		n++;
+		pos += total;
+		/* a Query, a Sync, a Flush, a Terminate or a COPY message ends it */
+		if (type == 'Q' || type == 'S' || type == 'H' || type == 'X' || type == 'd'
+		    || type == 'c' || type == 'f' || type == 'F') {
+			*n_msgs = n;
+			*len = pos - c->rx_start;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The query text of a Query or Parse message at rx[pos]. */
+static bool text_of(const struct conn *c, uint32_t pos, uint32_t total, const char **sql,
+		    size_t *len, const char **name)
+{
+	const uint8_t *body = c->rx + pos + PROTO_HEADER_LEN;
+	uint32_t left = total - PROTO_HEADER_LEN;
+	*name = "";
+	if (c->rx[pos] == 'P') {
+		const uint8_t *z = memchr(body, '\0', left);
+		if (!z)
+			return false;
+		*name = (const char *)body;
+		left -= (uint32_t)(z + 1 - body);
+		body = z + 1;
+	}
+	const uint8_t *z = memchr(body, '\0', left);
+	if (!z)
+		return false;
+	*sql = (const char *)body;
+	*len = (size_t)(z - body);
+	return true;
+}
+
+/* Merges a statement's plan into the unit's decision. */
+static void decide(struct unit_route *u, const struct router_plan *p, uint64_t all)
+{
+	u->n_plans++;
+	switch (p->route) {
+	case ROUTER_ANY:
+		u->any = true;
+		break;
+	case ROUTER_SHARDS:
+		u->shards |= p->shards;
+		break;
+	case ROUTER_ALL:
+	case ROUTER_SPLIT:
+		u->shards |= all;
+		u->fan = true;
+		break;
+	case ROUTER_BIND:
+		u->bind = true; /* shards known at each Bind */
+		break;
+	default:
+		break;
+	}
+	u->writes |= p->writes;
+	u->no_tx_block |= p->no_tx_block;
+}
+
+/* The shards of a Bind of a ROUTER_BIND plan. */
+static int bind_shards(struct relay_router *r, const struct router_plan *p, const uint8_t *body,
+		       uint32_t len, uint64_t *out, char *err, size_t errlen)
+{
+	struct proto_reader rd = proto_reader_init(body, len);
+	proto_get_cstr(&rd); /* portal */
+	proto_get_cstr(&rd); /* statement */
+	int n_fmt = proto_get_i16(&rd);
+	if (n_fmt < 0 || n_fmt > 65535)
+		return -1;
+	int16_t fmts_in[n_fmt > 0 ? n_fmt : 1];
+	for (int i = 0; i < n_fmt; i++)
+		fmts_in[i] = proto_get_i16(&rd);
+	int n = proto_get_i16(&rd);
+	if (rd.err || n < 0) {
+		snprintf(err, errlen, "08P01: invalid Bind message");
+		return -1;
+	}
+	const uint8_t **values = calloc((size_t)n + 1, sizeof(*values));
+	int32_t *lengths = calloc((size_t)n + 1, sizeof(*lengths));
+	int16_t *formats = calloc((size_t)n + 1, sizeof(*formats));
+	int rc = -1;
+	if (!values || !lengths || !formats) {
+		snprintf(err, errlen, "53200: out of memory");
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		formats[i] = n_fmt == 0 ? 0 : n_fmt == 1 ? fmts_in[0] : i < n_fmt ? fmts_in[i] : 0;
+		lengths[i] = proto_get_i32(&rd);
+		values[i] = lengths[i] >= 0 ? proto_get_bytes(&rd, (size_t)lengths[i]) : NULL;
+	}
+	if (rd.err) {
+		snprintf(err, errlen, "08P01: invalid Bind message");
+		goto out;
+	}
+	rc = router_bind_shards(p, r->schema->n_shards, n, values, lengths, formats, out, err,
+				errlen);
+out:
+	free(values);
+	free(lengths);
+	free(formats);
+	return rc;
+}
+
+/* Plans every statement of the unit; 0, or -1 with sqlstate/message set. */
+static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, char *err,
+		     size_t errlen)
+{
+	struct relay_router *r = l->router;
+	struct conn *c = l->client;
+	uint64_t all = r->schema->n_shards >= 64 ? ~UINT64_C(0)
+						  : (UINT64_C(1) << r->schema->n_shards) - 1;
+	struct router_context ctx = { .shard = r->ctx.shard, .sharding_key = r->ctx_key };
+	uint32_t pos = c->rx_start;
+	memset(u, 0, sizeof(*u));
+	for (int i = 0; i < n_msgs; i++) {
+		uint8_t type = c->rx[pos];
+		uint32_t total = 1 + proto_be32(c->rx + pos + 1);
+		const char *sql, *name;
+		size_t len;
+		if ((type == 'Q' || type == 'P') && text_of(c, pos, total, &sql, &len, &name)) {
+			struct router_plan *p = router_plan(r->schema, &ctx, sql, len);
+			if (!p) {
+				snprintf(err, errlen, "53200: out of memory");
+				return -1;
+			}
+			if (p->route == ROUTER_REFUSE) {
+				snprintf(err, errlen, "%s: %s", p->sqlstate,
+					 p->message ? p->message : "refused");
+				router_plan_free(p);
+				return -1;
+			}
+			if (type == 'P' && name[0] != '\0'
+			    && (p->route == ROUTER_ALL || p->route == ROUTER_SPLIT
+				|| p->route == ROUTER_TX || p->route == ROUTER_SET)) {
+				router_plan_free(p);
+				snprintf(err, errlen,
+					 "0A000: a named prepared statement must route to one shard in "
+					 "a sharded database (add its key, or a /* pgcrab_shard: N */ "
+					 "hint)");
+				return -1;
+			}
+			if (type == 'Q' || u->plan == NULL) {
+				router_plan_free(u->plan);
+				u->plan = p;
+			} else if (name[0] == '\0') {
+				router_plan_free(r->unnamed);
+				r->unnamed = p;
+				p = NULL;
+			} else {
+				router_plan_free(p);
+				p = NULL;
+			}
+			if (type == 'Q')
+				decide(u, u->plan, all);
+			else if (name[0] == '\0') {
+				router_plan_free(r->unnamed);
+				r->unnamed = NULL;
+				if (u->plan && u->plan->route != ROUTER_BIND)
+					decide(u, u->plan, all);
+			}
+		} else if (type == 'B') {
+			const uint8_t *body = c->rx + pos + PROTO_HEADER_LEN;
+			const uint8_t *z = memchr(body, '\0', total - PROTO_HEADER_LEN);
+			const char *stmt_name = z ? (const char *)z + 1 : "";
+			struct router_plan *p = u->plan;
+			struct router_plan *named = NULL;
+			if (stmt_name[0] != '\0') {
+				struct stmt *st = stmt_names_find(l->names, stmt_name);
+				if (st) {
+					const char *q = (const char *)st->body;
+					named = router_plan(r->schema, &ctx, q, strnlen(q, st->len));
+					p = named;
+					if (named)
+						decide(u, named, all);
+				}
+			}
+			if (p && p->route == ROUTER_BIND) {
+				uint64_t m = 0;
+				if (bind_shards(r, p, body, total - PROTO_HEADER_LEN, &m, err, errlen)
+				    != 0) {
+					router_plan_free(named);
+					return -1;
+				}
+				u->shards |= m;
+				if (!u->plan_bind) {
+					u->plan_bind = true;
+				}
+			}
+			router_plan_free(named);
+		}
+		pos += total;
+	}
+	if (u->bind && u->shards == 0)
+		u->any = true; /* a Parse alone: no rows touched yet */
+	return 0;
+}
+
+/* ---- transactions --------------------------------------------------------- */
+
+/* The shards the open transaction runs on. */
+uint64_t route_tx_shards(const struct relay_link *l)
+{
+	uint64_t m = 0;
+	for (const struct relay_leg *leg = l->legs; leg; leg = leg->next)
+		if (leg->tx_status != 'I' && leg->shard >= 0)
+			m |= UINT64_C(1) << leg->shard;
+	return m;
+}
+
+/* ---- the pump --------------------------------------------------------------- */
+
+/* Takes a server granted for the shard the router waits on. */
+static void adopt_new_legs(struct relay_link *l)
+{
+	struct relay_router *r = l->router;
+	for (struct relay_leg *leg = l->legs; leg; leg = leg->next)
+		if (leg->shard < 0) {
+			leg->shard = r->waiting_shard;
+			r->state = ROUTE_IDLE;
+		}
+}
+
+/* Every shard of `want` has a leg, each past its hidden queries; else asks
+ * the owner for the first missing one (false). */
+static bool legs_ready(struct relay_link *l, uint64_t want)
+{
+	struct relay_router *r = l->router;
+	for (int i = 0; i < r->schema->n_shards; i++) {
+		if (!(want & (UINT64_C(1) << i)))
+			continue;
+		struct relay_leg *leg = route_leg_of(l, i);
+		if (!leg) {
+			r->state = ROUTE_WAIT_LEG;
+			r->waiting_shard = i;
+			l->ops->need(l, i);
+			return false;
+		}
+		if (leg->hidden_ready > 0 || conn_send_busy(&leg->server->c)) {
+			r->state = ROUTE_RESUME; /* pumped again when that is answered */
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The next shard for a statement that may run on any. */
+static int any_shard(struct relay_link *l)
+{
+	struct relay_router *r = l->router;
+	uint64_t tx = route_tx_shards(l);
+	for (int i = 0; i < r->schema->n_shards; i++)
+		if (tx & (UINT64_C(1) << i))
+			return i;
+	if (l->legs && l->legs->shard >= 0)
+		return l->legs->shard;
+	return (int)(r->rr++ % (unsigned)r->schema->n_shards);
+}
+
+/* Drops the unit from the client's rx (PgCrab answered it). */
+static void consume_unit(struct relay_link *l, uint32_t len)
+{
+	l->client->rx_start += len;
+	l->client->scan_pos = l->client->rx_start;
+}
+
+/* A unit on one shard: the leg joins the transaction first if it must,
+ * then the unit passes through untouched. */
+static void start_single(struct relay_link *l, int shard, int n_msgs)
+{
+	struct relay_router *r = l->router;
+	struct relay_leg *leg = route_leg_of(l, shard);
+	if (r->preamble && leg->tx_status == 'I') {
+		if (relay_send_hidden(leg, RELAY_HIDDEN_BEGIN, r->preamble) != 0) {
+			relay_leg_lost(leg, "cannot send BEGIN");
+			return;
+		}
+		r->state = ROUTE_RESUME; /* routed again once it is answered */
+		r->resume_tx = false;
+		return;
+	}
+	l->to = leg;
+	l->unit_msgs = n_msgs;
+	r->state = ROUTE_SINGLE;
+	relay_pump_leg(l);
+}
+
+static bool unit_done_single(struct relay_link *l)
+{
+	struct relay_leg *leg = l->to;
+	return !leg || (l->unit_msgs == 0 && !leg->copy_in && !relay_leg_owes(leg)
+			&& !conn_send_busy(l->client));
+}
+
+/* Plans the unit at rx_start and starts it, or answers it. */
+static void route_next(struct relay_link *l)
+{
+	struct relay_router *r = l->router;
+	struct conn *c = l->client;
+	int n_msgs = 0;
+	uint32_t len = 0;
+	uint8_t first = 0;
+	if (c->rx_start == c->rx_end) {
+		if (!c->recv_armed && conn_arm_recv(c) != 0)
+			l->ops->failed(l, "08P01", "message too large for the connection buffer");
+		relay_settle(l);
+		return;
+	}
+	int fr = frame_unit(c, (uint32_t)c->w->cfg->max_packet_size, &n_msgs, &len, &first);
+	if (fr < 0) {
+		l->ops->failed(l, "08P01", "invalid message length");
+		return;
+	}
+	if (fr == 0) {
+		if (!c->recv_armed && conn_arm_recv(c) != 0)
+			l->ops->failed(l, "08P01", "message too large for the connection buffer");
+		return;
+	}
+	if (first == 'X') {
+		l->terminate = true;
+		consume_unit(l, len);
+		l->ops->finished(l);
+		return;
+	}
+	if (first == 'd' || first == 'c' || first == 'f') {
+		consume_unit(l, len); /* outside COPY PostgreSQL ignores them */
+		route_next(l);
+		return;
+	}
+	if (first == 'F' || (first == 'H' && n_msgs == 1)) {
+		consume_unit(l, len);
+		if (first == 'F')
+			answer(l, NULL, "0A000", "function calls are not supported in a sharded database");
+		return;
+	}
+	char err[600];
+	struct unit_route *u = &r->unit;
+	unit_clear(r);
+	if (plan_unit(l, u, n_msgs, err, sizeof(err)) != 0) {
+		router_plan_free(u->plan);
+		u->plan = NULL;
+		consume_unit(l, len);
+		char code[6] = "XX000";
+		memcpy(code, err, 5);
+		answer(l, NULL, code, err + 7);
+		return;
+	}
+	r->plan = u->plan;
+	u->plan = NULL;
+	u->n_msgs = n_msgs;
+	u->len = len;
+	const struct router_plan *p = r->plan;
+	char st = route_tx_status(l);
+	/* a failed transaction takes only its end */
+	if (st == 'E' && !(p && p->route == ROUTER_TX
+			   && (p->tx == ROUTER_TX_ROLLBACK || p->tx == ROUTER_TX_COMMIT
+			       || p->tx == ROUTER_TX_SAVEPOINT))) {
+		consume_unit(l, len);
+		answer(l, NULL, "25P02", aborted_msg);
+		return;
+	}
+	if (p && p->route == ROUTER_SET) {
+		consume_unit(l, len);
+		if (p->set_shard)
+			r->ctx.shard = p->set_reset ? -1 : atoi(p->set_value);
+		else {
+			free(r->ctx_key);
+			r->ctx_key = p->set_reset || !p->set_value ? NULL : strdup(p->set_value);
+		}
+		answer(l, p->set_reset ? "RESET" : "SET", NULL, NULL);
+		return;
+	}
+	if (p && p->route == ROUTER_TX) {
+		route_tx_unit(l, p, first);
+		return;
+	}
+	route_data_unit(l);
+}
+
+/* A data statement (or a batch of them): to its shard, or fanned out. */
+void route_data_unit(struct relay_link *l)
+{
+	struct relay_router *r = l->router;
+	struct unit_route *u = &r->unit;
+	uint64_t want = u->shards;
+	if (u->any && want == 0)
+		want = UINT64_C(1) << any_shard(l);
+	int n = __builtin_popcountll(want);
+	if (n == 0)
+		want = UINT64_C(1) << any_shard(l), n = 1;
+	if (!legs_ready(l, want))
+		return;
+	if (n == 1 && !u->fan_force) {
+		start_single(l, __builtin_ctzll(want), u->n_msgs);
+		return;
+	}
+	route_fan_start(l, want);
+}
+
+void relay_route_pump(struct relay_link *l)
+{
+	struct relay_router *r = l->router;
+	struct conn *c = l->client;
+	if (c->closing)
+		return;
+	adopt_new_legs(l);
+	switch (r->state) {
+	case ROUTE_WAIT_LEG:
+		return;
+	case ROUTE_SINGLE:
+		if (!unit_done_single(l)) {
+			relay_pump_leg(l);
+			if (l->to && l->to->link == l && !c->closing)
+				relay_pump_replies(l->to);
+			if (c->closing || !unit_done_single(l))
+				return;
+		}
+		r->state = ROUTE_IDLE;
+		unit_clear(r);
+		break;
+	case ROUTE_FAN:
+		if (!route_fan_pump(l))
+			return;
+		r->state = ROUTE_IDLE;
+		unit_clear(r);
+		break;
+	case ROUTE_RESUME:
+		r->state = ROUTE_IDLE;
+		if (r->resume_tx)
+			route_tx_unit(l, r->plan, 'Q');
+		else
+			route_data_unit(l);
+		return;
+	case ROUTE_IDLE:
+		break;
+	}
+	if (conn_send_busy(c))
+		return; /* the next unit when the client has what came before */
+	route_next(l);
+}
+
+void relay_route_server_recv(struct relay_leg *leg)
+{
+	route_fan_pump(leg->link);
+}

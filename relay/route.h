@@ -1,0 +1,74 @@
+/* Shared by relay/route.c, relay/fanout.c and relay/twophase.c: the state
+ * of a sharded link. */
+#ifndef PGCRAB_RELAY_ROUTE_H
+#define PGCRAB_RELAY_ROUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "relay/relay.h"
+#include "router/router.h"
+
+enum route_state {
+	ROUTE_IDLE,     /* between units */
+	ROUTE_WAIT_LEG, /* the owner is getting a server of waiting_shard */
+	ROUTE_RESUME,   /* a leg is answering a hidden query: the unit goes on after */
+	ROUTE_SINGLE,   /* the unit passes to l->to */
+	ROUTE_FAN,      /* the unit runs on several shards (fanout.c) */
+};
+
+/* What a unit needs. */
+struct unit_route {
+	struct router_plan *plan; /* the statement's (a Query's, or the batch's Parse) */
+	uint64_t shards;          /* shards its keys name */
+	bool any;                 /* ...or any one shard */
+	bool fan;                 /* every shard of .shards, answers merged */
+	bool fan_force;
+	bool bind;                /* a ROUTER_BIND plan: shards from its Binds */
+	bool plan_bind;
+	bool writes, no_tx_block;
+	int n_plans;
+	int n_msgs;   /* messages in it */
+	uint32_t len; /* its bytes at the client's rx_start */
+};
+
+struct fan;
+
+struct relay_router {
+	const struct router_schema *schema;
+	char db_name[64];
+	enum route_state state;
+	int waiting_shard;
+	bool resume_tx;              /* ROUTE_RESUME: the unit is transaction control */
+	struct unit_route unit;      /* the unit being run */
+	struct router_plan *plan;    /* ...its plan */
+	struct router_plan *unnamed; /* the unnamed statement's plan */
+	struct router_context ctx;   /* SET pgcrab.shard */
+	char *ctx_key;               /* SET pgcrab.sharding_key */
+	/* the open transaction: BEGIN and its savepoints, sent to each shard
+	 * that joins it; NULL outside a transaction */
+	char *preamble;
+	bool aborted;  /* PgCrab refused a statement in the transaction */
+	unsigned rr;   /* round robin for reads of unsharded tables */
+	struct fan *fan;
+	int fan_end; /* enum fan_end: the fan-out ends the transaction, sends no unit */
+};
+
+struct relay_leg *route_leg_of(struct relay_link *l, int shard);
+char route_tx_status(const struct relay_link *l);
+uint64_t route_tx_shards(const struct relay_link *l);
+void route_data_unit(struct relay_link *l);
+
+/* fanout.c */
+enum fan_end { FAN_END_NONE, FAN_END_COMMIT, FAN_END_ROLLBACK };
+/* Runs the unit on every shard of want (legs ready). */
+void route_fan_start(struct relay_link *l, uint64_t want);
+/* Moves the fan-out on; true when it is over (its ReadyForQuery went out). */
+bool route_fan_pump(struct relay_link *l);
+void route_fan_free(struct relay_link *l);
+
+/* twophase.c */
+/* Transaction control (BEGIN, COMMIT, ROLLBACK, savepoints). */
+void route_tx_unit(struct relay_link *l, const struct router_plan *p, uint8_t first);
+
+#endif
