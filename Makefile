@@ -29,6 +29,10 @@ LIB_SRCS := $(filter-out main/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# Helpers the integration tests run (tests/tools/*.c), built beside the unit
+# tests so that they find them in UNIT_DIR.
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 BIN      := $(if $(filter 1,$(SANITIZE)),$(BUILD)/pgcrab,pgcrab)
 
 .PHONY: all deps run check unit clean install format format-check fuzz fuzz-build
@@ -49,10 +53,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpgcrab.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpgcrab.a $(LDLIBS) $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
+$(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libpgcrab.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpgcrab.a $(LDLIBS)
+
 deps:
 	@scripts/deps.sh
 
-unit: $(UNIT_BINS)
+unit: $(UNIT_BINS) $(TOOL_BINS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -138,7 +146,7 @@ install: $(BIN)
 
 # Every C file follows .clang-format: format-check (part of make check) fails
 # on any difference, format rewrites them.
-FMT_SRCS := $(wildcard */*.c */*.h tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h)
+FMT_SRCS := $(wildcard */*.c */*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h)
 format-check:
 	@clang-format --dry-run --Werror $(FMT_SRCS) && echo "format-check: $(words $(FMT_SRCS)) files follow .clang-format"
 
