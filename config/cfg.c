@@ -15,6 +15,7 @@
  * strips comments and reports lines it cannot make sense of.
  */
 #include "config/cfg.h"
+#include "router/router.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -30,7 +31,26 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-enum sect_kind { SECT_NONE, SECT_PGCRAB, SECT_SHARD, SECT_USER };
+enum sect_kind { SECT_NONE, SECT_PGCRAB, SECT_SHARD, SECT_USER, SECT_DATABASE, SECT_TABLE };
+
+/* [database.NAME] and [sharded_table.NAME] as written. They name other
+ * sections, which may come later in the file, so they are turned into
+ * cfg->databases and cfg->sharded_tables only once the whole file is read
+ * (resolve_databases, resolve_tables). */
+struct raw_database {
+	char **shards;
+	int n_shards;
+	int cross_queries; /* index into cross_queries_names */
+	int cross_writes;  /* index into cross_writes_names */
+};
+
+struct raw_table {
+	char *database;
+	char **columns;
+	int n_columns;
+	char **types;
+	int n_types;
+};
 
 enum key_type {
 	T_STRING,   /* char * at off */
@@ -60,6 +80,9 @@ struct key_def {
 
 #define F_REQUIRED     1u /* the section is invalid without this key */
 #define F_DEFAULT_NAME 2u /* the default is the section's name */
+/* A list that may be given on several lines, each adding to it in order (a
+ * line holds at most 199 characters, fewer than 64 shard names need). */
+#define F_APPEND       4u
 
 _Static_assert(sizeof(enum cfg_pool_mode) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum cfg_pin_mode) == sizeof(int), "enums are stored as int");
@@ -72,6 +95,8 @@ static const char *const pin_mode_names[] = { "on", "error", "off", NULL };
 static const char *const auth_type_names[] = { "plain", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const cpu_affinity_names[] = { "off", "workers", NULL };
+static const char *const cross_queries_names[] = { "allow", "error", NULL };
+static const char *const cross_writes_names[] = { "2pc", "error", NULL };
 
 /* Timeouts longer than this are surely a typo, and keeping them small means
  * `now + timeout` can never overflow anywhere downstream. */
@@ -101,6 +126,10 @@ static int auth_type_supported(const char *text, char *why, size_t whylen)
 #define PG_OFF(field) offsetof(struct cfg, field)
 #define SH(field)     SECT_SHARD, #field
 #define SH_OFF(field) offsetof(struct cfg_shard, field)
+#define DB(field)     SECT_DATABASE, #field
+#define DB_OFF(field) offsetof(struct raw_database, field)
+#define TB(field)     SECT_TABLE, #field
+#define TB_OFF(field) offsetof(struct raw_table, field)
 
 static const struct key_def keys[] = {
 	{ PG(host), T_STRING, PG_OFF(host), .def = "127.0.0.1", .check = not_empty },
@@ -158,6 +187,16 @@ static const struct key_def keys[] = {
 	 * by pressing enter is never what was meant. */
 	{ SECT_USER, "password", T_STRING, offsetof(struct cfg_user, password), .check = not_empty,
 	  .flags = F_REQUIRED },
+
+	{ DB(shards), T_LIST, DB_OFF(shards), DB_OFF(n_shards), .flags = F_REQUIRED | F_APPEND },
+	{ DB(cross_shard_queries), T_ENUM, DB_OFF(cross_queries), .def = "allow",
+	  .names = cross_queries_names },
+	{ DB(cross_shard_writes), T_ENUM, DB_OFF(cross_writes), .def = "2pc",
+	  .names = cross_writes_names },
+
+	{ TB(database), T_STRING, TB_OFF(database), .check = not_empty, .flags = F_REQUIRED },
+	{ TB(columns), T_LIST, TB_OFF(columns), TB_OFF(n_columns), .flags = F_REQUIRED },
+	{ TB(types), T_LIST, TB_OFF(types), TB_OFF(n_types), .flags = F_REQUIRED },
 };
 
 #define N_KEYS ARRAY_LEN(keys)
@@ -183,13 +222,17 @@ struct parse {
 	int read_errno;
 
 	enum sect_kind kind; /* the section we are in */
-	int idx;             /* its index in cfg->shards / cfg->users */
+	int idx;             /* its index in cfg->shards / users / databases / sharded_tables */
 	struct sect_meta *meta;
 	char *sect_label; /* "shard.a", for messages */
 
 	struct sect_meta pgcrab_meta;
 	struct sect_meta *shard_meta, *user_meta; /* parallel to cfg->shards / users */
 	int shard_cap, user_cap;
+	struct sect_meta *db_meta, *table_meta; /* parallel to cfg->databases / sharded_tables */
+	struct raw_database *raw_dbs;           /* the same */
+	struct raw_table *raw_tables;
+	int db_cap, table_cap;
 
 	int err_line; /* 0 = no error yet; otherwise the earliest error's line */
 	bool failed;
@@ -211,15 +254,21 @@ __attribute__((format(printf, 3, 4))) static void fail(struct parse *p, int line
 	p->err_line = line;
 }
 
-static void *base_of(struct cfg *cfg, enum sect_kind kind, int idx)
+/* Where a section's keys are stored: the snapshot itself, or for the
+ * sharding sections their raw form until it is resolved. */
+static void *base_of(struct parse *p, enum sect_kind kind, int idx)
 {
 	switch (kind) {
 	case SECT_PGCRAB:
-		return cfg;
+		return p->cfg;
 	case SECT_SHARD:
-		return &cfg->shards[idx];
+		return &p->cfg->shards[idx];
 	case SECT_USER:
-		return &cfg->users[idx];
+		return &p->cfg->users[idx];
+	case SECT_DATABASE:
+		return &p->raw_dbs[idx];
+	case SECT_TABLE:
+		return &p->raw_tables[idx];
 	case SECT_NONE:
 		break;
 	}
@@ -235,6 +284,10 @@ static const char *sect_kind_hint(enum sect_kind kind)
 		return "[shard.NAME]";
 	case SECT_USER:
 		return "[user.NAME]";
+	case SECT_DATABASE:
+		return "[database.NAME]";
+	case SECT_TABLE:
+		return "[sharded_table.NAME]";
 	case SECT_NONE:
 		break;
 	}
@@ -464,6 +517,30 @@ static int set_value(const struct key_def *k, void *base, const char *text, char
 	return -1;
 }
 
+/* A T_LIST key given again (F_APPEND): its names go after those before. */
+static int append_list(const struct key_def *k, void *base, const char *text, char *why,
+		       size_t whylen)
+{
+	char **more;
+	int n_more;
+	if (parse_list(text, &more, &n_more, why, whylen) != 0)
+		return -1;
+	char ***list = (char ***)((char *)base + k->off);
+	int *count = (int *)((char *)base + k->count_off);
+	char **v = realloc(*list, (size_t)(*count + n_more) * sizeof(*v));
+	if (!v && *count + n_more > 0) {
+		free_list(more, n_more);
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	if (n_more > 0)
+		memcpy(v + *count, more, (size_t)n_more * sizeof(*v));
+	free(more);
+	*list = v;
+	*count += n_more;
+	return 0;
+}
+
 /* Gives every key of a freshly opened section its default. Defaults go
  * through set_value like any other text so they cannot be out of range. */
 static int apply_defaults(struct parse *p, enum sect_kind kind, void *base, const char *name)
@@ -487,91 +564,222 @@ static int apply_defaults(struct parse *p, enum sect_kind kind, void *base, cons
 
 /* ---- sections ---- */
 
-/* Makes room for one more shard or user (and its line bookkeeping). */
+#define GROW(arr, cap)                                                         \
+	do {                                                                   \
+		void *grown_ = realloc((arr), (size_t)(cap) * sizeof(*(arr))); \
+		if (!grown_)                                                   \
+			return -1;                                             \
+		(arr) = grown_;                                                \
+	} while (0)
+
+/* Makes room for one more section of a named kind (and its bookkeeping). */
 static int reserve(struct parse *p, enum sect_kind kind)
 {
-	if (kind == SECT_SHARD) {
-		if (p->cfg->n_shards < p->shard_cap)
-			return 0;
-		int cap = p->shard_cap ? p->shard_cap * 2 : 8;
-		struct cfg_shard *a = realloc(p->cfg->shards, (size_t)cap * sizeof(*a));
-		if (!a)
-			return -1;
-		p->cfg->shards = a;
-		struct sect_meta *m = realloc(p->shard_meta, (size_t)cap * sizeof(*m));
-		if (!m)
-			return -1;
-		p->shard_meta = m;
-		p->shard_cap = cap;
-	} else {
-		if (p->cfg->n_users < p->user_cap)
-			return 0;
-		int cap = p->user_cap ? p->user_cap * 2 : 8;
-		struct cfg_user *a = realloc(p->cfg->users, (size_t)cap * sizeof(*a));
-		if (!a)
-			return -1;
-		p->cfg->users = a;
-		struct sect_meta *m = realloc(p->user_meta, (size_t)cap * sizeof(*m));
-		if (!m)
-			return -1;
-		p->user_meta = m;
-		p->user_cap = cap;
+	struct cfg *c = p->cfg;
+	int n = kind == SECT_SHARD      ? c->n_shards
+		: kind == SECT_USER     ? c->n_users
+		: kind == SECT_DATABASE ? c->n_databases
+					: c->n_sharded_tables;
+	int *cap = kind == SECT_SHARD   ? &p->shard_cap
+		: kind == SECT_USER     ? &p->user_cap
+		: kind == SECT_DATABASE ? &p->db_cap
+					: &p->table_cap;
+	if (n < *cap)
+		return 0;
+	int want = *cap ? *cap * 2 : 8;
+	switch (kind) {
+	case SECT_SHARD:
+		GROW(c->shards, want);
+		GROW(p->shard_meta, want);
+		break;
+	case SECT_USER:
+		GROW(c->users, want);
+		GROW(p->user_meta, want);
+		break;
+	case SECT_DATABASE:
+		GROW(c->databases, want);
+		GROW(p->db_meta, want);
+		GROW(p->raw_dbs, want);
+		break;
+	case SECT_TABLE:
+		GROW(c->sharded_tables, want);
+		GROW(p->table_meta, want);
+		GROW(p->raw_tables, want);
+		break;
+	default:
+		return -1;
 	}
+	*cap = want;
 	return 0;
 }
 
-/* Opens [shard.NAME] or [user.NAME]. Names are case-sensitive (they are
- * what clients send as dbname / user) and must be unique per kind. */
+static const char *kind_word(enum sect_kind kind)
+{
+	switch (kind) {
+	case SECT_SHARD:
+		return "shard";
+	case SECT_USER:
+		return "user";
+	case SECT_DATABASE:
+		return "database";
+	case SECT_TABLE:
+		return "sharded_table";
+	default:
+		return "?";
+	}
+}
+
+/* The line bookkeeping of section i of a named kind. */
+static struct sect_meta *meta_of(struct parse *p, enum sect_kind kind, int i)
+{
+	return kind == SECT_SHARD       ? &p->shard_meta[i]
+		: kind == SECT_USER     ? &p->user_meta[i]
+		: kind == SECT_DATABASE ? &p->db_meta[i]
+					: &p->table_meta[i];
+}
+
+static bool same_name(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether section i of a named kind is the one called name (for a sharded
+ * table, in schema; NULL: any schema). */
+static bool is_named(struct parse *p, enum sect_kind kind, int i, const char *schema,
+		     const char *name)
+{
+	const struct cfg *c = p->cfg;
+	switch (kind) {
+	case SECT_SHARD:
+		return strcmp(c->shards[i].name, name) == 0;
+	case SECT_USER:
+		return strcmp(c->users[i].name, name) == 0;
+	case SECT_DATABASE:
+		return strcmp(c->databases[i].name, name) == 0;
+	case SECT_TABLE:
+		return strcmp(c->sharded_tables[i].name, name) == 0
+			&& same_name(c->sharded_tables[i].schema, schema);
+	default:
+		return false;
+	}
+}
+
+/* Splits a sharded table's section name, lower-cased as PostgreSQL folds
+ * unquoted names, into schema and table ("table" or "schema.table").
+ * Returns 0, or -1 with why. */
+static int split_table_name(const char *label, char **schema, char **name, char *why, size_t whylen)
+{
+	*schema = *name = NULL;
+	const char *dot = strchr(label, '.');
+	if (dot && strchr(dot + 1, '.')) {
+		snprintf(why, whylen, "expected TABLE or SCHEMA.TABLE");
+		return -1;
+	}
+	if (dot && (dot == label || dot[1] == '\0')) {
+		snprintf(why, whylen, "the schema or the table name is empty");
+		return -1;
+	}
+	*schema = dot ? strndup(label, (size_t)(dot - label)) : NULL;
+	*name = strdup(dot ? dot + 1 : label);
+	if (!*name || (dot && !*schema)) {
+		free(*schema);
+		free(*name);
+		*schema = *name = NULL;
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	for (char *q = *name; *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+	for (char *q = *schema; q && *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+	return 0;
+}
+
+/* Opens [shard.NAME], [user.NAME], [database.NAME] or [sharded_table.NAME].
+ * Names are unique per kind. Shard, user and database names are
+ * case-sensitive (they are what clients send as dbname / user); a sharded
+ * table's is a PostgreSQL name, lower-cased. */
 static void open_named(struct parse *p, enum sect_kind kind, const char *name)
 {
-	const char *what = kind == SECT_SHARD ? "shard" : "user";
-	int *n = kind == SECT_SHARD ? &p->cfg->n_shards : &p->cfg->n_users;
-	struct sect_meta **meta = kind == SECT_SHARD ? &p->shard_meta : &p->user_meta;
+	const char *what = kind_word(kind);
+	struct cfg *c = p->cfg;
 
 	if (*name == '\0') {
 		fail(p, p->lineno, "%s:%d: [%s.]: the %s name is empty", p->path, p->lineno, what,
 		     what);
 		return;
 	}
-	if (kind == SECT_SHARD && strcmp(name, "pgcrab") == 0) {
+	if ((kind == SECT_SHARD || kind == SECT_DATABASE) && strcmp(name, "pgcrab") == 0) {
 		fail(p, p->lineno,
-		     "%s:%d: [shard.pgcrab]: the name pgcrab is reserved for the admin console",
-		     p->path, p->lineno);
+		     "%s:%d: [%s.pgcrab]: the name pgcrab is reserved for the admin console",
+		     p->path, p->lineno, what);
 		return;
 	}
-	for (int i = 0; i < *n; i++) {
-		const char *other = kind == SECT_SHARD ? p->cfg->shards[i].name
-						       : p->cfg->users[i].name;
-		if (strcmp(other, name) == 0) {
-			fail(p, p->lineno,
-			     "%s:%d: [%s.%s]: duplicate section, first defined at line %d", p->path,
-			     p->lineno, what, name, (*meta)[i].header_line);
+	char *schema = NULL, *copy = NULL, why[128];
+	if (kind == SECT_TABLE) {
+		if (split_table_name(name, &schema, &copy, why, sizeof(why)) != 0) {
+			fail(p, p->lineno, "%s:%d: [%s]: %s", p->path, p->lineno, p->sect_label,
+			     why);
 			return;
 		}
+	} else if (!(copy = strdup(name))) {
+		fail(p, p->lineno, "%s:%d: out of memory", p->path, p->lineno);
+		return;
 	}
-	int rc = reserve(p, kind);
-	char *copy = strdup(name);
-	if (rc != 0 || !copy) {
+	int n = kind == SECT_SHARD      ? c->n_shards
+		: kind == SECT_USER     ? c->n_users
+		: kind == SECT_DATABASE ? c->n_databases
+					: c->n_sharded_tables;
+	for (int i = 0; i < n; i++) {
+		if (!is_named(p, kind, i, schema, copy))
+			continue;
+		if (kind == SECT_TABLE)
+			fail(p, p->lineno, "%s:%d: [%s]: the table is already sharded at line %d",
+			     p->path, p->lineno, p->sect_label, meta_of(p, kind, i)->header_line);
+		else
+			fail(p, p->lineno,
+			     "%s:%d: [%s.%s]: duplicate section, first defined at line %d", p->path,
+			     p->lineno, what, name, meta_of(p, kind, i)->header_line);
+		free(schema);
+		free(copy);
+		return;
+	}
+	if (reserve(p, kind) != 0) {
+		free(schema);
 		free(copy);
 		fail(p, p->lineno, "%s:%d: out of memory", p->path, p->lineno);
 		return;
 	}
-	int idx = (*n)++;
-	void *base = base_of(p->cfg, kind, idx);
-	if (kind == SECT_SHARD) {
-		memset(base, 0, sizeof(struct cfg_shard));
-		p->cfg->shards[idx].name = copy;
-	} else {
-		memset(base, 0, sizeof(struct cfg_user));
-		p->cfg->users[idx].name = copy;
+	int idx;
+	switch (kind) {
+	case SECT_SHARD:
+		idx = c->n_shards++;
+		c->shards[idx] = (struct cfg_shard){ .name = copy };
+		break;
+	case SECT_USER:
+		idx = c->n_users++;
+		c->users[idx] = (struct cfg_user){ .name = copy };
+		break;
+	case SECT_DATABASE:
+		idx = c->n_databases++;
+		c->databases[idx] = (struct cfg_database){ .name = copy };
+		p->raw_dbs[idx] = (struct raw_database){ 0 };
+		break;
+	default:
+		idx = c->n_sharded_tables++;
+		c->sharded_tables[idx] = (struct cfg_sharded_table){ .name = copy,
+								     .schema = schema,
+								     .database = -1 };
+		p->raw_tables[idx] = (struct raw_table){ 0 };
+		break;
 	}
-	struct sect_meta *m = &(*meta)[idx];
+	struct sect_meta *m = meta_of(p, kind, idx);
 	memset(m, 0, sizeof(*m));
 	m->header_line = p->lineno;
 	p->kind = kind;
 	p->idx = idx;
 	p->meta = m;
-	apply_defaults(p, kind, base, name);
+	apply_defaults(p, kind, base_of(p, kind, idx), name);
 }
 
 static void open_section(struct parse *p, const char *label)
@@ -598,13 +806,14 @@ static void open_section(struct parse *p, const char *label)
 		open_named(p, SECT_SHARD, label + 6);
 	} else if (strncasecmp(label, "user.", 5) == 0) {
 		open_named(p, SECT_USER, label + 5);
-	} else if (strncasecmp(label, "database.", 9) == 0
-		   || strncasecmp(label, "sharded_table.", 14) == 0) {
-		fail(p, p->lineno, "%s:%d: [%s]: sharding sections are not supported yet", p->path,
-		     p->lineno, label);
+	} else if (strncasecmp(label, "database.", 9) == 0) {
+		open_named(p, SECT_DATABASE, label + 9);
+	} else if (strncasecmp(label, "sharded_table.", 14) == 0) {
+		open_named(p, SECT_TABLE, label + 14);
 	} else {
 		fail(p, p->lineno,
-		     "%s:%d: [%s]: unknown section (expected [pgcrab], [shard.NAME] or [user.NAME])",
+		     "%s:%d: [%s]: unknown section (expected [pgcrab], [shard.NAME], [user.NAME], "
+		     "[database.NAME] or [sharded_table.NAME])",
 		     p->path, p->lineno, label);
 	}
 }
@@ -720,18 +929,155 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return 1;
 	}
 	const struct key_def *k = &keys[ki];
+	char why[256];
+	void *base = base_of(p, p->kind, p->idx);
+	if (p->meta->key_line[ki] && (k->flags & F_APPEND)) {
+		if (append_list(k, base, value, why, sizeof(why)) != 0)
+			fail(p, p->lineno, "%s:%d: [%s] %s: %s", p->path, p->lineno, label, k->key,
+			     why);
+		return 1; /* errors about the whole list point at its first line */
+	}
 	if (p->meta->key_line[ki]) {
 		fail(p, p->lineno, "%s:%d: [%s] %s: duplicate key, first set at line %d", p->path,
 		     p->lineno, label, k->key, p->meta->key_line[ki]);
 		return 1;
 	}
-	char why[256];
-	if (set_value(k, base_of(p->cfg, p->kind, p->idx), value, why, sizeof(why)) != 0) {
+	if (set_value(k, base, value, why, sizeof(why)) != 0) {
 		fail(p, p->lineno, "%s:%d: [%s] %s: %s", p->path, p->lineno, label, k->key, why);
 		return 1;
 	}
 	p->meta->key_line[ki] = p->lineno;
 	return 1;
+}
+
+/* Keys a section must have (F_REQUIRED), for the sharding sections. */
+static void check_required(struct parse *p, enum sect_kind kind, const struct sect_meta *m,
+			   const char *label)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (keys[i].sect == kind && (keys[i].flags & F_REQUIRED) && !m->key_line[i])
+			fail(p, m->header_line, "%s:%d: [%s] %s: missing (required)", p->path,
+			     m->header_line, label, keys[i].key);
+}
+
+/* The line of key in a section, or its header's when the key is not set. */
+static int line_of(const struct sect_meta *m, enum sect_kind kind, const char *key)
+{
+	int ki = find_key(kind, key);
+	return m->key_line[ki] ? m->key_line[ki] : m->header_line;
+}
+
+/* [database.NAME]: its shards named become indexes into cfg->shards, in
+ * the order given (that order is the shard number the hash picks). */
+static void resolve_databases(struct parse *p)
+{
+	struct cfg *c = p->cfg;
+	for (int i = 0; i < c->n_databases; i++) {
+		struct cfg_database *db = &c->databases[i];
+		const struct raw_database *raw = &p->raw_dbs[i];
+		const struct sect_meta *m = &p->db_meta[i];
+		char label[300];
+		snprintf(label, sizeof(label), "database.%s", db->name);
+		check_required(p, SECT_DATABASE, m, label);
+		if (cfg_find_shard(c, db->name))
+			fail(p, m->header_line,
+			     "%s:%d: [%s]: a [shard.%s] has the same name; clients could not tell "
+			     "which one they mean",
+			     p->path, m->header_line, label, db->name);
+		db->cross_reads_error = raw->cross_queries == 1;
+		db->cross_writes_error = raw->cross_writes == 1;
+		int line = line_of(m, SECT_DATABASE, "shards");
+		if (!m->key_line[find_key(SECT_DATABASE, "shards")])
+			continue; /* reported as missing */
+		if (raw->n_shards == 0) {
+			fail(p, line, "%s:%d: [%s] shards: names no shard", p->path, line, label);
+			continue;
+		}
+		if (raw->n_shards > ROUTER_MAX_SHARDS) {
+			fail(p, line, "%s:%d: [%s] shards: %d shards, at most %d", p->path, line,
+			     label, raw->n_shards, ROUTER_MAX_SHARDS);
+			continue;
+		}
+		db->shards = calloc((size_t)raw->n_shards, sizeof(*db->shards));
+		if (!db->shards) {
+			fail(p, line, "%s:%d: out of memory", p->path, line);
+			continue;
+		}
+		db->n_shards = raw->n_shards;
+		for (int j = 0; j < raw->n_shards; j++) {
+			const struct cfg_shard *s = cfg_find_shard(c, raw->shards[j]);
+			db->shards[j] = s ? (int)(s - c->shards) : -1;
+			if (!s) {
+				fail(p, line, "%s:%d: [%s] shards: there is no [shard.%s]", p->path,
+				     line, label, raw->shards[j]);
+				continue;
+			}
+			for (int k = 0; k < j; k++)
+				if (db->shards[k] == db->shards[j])
+					fail(p, line, "%s:%d: [%s] shards: %s is listed twice",
+					     p->path, line, label, raw->shards[j]);
+		}
+	}
+}
+
+/* [sharded_table.NAME]: its database becomes an index into cfg->databases,
+ * its columns (lower-cased) and types the key. */
+static void resolve_tables(struct parse *p)
+{
+	struct cfg *c = p->cfg;
+	for (int i = 0; i < c->n_sharded_tables; i++) {
+		struct cfg_sharded_table *t = &c->sharded_tables[i];
+		struct raw_table *raw = &p->raw_tables[i];
+		const struct sect_meta *m = &p->table_meta[i];
+		char label[300];
+		snprintf(label, sizeof(label), "sharded_table.%s%s%s", t->schema ? t->schema : "",
+			 t->schema ? "." : "", t->name);
+		check_required(p, SECT_TABLE, m, label);
+		if (raw->database) {
+			int line = line_of(m, SECT_TABLE, "database");
+			const struct cfg_database *db = cfg_find_database(c, raw->database);
+			t->database = db ? (int)(db - c->databases) : -1;
+			if (!db)
+				fail(p, line, "%s:%d: [%s] database: there is no [database.%s]",
+				     p->path, line, label, raw->database);
+		}
+		int col_line = line_of(m, SECT_TABLE, "columns");
+		int type_line = line_of(m, SECT_TABLE, "types");
+		if (m->key_line[find_key(SECT_TABLE, "columns")] && raw->n_columns == 0)
+			fail(p, col_line, "%s:%d: [%s] columns: names no column", p->path, col_line,
+			     label);
+		if (raw->n_columns > ROUTER_MAX_KEY_COLS)
+			fail(p, col_line, "%s:%d: [%s] columns: %d columns, at most %d", p->path,
+			     col_line, label, raw->n_columns, ROUTER_MAX_KEY_COLS);
+		for (int j = 0; j < raw->n_columns; j++) {
+			for (char *q = raw->columns[j]; *q; q++)
+				*q = (char)tolower((unsigned char)*q);
+			for (int k = 0; k < j; k++)
+				if (strcmp(raw->columns[k], raw->columns[j]) == 0)
+					fail(p, col_line, "%s:%d: [%s] columns: %s is listed twice",
+					     p->path, col_line, label, raw->columns[j]);
+		}
+		if (m->key_line[find_key(SECT_TABLE, "types")] && raw->n_types != raw->n_columns)
+			fail(p, type_line, "%s:%d: [%s] types: %d types for %d columns", p->path,
+			     type_line, label, raw->n_types, raw->n_columns);
+		if (raw->n_types > 0 && !(t->types = calloc((size_t)raw->n_types, sizeof(int)))) {
+			fail(p, type_line, "%s:%d: out of memory", p->path, type_line);
+			continue;
+		}
+		for (int j = 0; j < raw->n_types; j++) {
+			t->types[j] = router_type_parse(raw->types[j]);
+			if (t->types[j] < 0)
+				fail(p, type_line,
+				     "%s:%d: [%s] types: '%s' is not one of int2, int4, int8, text, "
+				     "varchar, bpchar, uuid",
+				     p->path, type_line, label, raw->types[j]);
+		}
+		/* the columns move into the snapshot */
+		t->cols = raw->columns;
+		t->n_cols = raw->n_columns;
+		raw->columns = NULL;
+		raw->n_columns = 0;
+	}
 }
 
 /* Rules that involve more than one key or a missing key, checked once the
@@ -762,6 +1108,8 @@ static void check_sections(struct parse *p)
 			fail(p, m->header_line, "%s:%d: [user.%s] password: missing (required)",
 			     p->path, m->header_line, p->cfg->users[i].name);
 	}
+	resolve_databases(p);
+	resolve_tables(p);
 }
 
 /* Flags and environment variables, after the file. */
@@ -792,6 +1140,25 @@ static int apply_overrides(struct cfg *cfg, const struct cfg_overrides *ov, char
 		}
 	}
 	return 0;
+}
+
+static void free_owned(enum sect_kind kind, void *base);
+
+/* Everything of the parse but the snapshot (and fp). */
+static void free_parse(struct parse *p)
+{
+	for (int i = 0; p->cfg && i < p->cfg->n_databases; i++)
+		free_owned(SECT_DATABASE, &p->raw_dbs[i]);
+	for (int i = 0; p->cfg && i < p->cfg->n_sharded_tables; i++)
+		free_owned(SECT_TABLE, &p->raw_tables[i]);
+	free(p->raw_dbs);
+	free(p->raw_tables);
+	free(p->line);
+	free(p->sect_label);
+	free(p->shard_meta);
+	free(p->user_meta);
+	free(p->db_meta);
+	free(p->table_meta);
 }
 
 /* Parses fp (named path in messages) and validates; owns and closes fp,
@@ -837,10 +1204,7 @@ static int load_stream(FILE *fp, const char *path, const struct cfg_overrides *o
 		goto fail_cfg;
 
 	fclose(p.fp);
-	free(p.line);
-	free(p.sect_label);
-	free(p.shard_meta);
-	free(p.user_meta);
+	free_parse(&p);
 	atomic_init(&p.cfg->refs, 1);
 	*out = p.cfg;
 	return 0;
@@ -850,10 +1214,7 @@ fail_parse:
 fail_cfg:
 	if (p.fp)
 		fclose(p.fp);
-	free(p.line);
-	free(p.sect_label);
-	free(p.shard_meta);
-	free(p.user_meta);
+	free_parse(&p);
 	cfg_free(p.cfg);
 	return -1;
 }
@@ -915,9 +1276,22 @@ void cfg_free(struct cfg *cfg)
 		free_owned(SECT_USER, &cfg->users[i]);
 		free(cfg->users[i].name);
 	}
+	for (int i = 0; i < cfg->n_databases; i++) {
+		free(cfg->databases[i].name);
+		free(cfg->databases[i].shards);
+	}
+	for (int i = 0; i < cfg->n_sharded_tables; i++) {
+		struct cfg_sharded_table *t = &cfg->sharded_tables[i];
+		free(t->name);
+		free(t->schema);
+		free_list(t->cols, t->n_cols);
+		free(t->types);
+	}
 	free_owned(SECT_PGCRAB, cfg);
 	free(cfg->shards);
 	free(cfg->users);
+	free(cfg->databases);
+	free(cfg->sharded_tables);
 	free(cfg->path);
 	free(cfg);
 }
@@ -927,6 +1301,14 @@ const struct cfg_shard *cfg_find_shard(const struct cfg *cfg, const char *name)
 	for (int i = 0; i < cfg->n_shards; i++)
 		if (strcmp(cfg->shards[i].name, name) == 0)
 			return &cfg->shards[i];
+	return NULL;
+}
+
+const struct cfg_database *cfg_find_database(const struct cfg *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_databases; i++)
+		if (strcmp(cfg->databases[i].name, name) == 0)
+			return &cfg->databases[i];
 	return NULL;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config/cfg.h"
+#include "router/router.h"
 
 static char tmpdir[64];
 static char path[256];
@@ -405,10 +406,9 @@ static void test_unknown_section(void **state)
 	(void)state;
 	expect_error("[pgcrab]\nport = 1\n[pgbouncer]\n", 3, "[pgbouncer]: ", "unknown section");
 	expect_error("[shard]\nuser = u\n", 1, "[shard]: ", "unknown section");
-	expect_error("; c\n[database.sales]\n", 2,
-		     "[database.sales]: ", "sharding sections are not supported yet");
-	expect_error("[sharded_table.orders]\n", 1,
-		     "[sharded_table.orders]: ", "not supported yet");
+	expect_error("; c\n[database]\nshards = a\n", 2, "[database]: ",
+		     "unknown section (expected [pgcrab], [shard.NAME], [user.NAME], "
+		     "[database.NAME] or [sharded_table.NAME])");
 }
 
 static void test_unknown_key(void **state)
@@ -458,6 +458,180 @@ static void test_duplicate_section(void **state)
 	/* a shard and a user may share a name */
 	struct cfg *c = load_ok("[shard.x]\nuser = x\n[user.x]\npassword = x\n", NULL);
 	cfg_free(c);
+}
+
+/* [database.*] may name shards defined after it, and [sharded_table.*] a
+ * database defined after it: both are resolved once the file is read. */
+static void test_sharding_sections(void **state)
+{
+	(void)state;
+	struct cfg *c = load_ok("[sharded_table.Sales.Orders]\n"
+				"database = app\n"
+				"columns = Tenant_ID, id\n"
+				"types = int8, TEXT\n"
+				"[sharded_table.accounts]\n"
+				"database = app\n"
+				"columns = id\n"
+				"types = uuid\n"
+				"[database.app]\n"
+				"shards = s2, s0 ,s1\n"
+				"cross_shard_queries = error\n"
+				"[database.other]\n"
+				"shards = s1\n"
+				"cross_shard_writes = error\n"
+				"[shard.s0]\nuser = u\n"
+				"[shard.s1]\nuser = u\n"
+				"[shard.s2]\nuser = u\n",
+				NULL);
+	assert_int_equal(c->n_databases, 2);
+	const struct cfg_database *app = cfg_find_database(c, "app");
+	assert_non_null(app);
+	assert_ptr_equal(app, &c->databases[0]);
+	assert_int_equal(app->n_shards, 3);
+	/* the order given is the shard number */
+	assert_string_equal(c->shards[app->shards[0]].name, "s2");
+	assert_string_equal(c->shards[app->shards[1]].name, "s0");
+	assert_string_equal(c->shards[app->shards[2]].name, "s1");
+	assert_true(app->cross_reads_error);
+	assert_false(app->cross_writes_error);
+	const struct cfg_database *other = cfg_find_database(c, "other");
+	assert_int_equal(other->n_shards, 1);
+	assert_string_equal(c->shards[other->shards[0]].name, "s1");
+	assert_false(other->cross_reads_error);
+	assert_true(other->cross_writes_error);
+	assert_null(cfg_find_database(c, "APP")); /* database names are case-sensitive */
+	assert_null(cfg_find_database(c, "s1"));
+
+	assert_int_equal(c->n_sharded_tables, 2);
+	const struct cfg_sharded_table *t = &c->sharded_tables[0];
+	assert_string_equal(t->schema, "sales"); /* names are lower-cased */
+	assert_string_equal(t->name, "orders");
+	assert_int_equal(t->database, 0);
+	assert_int_equal(t->n_cols, 2);
+	assert_string_equal(t->cols[0], "tenant_id");
+	assert_string_equal(t->cols[1], "id");
+	assert_int_equal(t->types[0], ROUTER_INT8);
+	assert_int_equal(t->types[1], ROUTER_TEXT);
+	t = &c->sharded_tables[1];
+	assert_null(t->schema); /* any schema */
+	assert_string_equal(t->name, "accounts");
+	assert_int_equal(t->n_cols, 1);
+	assert_int_equal(t->types[0], ROUTER_UUID);
+	cfg_free(c);
+
+	/* every type by name; the most shards a database may have */
+	char text[8192];
+	/* a line is too short for 64 names: shards may go on over several */
+	size_t n = (size_t)snprintf(text, sizeof(text), "[database.big]");
+	for (int i = 0; i < ROUTER_MAX_SHARDS; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%ss%d",
+				      i % 8 ? ", " : "\nshards = ", i);
+	n += (size_t)snprintf(text + n, sizeof(text) - n,
+			      "\n[sharded_table.t]\ndatabase = big\n"
+			      "columns = a, b, c, d, e, f, g\n"
+			      "types = int2, int4, int8, text, varchar, bpchar, uuid\n");
+	for (int i = 0; i < ROUTER_MAX_SHARDS; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "[shard.s%d]\nuser = u\n", i);
+	assert_true(n < sizeof(text));
+	c = load_ok(text, NULL);
+	assert_int_equal(c->databases[0].n_shards, ROUTER_MAX_SHARDS);
+	for (int i = 0; i < ROUTER_MAX_SHARDS; i++)
+		assert_int_equal(c->databases[0].shards[i], i);
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(c->sharded_tables[0].types[i], i);
+	cfg_free(c);
+}
+
+static void test_sharding_errors(void **state)
+{
+	(void)state;
+	const char *shards = "[shard.a]\nuser = u\n[shard.b]\nuser = u\n";
+	char text[4096];
+#define WITH_SHARDS(body) (snprintf(text, sizeof(text), "%s%s", shards, body), text)
+	/* lines 1-4 are the two shards */
+	expect_error(WITH_SHARDS("[database.app]\nshards = a, c\n"), 6,
+		     "[database.app] shards: ", "there is no [shard.c]");
+	expect_error(WITH_SHARDS("[database.app]\nshards = a, b, a\n"), 6,
+		     "[database.app] shards: ", "a is listed twice");
+	/* a later shards line adds to the list; an error points at its first line */
+	expect_error(WITH_SHARDS("[database.app]\nshards = a, b\n; more\nshards = a\n"), 6,
+		     "[database.app] shards: ", "a is listed twice");
+	expect_error(WITH_SHARDS("[database.app]\nshards = a, b\nshards = b,\n"), 7,
+		     "[database.app] shards: ", "empty name in list");
+	expect_error(WITH_SHARDS("[database.app]\nshards =\n"), 6,
+		     "[database.app] shards: ", "names no shard");
+	expect_error(WITH_SHARDS("[database.app]\ncross_shard_queries = allow\n"), 5,
+		     "[database.app] shards: ", "missing (required)");
+	expect_error(WITH_SHARDS("[database.app]\nshards = a\ncross_shard_queries = maybe\n"), 7,
+		     "[database.app] cross_shard_queries: ", "'maybe' is not one of allow, error");
+	expect_error(WITH_SHARDS("[database.app]\nshards = a\ncross_shard_writes = 3pc\n"), 7,
+		     "[database.app] cross_shard_writes: ", "'3pc' is not one of 2pc, error");
+	expect_error(WITH_SHARDS("[database.a]\nshards = b\n"), 5,
+		     "[database.a]: ", "a [shard.a] has the same name");
+	expect_error(WITH_SHARDS("[database.app]\nshards = a\n[database.app]\nshards = b\n"), 7,
+		     "[database.app]: ", "duplicate section, first defined at line 5");
+	expect_error("[database.pgcrab]\nshards = a\n", 1,
+		     "[database.pgcrab]: ", "reserved for the admin console");
+	expect_error("[database.]\n", 1, "[database.]: ", "the database name is empty");
+	expect_error(WITH_SHARDS("[database.app]\nshards = a\nshard = b\n"), 7,
+		     "[database.app] shard: ", "unknown key");
+
+	/* one shard more than a shard set holds */
+	size_t n = (size_t)snprintf(text, sizeof(text), "[database.big]");
+	for (int i = 0; i <= ROUTER_MAX_SHARDS; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%ss%d",
+				      i % 8 ? ", " : "\nshards = ", i);
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "\n");
+	for (int i = 0; i <= ROUTER_MAX_SHARDS; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "[shard.s%d]\nuser = u\n", i);
+	assert_true(n < sizeof(text));
+	expect_error(text, 2, "[database.big] shards: ", "65 shards, at most 64");
+
+	const char *db = "[shard.a]\nuser = u\n[database.app]\nshards = a\n";
+#define WITH_DB(body) (snprintf(text, sizeof(text), "%s%s", db, body), text)
+	/* lines 1-4 are the shard and the database */
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = shop\ncolumns = id\ntypes = int8\n"), 6,
+		     "[sharded_table.t] database: ", "there is no [database.shop]");
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = a\ncolumns = id\ntypes = int8\n"), 6,
+		     "[sharded_table.t] database: ", "there is no [database.a]");
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = app\ncolumns = a, b\ntypes = int8\n"),
+		     8, "[sharded_table.t] types: ", "1 types for 2 columns");
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = app\ncolumns = a\ntypes = int8, int4\n"),
+		     8, "[sharded_table.t] types: ", "2 types for 1 columns");
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = app\ncolumns = a\ntypes = bigint\n"), 8,
+		     "[sharded_table.t] types: ",
+		     "'bigint' is not one of int2, int4, int8, text, varchar, bpchar, uuid");
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = app\ncolumns = a, A\n"
+			     "types = int8, int8\n"),
+		     7, "[sharded_table.t] columns: ", "a is listed twice");
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = app\ncolumns =\ntypes =\n"), 7,
+		     "[sharded_table.t] columns: ", "names no column");
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = app\n"
+			     "columns = a, b, c, d, e, f, g, h, i\n"
+			     "types = int8, int8, int8, int8, int8, int8, int8, int8, int8\n"),
+		     7, "[sharded_table.t] columns: ", "9 columns, at most 8");
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = app\ntypes = int8\n"), 5,
+		     "[sharded_table.t] columns: ", "missing (required)");
+	expect_error(WITH_DB("[sharded_table.t]\ncolumns = a\ntypes = int8\n"), 5,
+		     "[sharded_table.t] database: ", "missing (required)");
+	expect_error(WITH_DB("[sharded_table.t]\ndatabase = app\ncolumns = a\n"), 5,
+		     "[sharded_table.t] types: ", "missing (required)");
+	/* the same table twice, however it is spelled */
+	expect_error(WITH_DB("[sharded_table.s.t]\ndatabase = app\ncolumns = a\ntypes = int8\n"
+			     "[sharded_table.S.T]\ndatabase = app\ncolumns = b\ntypes = text\n"),
+		     9, "[sharded_table.S.T]: ", "the table is already sharded at line 5");
+	expect_error(WITH_DB("[sharded_table.a.b.c]\n"), 5,
+		     "[sharded_table.a.b.c]: ", "expected TABLE or SCHEMA.TABLE");
+	expect_error(WITH_DB("[sharded_table..t]\n"), 5,
+		     "[sharded_table..t]: ", "the schema or the table name is empty");
+	expect_error(WITH_DB("[sharded_table.s.]\n"), 5,
+		     "[sharded_table.s.]: ", "the schema or the table name is empty");
+	/* of the problems found once the file is read, the first in it wins */
+	expect_error("[sharded_table.t]\ndatabase = nowhere\ncolumns = a\ntypes = int8\n"
+		     "[database.app]\nshards = x\n",
+		     2, "[sharded_table.t] database: ", "there is no [database.nowhere]");
+#undef WITH_SHARDS
+#undef WITH_DB
 }
 
 static void test_malformed_lines(void **state)
@@ -763,6 +937,8 @@ int main(void)
 		cmocka_unit_test(test_key_outside_section),
 		cmocka_unit_test(test_duplicate_key),
 		cmocka_unit_test(test_duplicate_section),
+		cmocka_unit_test(test_sharding_sections),
+		cmocka_unit_test(test_sharding_errors),
 		cmocka_unit_test(test_malformed_lines),
 		cmocka_unit_test(test_malformed_line_wins_over_later_error),
 		cmocka_unit_test(test_long_line),
