@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "core/worker.h"
+#include "main/recover.h"
 #include "main/cli.h"
 #include "session/session.h"
 
@@ -121,6 +122,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_workers; i++)
 		if (rt.workers[i].ring_fd < 0)
 			return 1;
+	if (recover_start(cfg) != 0)
+		log_warn("cannot start the two-phase commit recovery thread");
 	log_info("pgcrab %s listening on %s:%d with %d workers, %d shards, pool_mode %s",
 		 PGCRAB_VERSION, cfg->host, cfg->port, n_workers, cfg->n_shards,
 		 cfg_pool_mode_name(cfg->pool_mode));

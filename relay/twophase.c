@@ -242,8 +242,12 @@ bool fan_phase_next(struct relay_link *l, struct fan *f)
 	case PH_XID:
 		if ((e = phase_error(f, pick_coord)) != 0 || !f->src[f->coord].phase_value[0])
 			return e < 0 ? false : start_rollback(l, f);
-		snprintf(f->gid_base, sizeof(f->gid_base), "pgcrab:%s:%d:%s", r->db_name,
-			 f->src[f->coord].leg->shard, f->src[f->coord].phase_value);
+		{
+			char prefix[80];
+			router_gid_prefix(r->db_name, prefix, sizeof(prefix));
+			snprintf(f->gid_base, sizeof(f->gid_base), "%s%d:%s", prefix,
+				 f->src[f->coord].leg->shard, f->src[f->coord].phase_value);
+		}
 		send_phase(l, f, PH_PREPARE, pick_others, "PREPARE TRANSACTION '%s:%d'", true);
 		return false;
 	case PH_PREPARE:

@@ -63,6 +63,27 @@ static inline int router_hash_shard(uint64_t row_hash, int n_shards)
 	return (int)(row_hash % (uint64_t)n_shards);
 }
 
+/* ---- two-phase commit identifiers -------------------------------------------- */
+
+/* "pgcrab:<db>:" with the database's name made safe inside a quoted SQL
+ * literal (anything but letters, digits and '_' becomes '_'). The whole
+ * identifier is "<prefix><coordinator shard>:<coordinator xid>:<shard>". */
+static inline void router_gid_prefix(const char *db, char *out, size_t cap)
+{
+	size_t n = 0;
+	const char *head = "pgcrab:";
+	while (*head && n + 1 < cap)
+		out[n++] = *head++;
+	for (; *db && n + 2 < cap; db++) {
+		char ch = *db;
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+		out[n++] = ok ? ch : '_';
+	}
+	if (n + 1 < cap)
+		out[n++] = ':';
+	out[n] = '\0';
+}
+
 /* ---- the schema a plan is made against ---------------------------------- */
 
 struct router_table {
