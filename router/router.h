@@ -288,4 +288,56 @@ long router_merger_emit(struct router_merger *m, uint8_t *out, size_t max);
 /* Every source is done and everything was emitted. */
 bool router_merger_done(const struct router_merger *m);
 
+/* ---- copy.c: COPY ... FROM STDIN into a sharded table, split by key ------ */
+
+enum router_copy_format { ROUTER_COPY_TEXT, ROUTER_COPY_CSV, ROUTER_COPY_BINARY };
+
+struct router_copy_spec {
+	enum router_copy_format format;
+	char delimiter; /* text: '\t', csv: ',' unless DELIMITER says */
+	char quote;     /* csv */
+	char escape;    /* csv */
+	char *null_str; /* text: "\\N", csv: "" unless NULL says */
+	bool header;    /* csv/text HEADER: the first line goes to every shard */
+	const char *table; /* the sharded table (points into the schema) */
+	/* the COPY's column list; n_fields -1 when it has none (the table's own
+	 * order, which the relay asks a shard for: router_copy_set_columns) */
+	int n_fields;
+	char **fields;
+	int n_key;
+	const char *key_cols[ROUTER_MAX_KEY_COLS];
+	enum router_type key_type[ROUTER_MAX_KEY_COLS];
+	int key_field[ROUTER_MAX_KEY_COLS]; /* the key columns' positions among the fields */
+	int n_shards;
+};
+
+/* 1: sql is COPY ... FROM STDIN into a sharded table and spec is filled;
+ * 0: it is not (plan it with router_plan); -1: refused, sqlstate and msg
+ * set (a key column missing from the column list, an option PgCrab cannot
+ * split by, COPY ... TO / FROM a file of a sharded table...). */
+int router_copy_plan(const struct router_schema *schema, const char *sql, size_t len,
+		     struct router_copy_spec *spec, char sqlstate[6], char *msg, size_t msglen);
+/* The table's columns in order, for a COPY without a column list: 0, or
+ * -1 (sqlstate/msg) when a key column is not among them. */
+int router_copy_set_columns(struct router_copy_spec *spec, int n, const char *const *names,
+			    char sqlstate[6], char *msg, size_t msglen);
+void router_copy_spec_clear(struct router_copy_spec *spec);
+
+/* Splits the CopyData stream into rows, each given whole to `row` with
+ * its shard (-1: to every shard: a header line, the binary format's
+ * header and trailer). Rows may span CopyData messages; only the part of
+ * a row not yet complete is held. */
+struct router_copy_splitter;
+typedef int (*router_copy_row_fn)(void *arg, int shard, const uint8_t *p, size_t n);
+struct router_copy_splitter *router_copy_splitter_new(const struct router_copy_spec *spec);
+/* 0, or -1 with sqlstate/msg (bad data: 22P04; a key that is not valid
+ * input for its type: 22P02; a NULL key: 23502; out of memory: 53200), or
+ * what `row` returned if it was not 0. */
+int router_copy_feed(struct router_copy_splitter *sp, const uint8_t *data, size_t len,
+		     router_copy_row_fn row, void *arg, char sqlstate[6], char *msg, size_t msglen);
+/* At CopyDone: a last line without its newline is a row too. */
+int router_copy_finish(struct router_copy_splitter *sp, router_copy_row_fn row, void *arg,
+		       char sqlstate[6], char *msg, size_t msglen);
+void router_copy_splitter_free(struct router_copy_splitter *sp);
+
 #endif
