@@ -10,6 +10,7 @@
 #include "tests/fuzz/fuzz.h"
 
 #include "config/cfg.h"
+#include "router/router.h"
 
 static void check_cfg(const struct cfg *c)
 {
@@ -33,6 +34,30 @@ static void check_cfg(const struct cfg *c)
 		const struct cfg_user *u = &c->users[i];
 		FUZZ_CHECK(u->name && u->password && *u->password);
 		FUZZ_CHECK(cfg_find_user(c, u->name) == u);
+	}
+	/* a database's shards are real, distinct and at most a shard set's worth */
+	for (int i = 0; i < c->n_databases; i++) {
+		const struct cfg_database *d = &c->databases[i];
+		FUZZ_CHECK(d->name && cfg_find_database(c, d->name) == d);
+		FUZZ_CHECK(!cfg_find_shard(c, d->name));
+		FUZZ_CHECK(d->n_shards >= 1 && d->n_shards <= ROUTER_MAX_SHARDS && d->shards);
+		for (int j = 0; j < d->n_shards; j++) {
+			FUZZ_CHECK(d->shards[j] >= 0 && d->shards[j] < c->n_shards);
+			for (int k = 0; k < j; k++)
+				FUZZ_CHECK(d->shards[k] != d->shards[j]);
+		}
+	}
+	/* a sharded table's key is complete and its types are the router's */
+	for (int i = 0; i < c->n_sharded_tables; i++) {
+		const struct cfg_sharded_table *t = &c->sharded_tables[i];
+		FUZZ_CHECK(t->name && *t->name && (!t->schema || *t->schema));
+		FUZZ_CHECK(t->database >= 0 && t->database < c->n_databases);
+		FUZZ_CHECK(t->n_cols >= 1 && t->n_cols <= ROUTER_MAX_KEY_COLS && t->cols
+			   && t->types);
+		for (int j = 0; j < t->n_cols; j++) {
+			FUZZ_CHECK(t->cols[j] && *t->cols[j]);
+			FUZZ_CHECK(strcmp(router_type_name(t->types[j]), "?") != 0);
+		}
 	}
 }
 

@@ -212,6 +212,28 @@ max_connections = 1
     write("config", "overrides_bad", b"\x01" + cstr("") + cstr("0") + b"\0\0\0" + b"[pgcrab]\n")
     write("config", "tls_future", b"[pgcrab]\ntls_cert_file = x\n")
     write("config", "duration_max", b"36500000d")
+    write("config", "sharding", b"""[sharded_table.Sales.Orders]
+database = app
+columns = tenant_id, id
+types = int8, text
+[sharded_table.accounts]
+database = app
+columns = id
+types = uuid
+[database.app]
+shards = s0, s1
+shards = s2
+cross_shard_queries = error
+cross_shard_writes = 2pc
+[shard.s0]
+user = u
+[shard.s1]
+user = u
+[shard.s2]
+user = u
+""")
+    write("config", "sharding_errors", b"[database.app]\nshards = a, a, b\n[sharded_table.t]\n"
+          b"database = nope\ncolumns = a, b\ntypes = int16\n[shard.a]\nuser = u\n")
 
 
 LOGIN = startup([("user", "app"), ("database", "db"), ("application_name", "fuzz")]) + msg(b"p", cstr("secret"))
