@@ -564,6 +564,17 @@ static int apply_defaults(struct parse *p, enum sect_kind kind, void *base, cons
 
 /* ---- sections ---- */
 
+/* How many sections of a named kind are open so far. */
+static int count_of(const struct parse *p, enum sect_kind kind)
+{
+	const struct cfg *c = p->cfg;
+	return kind == SECT_SHARD       ? c->n_shards
+		: kind == SECT_USER     ? c->n_users
+		: kind == SECT_DATABASE ? c->n_databases
+					: c->n_sharded_tables;
+}
+
+/* Grows array arr to cap elements, or returns -1 from the calling function. */
 #define GROW(arr, cap)                                                         \
 	do {                                                                   \
 		void *grown_ = realloc((arr), (size_t)(cap) * sizeof(*(arr))); \
@@ -576,10 +587,7 @@ static int apply_defaults(struct parse *p, enum sect_kind kind, void *base, cons
 static int reserve(struct parse *p, enum sect_kind kind)
 {
 	struct cfg *c = p->cfg;
-	int n = kind == SECT_SHARD      ? c->n_shards
-		: kind == SECT_USER     ? c->n_users
-		: kind == SECT_DATABASE ? c->n_databases
-					: c->n_sharded_tables;
+	int n = count_of(p, kind);
 	int *cap = kind == SECT_SHARD   ? &p->shard_cap
 		: kind == SECT_USER     ? &p->user_cap
 		: kind == SECT_DATABASE ? &p->db_cap
@@ -726,10 +734,7 @@ static void open_named(struct parse *p, enum sect_kind kind, const char *name)
 		fail(p, p->lineno, "%s:%d: out of memory", p->path, p->lineno);
 		return;
 	}
-	int n = kind == SECT_SHARD      ? c->n_shards
-		: kind == SECT_USER     ? c->n_users
-		: kind == SECT_DATABASE ? c->n_databases
-					: c->n_sharded_tables;
+	int n = count_of(p, kind);
 	for (int i = 0; i < n; i++) {
 		if (!is_named(p, kind, i, schema, copy))
 			continue;
