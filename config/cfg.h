@@ -35,9 +35,9 @@ struct cfg_shard {
 
 /* [database.NAME]: a logical database over several shards. */
 struct cfg_database {
-	char *name;        /* what clients put in dbname */
+	char *name; /* what clients put in dbname */
 	int n_shards;
-	int *shards;       /* indexes into cfg->shards, in the order given: shard 0, 1, ... */
+	int *shards;             /* indexes into cfg->shards, in the order given: shard 0, 1, ... */
 	bool cross_reads_error;  /* cross_shard_queries = error (default allow) */
 	bool cross_writes_error; /* cross_shard_writes = error (default 2pc) */
 };
@@ -48,8 +48,8 @@ struct cfg_sharded_table {
 	char *schema; /* NULL: any schema */
 	int database; /* index into cfg->databases */
 	int n_cols;
-	char **cols;  /* key columns, lower-cased, in key order */
-	int *types;   /* enum router_type values, one per column */
+	char **cols; /* key columns, lower-cased, in key order */
+	int *types;  /* enum router_type values, one per column */
 };
 
 struct cfg_user {

@@ -28,10 +28,18 @@ static PGconn *connect_shard(const struct cfg_shard *sh)
 {
 	char port[16];
 	snprintf(port, sizeof(port), "%d", sh->port);
-	const char *keys[] = { "host", "port", "dbname", "user", "password", "connect_timeout",
-			       "application_name", NULL };
-	const char *vals[] = { sh->host, port, sh->database, sh->user, sh->password ? sh->password : "",
-			       "5", "pgcrab-recovery", NULL };
+	const char *keys[] = {
+		"host", "port", "dbname", "user", "password", "connect_timeout", "application_name",
+		NULL
+	};
+	const char *vals[] = { sh->host,
+			       port,
+			       sh->database,
+			       sh->user,
+			       sh->password ? sh->password : "",
+			       "5",
+			       "pgcrab-recovery",
+			       NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 0);
 	if (PQstatus(c) != CONNECTION_OK) {
 		log_debug("recovery: shard %s: %s", sh->name, PQerrorMessage(c));

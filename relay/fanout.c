@@ -44,6 +44,8 @@ void route_fan_free(struct relay_link *l)
 		src_clear(&f->src[i]);
 	}
 	router_merger_free(f->merger);
+	router_copy_splitter_free(f->splitter);
+	free(f->copy_err);
 	free(f->err);
 	free(f);
 	l->router->fan = NULL;
@@ -104,7 +106,8 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 			uint8_t hdr[5] = { 'P', (uint8_t)(n >> 24), (uint8_t)(n >> 16),
 					   (uint8_t)(n >> 8), (uint8_t)n };
 			rc = conn_queue(sc, hdr, 5) | conn_queue(sc, &name, 1)
-				| conn_queue(sc, text, strlen(text) + 1) | conn_queue(sc, z + 1, rest);
+				| conn_queue(sc, text, strlen(text) + 1)
+				| conn_queue(sc, z + 1, rest);
 		} else {
 			rc = conn_queue(sc, cc->rx + pos, total);
 		}
@@ -128,7 +131,11 @@ static int answer_ahead(struct relay_link *l)
 	for (int i = 0; i < l->router->unit.n_msgs; i++) {
 		uint8_t type = c->rx[pos];
 		uint8_t m[5] = { 0, 0, 0, 0, 4 };
-		m[0] = type == 'P' ? '1' : type == 'B' ? '2' : type == 'D' ? 'n' : type == 'C' ? '3' : 0;
+		m[0] = type == 'P'    ? '1'
+			: type == 'B' ? '2'
+			: type == 'D' ? 'n'
+			: type == 'C' ? '3'
+				      : 0;
 		if (m[0] && conn_queue(c, m, sizeof(m)) != 0)
 			return -1;
 		pos += 1 + proto_be32(c->rx + pos + 1);
@@ -157,6 +164,11 @@ void route_fan_start(struct relay_link *l, uint64_t want)
 	r->state = ROUTE_FAN;
 	/* a write outside a transaction gets one of its own, on every shard */
 	f->wrap = r->unit.writes && !r->unit.no_tx_block && route_tx_status(l) == 'I' && n > 1;
+	if (r->copy_spec) {
+		f->splitter = router_copy_splitter_new(r->copy_spec);
+		if (!f->splitter)
+			goto oom;
+	}
 	f->end = (enum fan_end)r->fan_end;
 	r->fan_end = FAN_END_NONE;
 	if (f->end != FAN_END_NONE) {
@@ -197,8 +209,7 @@ oom:
 
 /* ---- receiving ------------------------------------------------------------- */
 
-static int add_step(struct fan_src *s, uint8_t type, const uint8_t *msg, uint32_t total,
-		    bool keep)
+static int add_step(struct fan_src *s, uint8_t type, const uint8_t *msg, uint32_t total, bool keep)
 {
 	if (s->n_steps == s->cap_steps) {
 		int cap = s->cap_steps ? s->cap_steps * 2 : 8;
@@ -245,11 +256,14 @@ static int take_unit_msg(struct relay_link *l, struct fan *f, int si, uint8_t ty
 		return si == 0 ? client_queue_raw(l, msg, total) : 0;
 	case 'S':
 		return 0; /* settings are the link's (state.c) */
+	case 'd':
+		return client_queue_raw(l, msg, total); /* COPY TO: read once CopyOut went out */
 	case 'T':
 	case 'D':
 	case 's':
 		if (!f->merger) {
-			f->merger = router_merger_new(l->router->plan ? l->router->plan->merge : NULL,
+			f->merger = router_merger_new(l->router->plan ? l->router->plan->merge
+								      : NULL,
 						      f->n);
 			if (!f->merger)
 				return -1;
@@ -316,10 +330,13 @@ static int read_src(struct relay_link *l, struct fan *f, int si)
 		}
 		const uint8_t *msg = c->rx + c->rx_start;
 		int rc;
+		if (type == 'd' && !f->copy_out && !f->failed)
+			return 0; /* COPY TO: its rows wait for the one CopyOutResponse */
 		if (type == 'E' && total > 5) {
 			struct proto_error_fields ef;
 			if (proto_parse_error(msg + 5, total - 5, &ef) == PROTO_OK
-			    && (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0))
+			    && (strcmp(ef.severity, "FATAL") == 0
+				|| strcmp(ef.severity, "PANIC") == 0))
 				return -2;
 		}
 		if (s->skip_ready > 0 || f->phase)
@@ -444,6 +461,10 @@ static int emit_steps(struct relay_link *l, struct fan *f)
 		} else if (st0->msg && client_queue_raw(l, st0->msg, st0->len) != 0) {
 			return -1;
 		}
+		if (st0->type == 'G')
+			f->copy_in = true; /* the client's CopyData is split from now on */
+		if (st0->type == 'H')
+			f->copy_out = true;
 		f->next_step++;
 	}
 }
@@ -451,6 +472,12 @@ static int emit_steps(struct relay_link *l, struct fan *f)
 /* The unit's end for the client: its error, and one ReadyForQuery. */
 int fan_finish(struct relay_link *l, struct fan *f, const uint8_t *tag_msg, size_t tag_len)
 {
+	if (f->copy_err) {
+		free(f->err); /* the shards' "COPY failed" stands for PgCrab's own reason */
+		f->err = f->copy_err;
+		f->err_len = f->copy_err_len;
+		f->copy_err = NULL;
+	}
 	if (f->err && client_queue_raw(l, f->err, f->err_len) != 0)
 		return -1;
 	if (tag_msg && !f->err && client_queue_raw(l, tag_msg, tag_len) != 0)
@@ -484,6 +511,17 @@ bool route_fan_pump(struct relay_link *l)
 	}
 	if (!f->phase && emit_steps(l, f) != 0)
 		return false;
+	if (f->copy_in) {
+		int rc = fan_copy_pump(l, f);
+		if (rc == -2) {
+			l->ops->failed(l, "08P01", "invalid message length");
+			return false;
+		}
+		if (rc != 0) {
+			l->ops->failed(l, "53200", "out of memory");
+			return false;
+		}
+	}
 	conn_flush_tx(l->client);
 	if (!f->phase && (f->unit_over || f->failed) && all_ready(f)) {
 		/* every shard has answered the whole unit */

@@ -32,17 +32,17 @@ struct fan_src {
 };
 
 struct fan {
-	int next_step;        /* steps sent to the client */
+	int next_step; /* steps sent to the client */
 	struct router_merger *merger;
-	bool unit_over;       /* every source answered the unit (no error) */
-	bool failed;          /* an error ends the unit: err goes to the client */
+	bool unit_over; /* every source answered the unit (no error) */
+	bool failed;    /* an error ends the unit: err goes to the client */
 	uint8_t *err;
 	uint32_t err_len;
-	bool wrap;            /* a transaction of its own around a write */
-	enum fan_end end;     /* transaction control run as phases */
-	int phase;            /* twophase.c: 0 while the unit runs */
-	bool phase_done;      /* every source answered the phase's query */
-	int coord;            /* the coordinator's index in src */
+	bool wrap;        /* a transaction of its own around a write */
+	enum fan_end end; /* transaction control run as phases */
+	int phase;        /* twophase.c: 0 while the unit runs */
+	bool phase_done;  /* every source answered the phase's query */
+	int coord;        /* the coordinator's index in src */
 	char gid_base[96];
 	int n;
 	struct fan_src src[];
@@ -52,6 +52,10 @@ struct fan *route_fan(struct relay_link *l);
 int fan_send_query(struct fan_src *s, const char *sql);
 /* ErrorResponse (if any), the tag, ReadyForQuery to the client. */
 int fan_finish(struct relay_link *l, struct fan *f, const uint8_t *tag_msg, size_t tag_len);
+
+/* copy.c: the client's COPY messages, while f->copy_in. 0, -1 out of
+ * memory, -2 a broken message. */
+int fan_copy_pump(struct relay_link *l, struct fan *f);
 
 /* twophase.c */
 int fan_phase_msg(struct relay_link *l, struct fan *f, int si, uint8_t type, const uint8_t *msg,

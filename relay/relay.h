@@ -57,8 +57,8 @@ struct relay_leg {
 	struct param_set probed; /* ...its settings */
 	char hidden_code[6];     /* an ErrorResponse to a hidden query */
 	char hidden_msg[256];
-	int shard;               /* sharded links: the shard's index in its database */
-	bool fan;                /* sharded links: its replies go to the fan-out (relay/fanout.c) */
+	int shard; /* sharded links: the shard's index in its database */
+	bool fan;  /* sharded links: its replies go to the fan-out (relay/fanout.c) */
 };
 
 enum { RELAY_HIDDEN_SYNC = 1, RELAY_HIDDEN_PROBE, RELAY_HIDDEN_DISCARD, RELAY_HIDDEN_BEGIN };
@@ -162,8 +162,7 @@ static inline bool relay_pinned(const struct relay_link *l)
 
 /* relay/route.c: a client of a sharded database. db_name names it in
  * two-phase commit identifiers. -1 when out of memory. */
-int relay_route_init(struct relay_link *l, const struct router_schema *schema,
-		     const char *db_name);
+int relay_route_init(struct relay_link *l, const struct router_schema *schema, const char *db_name);
 /* The link is between statements, outside any transaction (settled may
  * release its servers). */
 bool relay_route_idle(const struct relay_link *l);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/worker.h"
@@ -38,6 +39,45 @@ static void unit_clear(struct relay_router *r)
 {
 	router_plan_free(r->plan);
 	r->plan = NULL;
+	if (r->copy_spec) {
+		router_copy_spec_clear(r->copy_spec);
+		free(r->copy_spec);
+		r->copy_spec = NULL;
+	}
+}
+
+/* COPY ... FROM STDIN into a sharded table: 1 (r->copy_spec set), 0 (not
+ * that), -1 (refused: err). */
+static int plan_copy(struct relay_router *r, const char *sql, size_t len, char *err, size_t errlen)
+{
+	size_t i = 0;
+	while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
+		i++;
+	if (len - i < 4 || strncasecmp(sql + i, "copy", 4) != 0)
+		return 0;
+	struct router_copy_spec *spec = calloc(1, sizeof(*spec));
+	char code[6], msg[400];
+	if (!spec) {
+		snprintf(err, errlen, "53200: out of memory");
+		return -1;
+	}
+	int rc = router_copy_plan(r->schema, sql, len, spec, code, msg, sizeof(msg));
+	if (rc == 1 && spec->n_fields < 0) {
+		rc = -1;
+		snprintf(code, sizeof(code), "0A000");
+		snprintf(msg, sizeof(msg),
+			 "COPY into sharded table \"%s\" needs a column list that names its key",
+			 spec->table ? spec->table : "?");
+	}
+	if (rc == 1) {
+		r->copy_spec = spec;
+		return 1;
+	}
+	router_copy_spec_clear(spec);
+	free(spec);
+	if (rc < 0)
+		snprintf(err, errlen, "%.5s: %s", code, msg);
+	return rc;
 }
 
 void relay_route_clear(struct relay_link *l)
@@ -117,8 +157,8 @@ static int frame_unit(struct conn *c, uint32_t max, int *n_msgs, uint32_t *len, 
 	while (pos < c->rx_end) {
 		uint8_t type;
 		uint32_t total;
-		enum proto_result pr =
-			proto_frame(c->rx + pos, c->rx_end - pos, max, &type, &total);
+		enum proto_result pr = proto_frame(c->rx + pos, c->rx_end - pos, max, &type,
+						   &total);
 		if (pr == PROTO_ERR)
 			return -1;
 		if (pr == PROTO_AGAIN || c->rx_end - pos < total) {
@@ -242,7 +282,7 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 	struct relay_router *r = l->router;
 	struct conn *c = l->client;
 	uint64_t all = r->schema->n_shards >= 64 ? ~UINT64_C(0)
-						  : (UINT64_C(1) << r->schema->n_shards) - 1;
+						 : (UINT64_C(1) << r->schema->n_shards) - 1;
 	struct router_context ctx = { .shard = r->ctx.shard, .sharding_key = r->ctx_key };
 	uint32_t pos = c->rx_start;
 	memset(u, 0, sizeof(*u));
@@ -252,6 +292,16 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 		const char *sql, *name;
 		size_t len;
 		if ((type == 'Q' || type == 'P') && text_of(c, pos, total, &sql, &len, &name)) {
+			int cp = type == 'Q' ? plan_copy(r, sql, len, err, errlen) : 0;
+			if (cp < 0)
+				return -1;
+			if (cp > 0) {
+				/* every shard runs it; rows go by key, in a transaction */
+				u->shards |= all;
+				u->fan = u->fan_force = u->writes = true;
+				pos += total;
+				continue;
+			}
 			struct router_plan *p = router_plan(r->schema, &ctx, sql, len);
 			if (!p) {
 				snprintf(err, errlen, "53200: out of memory");
@@ -302,7 +352,8 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 				struct stmt *st = stmt_names_find(l->names, stmt_name);
 				if (st) {
 					const char *q = (const char *)st->body;
-					named = router_plan(r->schema, &ctx, q, strnlen(q, st->len));
+					named = router_plan(r->schema, &ctx, q,
+							    strnlen(q, st->len));
 					p = named;
 					if (named)
 						decide(u, named, all);
@@ -310,7 +361,8 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 			}
 			if (p && p->route == ROUTER_BIND) {
 				uint64_t m = 0;
-				if (bind_shards(r, p, body, total - PROTO_HEADER_LEN, &m, err, errlen)
+				if (bind_shards(r, p, body, total - PROTO_HEADER_LEN, &m, err,
+						errlen)
 				    != 0) {
 					router_plan_free(named);
 					return -1;
@@ -421,8 +473,9 @@ static void start_single(struct relay_link *l, int shard, int n_msgs)
 static bool unit_done_single(struct relay_link *l)
 {
 	struct relay_leg *leg = l->to;
-	return !leg || (l->unit_msgs == 0 && !leg->copy_in && !relay_leg_owes(leg)
-			&& !conn_send_busy(l->client));
+	return !leg
+		|| (l->unit_msgs == 0 && !leg->copy_in && !relay_leg_owes(leg)
+		    && !conn_send_busy(l->client));
 }
 
 /* Plans the unit at rx_start and starts it, or answers it. */
@@ -463,7 +516,8 @@ static void route_next(struct relay_link *l)
 	if (first == 'F' || (first == 'H' && n_msgs == 1)) {
 		consume_unit(l, len);
 		if (first == 'F')
-			answer(l, NULL, "0A000", "function calls are not supported in a sharded database");
+			answer(l, NULL, "0A000",
+			       "function calls are not supported in a sharded database");
 		return;
 	}
 	char err[600];
@@ -485,9 +539,10 @@ static void route_next(struct relay_link *l)
 	const struct router_plan *p = r->plan;
 	char st = route_tx_status(l);
 	/* a failed transaction takes only its end */
-	if (st == 'E' && !(p && p->route == ROUTER_TX
-			   && (p->tx == ROUTER_TX_ROLLBACK || p->tx == ROUTER_TX_COMMIT
-			       || p->tx == ROUTER_TX_SAVEPOINT))) {
+	if (st == 'E'
+	    && !(p && p->route == ROUTER_TX
+		 && (p->tx == ROUTER_TX_ROLLBACK || p->tx == ROUTER_TX_COMMIT
+		     || p->tx == ROUTER_TX_SAVEPOINT))) {
 		consume_unit(l, len);
 		answer(l, NULL, "25P02", aborted_msg);
 		return;

@@ -24,7 +24,7 @@ struct unit_route {
 	bool any;                 /* ...or any one shard */
 	bool fan;                 /* every shard of .shards, answers merged */
 	bool fan_force;
-	bool bind;                /* a ROUTER_BIND plan: shards from its Binds */
+	bool bind; /* a ROUTER_BIND plan: shards from its Binds */
 	bool plan_bind;
 	bool writes, no_tx_block;
 	int n_plans;
@@ -48,9 +48,10 @@ struct relay_router {
 	/* the open transaction: BEGIN and its savepoints, sent to each shard
 	 * that joins it; NULL outside a transaction */
 	char *preamble;
-	bool aborted;  /* PgCrab refused a statement in the transaction */
-	unsigned rr;   /* round robin for reads of unsharded tables */
+	bool aborted; /* PgCrab refused a statement in the transaction */
+	unsigned rr;  /* round robin for reads of unsharded tables */
 	struct fan *fan;
+	struct router_copy_spec *copy_spec; /* the unit is COPY FROM STDIN into a sharded table */
 	int fan_end; /* enum fan_end: the fan-out ends the transaction, sends no unit */
 };
 

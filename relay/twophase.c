@@ -292,7 +292,8 @@ static const char *tx_tag(const char *sql, size_t len)
 		return "START TRANSACTION";
 	if (len >= 5 && strncasecmp(sql, "begin", 5) == 0)
 		return "BEGIN";
-	if ((len >= 6 && strncasecmp(sql, "commit", 6) == 0) || (len >= 3 && strncasecmp(sql, "end", 3) == 0))
+	if ((len >= 6 && strncasecmp(sql, "commit", 6) == 0)
+	    || (len >= 3 && strncasecmp(sql, "end", 3) == 0))
 		return "COMMIT";
 	if (len >= 9 && strncasecmp(sql, "savepoint", 9) == 0)
 		return "SAVEPOINT";
@@ -369,7 +370,8 @@ static bool unit_text(struct relay_link *l, const char **sql, size_t *len)
 			b = z + 1;
 		}
 		if (type == 'Q' || type == 'P') {
-			const uint8_t *z = memchr(b, '\0', total - 5 - (uint32_t)(b - (c->rx + pos + 5)));
+			const uint8_t *z = memchr(b, '\0',
+						  total - 5 - (uint32_t)(b - (c->rx + pos + 5)));
 			if (!z)
 				return false;
 			*sql = (const char *)b;

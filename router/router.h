@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ROUTER_MAX_SHARDS 64 /* shard sets are uint64_t bit masks */
+#define ROUTER_MAX_SHARDS   64 /* shard sets are uint64_t bit masks */
 #define ROUTER_MAX_KEY_COLS 8
 
 /* ---- hash.c ------------------------------------------------------------ */
@@ -50,8 +50,7 @@ const char *router_type_name(enum router_type t);
  * driver picks the width). Text input is read as PostgreSQL's input
  * function would (blanks around integers, uuid with or without hyphens or
  * braces). 0, or -1 when the value is not valid input for t. */
-int router_hash_value(enum router_type t, bool binary, const uint8_t *v, size_t len,
-		      uint64_t *out);
+int router_hash_value(enum router_type t, bool binary, const uint8_t *v, size_t len, uint64_t *out);
 
 /* hash_combine64: folds one column's hash into the row's (start at 0;
  * NULL columns are skipped). */
@@ -76,7 +75,8 @@ static inline void router_gid_prefix(const char *db, char *out, size_t cap)
 		out[n++] = *head++;
 	for (; *db && n + 2 < cap; db++) {
 		char ch = *db;
-		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+			|| (ch >= '0' && ch <= '9');
 		out[n++] = ok ? ch : '_';
 	}
 	if (n + 1 < cap)
@@ -111,7 +111,7 @@ enum router_agg {
 	ROUTER_AGG_SUM,   /* summed in the column's type (int8, numeric, float) */
 	ROUTER_AGG_MIN,
 	ROUTER_AGG_MAX,
-	ROUTER_AGG_AVG,  /* the shard column holds sum(x); count_col its count(x) */
+	ROUTER_AGG_AVG, /* the shard column holds sum(x); count_col its count(x) */
 	ROUTER_AGG_BOOL_AND,
 	ROUTER_AGG_BOOL_OR,
 };
@@ -150,47 +150,47 @@ struct router_expr {
 };
 
 struct router_merge {
-	int n_cols;                /* columns in each shard's rows */
-	int n_visible;             /* the first n_visible reach the client; the rest are hidden */
-	struct router_col *cols;   /* n_cols */
-	bool aggregate;            /* rows are combined by group (the group key: the
+	int n_cols;              /* columns in each shard's rows */
+	int n_visible;           /* the first n_visible reach the client; the rest are hidden */
+	struct router_col *cols; /* n_cols */
+	bool aggregate;          /* rows are combined by group (the group key: the
 				      ROUTER_AGG_NONE columns); no group key, one group */
-	bool distinct;             /* SELECT DISTINCT: equal visible rows once */
+	bool distinct;           /* SELECT DISTINCT: equal visible rows once */
 	int n_sort;
-	struct router_sort *sort;  /* the ORDER BY, on shard row columns */
-	int64_t limit;             /* -1: none */
-	int64_t offset;            /* rows skipped after the merge */
+	struct router_sort *sort;   /* the ORDER BY, on shard row columns */
+	int64_t limit;              /* -1: none */
+	int64_t offset;             /* rows skipped after the merge */
 	struct router_expr *having; /* NULL: none */
 };
 
 /* ---- plan.c: a statement's route ------------------------------------------ */
 
 enum router_route {
-	ROUTER_ANY,     /* no sharded table, changes no data: any one shard */
-	ROUTER_SHARDS,  /* the shards in .shards (from literals or a hint) */
-	ROUTER_BIND,    /* shards from Bind parameters: see .keys */
-	ROUTER_ALL,     /* every shard */
-	ROUTER_SPLIT,   /* a multi-row INSERT: .split[i] is shard i's INSERT (or NULL) */
-	ROUTER_TX,      /* transaction control: .tx says which */
-	ROUTER_SET,     /* SET pgcrab.shard / pgcrab.sharding_key: PgCrab's own */
-	ROUTER_REFUSE,  /* .sqlstate, .message */
+	ROUTER_ANY,    /* no sharded table, changes no data: any one shard */
+	ROUTER_SHARDS, /* the shards in .shards (from literals or a hint) */
+	ROUTER_BIND,   /* shards from Bind parameters: see .keys */
+	ROUTER_ALL,    /* every shard */
+	ROUTER_SPLIT,  /* a multi-row INSERT: .split[i] is shard i's INSERT (or NULL) */
+	ROUTER_TX,     /* transaction control: .tx says which */
+	ROUTER_SET,    /* SET pgcrab.shard / pgcrab.sharding_key: PgCrab's own */
+	ROUTER_REFUSE, /* .sqlstate, .message */
 };
 
 enum router_tx {
 	ROUTER_TX_NONE,
-	ROUTER_TX_BEGIN,    /* BEGIN / START TRANSACTION (the text is kept to replay) */
-	ROUTER_TX_COMMIT,   /* COMMIT / END / COMMIT AND CHAIN is refused */
-	ROUTER_TX_ROLLBACK, /* ROLLBACK / ABORT */
-	ROUTER_TX_SAVEPOINT,   /* SAVEPOINT, RELEASE, ROLLBACK TO: to every shard of the tx */
-	ROUTER_TX_PREPARED, /* PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED: refused
+	ROUTER_TX_BEGIN,     /* BEGIN / START TRANSACTION (the text is kept to replay) */
+	ROUTER_TX_COMMIT,    /* COMMIT / END / COMMIT AND CHAIN is refused */
+	ROUTER_TX_ROLLBACK,  /* ROLLBACK / ABORT */
+	ROUTER_TX_SAVEPOINT, /* SAVEPOINT, RELEASE, ROLLBACK TO: to every shard of the tx */
+	ROUTER_TX_PREPARED,  /* PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED: refused
 			       on a sharded database (PgCrab owns 2PC there) */
 };
 
 /* One way the key can be given: a value per key column, each a literal
  * (text form) or a Bind parameter ($n, 1-based). */
 struct router_key_src {
-	int param;          /* 0: literal */
-	char *literal;      /* text form; NULL with param 0: SQL NULL */
+	int param;     /* 0: literal */
+	char *literal; /* text form; NULL with param 0: SQL NULL */
 	enum router_type type;
 };
 
@@ -202,11 +202,11 @@ struct router_key {
 struct router_plan {
 	enum router_route route;
 	enum router_tx tx;
-	bool writes;    /* changes data or schema: atomic across shards (2PC) */
-	bool ddl;       /* CREATE/ALTER/DROP/TRUNCATE/...: every shard */
+	bool writes;      /* changes data or schema: atomic across shards (2PC) */
+	bool ddl;         /* CREATE/ALTER/DROP/TRUNCATE/...: every shard */
 	bool no_tx_block; /* cannot run inside a transaction block (VACUUM,
 			     CREATE INDEX CONCURRENTLY, ...): every shard, one by one, no 2PC */
-	uint64_t shards; /* ROUTER_SHARDS: the set */
+	uint64_t shards;  /* ROUTER_SHARDS: the set */
 	/* ROUTER_BIND: the shards are the union over keys (each key one shard) */
 	int n_keys;
 	struct router_key *keys;
@@ -228,7 +228,7 @@ struct router_plan {
 
 /* The session's routing context: its hints (SET pgcrab.*), NULL/-1 if none. */
 struct router_context {
-	int shard;               /* SET pgcrab.shard, -1 if not set */
+	int shard;                /* SET pgcrab.shard, -1 if not set */
 	const char *sharding_key; /* SET pgcrab.sharding_key, NULL if not set */
 };
 
@@ -247,9 +247,9 @@ void router_plan_free(struct router_plan *p);
  * (lengths[i], -1 for NULL), formats[i] (0 text, 1 binary), for
  * n parameters. 0 and *out set, or -1 with sqlstate/message set in
  * err (a value that is not valid input for its key type: 22P02). */
-int router_bind_shards(const struct router_plan *p, int n_shards, int n, const uint8_t *const *values,
-		       const int32_t *lengths, const int16_t *formats, uint64_t *out,
-		       char *err, size_t errlen);
+int router_bind_shards(const struct router_plan *p, int n_shards, int n,
+		       const uint8_t *const *values, const int32_t *lengths, const int16_t *formats,
+		       uint64_t *out, char *err, size_t errlen);
 
 /* The shard of one key (values[i] in text form, NULL for SQL NULL). */
 int router_key_shard(int n_cols, const enum router_type *types, const char *const *values,
@@ -294,11 +294,11 @@ enum router_copy_format { ROUTER_COPY_TEXT, ROUTER_COPY_CSV, ROUTER_COPY_BINARY 
 
 struct router_copy_spec {
 	enum router_copy_format format;
-	char delimiter; /* text: '\t', csv: ',' unless DELIMITER says */
-	char quote;     /* csv */
-	char escape;    /* csv */
-	char *null_str; /* text: "\\N", csv: "" unless NULL says */
-	bool header;    /* csv/text HEADER: the first line goes to every shard */
+	char delimiter;    /* text: '\t', csv: ',' unless DELIMITER says */
+	char quote;        /* csv */
+	char escape;       /* csv */
+	char *null_str;    /* text: "\\N", csv: "" unless NULL says */
+	bool header;       /* csv/text HEADER: the first line goes to every shard */
 	const char *table; /* the sharded table (points into the schema) */
 	/* the COPY's column list; n_fields -1 when it has none (the table's own
 	 * order, which the relay asks a shard for: router_copy_set_columns) */

@@ -116,7 +116,8 @@ static int build_dbs(struct session *ss, const struct cfg *cfg)
 			struct router_table *rt = &db->tables[n++];
 			rt->schema = ct->schema;
 			rt->name = ct->name;
-			rt->n_cols = ct->n_cols < ROUTER_MAX_KEY_COLS ? ct->n_cols : ROUTER_MAX_KEY_COLS;
+			rt->n_cols = ct->n_cols < ROUTER_MAX_KEY_COLS ? ct->n_cols
+								      : ROUTER_MAX_KEY_COLS;
 			for (int c = 0; c < rt->n_cols; c++) {
 				rt->cols[c] = ct->cols[c];
 				rt->types[c] = (enum router_type)ct->types[c];
