@@ -1,6 +1,6 @@
 # PgCrab build. `make` builds ./pgcrab; `make check` installs what is missing,
 # builds, runs unit and integration tests; `make run` starts a throwaway
-# PostgreSQL with PgCrab in front of it.
+# PostgreSQL with PgCrab in front of it (SHARDS=N: a database sharded over N).
 
 CC       ?= gcc
 PREFIX   ?= /usr/local
@@ -64,7 +64,7 @@ unit: $(UNIT_BINS) $(TOOL_BINS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@scripts/run.sh
+	@SHARDS=$(SHARDS) scripts/run.sh
 
 # The fuzzers run in the release pass only (SANITIZE unset): they carry their
 # own ASan+UBSan build, so the SANITIZE=1 pass would only repeat them.

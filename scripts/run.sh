@@ -3,6 +3,8 @@
 # on port 6432 (RUN_PORT=N for another) with 2 workers. Ctrl+C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# make run SHARDS=N: a sharded database over N clusters instead
+[[ -n "${SHARDS:-}" ]] && exec scripts/run_shards.sh
 source scripts/pgenv.sh
 root=$PWD/.run
 port=${RUN_PORT:-6432}
