@@ -121,10 +121,50 @@ struct router_col {
 	int count_col; /* ROUTER_AGG_AVG: the hidden column with count(x) */
 };
 
+/* Added by select.c (helper C), the conventions merge.c relies on:
+ * - Column indexes (router_sort.col, router_col.count_col, router_expr.col)
+ *   are 0-based positions in the shard's row. The visible columns come
+ *   first, in the client's order; hidden columns (sort keys, GROUP BY keys
+ *   and aggregates that are not in the select list, AVG's counts) follow.
+ * - n_cols == -1 (a '*' in the select list: the count is known only from
+ *   the RowDescription): then aggregate is false, cols is NULL,
+ *   n_visible is -1, the last n_hidden columns of the RowDescription are
+ *   hidden, and a router_sort.col < 0 counts from the row's end (-1 is its
+ *   last column). With n_cols >= 0 every index is >= 0 and
+ *   n_visible + n_hidden == n_cols.
+ * - cols is NULL when aggregate is false (every column is a plain value).
+ * - ROUTER_AGG_AVG: the shard column holds sum(x) (named "avg" unless the
+ *   target had an alias) and count_col, a hidden ROUTER_AGG_COUNT column,
+ *   holds count(x); both are summed, and the client sees sum / count (NULL
+ *   when the count is 0). The RowDescription still says sum's type (int8 or
+ *   numeric for integers, float4/float8, numeric, interval): the merge
+ *   gives the client avg's type (numeric for integers and numeric, float8
+ *   for floats, interval). A hidden AVG column (from HAVING or ORDER BY)
+ *   has its own hidden count column too.
+ * - aggregate: shard rows are combined by group (every ROUTER_AGG_NONE
+ *   column, visible or hidden, is part of the key); HAVING is applied to
+ *   each merged group, then DISTINCT, ORDER BY, OFFSET and LIMIT, in that
+ *   order, as PostgreSQL does. The shards' rows may arrive sorted by the
+ *   ORDER BY of partial groups, which is no order for merged groups unless
+ *   every sort column is a group key.
+ * - distinct: rows equal in every visible column are sent once (after
+ *   aggregation). Shards keep their DISTINCT, and a LIMIT is pushed to
+ *   them as LIMIT n + offset (a shard's first n + k distinct rows hold the
+ *   global first n + k).
+ * - Without aggregate, the shard SQL carries LIMIT n + offset and no
+ *   OFFSET: the merge skips offset rows of the merged stream and stops after
+ *   limit.
+ * - HAVING (router_expr) is SQL's three-valued logic: a CMP with a NULL
+ *   side, AND/OR/NOT over unknown, as PostgreSQL; a group is kept only when
+ *   the expression is true. A CONST is compared in the type of the column
+ *   it is compared with (parsed from its text); a CMP is always between
+ *   two COLs or a COL and a CONST (never two CONSTs). A boolean aggregate
+ *   alone (HAVING bool_or(x)) comes as CMP(COL = CONST "true"). */
+
 struct router_sort {
-	int col; /* a column of the shard rows (0-based) */
+	int col; /* a column of the shard rows (0-based; < 0 from the end, see above) */
 	bool desc;
-	bool nulls_first;
+	bool nulls_first; /* already resolved: PostgreSQL's default is NULLS FIRST for DESC */
 };
 
 /* HAVING, evaluated on each merged group. */
@@ -150,10 +190,11 @@ struct router_expr {
 };
 
 struct router_merge {
-	int n_cols;              /* columns in each shard's rows */
-	int n_visible;           /* the first n_visible reach the client; the rest are hidden */
-	struct router_col *cols; /* n_cols */
-	bool aggregate;          /* rows are combined by group (the group key: the
+	int n_cols;                /* columns in each shard's rows; -1: a '*', see above */
+	int n_visible;             /* the first n_visible reach the client; the rest are hidden */
+	int n_hidden;              /* (added by select.c) the last n_hidden columns are hidden */
+	struct router_col *cols;   /* n_cols; NULL when aggregate is false */
+	bool aggregate;            /* rows are combined by group (the group key: the
 				      ROUTER_AGG_NONE columns); no group key, one group */
 	bool distinct;           /* SELECT DISTINCT: equal visible rows once */
 	int n_sort;
