@@ -472,7 +472,8 @@ static int append_target(struct sel *q, PgQuery__Node *val)
 		goto oom;
 	pg_query__node__init(n);
 	pg_query__res_target__init(rt);
-	snprintf(name, sizeof(name), "pgcrab_hidden_%d", q->n_cols - q->n_visible + 1);
+	snprintf(name, sizeof(name), "pgcrab_hidden_%zu",
+		 s->n_target_list - (size_t)q->n_visible + 1);
 	rt->name = strdup(name);
 	if (!rt->name)
 		goto oom;
@@ -1168,13 +1169,18 @@ static int limit_value(struct sel *q, PgQuery__Node *n, const char *what, int64_
 			return OK;
 		if (c->val_case == PG_QUERY__A__CONST__VAL_IVAL)
 			*v = c->ival->ival;
-		else if (c->val_case == PG_QUERY__A__CONST__VAL_FVAL && c->fval->fval) {
+		else if ((c->val_case == PG_QUERY__A__CONST__VAL_FVAL && c->fval->fval)
+			 || (c->val_case == PG_QUERY__A__CONST__VAL_SVAL && c->sval->sval)) {
+			/* past int4 the parser keeps the digits as text; '4' is text too */
+			const char *digits = c->val_case == PG_QUERY__A__CONST__VAL_FVAL
+				? c->fval->fval
+				: c->sval->sval;
 			char *end;
 			errno = 0;
-			*v = strtoll(c->fval->fval, &end, 10);
-			if (errno || *end)
+			*v = strtoll(digits, &end, 10);
+			if (errno || end == digits || *end)
 				return refuse(q, "0A000", "%s %s is not supported across shards",
-					      what, c->fval->fval);
+					      what, digits);
 		} else {
 			return refuse(q, "0A000", "%s must be an integer constant across shards",
 				      what);
@@ -1551,7 +1557,9 @@ static int plan_select(struct sel *q, struct router_merge *m)
 		return refuse(q, "0A000", "window functions cannot be merged across shards");
 	if (s->n_distinct_clause) {
 		/* DISTINCT alone is a list holding one empty item */
-		if (s->n_distinct_clause > 1 || s->distinct_clause[0])
+		if (s->n_distinct_clause > 1
+		    || (s->distinct_clause[0]
+			&& s->distinct_clause[0]->node_case != PG_QUERY__NODE__NODE__NOT_SET))
 			return refuse(q, "0A000",
 				      "SELECT DISTINCT ON cannot be merged across "
 				      "shards");
