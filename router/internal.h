@@ -57,8 +57,8 @@ int router_value_cmp(enum router_kind k, const uint8_t *a, uint32_t alen, const 
 /* The same across kinds or against a constant in text form (HAVING):
  * numbers compare as numbers whatever their kinds, a constant is read as
  * the other side's kind. 0 and *out, or -1 when the two cannot be compared. */
-int router_value_cmp_any(enum router_kind ka, const uint8_t *a, uint32_t alen,
-			 enum router_kind kb, const uint8_t *b, uint32_t blen, int *out);
+int router_value_cmp_any(enum router_kind ka, const uint8_t *a, uint32_t alen, enum router_kind kb,
+			 const uint8_t *b, uint32_t blen, int *out);
 
 /* Bytes equal exactly for values PostgreSQL holds equal where its output
  * differs (numeric 1.0 = 1.00, float -0 = 0): a hash key for DISTINCT and

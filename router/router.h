@@ -326,6 +326,15 @@ bool router_merger_wants(const struct router_merger *m, int s);
  * memory. */
 long router_merger_emit(struct router_merger *m, uint8_t *out, size_t max);
 
+/* The size of the next message emit would append (0: none ready), for a
+ * caller whose buffer may be smaller than a large row. */
+size_t router_merger_next_size(struct router_merger *m);
+
+/* The LIMIT is reached: no source is wanted any more, yet the merge ends
+ * (CommandComplete) only when every source is done. Read the rest and
+ * feed it (rows are dropped), or cancel the shards' queries. */
+bool router_merger_draining(const struct router_merger *m);
+
 /* Every source is done and everything was emitted. */
 bool router_merger_done(const struct router_merger *m);
 

@@ -380,8 +380,8 @@ int router_dec_from_int64(struct router_dec *d, int64_t v)
 	return router_dec_from_text(d, (const uint8_t *)buf, (size_t)n);
 }
 
-static bool numeric_bin_header(const uint8_t *v, size_t len, int *ndigits, int *weight,
-			       int *sign, int *dscale)
+static bool numeric_bin_header(const uint8_t *v, size_t len, int *ndigits, int *weight, int *sign,
+			       int *dscale)
 {
 	if (len < 8)
 		return false;
@@ -407,8 +407,8 @@ int router_dec_from_numeric_bin(struct router_dec *d, const uint8_t *v, size_t l
 		return -1;
 	if (sign == 0xC000 || sign == 0xD000 || sign == 0xF000) {
 		d->special = sign == 0xC000 ? ROUTER_DEC_NAN
-			     : sign == 0xD000 ? ROUTER_DEC_PINF
-					      : ROUTER_DEC_NINF;
+			: sign == 0xD000    ? ROUTER_DEC_PINF
+					    : ROUTER_DEC_NINF;
 		return 0;
 	}
 	int n_int_groups = weight >= 0 ? weight + 1 : 0;
@@ -423,7 +423,8 @@ int router_dec_from_numeric_bin(struct router_dec *d, const uint8_t *v, size_t l
 		 * group k (1-based) has power -k, index weight + k */
 		int idx = g < n_int_groups ? g : weight + (g - n_int_groups) + 1;
 		int val = idx >= 0 && idx < ndigits ? (int)be_u64(v + 8 + 2 * idx, 2) : 0;
-		snprintf(p, 5, "%04d", val);
+		for (int i = 3; i >= 0; i--, val /= 10)
+			p[i] = (char)('0' + val % 10);
 		p += 4;
 	}
 	int rc = dec_set(d, sign == 0x4000, buf, n_int_groups * 4, buf + n_int_groups * 4, dscale);
@@ -574,10 +575,10 @@ int router_dec_div_count(const struct router_dec *sum, int64_t n, struct router_
 uint8_t *router_dec_encode(const struct router_dec *d, bool binary, uint32_t *len)
 {
 	if (!binary) {
-		const char *word = d->special == ROUTER_DEC_NAN    ? "NaN"
-				   : d->special == ROUTER_DEC_PINF ? "Infinity"
-				   : d->special == ROUTER_DEC_NINF ? "-Infinity"
-								   : NULL;
+		const char *word = d->special == ROUTER_DEC_NAN ? "NaN"
+			: d->special == ROUTER_DEC_PINF         ? "Infinity"
+			: d->special == ROUTER_DEC_NINF         ? "-Infinity"
+								: NULL;
 		size_t cap = word ? strlen(word) : (size_t)d->n_int + (size_t)d->scale + 3;
 		char *out = malloc(cap + 1);
 		if (!out)
@@ -608,11 +609,11 @@ uint8_t *router_dec_encode(const struct router_dec *d, bool binary, uint32_t *le
 	uint8_t *out = malloc(8 + 2 * (size_t)(ig + fg));
 	if (!out)
 		return NULL;
-	int sign = d->special == ROUTER_DEC_NAN    ? 0xC000
-		   : d->special == ROUTER_DEC_PINF ? 0xD000
-		   : d->special == ROUTER_DEC_NINF ? 0xF000
-		   : d->neg                        ? 0x4000
-						   : 0;
+	int sign = d->special == ROUTER_DEC_NAN ? 0xC000
+		: d->special == ROUTER_DEC_PINF ? 0xD000
+		: d->special == ROUTER_DEC_NINF ? 0xF000
+		: d->neg                        ? 0x4000
+						: 0;
 	int ndigits = 0, weight = 0, first = -1, last = -1;
 	if (d->special == ROUTER_DEC_FINITE) {
 		/* groups ig-1 .. -fg by power; keep those between the first and
@@ -722,8 +723,8 @@ struct instant {
 	__int128 usec;
 };
 
-#define USEC_PER_DAY    INT64_C(86400000000)
-#define DAYS_1970_2000  10957
+#define USEC_PER_DAY   INT64_C(86400000000)
+#define DAYS_1970_2000 10957
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (y astronomical:
  * 1 BC is 0). */
@@ -814,7 +815,7 @@ static bool parse_instant(const uint8_t *v, uint32_t len, struct instant *out)
 		return false;
 	out->rank = 1;
 	out->usec = (__int128)days_from_civil(y, mo, d) * USEC_PER_DAY
-		    + ((h * 60 + mi) * 60 + s - off) * INT64_C(1000000) + frac;
+		+ ((h * 60 + mi) * 60 + s - off) * INT64_C(1000000) + frac;
 	return true;
 }
 
@@ -1015,8 +1016,8 @@ static bool float_of(enum router_kind k, const uint8_t *v, uint32_t len, double 
 			uint32_t n;
 			uint8_t *t = NULL;
 			bool ok = router_dec_from_numeric_bin(&d, v, len) == 0
-				  && (t = router_dec_encode(&d, false, &n)) != NULL
-				  && parse_double(t, n, out);
+				&& (t = router_dec_encode(&d, false, &n)) != NULL
+				&& parse_double(t, n, out);
 			free(t);
 			router_dec_free(&d);
 			return ok;
@@ -1035,8 +1036,8 @@ static bool float_of(enum router_kind k, const uint8_t *v, uint32_t len, double 
 	}
 }
 
-int router_value_cmp_any(enum router_kind ka, const uint8_t *a, uint32_t alen,
-			 enum router_kind kb, const uint8_t *b, uint32_t blen, int *out)
+int router_value_cmp_any(enum router_kind ka, const uint8_t *a, uint32_t alen, enum router_kind kb,
+			 const uint8_t *b, uint32_t blen, int *out)
 {
 	enum value_class ca = class_of(ka), cb = class_of(kb), c;
 	if (ca == CLASS_CONST && cb == CLASS_CONST)
