@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/worker.h"
 #include "proto/proto.h"
 #include "relay/fanout.h"
 #include "relay/route.h"

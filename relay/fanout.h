@@ -43,6 +43,13 @@ struct fan {
 	int phase;        /* twophase.c: 0 while the unit runs */
 	bool phase_done;  /* every source answered the phase's query */
 	int coord;        /* the coordinator's index in src */
+	/* COPY (relay/copy.c) */
+	struct router_copy_splitter *splitter; /* rows by key; NULL: every row to every shard */
+	bool copy_in;       /* the client is sending CopyData */
+	bool copy_dropping; /* ...which PgCrab refused: dropped until CopyDone/CopyFail */
+	bool copy_out;      /* COPY TO: the client has had its CopyOutResponse */
+	uint8_t *copy_err;  /* PgCrab's own error for the COPY, in place of the shards' */
+	uint32_t copy_err_len;
 	char gid_base[96];
 	int n;
 	struct fan_src src[];
