@@ -18,6 +18,7 @@ SHARD_PORTS=()
 SHARD_DIRS=()
 SHARD_DBS=()
 PGSHARDS_OWN_DIRS=() # clusters started here, to stop and remove
+PGSHARDS_OWN_DBS=()  # "DIR PORT NAME" of databases made on a cluster not ours
 PGSHARDS_WATCHDOG=
 
 # pgshards_enable_2pc DIR PORT: max_prepared_transactions = 20 on that
@@ -46,6 +47,7 @@ pgshards_databases() {
 		SHARD_PORTS[i]=$PG_PORT
 		SHARD_DIRS[i]=$PG_DIR
 		SHARD_DBS[i]=${prefix}_$i
+		PGSHARDS_OWN_DBS+=("$PG_DIR $PG_PORT ${prefix}_$i")
 	done
 }
 
@@ -97,10 +99,17 @@ pgshards_watch() {
 	PGSHARDS_WATCHDOG=$!
 }
 
-# pgshards_stop: stops and removes the clusters started here, and the
-# watchdog.
+# pgshards_stop: drops the databases made here on other clusters, stops
+# and removes the clusters started here, and the watchdog.
 pgshards_stop() {
-	local d
+	local d entry dir port
+	for entry in "${PGSHARDS_OWN_DBS[@]}"; do
+		read -r dir port d <<<"$entry"
+		# on a cluster removed below, or one still shared with other tests
+		[[ " ${PGSHARDS_OWN_DIRS[*]} " == *" $dir "* ]] && continue
+		PG_DIR=$dir PG_PORT=$port pg_admin -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1
+	done
+	PGSHARDS_OWN_DBS=()
 	for d in "${PGSHARDS_OWN_DIRS[@]}"; do
 		(PG_DIR=$d pg_stop)
 		rm -rf "$d"
