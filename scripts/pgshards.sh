@@ -42,13 +42,32 @@ pgshards_2pc_ready() {
 pgshards_databases() {
 	local prefix=$1 n=$2 i
 	for ((i = 0; i < n; i++)); do
-		pg_admin -c "DROP DATABASE IF EXISTS ${prefix}_$i WITH (FORCE)" \
+		PGOPTIONS="-c client_min_messages=warning" pg_admin -c "DROP DATABASE IF EXISTS ${prefix}_$i WITH (FORCE)" \
 			-c "CREATE DATABASE ${prefix}_$i OWNER $PG_USER" >/dev/null || return 1
 		SHARD_PORTS[i]=$PG_PORT
 		SHARD_DIRS[i]=$PG_DIR
 		SHARD_DBS[i]=${prefix}_$i
 		PGSHARDS_OWN_DBS+=("$PG_DIR $PG_PORT ${prefix}_$i")
 	done
+}
+
+# pgshards_databases_2pc BASE PREFIX N: the fast path of a test, N
+# databases on one cluster that can prepare transactions: the current one
+# (PG_DIR, PG_PORT) if it can, else a cluster of our own under BASE.
+# Says which on stdout, as a TAP comment.
+pgshards_databases_2pc() {
+	local base=$1 prefix=$2 n=$3 saved_dir=$PG_DIR saved_port=$PG_PORT rc=0
+	if pgshards_2pc_ready; then
+		pgshards_databases "$prefix" "$n" || return 1
+		echo "# $n shards: $n databases on the test cluster (port $PG_PORT)"
+		return 0
+	fi
+	pgshards_clusters "$base" "${prefix}_c" 1 || return 1
+	PG_DIR=${SHARD_DIRS[0]} PG_PORT=${SHARD_PORTS[0]}
+	pgshards_databases "$prefix" "$n" || rc=1
+	PG_DIR=$saved_dir PG_PORT=$saved_port
+	echo "# $n shards: $n databases on a cluster of our own (port ${SHARD_PORTS[0]}): the test cluster has max_prepared_transactions = 0"
+	return $rc
 }
 
 # pgshards_clusters BASE PREFIX N: N clusters of their own under BASE

@@ -23,7 +23,7 @@ trap 'rc=$?; pgshards_stop; (exit $rc); t_cleanup' EXIT
 
 # a plain database on the test cluster: the oracle (and, direct, the target)
 plain_db() {
-	pg_admin -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1 OWNER $PG_USER" >/dev/null &&
+	PGOPTIONS="-c client_min_messages=warning" pg_admin -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1 OWNER $PG_USER" >/dev/null &&
 		PGSHARDS_OWN_DBS+=("$PG_DIR $PG_PORT $1")
 }
 plain_dsn() { echo "host=127.0.0.1 port=$PG_PORT user=$PG_USER password=$PG_PASSWORD dbname=$1 connect_timeout=5"; }
@@ -37,18 +37,8 @@ else
 	if [[ ${SHARD_DIFF_CLUSTERS:-0} == 1 ]]; then
 		pgshards_clusters "$T_DIR" "${label}_s" 3 || { not_ok "$label: 3 shard clusters start"; exit 1; }
 		echo "# 3 shards on 3 clusters of their own (ports ${SHARD_PORTS[*]})"
-	elif pgshards_2pc_ready; then
-		pgshards_databases "${label}_s" 3 || { not_ok "$label: 3 shard databases are created"; exit 1; }
-		echo "# 3 shards: 3 databases on the test cluster (port $PG_PORT)"
 	else
-		# two-phase commit needs max_prepared_transactions > 0, which the
-		# shared cluster lacks: the 3 databases go on a cluster of our own
-		pgshards_clusters "$T_DIR" "${label}_c" 1 || { not_ok "$label: a shard cluster starts"; exit 1; }
-		saved_dir=$PG_DIR saved_port=$PG_PORT
-		PG_DIR=${SHARD_DIRS[0]} PG_PORT=${SHARD_PORTS[0]}
-		pgshards_databases "${label}_s" 3 || { not_ok "$label: 3 shard databases are created"; exit 1; }
-		PG_DIR=$saved_dir PG_PORT=$saved_port
-		echo "# 3 shards: 3 databases on a cluster of this test's own (port ${SHARD_PORTS[0]}): the test cluster has max_prepared_transactions = 0"
+		pgshards_databases_2pc "$T_DIR" "${label}_s" 3 || { not_ok "$label: 3 shard databases are created"; exit 1; }
 	fi
 	PGCRAB_EXTRA_SECTIONS="$(
 		pgshards_sections app
