@@ -88,6 +88,7 @@ struct router_merger {
 	bool desc_sent, complete_sent, finished;
 	int64_t skipped, sent;
 
+	struct mrow *passed;    /* the next row, past DISTINCT and OFFSET already */
 	bool distinct_adjacent; /* sorted on every visible column: compare with the last */
 	struct mrow *last;
 	struct htab seen;
@@ -1269,6 +1270,7 @@ struct next {
 static struct mrow *pop(struct router_merger *m, struct next *n)
 {
 	struct mrow *r = n->row;
+	m->passed = NULL;
 	if (n->src) {
 		n->src->head = r->next;
 		if (!n->src->head)
@@ -1312,6 +1314,7 @@ static bool pick_row(struct router_merger *m, struct next *n)
 
 static void drain_all(struct router_merger *m)
 {
+	m->passed = NULL;
 	for (int i = 0; i < m->n_sources; i++)
 		queue_free(&m->src[i]);
 	for (size_t i = m->next_result; i < m->n_results; i++) {
@@ -1340,6 +1343,8 @@ static int next_message(struct router_merger *m, struct next *n)
 	}
 	while (!m->finished && pick_row(m, n)) {
 		bool drop = false, oom = false;
+		if (n->row == m->passed)
+			goto ready; /* asked again (next_size, then emit) */
 		const enum router_kind *kinds = m->spec.aggregate ? m->out_kinds : m->kinds;
 		if (m->spec.distinct && !m->spec.aggregate) {
 			if (m->distinct_adjacent)
@@ -1362,6 +1367,8 @@ static int next_message(struct router_merger *m, struct next *n)
 			free(pop(m, n));
 			continue;
 		}
+		m->passed = n->row;
+	ready:
 		n->kind = NEXT_ROW;
 		n->size = 5 + 2 + (n->row->field[visible(m, n->row)] - 2);
 		return 0;
