@@ -1052,12 +1052,10 @@ static int expr_eval(struct router_merger *m, const struct router_expr *e, const
 	return -2;
 }
 
-static __thread struct router_merger *sorting; /* qsort's comparator has no context */
-
-static int cmp_results(const void *a, const void *b)
+static int cmp_results(const void *a, const void *b, void *ctx)
 {
-	return cmp_rows(sorting, *(struct mrow *const *)a, *(struct mrow *const *)b,
-			sorting->out_kinds);
+	struct router_merger *m = ctx;
+	return cmp_rows(m, *(struct mrow *const *)a, *(struct mrow *const *)b, m->out_kinds);
 }
 
 static bool seen_before(struct router_merger *m, const struct mrow *r,
@@ -1118,9 +1116,7 @@ static int finalize(struct router_merger *m, char sqlstate[6], char *err, size_t
 	htab_free(&m->groups, acc_free_all, m);
 	htab_free(&m->seen, NULL, m);
 	if (m->spec.n_sort && m->n_results > 1) {
-		sorting = m;
-		qsort(m->results, m->n_results, sizeof(*m->results), cmp_results);
-		sorting = NULL;
+		qsort_r(m->results, m->n_results, sizeof(*m->results), cmp_results, m);
 	}
 	return 0;
 }
