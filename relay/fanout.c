@@ -313,7 +313,9 @@ static int read_src(struct relay_link *l, struct fan *f, int si)
 	struct fan_src *s = &f->src[si];
 	struct conn *c = &s->leg->server->c;
 	while (c->rx_start < c->rx_end) {
-		if (f->merger && !router_merger_wants(f->merger, si))
+		/* a LIMIT reached: the rest is read and dropped */
+		if (f->merger && !router_merger_wants(f->merger, si)
+		    && !router_merger_draining(f->merger))
 			return 0;
 		if (l->client->tx_len > FAN_CLIENT_TX_MAX)
 			return 0;
@@ -356,15 +358,20 @@ static int read_src(struct relay_link *l, struct fan *f, int si)
 /* Sends what the merger has ready. */
 static int drain_merger(struct relay_link *l, struct fan *f)
 {
-	uint8_t buf[16384];
+	uint8_t small[16384];
 	while (l->client->tx_len <= FAN_CLIENT_TX_MAX) {
-		long n = router_merger_emit(f->merger, buf, sizeof(buf));
-		if (n < 0)
+		size_t want = router_merger_next_size(f->merger);
+		uint8_t *buf = want > sizeof(small) ? malloc(want) : small;
+		if (!buf)
+			return -1;
+		long n = router_merger_emit(f->merger, buf, want > sizeof(small) ? want : sizeof(small));
+		int rc = n > 0 ? client_queue_raw(l, buf, (size_t)n) : 0;
+		if (buf != small)
+			free(buf);
+		if (n < 0 || rc != 0)
 			return -1;
 		if (n == 0)
 			break;
-		if (client_queue_raw(l, buf, (size_t)n) != 0)
-			return -1;
 	}
 	return 0;
 }

@@ -69,6 +69,7 @@ enum sum_way { SUM_INT, SUM_DEC, SUM_FLOAT };
 
 struct router_merger {
 	bool plain; /* no spec: pass through, counts summed */
+	bool star;  /* the spec's columns are a '*' not yet described */
 	struct router_merge spec;
 	int n_sources;
 	struct source *src;
@@ -103,6 +104,12 @@ struct router_merger {
 	bool tag_counted;
 	uint64_t tag_sum;
 };
+
+/* A column's aggregate; a spec without cols has plain values only. */
+static enum router_agg col_agg(const struct router_merger *m, int i)
+{
+	return m->plain || !m->spec.cols ? ROUTER_AGG_NONE : m->spec.cols[i].agg;
+}
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -397,14 +404,20 @@ struct router_merger *router_merger_new(const struct router_merge *spec, int n_s
 	if (n_sources < 1 || n_sources > ROUTER_MAX_SHARDS)
 		return NULL;
 	if (spec) {
-		if (spec->n_cols < 0 || spec->n_visible < 0 || spec->n_visible > spec->n_cols
-		    || spec->n_sort < 0 || (spec->n_cols && !spec->cols)
-		    || (spec->n_sort && !spec->sort) || !expr_valid(spec->having, spec->n_cols))
+		/* n_cols -1: a '*', the columns known from the first RowDescription
+		 * (no aggregate; sort columns below 0 count from the row's end) */
+		bool star = spec->n_cols < 0;
+		if ((star && (spec->aggregate || spec->n_hidden < 0))
+		    || (!star
+			&& (spec->n_visible < 0 || spec->n_visible > spec->n_cols
+			    || (spec->aggregate && spec->n_cols && !spec->cols)))
+		    || spec->n_sort < 0 || (spec->n_sort && !spec->sort)
+		    || !expr_valid(spec->having, spec->n_cols))
 			return NULL;
 		for (int i = 0; i < spec->n_sort; i++)
-			if (spec->sort[i].col < 0 || spec->sort[i].col >= spec->n_cols)
+			if (!star && (spec->sort[i].col < 0 || spec->sort[i].col >= spec->n_cols))
 				return NULL;
-		for (int i = 0; i < spec->n_cols; i++)
+		for (int i = 0; spec->cols && i < spec->n_cols; i++)
 			if (spec->cols[i].agg == ROUTER_AGG_AVG
 			    && (spec->cols[i].count_col < 0
 				|| spec->cols[i].count_col >= spec->n_cols))
@@ -424,7 +437,8 @@ struct router_merger *router_merger_new(const struct router_merge *spec, int n_s
 		m->spec.cols = NULL;
 		m->spec.sort = NULL;
 		m->spec.having = NULL;
-		if (spec->n_cols) {
+		m->star = spec->n_cols < 0;
+		if (spec->n_cols > 0 && spec->cols) {
 			m->spec.cols = malloc(sizeof(*spec->cols) * (size_t)spec->n_cols);
 			if (!m->spec.cols)
 				goto fail;
@@ -559,6 +573,21 @@ static int desc_first(struct router_merger *m, const uint8_t *body, uint32_t len
 		m->spec.n_cols = n;
 		m->spec.n_visible = n;
 	}
+	if (m->star) {
+		/* the '*' is known now: the last n_hidden columns are hidden, and
+		 * sort columns counted from the end become positions */
+		if (m->spec.n_hidden > n)
+			return -1;
+		m->spec.n_cols = n;
+		m->spec.n_visible = n - m->spec.n_hidden;
+		for (int i = 0; i < m->spec.n_sort; i++) {
+			if (m->spec.sort[i].col < 0)
+				m->spec.sort[i].col += n;
+			if (m->spec.sort[i].col < 0 || m->spec.sort[i].col >= n)
+				return -1;
+		}
+		m->star = false;
+	}
 	size_t cols = (size_t)(n ? n : 1);
 	m->types = calloc(cols, sizeof(*m->types));
 	m->formats = calloc(cols, sizeof(*m->formats));
@@ -574,7 +603,7 @@ static int desc_first(struct router_merger *m, const uint8_t *body, uint32_t len
 		m->types[i] = f[i].type;
 		m->formats[i] = f[i].format;
 		m->kinds[i] = m->out_kinds[i] = router_kind_of(f[i].type, f[i].format);
-		enum router_agg agg = m->plain ? ROUTER_AGG_NONE : m->spec.cols[i].agg;
+		enum router_agg agg = col_agg(m, i);
 		uint32_t t = f[i].type;
 		m->ways[i] = t == ROUTER_OID_FLOAT4 || t == ROUTER_OID_FLOAT8 ? SUM_FLOAT
 			: t == ROUTER_OID_NUMERIC || agg == ROUTER_AGG_AVG    ? SUM_DEC
@@ -593,7 +622,7 @@ static int desc_first(struct router_merger *m, const uint8_t *body, uint32_t len
 	for (int i = 0; i < m->spec.n_visible; i++) {
 		uint32_t flen = f[i].end - f[i].name_off;
 		memcpy(p, body + f[i].name_off, flen);
-		if (!m->plain && m->spec.cols[i].agg == ROUTER_AGG_AVG) {
+		if (col_agg(m, i) == ROUTER_AGG_AVG) {
 			uint8_t *tail = p + flen - 18;
 			uint32_t t = avg_type(f[i].type);
 			put32(tail + 6, t);
@@ -625,7 +654,7 @@ static int feed_desc(struct router_merger *m, struct source *src, const uint8_t 
 	desc_parse(body, len, f, n);
 	int rc = 0;
 	if (!m->have_types) {
-		if (!m->plain && n != m->spec.n_cols) {
+		if (!m->plain && !m->star && n != m->spec.n_cols) {
 			set_err(sqlstate, err, errlen, "42804",
 				"a shard's answer has %d columns where the merge expects %d", n,
 				m->spec.n_cols);
@@ -687,7 +716,7 @@ static int bad_value(int col, char sqlstate[6], char *err, size_t errlen)
 static int acc_merge(struct router_merger *m, struct acc *a, int col, const uint8_t *v, int32_t len,
 		     char sqlstate[6], char *err, size_t errlen)
 {
-	enum router_agg agg = m->is_count[col] ? ROUTER_AGG_COUNT : m->spec.cols[col].agg;
+	enum router_agg agg = m->is_count[col] ? ROUTER_AGG_COUNT : col_agg(m, col);
 	enum router_kind k = m->kinds[col];
 	if (agg == ROUTER_AGG_NONE || len < 0)
 		return 0;
@@ -767,7 +796,7 @@ static int feed_group(struct router_merger *m, const struct mrow *r, char sqlsta
 	int n = m->spec.n_cols;
 	bool use[n ? n : 1];
 	for (int i = 0; i < n; i++)
-		use[i] = m->spec.cols[i].agg == ROUTER_AGG_NONE && !m->is_count[i];
+		use[i] = col_agg(m, i) == ROUTER_AGG_NONE && !m->is_count[i];
 	uint32_t key_len;
 	uint8_t *key = row_key(m, r, n, use, m->kinds, &key_len);
 	if (!key)
@@ -812,7 +841,7 @@ static uint8_t *acc_value(struct router_merger *m, struct acc *acc, int col, uin
 			  bool *null)
 {
 	struct acc *a = &acc[col];
-	enum router_agg agg = m->is_count[col] ? ROUTER_AGG_COUNT : m->spec.cols[col].agg;
+	enum router_agg agg = m->is_count[col] ? ROUTER_AGG_COUNT : col_agg(m, col);
 	bool bin = m->formats[col] == 1;
 	uint32_t t = m->types[col];
 	char buf[40];
