@@ -83,6 +83,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 password_encryption = 'scram-sha-256'
+max_prepared_transactions = 20
 CONF
 		} >"$PG_DIR/data/postgresql.conf"
 		# another process may have taken the port meanwhile: try another
