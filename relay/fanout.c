@@ -74,6 +74,75 @@ int fan_send_query(struct fan_src *s, const char *sql)
 	return 0;
 }
 
+/* A reply to a Parse or Describe of PgCrab's own: hidden from the client.
+ * Replies of one kind come in the order their requests went, so a bit per
+ * request, oldest first, says which are ours. */
+static int hide_push(struct fan_fifo *q, bool hide)
+{
+	if (q->n >= 64)
+		return -1;
+	if (hide)
+		q->bits |= UINT64_C(1) << ((q->at + q->n) & 63);
+	else
+		q->bits &= ~(UINT64_C(1) << ((q->at + q->n) & 63));
+	q->n++;
+	return 0;
+}
+
+bool fan_hide_pop(struct fan_fifo *q)
+{
+	if (q->n == 0)
+		return false;
+	bool hide = (q->bits >> (q->at & 63)) & 1;
+	q->at++;
+	q->n--;
+	return hide;
+}
+
+static int queue_parse(struct conn *sc, const char *text, const uint8_t *types, size_t types_len)
+{
+	uint8_t name = 0;
+	uint32_t n = (uint32_t)(4 + 1 + strlen(text) + 1 + types_len);
+	uint8_t hdr[5] = { 'P', (uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8),
+			   (uint8_t)n };
+	if (conn_queue(sc, hdr, 5) != 0 || conn_queue(sc, &name, 1) != 0
+	    || conn_queue(sc, text, strlen(text) + 1) != 0
+	    || (types_len && conn_queue(sc, types, types_len) != 0))
+		return -1;
+	return 0;
+}
+
+/* The text a shard runs for a statement: the plan's rewrite, or its own. */
+static const char *shard_text(const struct router_plan *p, int shard, const char *own)
+{
+	if (p && p->route == ROUTER_SPLIT && p->split)
+		return p->split[shard] ? p->split[shard] : own;
+	if (p && p->shard_sql)
+		return p->shard_sql;
+	return own;
+}
+
+/* A named statement of the client's, as the unnamed one on this shard (a
+ * fan-out's statements are its own: their names are the client's). */
+static int parse_named(struct relay_link *l, struct fan_src *s, const struct stmt *st, bool hide)
+{
+	struct relay_router *r = l->router;
+	const char *q = (const char *)st->body;
+	size_t qlen = strnlen(q, st->len);
+	if (qlen >= st->len)
+		return -1;
+	struct router_context ctx = { .shard = r->ctx.shard, .sharding_key = r->ctx_key };
+	struct router_plan *p = router_plan(r->schema, &ctx, q, qlen);
+	if (!p)
+		return -1;
+	const char *text = p->route == ROUTER_REFUSE ? q : shard_text(p, s->leg->shard, q);
+	int rc = queue_parse(&s->leg->server->c, text, st->body + qlen + 1, st->len - qlen - 1);
+	router_plan_free(p);
+	if (rc == 0)
+		rc = hide_push(&s->parse_q, hide);
+	return rc;
+}
+
 /* The unit's messages for one shard. */
 static int send_unit(struct relay_link *l, struct fan_src *s)
 {
@@ -82,40 +151,160 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 	struct conn *sc = &s->leg->server->c;
 	const struct router_plan *p = r->plan;
 	uint32_t pos = cc->rx_start;
+	char described[8][64];
+	int n_described = 0;
 	for (int i = 0; i < r->unit.n_msgs; i++) {
 		uint8_t type = cc->rx[pos];
 		uint32_t total = 1 + proto_be32(cc->rx + pos + 1);
 		const uint8_t *body = cc->rx + pos + 5;
 		uint32_t blen = total - 5;
-		const char *text = NULL;
-		if (p && p->route == ROUTER_SPLIT && p->split)
-			text = p->split[s->leg->shard];
-		else if (p && p->shard_sql)
-			text = p->shard_sql;
+		const uint8_t *z = blen ? memchr(body, '\0', blen) : NULL;
 		int rc = 0;
-		if (type == 'Q' && text) {
-			rc = queue_msg(sc, 'Q', text, strlen(text) + 1, NULL, 0);
-		} else if (type == 'P' && text && blen > 0 && body[0] == '\0') {
-			/* the unnamed statement, rewritten: its parameter types follow */
-			const uint8_t *z = memchr(body + 1, '\0', blen - 1);
-			if (!z)
-				return -1;
-			size_t rest = blen - (size_t)(z + 1 - body);
-			uint8_t name = 0;
-			uint32_t n = (uint32_t)(4 + 1 + strlen(text) + 1 + rest);
-			uint8_t hdr[5] = { 'P', (uint8_t)(n >> 24), (uint8_t)(n >> 16),
+		if (type != 'Q' && type != 'S' && type != 'H' && !z)
+			return -2;
+		switch (type) {
+		case 'Q':
+			rc = queue_msg(sc, 'Q', shard_text(p, s->leg->shard, (const char *)body),
+				       strlen(shard_text(p, s->leg->shard, (const char *)body)) + 1,
+				       NULL, 0);
+			break;
+		case 'P': {
+			/* named or not, it is the unnamed statement on the shard */
+			const uint8_t *q = z + 1;
+			const uint8_t *qz = memchr(q, '\0', blen - (uint32_t)(q - body));
+			if (!qz)
+				return -2;
+			const char *text = body[0] ? (const char *)q
+						   : shard_text(p, s->leg->shard, (const char *)q);
+			if (body[0]) {
+				struct stmt *st = stmt_names_find(l->names, (const char *)body);
+				if (st)
+					return parse_named(l, s, st, false);
+			}
+			rc = queue_parse(sc, text, qz + 1, blen - (size_t)(qz + 1 - body));
+			if (rc == 0)
+				rc = hide_push(&s->parse_q, false);
+			break;
+		}
+		case 'B': {
+			const uint8_t *stmt_name = z + 1;
+			const uint8_t *sz = memchr(stmt_name, '\0', blen - (uint32_t)(stmt_name - body));
+			if (!sz)
+				return -2;
+			if (*stmt_name) {
+				struct stmt *st = stmt_names_find(l->names, (const char *)stmt_name);
+				if (!st)
+					return -3;
+				if (parse_named(l, s, st, true) != 0)
+					return -1;
+			}
+			/* the Bind, to the unnamed statement */
+			uint32_t n = (uint32_t)(4 + (size_t)(stmt_name - body) + 1
+						+ (blen - (size_t)(sz + 1 - body)));
+			uint8_t hdr[5] = { 'B', (uint8_t)(n >> 24), (uint8_t)(n >> 16),
 					   (uint8_t)(n >> 8), (uint8_t)n };
-			rc = conn_queue(sc, hdr, 5) | conn_queue(sc, &name, 1)
-				| conn_queue(sc, text, strlen(text) + 1)
-				| conn_queue(sc, z + 1, rest);
-		} else {
+			uint8_t nul = 0;
+			rc = conn_queue(sc, hdr, 5) | conn_queue(sc, body, (size_t)(stmt_name - body))
+				| conn_queue(sc, &nul, 1)
+				| conn_queue(sc, sz + 1, blen - (size_t)(sz + 1 - body));
+			break;
+		}
+		case 'D': {
+			const char *name = (const char *)body + 1;
+			if (body[0] == 'S' && name[0]) {
+				struct stmt *st = stmt_names_find(l->names, name);
+				if (!st)
+					return -3;
+				if (parse_named(l, s, st, true) != 0)
+					return -1;
+				rc = queue_msg(sc, 'D', "S", 2, NULL, 0);
+			} else {
+				rc = conn_queue(sc, cc->rx + pos, total);
+			}
+			if (body[0] == 'P' && n_described < 8)
+				snprintf(described[n_described++], sizeof(described[0]), "%s", name);
+			if (rc == 0)
+				rc = hide_push(&s->desc_q, false);
+			break;
+		}
+		case 'E': {
+			/* the merge needs the rows' description: asked for, hidden,
+			 * when the client did not ask */
+			bool known = false;
+			for (int k = 0; k < n_described; k++)
+				known |= strcmp(described[k], (const char *)body) == 0;
+			if (!known) {
+				uint8_t d[70];
+				size_t nl = strnlen((const char *)body, 63);
+				d[0] = 'P';
+				memcpy(d + 1, body, nl);
+				d[1 + nl] = '\0';
+				rc = queue_msg(sc, 'D', d, nl + 2, NULL, 0);
+				if (rc == 0)
+					rc = hide_push(&s->desc_q, true);
+				if (n_described < 8)
+					snprintf(described[n_described++], sizeof(described[0]), "%.*s",
+						 (int)nl, (const char *)body);
+			}
+			if (rc == 0)
+				rc = conn_queue(sc, cc->rx + pos, total);
+			break;
+		}
+		case 'C':
+			/* Close of a named statement: the client's name goes */
+			if (body[0] == 'S' && body[1])
+				stmt_names_remove(l->names, (const char *)body + 1);
+			rc = body[0] == 'S' ? queue_msg(sc, 'C', "S", 2, NULL, 0)
+					    : conn_queue(sc, cc->rx + pos, total);
+			break;
+		default:
 			rc = conn_queue(sc, cc->rx + pos, total);
+			break;
 		}
 		if (rc != 0)
 			return -1;
 		if (type == 'Q' || type == 'S') {
 			s->ready_left++;
 			s->leg->expect_ready++;
+		}
+		pos += total;
+	}
+	return 0;
+}
+
+/* A named Parse in a fan-out: the client's name now stands for it. */
+static int register_names(struct relay_link *l, char *missing, size_t missing_len)
+{
+	struct conn *cc = l->client;
+	uint32_t pos = cc->rx_start;
+	for (int i = 0; i < l->router->unit.n_msgs; i++) {
+		uint8_t type = cc->rx[pos];
+		uint32_t total = 1 + proto_be32(cc->rx + pos + 1);
+		const uint8_t *body = cc->rx + pos + 5;
+		if (type == 'P' && total > 6 && body[0]) {
+			const uint8_t *z = memchr(body, '\0', total - 5);
+			if (!z)
+				return -1;
+			struct stmt *st = stmt_new(z + 1, (uint32_t)(total - 5 - (uint32_t)(z + 1 - body)));
+			if (!st)
+				return -1;
+			stmt_names_remove(l->names, (const char *)body);
+			int rc = stmt_names_add(l->names, (const char *)body, st);
+			stmt_unref(st);
+			if (rc != 0)
+				return -1;
+		}
+		const uint8_t *name = NULL;
+		if (type == 'B' && total > 6) {
+			const uint8_t *z = memchr(body, '\0', total - 5);
+			name = z && z + 1 < body + total - 5 ? z + 1 : NULL;
+		} else if (type == 'D' && total > 6 && body[0] == 'S') {
+			name = body + 1;
+		}
+		if (name && *name && memchr(name, '\0', (size_t)(body + total - 5 - name))
+		    && !stmt_names_find(l->names, (const char *)name)) {
+			snprintf(missing, missing_len, "%s", (const char *)name);
+			return -3;
 		}
 		pos += total;
 	}
@@ -178,6 +367,21 @@ void route_fan_start(struct relay_link *l, uint64_t want)
 		if (answer_ahead(l) != 0)
 			goto oom;
 	}
+	if (f->end == FAN_END_NONE) {
+		char missing[80];
+		int rc = register_names(l, missing, sizeof(missing));
+		if (rc == -3) {
+			/* as PostgreSQL answers a Bind of a statement it does not have */
+			char msg[160];
+			snprintf(msg, sizeof(msg), "prepared statement \"%s\" does not exist", missing);
+			route_fan_free(l);
+			r->state = ROUTE_IDLE;
+			route_answer_error(l, "26000", msg);
+			return;
+		}
+		if (rc != 0)
+			goto oom;
+	}
 	int k = 0;
 	for (int i = 0; i < r->schema->n_shards; i++) {
 		if (!(want & (UINT64_C(1) << i)))
@@ -195,7 +399,12 @@ void route_fan_start(struct relay_link *l, uint64_t want)
 				goto oom;
 			s->skip_ready++;
 		}
-		if (f->end == FAN_END_NONE && send_unit(l, s) != 0)
+		int rc = f->end == FAN_END_NONE ? send_unit(l, s) : 0;
+		if (rc == -2) {
+			l->ops->failed(l, "08P01", "invalid message in an extended-protocol batch");
+			return;
+		}
+		if (rc != 0)
 			goto oom;
 		conn_flush_tx(&s->leg->server->c);
 	}
@@ -258,7 +467,18 @@ static int take_unit_msg(struct relay_link *l, struct fan *f, int si, uint8_t ty
 		return 0; /* settings are the link's (state.c) */
 	case 'd':
 		return client_queue_raw(l, msg, total); /* COPY TO: read once CopyOut went out */
+	case '1':
+		if (fan_hide_pop(&s->parse_q))
+			return 0; /* a Parse of PgCrab's own */
+		break;
+	case 'n':
+		if (fan_hide_pop(&s->desc_q))
+			return 0;
+		break;
 	case 'T':
+		if (fan_hide_pop(&s->desc_q))
+			f->strip_desc = true; /* the client did not ask for it */
+		/* fall through */
 	case 'D':
 	case 's':
 		if (!f->merger) {
@@ -295,6 +515,8 @@ static int take_unit_msg(struct relay_link *l, struct fan *f, int si, uint8_t ty
 		break;
 	case 'Z':
 		s->in_merge = false;
+		s->parse_q.n = 0; /* after an error the rest went unanswered */
+		s->desc_q.n = 0;
 		if (blen == 1) {
 			s->leg->tx_status = (char)body[0];
 			s->status = (char)body[0];
@@ -365,7 +587,13 @@ static int drain_merger(struct relay_link *l, struct fan *f)
 		if (!buf)
 			return -1;
 		long n = router_merger_emit(f->merger, buf, want > sizeof(small) ? want : sizeof(small));
-		int rc = n > 0 ? client_queue_raw(l, buf, (size_t)n) : 0;
+		size_t skip = 0;
+		if (n > 5 && f->strip_desc && buf[0] == 'T') {
+			/* the description PgCrab asked for is the merge's, not the client's */
+			skip = 1 + proto_be32(buf + 1);
+			f->strip_desc = false;
+		}
+		int rc = n > (long)skip ? client_queue_raw(l, buf + skip, (size_t)n - skip) : 0;
 		if (buf != small)
 			free(buf);
 		if (n < 0 || rc != 0)

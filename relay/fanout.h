@@ -15,11 +15,19 @@ struct fan_step {
 	uint32_t len;
 };
 
+/* Which replies of one kind are to PgCrab's own requests (a bit each, oldest first). */
+struct fan_fifo {
+	uint64_t bits;
+	int at, n;
+};
+bool fan_hide_pop(struct fan_fifo *q);
+
 struct fan_src {
 	struct relay_leg *leg;
 	int skip_ready; /* ReadyForQuery of hidden queries (BEGIN) still to come */
 	int ready_left; /* ReadyForQuery the unit still owes */
 	bool in_merge;  /* its rows of a statement are going to the merger */
+	struct fan_fifo parse_q, desc_q; /* ParseComplete and descriptions to hide */
 	char status;
 	struct fan_step *steps;
 	int n_steps, cap_steps;
@@ -35,6 +43,7 @@ struct fan {
 	int next_step; /* steps sent to the client */
 	struct router_merger *merger;
 	bool unit_over; /* every source answered the unit (no error) */
+	bool strip_desc; /* the merged RowDescription was PgCrab's own question */
 	bool failed;    /* an error ends the unit: err goes to the client */
 	uint8_t *err;
 	uint32_t err_len;

@@ -478,6 +478,12 @@ static bool unit_done_single(struct relay_link *l)
 		    && !conn_send_busy(l->client));
 }
 
+void route_answer_error(struct relay_link *l, const char *code, const char *msg)
+{
+	consume_unit(l, l->router->unit.len);
+	answer(l, NULL, code, msg);
+}
+
 /* Plans the unit at rx_start and starts it, or answers it. */
 static void route_next(struct relay_link *l)
 {

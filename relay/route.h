@@ -59,6 +59,9 @@ struct relay_leg *route_leg_of(struct relay_link *l, int shard);
 char route_tx_status(const struct relay_link *l);
 uint64_t route_tx_shards(const struct relay_link *l);
 void route_data_unit(struct relay_link *l);
+/* Answers the unit at the client's rx_start with an ErrorResponse and
+ * ReadyForQuery, and drops it. */
+void route_answer_error(struct relay_link *l, const char *code, const char *msg);
 
 /* fanout.c */
 enum fan_end { FAN_END_NONE, FAN_END_COMMIT, FAN_END_ROLLBACK };
