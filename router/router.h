@@ -144,9 +144,9 @@ struct router_col {
  * - aggregate: shard rows are combined by group (every ROUTER_AGG_NONE
  *   column, visible or hidden, is part of the key); HAVING is applied to
  *   each merged group, then DISTINCT, ORDER BY, OFFSET and LIMIT, in that
- *   order, as PostgreSQL does. The shards' rows may arrive sorted by the
- *   ORDER BY of partial groups, which is no order for merged groups unless
- *   every sort column is a group key.
+ *   order, as PostgreSQL does. The shards sort (by column position) only
+ *   when every sort column is a group key, so that groups arrive in order;
+ *   otherwise their rows come unsorted and the merge sorts merged groups.
  * - distinct: rows equal in every visible column are sent once (after
  *   aggregation). Shards keep their DISTINCT, and a LIMIT is pushed to
  *   them as LIMIT n + offset (a shard's first n + k distinct rows hold the

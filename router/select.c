@@ -1097,6 +1097,39 @@ static int group_by(struct sel *q)
 	return OK;
 }
 
+static PgQuery__Node *int_const(int64_t v);
+
+/* An aggregate query's shards sort partial groups: of use to the merge
+ * only when every sort key is a group key (groups then arrive in order),
+ * and the expressions may name an avg that is now a sum. So the shards
+ * sort by position when all keys are group keys, else not at all. */
+static int shard_order_by(struct sel *q, const struct router_merge *m)
+{
+	PgQuery__SelectStmt *s = q->s;
+	bool keys = true;
+
+	for (int i = 0; i < m->n_sort; i++)
+		keys = keys && q->cols[m->sort[i].col].agg == ROUTER_AGG_NONE;
+	q->rewritten = true;
+	for (size_t i = 0; i < s->n_sort_clause; i++) {
+		PgQuery__SortBy *sb = s->sort_clause[i]->sort_by;
+		if (!keys) {
+			pg_query__node__free_unpacked(s->sort_clause[i], NULL);
+			continue;
+		}
+		pg_query__node__free_unpacked(sb->node, NULL);
+		sb->node = int_const(m->sort[i].col + 1);
+		if (!sb->node)
+			return NOMEM;
+	}
+	if (!keys) {
+		free(s->sort_clause);
+		s->sort_clause = NULL;
+		s->n_sort_clause = 0;
+	}
+	return OK;
+}
+
 static int order_by(struct sel *q, struct router_merge *m)
 {
 	PgQuery__SelectStmt *s = q->s;
@@ -1152,7 +1185,7 @@ static int order_by(struct sel *q, struct router_merge *m)
 			    && m->sort[i].desc);
 		m->n_sort++;
 	}
-	return OK;
+	return q->aggregate ? shard_order_by(q, m) : OK;
 }
 
 /* LIMIT or OFFSET: *v, or -1 when there is none (absent, NULL, ALL). */
