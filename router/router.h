@@ -158,8 +158,9 @@ struct router_col {
  *   side, AND/OR/NOT over unknown, as PostgreSQL; a group is kept only when
  *   the expression is true. A CONST is compared in the type of the column
  *   it is compared with (parsed from its text); a CMP is always between
- *   two COLs or a COL and a CONST (never two CONSTs). A boolean aggregate
- *   alone (HAVING bool_or(x)) comes as CMP(COL = CONST "true"). */
+ *   two COLs or a COL and a CONST (never two CONSTs); two COLs may differ
+ *   in type (sum(x) <> count(*): numeric and int8 compare as numbers).
+ *   A boolean alone (HAVING bool_or(x)) comes as CMP(COL = CONST "true"). */
 
 struct router_sort {
 	int col; /* a column of the shard rows (0-based; < 0 from the end, see above) */

@@ -1400,6 +1400,13 @@ static int value_expr(struct sel *q, PgQuery__Node *n, struct router_expr **out)
 
 	if ((rc = const_expr(q, n, out)) != OK || *out)
 		return rc;
+	for (PgQuery__Node *v = n; v;
+	     v = v->node_case == PG_QUERY__NODE__NODE_TYPE_CAST ? v->type_cast->arg : NULL)
+		if (v->node_case == PG_QUERY__NODE__NODE_PARAM_REF)
+			/* its value comes at Bind, after the plan */
+			return refuse(q, "0A000",
+				      "a parameter in HAVING is not supported across "
+				      "shards");
 	if ((rc = expr_col(q, n, &col)) != OK)
 		return rc;
 	if (!(*out = new_expr(ROUTER_EXPR_COL, 0)))

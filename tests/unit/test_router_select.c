@@ -310,6 +310,8 @@ static const struct refusal refusals[] = {
 	{ "SELECT k FROM t GROUP BY k HAVING 1 = 1", "0A000", "two constants" },
 	{ "SELECT k FROM t GROUP BY k HAVING k BETWEEN 1 AND 2", "0A000", "HAVING across shards supports" },
 	{ "SELECT k FROM t GROUP BY k HAVING k IS DISTINCT FROM 1", "0A000", "HAVING across shards supports" },
+	{ "SELECT k FROM t GROUP BY k HAVING count(*) > $1", "0A000", "parameter in HAVING" },
+	{ "SELECT k FROM t GROUP BY k HAVING count(*) > $1::int", "0A000", "parameter in HAVING" },
 	{ "SELECT a FROM t UNION SELECT a FROM u", "0A000", "UNION" },
 	{ "SELECT a FROM t UNION ALL SELECT a FROM ref", "0A000", "UNION" },
 	{ "SELECT a FROM t EXCEPT SELECT a FROM ref", "0A000", "EXCEPT" },
