@@ -270,56 +270,26 @@ static int reads_sharded_list(struct sel *q, PgQuery__Node **items, size_t n)
 /* The aggregates a merge can combine, and PostgreSQL's others (refused by
  * name; a user's own aggregate is not known here and is taken for a plain
  * function). */
+/* clang-format off */
 static const struct {
 	const char *name;
 	enum router_agg agg;
 } mergeable[] = {
-	{ "count", ROUTER_AGG_COUNT },     { "sum", ROUTER_AGG_SUM },
-	{ "min", ROUTER_AGG_MIN },         { "max", ROUTER_AGG_MAX },
-	{ "avg", ROUTER_AGG_AVG },         { "bool_and", ROUTER_AGG_BOOL_AND },
+	{ "count", ROUTER_AGG_COUNT }, { "sum", ROUTER_AGG_SUM }, { "min", ROUTER_AGG_MIN },
+	{ "max", ROUTER_AGG_MAX }, { "avg", ROUTER_AGG_AVG }, { "bool_and", ROUTER_AGG_BOOL_AND },
 	{ "bool_or", ROUTER_AGG_BOOL_OR }, { "every", ROUTER_AGG_BOOL_AND },
 };
 
 static const char *const other_aggs[] = {
-	"array_agg",
-	"string_agg",
-	"json_agg",
-	"jsonb_agg",
-	"json_object_agg",
-	"jsonb_object_agg",
-	"json_agg_strict",
-	"jsonb_agg_strict",
-	"json_objectagg",
-	"json_arrayagg",
-	"xmlagg",
-	"bit_and",
-	"bit_or",
-	"bit_xor",
-	"stddev",
-	"stddev_pop",
-	"stddev_samp",
-	"variance",
-	"var_pop",
-	"var_samp",
-	"corr",
-	"covar_pop",
-	"covar_samp",
-	"regr_avgx",
-	"regr_avgy",
-	"regr_count",
-	"regr_intercept",
-	"regr_r2",
-	"regr_slope",
-	"regr_sxx",
-	"regr_sxy",
-	"regr_syy",
-	"mode",
-	"percentile_cont",
-	"percentile_disc",
-	"range_agg",
-	"range_intersect_agg",
-	"any_value",
+	"array_agg", "string_agg", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg",
+	"json_agg_strict", "jsonb_agg_strict", "json_objectagg", "json_arrayagg", "xmlagg",
+	"bit_and", "bit_or", "bit_xor", "stddev", "stddev_pop", "stddev_samp", "variance",
+	"var_pop", "var_samp", "corr", "covar_pop", "covar_samp", "regr_avgx", "regr_avgy",
+	"regr_count", "regr_intercept", "regr_r2", "regr_slope", "regr_sxx", "regr_sxy",
+	"regr_syy", "mode", "percentile_cont", "percentile_disc", "range_agg",
+	"range_intersect_agg", "any_value",
 };
+/* clang-format on */
 
 #define NOT_AGG   (-1)
 #define OTHER_AGG (-2)
