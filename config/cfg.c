@@ -122,6 +122,23 @@ static int auth_type_supported(const char *text, char *why, size_t whylen)
 	return 0;
 }
 
+/* Empty (off), or an absolute directory whose socket path fits sun_path
+ * (108 bytes with ".s.PGSQL.65535"). */
+static int socket_dir_ok(const char *text, char *why, size_t whylen)
+{
+	if (!*text)
+		return 0;
+	if (text[0] != '/') {
+		snprintf(why, whylen, "must be an absolute directory (or empty: off)");
+		return -1;
+	}
+	if (strlen(text) > 108 - sizeof("/.s.PGSQL.65535")) {
+		snprintf(why, whylen, "is too long for a Unix socket path");
+		return -1;
+	}
+	return 0;
+}
+
 #define PG(field)     SECT_PGCRAB, #field
 #define PG_OFF(field) offsetof(struct cfg, field)
 #define SH(field)     SECT_SHARD, #field
@@ -134,6 +151,8 @@ static int auth_type_supported(const char *text, char *why, size_t whylen)
 static const struct key_def keys[] = {
 	{ PG(host), T_STRING, PG_OFF(host), .def = "127.0.0.1", .check = not_empty },
 	{ PG(port), T_INT, PG_OFF(port), .def = "6432", .min = 1, .max = 65535 },
+	{ PG(unix_socket_dir), T_STRING, PG_OFF(unix_socket_dir), .def = "",
+	  .check = socket_dir_ok },
 	{ PG(workers), T_INT, PG_OFF(workers), .def = "0", .min = 0, .max = 256 },
 	{ PG(pool_mode), T_ENUM, PG_OFF(pool_mode), .def = "transaction",
 	  .names = pool_mode_names },

@@ -66,7 +66,8 @@ struct cfg {
 	char *path; /* the file this was loaded from */
 	char *host;
 	int port;
-	int workers; /* 0 = one per CPU the process may run on (resolved by main) */
+	char *unix_socket_dir; /* "" = none; else also listen on DIR/.s.PGSQL.port */
+	int workers;           /* 0 = one per CPU the process may run on (resolved by main) */
 	enum cfg_pool_mode pool_mode;
 	enum cfg_auth_type auth_type;
 	enum cfg_log_level log_level;

@@ -14,13 +14,20 @@
 #include "core/worker.h"
 #include "proto/proto.h"
 
+/* STATUS= for systemd this often, when it listens (NOTIFY_SOCKET) */
+#define STATUS_EVERY_MS 2000
+
 struct acceptor {
 	struct runtime *rt;
 	struct io_uring ring;
-	int listen_fd;
+	const int *listen_fds;
+	int n_listen;
 	int signal_fd;
 	struct signalfd_siginfo si;
 	struct __kernel_timespec delay;
+	struct __kernel_timespec status_delay;
+	void (*status)(const struct runtime *rt, char *buf, size_t len);
+	uint64_t paused; /* listeners (by bit) waiting for the retry timer */
 	bool stopping;
 	uint8_t reject[256];
 	size_t reject_len;
@@ -42,11 +49,12 @@ static struct io_uring_sqe *acc_sqe(struct acceptor *a)
 	return sqe;
 }
 
-static void arm_accept(struct acceptor *a)
+/* The payload is the listener's index. */
+static void arm_accept(struct acceptor *a, int i)
 {
 	struct io_uring_sqe *sqe = acc_sqe(a);
-	io_uring_prep_multishot_accept(sqe, a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, ud_encode(UD_ACCEPT, 0, 0));
+	io_uring_prep_multishot_accept(sqe, a->listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_ACCEPT, 0, (uint64_t)i));
 }
 
 static void arm_signal(struct acceptor *a)
@@ -63,6 +71,23 @@ static void arm_timer(struct acceptor *a, long ms)
 	struct io_uring_sqe *sqe = acc_sqe(a);
 	io_uring_prep_timeout(sqe, &a->delay, 0, 0);
 	io_uring_sqe_set_data64(sqe, ud_encode(UD_TIMER, 0, 0));
+}
+
+/* kind 1 tells the status timer from the retry and shutdown one */
+static void arm_status(struct acceptor *a)
+{
+	a->status_delay.tv_sec = STATUS_EVERY_MS / 1000;
+	a->status_delay.tv_nsec = (STATUS_EVERY_MS % 1000) * 1000000L;
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_timeout(sqe, &a->status_delay, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_TIMER, 1, 0));
+}
+
+static void send_status(struct acceptor *a)
+{
+	char line[256];
+	a->status(a->rt, line, sizeof(line));
+	sd_notifyf(0, "STATUS=%s", line);
 }
 
 static void close_async(struct acceptor *a, int fd)
@@ -100,12 +125,12 @@ static void take_spare(struct acceptor *a)
  * tells it 53300 and closes it, then takes the spare back. Blocking calls
  * are fine here, on the acceptor thread (the listen socket is non-blocking).
  * Returns false when there is no spare (a worker took the freed slot). */
-static bool refuse_without_fds(struct acceptor *a, int err)
+static bool refuse_without_fds(struct acceptor *a, int listen_fd, int err)
 {
 	bool refused = false;
 	if (a->spare_fd >= 0) {
 		close(a->spare_fd);
-		int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0) {
 			ssize_t n = send(fd, a->reject, a->reject_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 			(void)n; /* best effort: the client may already be gone */
@@ -162,10 +187,13 @@ static void begin_shutdown(struct acceptor *a)
 	sd_notify(0, "STOPPING=1");
 	log_info("shutting down: no new clients; open transactions may finish within %llu ms",
 		 (unsigned long long)a->rt->cfg->shutdown_timeout_ms);
-	struct io_uring_sqe *sqe = acc_sqe(a);
-	io_uring_prep_cancel64(sqe, ud_encode(UD_ACCEPT, 0, 0), 0);
-	io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
-	close_async(a, a->listen_fd);
+	struct io_uring_sqe *sqe;
+	for (int i = 0; i < a->n_listen; i++) {
+		sqe = acc_sqe(a);
+		io_uring_prep_cancel64(sqe, ud_encode(UD_ACCEPT, 0, (uint64_t)i), 0);
+		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
+		close_async(a, a->listen_fds[i]);
+	}
 	for (int i = 0; i < a->rt->n_workers; i++) {
 		sqe = acc_sqe(a);
 		io_uring_prep_msg_ring(sqe, a->rt->workers[i].ring_fd, 0,
@@ -178,9 +206,18 @@ static void begin_shutdown(struct acceptor *a)
 static void on_signal(struct acceptor *a)
 {
 	switch (a->si.ssi_signo) {
-	case SIGHUP:
+	case SIGHUP: {
+		/* systemd holds `systemctl reload` until READY=1 comes after a
+		 * RELOADING=1 stamped no earlier than the reload began */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+			   (unsigned long long)now.tv_sec * 1000000ull
+				   + (unsigned long long)now.tv_nsec / 1000);
 		log_warn("SIGHUP: configuration reload is not supported yet; nothing changed");
+		sd_notify(0, "READY=1");
 		break;
+	}
 	case SIGINT:
 	case SIGTERM:
 		if (a->stopping) {
@@ -193,19 +230,27 @@ static void on_signal(struct acceptor *a)
 	arm_signal(a);
 }
 
-int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
+int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 {
+	if (opts->n_listen < 1 || opts->n_listen > ACCEPTOR_MAX_LISTEN)
+		return 1;
 	struct acceptor *a = calloc(1, sizeof(*a));
 	if (!a)
 		return 1;
 	a->rt = rt;
-	a->listen_fd = listen_fd;
-	a->signal_fd = signal_fd;
+	a->listen_fds = opts->listen_fds;
+	a->n_listen = opts->n_listen;
+	a->signal_fd = opts->signal_fd;
 	a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	/* accept4 after EMFILE must not block; io_uring's accept copes either way */
-	int fl = fcntl(listen_fd, F_GETFL);
-	if (fl >= 0)
-		(void)fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK);
+	for (int i = 0; i < a->n_listen; i++) {
+		int fl = fcntl(a->listen_fds[i], F_GETFL);
+		if (fl >= 0)
+			(void)fcntl(a->listen_fds[i], F_SETFL, fl | O_NONBLOCK);
+	}
+	const char *notify = getenv("NOTIFY_SOCKET");
+	if (opts->status && notify && *notify)
+		a->status = opts->status;
 	struct proto_writer wr = proto_writer_init(a->reject, sizeof(a->reject));
 	proto_build_error(&wr, "FATAL", "53300", "sorry, too many clients already");
 	a->reject_len = wr.len;
@@ -215,8 +260,11 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 		free(a);
 		return 1;
 	}
-	arm_accept(a);
+	for (int i = 0; i < a->n_listen; i++)
+		arm_accept(a, i);
 	arm_signal(a);
+	if (a->status)
+		arm_status(a);
 	io_uring_submit(&a->ring);
 	sd_notify(0, "READY=1");
 
@@ -224,7 +272,7 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 		io_uring_submit_and_wait(&a->ring, 1);
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
-		bool rearm_accept = false;
+		uint64_t rearm = 0; /* listeners whose multishot accept ended, by bit */
 		io_uring_for_each_cqe(&a->ring, head, cqe)
 		{
 			n++;
@@ -238,17 +286,20 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 					hand_over(a, res);
 					take_spare(a);
 				} else if ((res == -EMFILE || res == -ENFILE)
-					   && refuse_without_fds(a, -res)) {
+					   && refuse_without_fds(a, a->listen_fds[ud.payload],
+								 -res)) {
 					/* accepting goes on: each client is told until fds free up */
 				} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS
 					   || res == -ENOMEM) {
 					log_warn("accept: %s; retrying in 100 ms", strerror(-res));
-					if (!(cqe->flags & IORING_CQE_F_MORE))
+					if (!(cqe->flags & IORING_CQE_F_MORE)) {
+						a->paused |= 1ull << ud.payload;
 						arm_timer(a, 100);
+					}
 					break;
 				}
 				if (!(cqe->flags & IORING_CQE_F_MORE))
-					rearm_accept = true;
+					rearm |= 1ull << ud.payload;
 				break;
 			case UD_SIGNAL:
 				if (res == (int)sizeof(a->si))
@@ -257,13 +308,19 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 					arm_signal(a);
 				break;
 			case UD_TIMER:
-				if (a->stopping) {
+				if (ud.kind == 1) {
+					if (!a->stopping) {
+						send_status(a);
+						arm_status(a);
+					}
+				} else if (a->stopping) {
 					if (atomic_load(&rt->workers_done) == rt->n_workers)
 						goto out;
 					arm_timer(a, 50);
 				} else {
 					take_spare(a);
-					rearm_accept = true;
+					rearm |= a->paused;
+					a->paused = 0;
 				}
 				break;
 			case UD_POSTED:
@@ -281,8 +338,9 @@ int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd)
 			}
 		}
 		io_uring_cq_advance(&a->ring, n);
-		if (rearm_accept && !a->stopping)
-			arm_accept(a);
+		for (int i = 0; i < a->n_listen && !a->stopping; i++)
+			if (rearm & 1ull << i)
+				arm_accept(a, i);
 	}
 out:
 	for (int i = 0; i < rt->n_workers; i++)

@@ -1,13 +1,25 @@
-/* The acceptor: the main thread's own io_uring with a multishot accept and
- * a signalfd. It hands each client to the worker with the fewest clients
+/* The acceptor: the main thread's own io_uring with a multishot accept per
+ * listening socket and a signalfd. It hands each client to the worker with the fewest clients
  * and turns signals into shutdown. */
 #ifndef PGCRAB_ACCEPTOR_H
 #define PGCRAB_ACCEPTOR_H
 
 #include "core/worker.h"
 
-/* Runs until shutdown completes; returns the process exit code. signal_fd
- * is a signalfd for SIGINT, SIGTERM and SIGHUP. */
-int acceptor_run(struct runtime *rt, int listen_fd, int signal_fd);
+#define ACCEPTOR_MAX_LISTEN 64
+
+struct acceptor_opts {
+	const int *listen_fds; /* listening sockets, closed at shutdown */
+	int n_listen;          /* 1..ACCEPTOR_MAX_LISTEN */
+	int signal_fd;         /* a signalfd for SIGINT, SIGTERM and SIGHUP */
+	/* one line of live figures for systemd's STATUS=, sent every few
+	 * seconds when NOTIFY_SOCKET is set; NULL: none */
+	void (*status)(const struct runtime *rt, char *buf, size_t len);
+};
+
+/* Runs until shutdown completes; returns the process exit code. Tells
+ * systemd (sd_notify) READY=1 once accepting, RELOADING=1 and READY=1
+ * around a SIGHUP, STOPPING=1 at shutdown. */
+int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts);
 
 #endif

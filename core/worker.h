@@ -73,6 +73,9 @@ struct worker {
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
 	struct __kernel_timespec tick;
+	/* transactions ended, written by this worker only, read by the
+	 * acceptor for systemd's STATUS= line */
+	_Atomic uint64_t n_transactions;
 	/* written by other threads: own cache line */
 	_Alignas(64) _Atomic int n_clients;
 };

@@ -1,4 +1,4 @@
-/* pgcrab: flags and configuration, the listening socket, N worker threads
+/* pgcrab: flags and configuration, the listening sockets, N worker threads
  * running the session layer, and the acceptor on the main thread. */
 #include <errno.h>
 #include <netdb.h>
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -21,8 +22,9 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "core/worker.h"
-#include "main/recover.h"
 #include "main/cli.h"
+#include "main/listen.h"
+#include "main/recover.h"
 #include "session/session.h"
 
 #define PGCRAB_VERSION "0.1.0"
@@ -36,26 +38,30 @@ static int cpus_available(void)
 	return n > 0 ? (int)n : 1;
 }
 
-static int open_listener(const struct cfg *cfg)
+/* systemd's STATUS= line: what `systemctl status pgcrab` shows. The rate
+ * is over the time since the last line (the acceptor's thread only). */
+static void status_line(const struct runtime *rt, char *buf, size_t len)
 {
-	struct sockaddr_storage addr;
-	socklen_t len;
-	char err[256];
-	if (net_resolve(cfg->host, cfg->port, true, &addr, &len, err, sizeof(err)) != 0) {
-		log_error("cannot listen: %s", err);
-		return -1;
+	static uint64_t last_tx, last_us;
+	const struct session *ss = rt->owner;
+	int clients = 0, servers = 0;
+	uint64_t tx = 0;
+	for (int i = 0; i < rt->n_workers; i++) {
+		clients += atomic_load(&rt->workers[i].n_clients);
+		tx += atomic_load_explicit(&rt->workers[i].n_transactions, memory_order_relaxed);
 	}
-	int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
-	    || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0
-	    || bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, 4096) != 0) {
-		log_error("cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
+	for (int i = 0; i < ss->n_shards; i++)
+		servers += atomic_load(&ss->shards[i].open);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	double tps = last_us && now_us > last_us
+		? (double)(tx - last_tx) * 1e6 / (double)(now_us - last_us)
+		: 0;
+	last_tx = tx;
+	last_us = now_us;
+	snprintf(buf, len, "%d clients, %d server connections, %.0f transactions/s", clients,
+		 servers, tps);
 }
 
 int main(int argc, char **argv)
@@ -108,9 +114,11 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	int listen_fd = open_listener(cfg);
-	if (listen_fd < 0)
+	static struct listeners ls;
+	if (listeners_open(cfg, &ls, err, sizeof(err)) != 0) {
+		log_error("%s", err);
 		return 1;
+	}
 	pthread_barrier_init(&rt.ready, NULL, (unsigned)n_workers + 1);
 	for (int i = 0; i < n_workers; i++) {
 		if (pthread_create(&rt.workers[i].thread, NULL, worker_main, &rt.workers[i]) != 0) {
@@ -124,8 +132,16 @@ int main(int argc, char **argv)
 			return 1;
 	if (recover_start(cfg) != 0)
 		log_warn("cannot start the two-phase commit recovery thread");
-	log_info("pgcrab %s listening on %s:%d with %d workers, %d shards, pool_mode %s",
-		 PGCRAB_VERSION, cfg->host, cfg->port, n_workers, cfg->n_shards,
-		 cfg_pool_mode_name(cfg->pool_mode));
-	return acceptor_run(&rt, listen_fd, signal_fd);
+	log_info("pgcrab %s listening on %s%s with %d workers, %d shards, pool_mode %s",
+		 PGCRAB_VERSION, ls.where, ls.from_systemd ? " (from systemd)" : "", n_workers,
+		 cfg->n_shards, cfg_pool_mode_name(cfg->pool_mode));
+	struct acceptor_opts ao = {
+		.listen_fds = ls.fds,
+		.n_listen = ls.n,
+		.signal_fd = signal_fd,
+		.status = status_line,
+	};
+	int rc = acceptor_run(&rt, &ao);
+	listeners_unlink(&ls);
+	return rc;
 }

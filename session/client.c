@@ -334,6 +334,11 @@ static void on_settled(struct relay_link *l)
 		login_finish(cl);
 		return;
 	}
+	/* one writer: a plain load and store, no locked add per transaction */
+	struct worker *w = cl->c.w;
+	atomic_store_explicit(&w->n_transactions,
+			      atomic_load_explicit(&w->n_transactions, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 	if (cl->c.w->cfg->pool_mode == CFG_POOL_SESSION || relay_pinned(l))
 		return; /* the server is the client's until it leaves, or its state goes */
 	client_set_state(cl, CLIENT_IDLE);

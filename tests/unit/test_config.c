@@ -91,6 +91,7 @@ static void test_empty_file_gives_defaults(void **state)
 	assert_string_equal(c->path, path);
 	assert_string_equal(c->host, "127.0.0.1");
 	assert_int_equal(c->port, 6432);
+	assert_string_equal(c->unix_socket_dir, "");
 	assert_int_equal(c->workers, 0);
 	assert_int_equal(c->pool_mode, CFG_POOL_TRANSACTION);
 	assert_int_equal(c->auth_type, CFG_AUTH_PLAIN);
@@ -691,6 +692,30 @@ static void test_port_range(void **state)
 		     "[pgcrab] metrics_port: ", "out of range 0..65535");
 }
 
+/* unix_socket_dir: absolute, and short enough that DIR/.s.PGSQL.65535
+ * fits a socket address (108 bytes with its NUL) */
+static void test_unix_socket_dir(void **state)
+{
+	(void)state;
+	struct cfg *c = load_ok("[pgcrab]\nunix_socket_dir = /run/pgcrab\n", NULL);
+	assert_string_equal(c->unix_socket_dir, "/run/pgcrab");
+	cfg_free(c);
+	expect_error("[pgcrab]\nunix_socket_dir = run\n", 2,
+		     "[pgcrab] unix_socket_dir: ", "must be an absolute directory");
+	char text[300], dir[200];
+	/* 92 bytes of directory + "/.s.PGSQL.65535" (15) = 107: the longest that fits */
+	memset(dir, 'd', sizeof(dir));
+	dir[0] = '/';
+	dir[92] = '\0';
+	snprintf(text, sizeof(text), "[pgcrab]\nunix_socket_dir = %s\n", dir);
+	c = load_ok(text, NULL);
+	cfg_free(c);
+	dir[92] = 'd';
+	dir[93] = '\0';
+	snprintf(text, sizeof(text), "[pgcrab]\nunix_socket_dir = %s\n", dir);
+	expect_error(text, 2, "[pgcrab] unix_socket_dir: ", "too long");
+}
+
 static void test_max_packet_size_range(void **state)
 {
 	(void)state;
@@ -926,6 +951,7 @@ int main(void)
 		cmocka_unit_test(test_syntax_leniency),
 		cmocka_unit_test(test_long_section_name),
 		cmocka_unit_test(test_example_file_loads),
+		cmocka_unit_test(test_unix_socket_dir),
 		cmocka_unit_test(test_enum_names),
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_duration_table),

@@ -1,0 +1,32 @@
+/* The listening sockets: the ones systemd passes (socket activation,
+ * LISTEN_FDS), or else TCP on host:port and, with unix_socket_dir, a Unix
+ * socket DIR/.s.PGSQL.port as PostgreSQL names its own. */
+#ifndef PGCRAB_LISTEN_H
+#define PGCRAB_LISTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/un.h>
+
+#include "config/cfg.h"
+
+#define LISTEN_MAX 16
+
+struct listeners {
+	int fds[LISTEN_MAX];
+	int n;
+	bool from_systemd; /* socket activation: the config's addresses are not used */
+	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* ours to unlink, or "" */
+	char where[256]; /* for the log: "127.0.0.1:6432, /run/pgcrab/.s.PGSQL.6432" */
+};
+
+/* Opens or adopts the listening sockets (LISTEN_FDS is unset after, so
+ * nothing started later inherits it). 0, or -1 with err and nothing left
+ * open. */
+int listeners_open(const struct cfg *cfg, struct listeners *ls, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Removes the Unix socket file this process created (at exit). */
+void listeners_unlink(struct listeners *ls);
+
+#endif
