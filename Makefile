@@ -140,9 +140,36 @@ conformance: deps
 	@bench/deps.sh
 	@PGCRAB_BIN=$(abspath $(BIN)) scripts/conformance.sh
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the systemd
+# units (pointing at that binary), the man pages, the example, and
+# /etc/pgcrab/pgcrab.ini made from the example (listening on the service's
+# /run/pgcrab too), mode 0640, group pgcrab when that group exists. An
+# existing pgcrab.ini is left alone: it is the operator's.
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/pgcrab
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
 install: $(BIN)
-	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgcrab
-	install -D -m 0644 pgcrab.ini.example $(DESTDIR)$(PREFIX)/share/doc/pgcrab/pgcrab.ini.example
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/pgcrab
+	install -D -m 0644 pgcrab.ini.example $(DESTDIR)$(DOCDIR)/pgcrab.ini.example
+	install -D -m 0644 dist/man/pgcrab.1 $(DESTDIR)$(MANDIR)/man1/pgcrab.1
+	install -D -m 0644 dist/man/pgcrab.ini.5 $(DESTDIR)$(MANDIR)/man5/pgcrab.ini.5
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/bin/pgcrab|$(BINDIR)/pgcrab|' -e 's|/etc/pgcrab/|$(SYSCONFDIR)/pgcrab/|' \
+		dist/systemd/pgcrab.service >$(DESTDIR)$(UNITDIR)/pgcrab.service
+	install -m 0644 dist/systemd/pgcrab.socket $(DESTDIR)$(UNITDIR)/pgcrab.socket
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pgcrab.service
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/pgcrab
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/pgcrab/pgcrab.ini ]; then \
+		echo "$(DESTDIR)$(SYSCONFDIR)/pgcrab/pgcrab.ini exists: left as it is"; \
+	else \
+		sed 's|^unix_socket_dir = *;|unix_socket_dir = /run/pgcrab ;|' pgcrab.ini.example \
+			>$(DESTDIR)$(SYSCONFDIR)/pgcrab/pgcrab.ini && \
+		chmod 0640 $(DESTDIR)$(SYSCONFDIR)/pgcrab/pgcrab.ini && \
+		{ ! getent group pgcrab >/dev/null || chgrp pgcrab $(DESTDIR)$(SYSCONFDIR)/pgcrab/pgcrab.ini; } && \
+		echo "installed $(DESTDIR)$(SYSCONFDIR)/pgcrab/pgcrab.ini"; \
+	fi
 
 # Every C file follows .clang-format: format-check (part of make check) fails
 # on any difference, format rewrites them.
