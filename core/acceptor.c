@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -27,6 +28,10 @@ struct acceptor {
 	struct __kernel_timespec delay;
 	struct __kernel_timespec status_delay;
 	void (*status)(const struct runtime *rt, char *buf, size_t len);
+	const struct acceptor_opts *opts;
+	int upgrade_fd; /* the new process answers here (SIGUSR2), or -1 */
+	pid_t upgrade_pid;
+	uint8_t upgrade_byte;
 	uint64_t paused; /* listeners (by bit) waiting for the retry timer */
 	bool stopping;
 	uint8_t reject[256];
@@ -181,10 +186,13 @@ static void hand_over(struct acceptor *a, int fd)
 				ud_encode(UD_POSTED, 0, (uint32_t)fd | (uint64_t)best->id << 32));
 }
 
-static void begin_shutdown(struct acceptor *a)
+/* tell_systemd: false after an upgrade, when the new process is the
+ * service's main process and this one's stopping is no news */
+static void begin_shutdown(struct acceptor *a, bool tell_systemd)
 {
 	a->stopping = true;
-	sd_notify(0, "STOPPING=1");
+	if (tell_systemd)
+		sd_notify(0, "STOPPING=1");
 	log_info("shutting down: no new clients; open transactions may finish within %llu ms",
 		 (unsigned long long)a->rt->cfg->shutdown_timeout_ms);
 	struct io_uring_sqe *sqe;
@@ -201,6 +209,46 @@ static void begin_shutdown(struct acceptor *a)
 		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 	}
 	arm_timer(a, 50);
+}
+
+static void start_upgrade(struct acceptor *a)
+{
+	if (a->stopping || a->upgrade_fd >= 0 || !a->opts->upgrade_start) {
+		log_warn("SIGUSR2: %s",
+			 a->stopping                  ? "shutting down already"
+				 : a->upgrade_fd >= 0 ? "an upgrade is under way already"
+						      : "online upgrade is not available");
+		return;
+	}
+	int fd = a->opts->upgrade_start(&a->upgrade_pid);
+	if (fd < 0)
+		return;
+	log_info("upgrade: started process %d; accepting here until it serves",
+		 (int)a->upgrade_pid);
+	a->upgrade_fd = fd;
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_read(sqe, fd, &a->upgrade_byte, 1, 0);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_SIGNAL, 1, 0));
+}
+
+/* The new process answered: one byte, it serves; end of file, it died. */
+static void upgrade_answered(struct acceptor *a, int res)
+{
+	close(a->upgrade_fd);
+	a->upgrade_fd = -1;
+	if (res != 1) {
+		log_error("upgrade: process %d exited before serving; this one goes on",
+			  (int)a->upgrade_pid);
+		(void)waitpid(a->upgrade_pid, NULL, WNOHANG);
+		return;
+	}
+	sd_notifyf(0, "MAINPID=%d", (int)a->upgrade_pid);
+	log_info("upgrade: process %d serves; this one stops accepting and drains",
+		 (int)a->upgrade_pid);
+	if (a->opts->upgraded)
+		a->opts->upgraded();
+	atomic_store(&a->rt->upgrading, true);
+	begin_shutdown(a, false);
 }
 
 static void on_signal(struct acceptor *a)
@@ -224,7 +272,10 @@ static void on_signal(struct acceptor *a)
 			log_info("second signal: exiting now");
 			_exit(0);
 		}
-		begin_shutdown(a);
+		begin_shutdown(a, true);
+		break;
+	case SIGUSR2:
+		start_upgrade(a);
 		break;
 	}
 	arm_signal(a);
@@ -241,6 +292,8 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 	a->listen_fds = opts->listen_fds;
 	a->n_listen = opts->n_listen;
 	a->signal_fd = opts->signal_fd;
+	a->opts = opts;
+	a->upgrade_fd = -1;
 	a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	/* accept4 after EMFILE must not block; io_uring's accept copes either way */
 	for (int i = 0; i < a->n_listen; i++) {
@@ -280,7 +333,9 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 			int res = cqe->res;
 			switch (ud.op) {
 			case UD_ACCEPT:
-				if (a->stopping)
+				/* one accepted as an upgrade's drain began is served
+				 * here: the new process never sees it */
+				if (a->stopping && !(res >= 0 && atomic_load(&rt->upgrading)))
 					break;
 				if (res >= 0) {
 					hand_over(a, res);
@@ -302,7 +357,9 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 					rearm |= 1ull << ud.payload;
 				break;
 			case UD_SIGNAL:
-				if (res == (int)sizeof(a->si))
+				if (ud.kind == 1)
+					upgrade_answered(a, res);
+				else if (res == (int)sizeof(a->si))
 					on_signal(a);
 				else
 					arm_signal(a);

@@ -4,6 +4,8 @@
 #ifndef PGCRAB_ACCEPTOR_H
 #define PGCRAB_ACCEPTOR_H
 
+#include <sys/types.h>
+
 #include "core/worker.h"
 
 #define ACCEPTOR_MAX_LISTEN 64
@@ -11,15 +13,23 @@
 struct acceptor_opts {
 	const int *listen_fds; /* listening sockets, closed at shutdown */
 	int n_listen;          /* 1..ACCEPTOR_MAX_LISTEN */
-	int signal_fd;         /* a signalfd for SIGINT, SIGTERM and SIGHUP */
+	int signal_fd;         /* a signalfd for SIGINT, SIGTERM, SIGHUP and SIGUSR2 */
 	/* one line of live figures for systemd's STATUS=, sent every few
 	 * seconds when NOTIFY_SOCKET is set; NULL: none */
 	void (*status)(const struct runtime *rt, char *buf, size_t len);
+	/* SIGUSR2: starts the new process of an online upgrade and returns a
+	 * descriptor on which it answers (one byte: it serves; end of file: it
+	 * died), its pid in *pid; -1 if none started. NULL: no upgrades. */
+	int (*upgrade_start)(pid_t *pid);
+	/* the new process serves: this one drains and must leave the sockets'
+	 * files to it */
+	void (*upgraded)(void);
 };
 
 /* Runs until shutdown completes; returns the process exit code. Tells
  * systemd (sd_notify) READY=1 once accepting, RELOADING=1 and READY=1
- * around a SIGHUP, STOPPING=1 at shutdown. */
+ * around a SIGHUP, STOPPING=1 at shutdown, MAINPID= when an upgrade's new
+ * process takes over. */
 int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts);
 
 #endif

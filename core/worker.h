@@ -86,6 +86,7 @@ struct runtime {
 	struct cfg *cfg; /* the acceptor's snapshot */
 	void *owner;     /* the owner's shared state */
 	_Atomic int workers_done;
+	_Atomic bool upgrading;  /* the shutdown is an online upgrade's drain */
 	_Atomic int in_transit;  /* objects posted between workers, not yet adopted */
 	pthread_barrier_t ready; /* workers' rings are set up */
 };

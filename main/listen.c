@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/net.h"
+#include "main/upgrade.h"
 
 #define BACKLOG 4096
 
@@ -37,18 +38,20 @@ static void set_nodelay(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static int adopt_systemd(struct listeners *ls, int n, char *err, size_t errlen)
+/* The sockets at fds 3, 4, ...: systemd's, or an upgrade's (from is the
+ * giver's name, for messages). */
+static int adopt(struct listeners *ls, int n, const char *from, char *err, size_t errlen)
 {
 	if (n > LISTEN_MAX) {
-		snprintf(err, errlen, "systemd passed %d sockets; at most %d are supported", n,
+		snprintf(err, errlen, "%s passed %d sockets; at most %d are supported", from, n,
 			 LISTEN_MAX);
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
 		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-			snprintf(err, errlen,
-				 "socket %d from systemd is not a listening stream socket", fd);
+			snprintf(err, errlen, "socket %d from %s is not a listening stream socket",
+				 fd, from);
 			return -1;
 		}
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -78,7 +81,6 @@ static int adopt_systemd(struct listeners *ls, int n, char *err, size_t errlen)
 		ls->fds[ls->n++] = fd;
 		note_where(ls, what);
 	}
-	ls->from_systemd = true;
 	return 0;
 }
 
@@ -172,15 +174,29 @@ static int open_unix(const struct cfg *cfg, struct listeners *ls, char *err, siz
 int listeners_open(const struct cfg *cfg, struct listeners *ls, char *err, size_t errlen)
 {
 	memset(ls, 0, sizeof(*ls));
+	const char *handed_unix;
+	int n_handed = upgrade_inherited(&handed_unix);
+	if (n_handed > 0) {
+		if (adopt(ls, n_handed, "the previous process", err, errlen) != 0) {
+			close_all(ls);
+			return -1;
+		}
+		ls->from = "the previous process";
+		/* its socket file is ours now: ours to remove at exit */
+		if (handed_unix)
+			snprintf(ls->unix_path, sizeof(ls->unix_path), "%s", handed_unix);
+		return 0;
+	}
 	int n = sd_listen_fds(1);
 	if (n < 0) {
 		snprintf(err, errlen, "cannot read the sockets systemd passed: %s", strerror(-n));
 		return -1;
 	}
 	int r;
-	if (n > 0)
-		r = adopt_systemd(ls, n, err, errlen);
-	else {
+	if (n > 0) {
+		r = adopt(ls, n, "systemd", err, errlen);
+		ls->from = "systemd";
+	} else {
 		r = open_tcp(cfg, ls, err, errlen);
 		if (r == 0 && cfg->unix_socket_dir[0])
 			r = open_unix(cfg, ls, err, errlen);
@@ -190,6 +206,11 @@ int listeners_open(const struct cfg *cfg, struct listeners *ls, char *err, size_
 		close_all(ls);
 	}
 	return r;
+}
+
+void listeners_give_up_unix(struct listeners *ls)
+{
+	ls->unix_path[0] = '\0';
 }
 
 void listeners_unlink(struct listeners *ls)

@@ -1,4 +1,5 @@
-/* The listening sockets: the ones systemd passes (socket activation,
+/* The listening sockets: the ones an upgrading PgCrab hands over
+ * (main/upgrade.h), the ones systemd passes (socket activation,
  * LISTEN_FDS), or else TCP on host:port and, with unix_socket_dir, a Unix
  * socket DIR/.s.PGSQL.port as PostgreSQL names its own. */
 #ifndef PGCRAB_LISTEN_H
@@ -15,7 +16,9 @@
 struct listeners {
 	int fds[LISTEN_MAX];
 	int n;
-	bool from_systemd; /* socket activation: the config's addresses are not used */
+	/* "systemd" (socket activation) or "the previous process" (an online
+	 * upgrade): the config's addresses are not used; NULL: opened here */
+	const char *from;
 	char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* ours to unlink, or "" */
 	char where[256]; /* for the log: "127.0.0.1:6432, /run/pgcrab/.s.PGSQL.6432" */
 };
@@ -26,7 +29,9 @@ struct listeners {
 int listeners_open(const struct cfg *cfg, struct listeners *ls, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* Removes the Unix socket file this process created (at exit). */
+/* Removes the Unix socket file this process owns (at exit). */
 void listeners_unlink(struct listeners *ls);
+/* The socket file belongs to an upgrade's new process now: not removed. */
+void listeners_give_up_unix(struct listeners *ls);
 
 #endif

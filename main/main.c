@@ -25,6 +25,8 @@
 #include "main/cli.h"
 #include "main/listen.h"
 #include "main/recover.h"
+#include "main/upgrade.h"
+>>>>>>> c44e686 (Online upgrade on SIGUSR2: PgCrab starts its binary again (by path, so a package upgrade's new file) with the listening sockets at fds 3.. and its Unix socket file; once the new process listens it says so on a pipe, the old one tells systemd MAINPID= and drains: it accepts no more, serves what it had accepted and requests from clients that just logged in, and closes each client after its transaction (or idle for 1 s). t_upgrade: pgbench -C across the upgrade, no refused connection and no failed transaction (5 runs of 5); plain pgbench's clients of the old process are still closed between transactions (idle-client hand-over not built))
 #include "session/session.h"
 
 #define PGCRAB_VERSION "0.1.0"
@@ -64,8 +66,21 @@ static void status_line(const struct runtime *rt, char *buf, size_t len)
 		 servers, tps);
 }
 
+static struct listeners ls;
+
+static int start_upgrade(pid_t *pid)
+{
+	return upgrade_start(ls.fds, ls.n, ls.unix_path[0] ? ls.unix_path : NULL, pid);
+}
+
+static void upgraded(void)
+{
+	listeners_give_up_unix(&ls);
+}
+
 int main(int argc, char **argv)
 {
+	upgrade_init(argc, argv);
 	struct cli_opts opts;
 	char err[512];
 	if (cli_parse(argc, argv, NULL, &opts, err, sizeof(err)) != 0) {
@@ -101,6 +116,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR2);
 	sigaddset(&mask, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sigdelset(&mask, SIGPIPE);
@@ -114,7 +130,6 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	static struct listeners ls;
 	if (listeners_open(cfg, &ls, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return 1;
@@ -132,14 +147,19 @@ int main(int argc, char **argv)
 			return 1;
 	if (recover_start(cfg) != 0)
 		log_warn("cannot start the two-phase commit recovery thread");
-	log_info("pgcrab %s listening on %s%s with %d workers, %d shards, pool_mode %s",
-		 PGCRAB_VERSION, ls.where, ls.from_systemd ? " (from systemd)" : "", n_workers,
-		 cfg->n_shards, cfg_pool_mode_name(cfg->pool_mode));
+	log_info("pgcrab %s listening on %s%s%s%s with %d workers, %d shards, pool_mode %s",
+		 PGCRAB_VERSION, ls.where, ls.from ? " (from " : "", ls.from ? ls.from : "",
+		 ls.from ? ")" : "", n_workers, cfg->n_shards, cfg_pool_mode_name(cfg->pool_mode));
+	/* the listeners queue clients already: the old process may stop
+	 * accepting now */
+	upgrade_tell_ready();
 	struct acceptor_opts ao = {
 		.listen_fds = ls.fds,
 		.n_listen = ls.n,
 		.signal_fd = signal_fd,
 		.status = status_line,
+		.upgrade_start = start_upgrade,
+		.upgraded = upgraded,
 	};
 	int rc = acceptor_run(&rt, &ao);
 	listeners_unlink(&ls);

@@ -208,7 +208,10 @@ static void client_request(struct client *cl)
 			client_arm(cl);
 			return;
 		}
-		if (c->w->stopping) {
+		/* an upgrade's drain serves the request: closing the client now
+		 * would fail it, closing it after its transaction does not */
+		if (c->w->stopping
+		    && !atomic_load_explicit(&c->w->rt->upgrading, memory_order_relaxed)) {
 			client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 			return;
 		}
@@ -543,6 +546,13 @@ void client_shutdown(struct client *cl, bool cut)
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 }
 
+void client_drain(struct client *cl, uint64_t grace_ms)
+{
+	if (!cl->c.closing && cl->state == CLIENT_IDLE
+	    && cl->c.w->now_ms - cl->c.since_ms >= grace_ms)
+		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+}
+
 void client_accept(struct session_worker *sw, int fd)
 {
 	struct worker *w = sw->w;
@@ -563,7 +573,7 @@ void client_accept(struct session_worker *sw, int fd)
 	timer_init(&cl->timer, client_timer_fired);
 	list_add_tail(&sw->clients, &cl->link);
 	arm_deadline(cl);
-	if (w->stopping) {
+	if (w->stopping && !atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed)) {
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}

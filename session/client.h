@@ -94,6 +94,11 @@ void client_next(struct client *cl);
 /* Shutdown: called on every client once when it begins, and again each
  * tick until shutdown_timeout, then with cut set. */
 void client_shutdown(struct client *cl, bool cut);
+/* An online upgrade's drain: the new process takes new clients, so here a
+ * client logging in may finish and a client that just did may send its
+ * first request; only one idle for grace_ms is closed. In a transaction it
+ * goes when the transaction ends (on_settled), as in any shutdown. */
+void client_drain(struct client *cl, uint64_t grace_ms);
 
 /* session/login.c */
 void login_on_startup(struct client *cl);

@@ -40,20 +40,30 @@ static void on_msg_done(struct worker *w, unsigned kind, void *ptr, int res)
 	pool_worker_on_msg_done(&session_worker_of(w)->pools, kind, ptr, res);
 }
 
-static void each_client_shutdown(struct session_worker *sw, bool cut)
+/* An online upgrade's drain leaves an idle client this long to send the
+ * request it connected for (pgbench -C, a driver's first query) */
+#define UPGRADE_IDLE_GRACE_MS 1000
+
+static void each_client_shutdown(struct session_worker *sw, bool cut, bool upgrade)
 {
 	for (struct list *n = sw->clients.next, *next; n != &sw->clients; n = next) {
 		next = n->next;
-		client_shutdown(list_entry(n, struct client, link), cut);
+		struct client *cl = list_entry(n, struct client, link);
+		if (upgrade && !cut)
+			client_drain(cl, UPGRADE_IDLE_GRACE_MS);
+		else
+			client_shutdown(cl, cut);
 	}
 }
 
-/* Shutdown: clients between transactions go at once, the others when
- * their transaction ends or at shutdown_timeout; then the servers. */
+/* Shutdown: clients between transactions go at once (after an upgrade,
+ * once idle for a moment), the others when their transaction ends or at
+ * shutdown_timeout; then the servers. */
 static void shutdown_tick(struct session_worker *sw)
 {
 	struct worker *w = sw->w;
-	each_client_shutdown(sw, w->now_ms >= w->stop_deadline_ms);
+	each_client_shutdown(sw, w->now_ms >= w->stop_deadline_ms,
+			     atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed));
 	if (list_empty(&sw->clients)) {
 		pool_worker_close_all(&sw->pools);
 		worker_finish(w);
