@@ -26,7 +26,6 @@
 #include "main/listen.h"
 #include "main/recover.h"
 #include "main/upgrade.h"
->>>>>>> c44e686 (Online upgrade on SIGUSR2: PgCrab starts its binary again (by path, so a package upgrade's new file) with the listening sockets at fds 3.. and its Unix socket file; once the new process listens it says so on a pipe, the old one tells systemd MAINPID= and drains: it accepts no more, serves what it had accepted and requests from clients that just logged in, and closes each client after its transaction (or idle for 1 s). t_upgrade: pgbench -C across the upgrade, no refused connection and no failed transaction (5 runs of 5); plain pgbench's clients of the old process are still closed between transactions (idle-client hand-over not built))
 #include "session/session.h"
 
 #define PGCRAB_VERSION "0.1.0"

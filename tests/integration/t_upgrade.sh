@@ -91,3 +91,6 @@ kill -TERM "$NEW_PID"
 check "the new process stops on SIGTERM" poll 10 bash -c "! kill -0 $NEW_PID 2>/dev/null"
 NEW_PID=
 check "and removes the socket file it took over" test ! -e "$SOCK"
+# both processes wrote to the one log (the new one inherited it)
+check "no sanitizer findings from either process" \
+	bash -c "! grep -q 'ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer' '$T_DIR/pgcrab.log'"
