@@ -125,4 +125,64 @@ int router_select_merge(const struct router_schema *schema, const char *sql, siz
 /* Frees a merge spec made by router_select_merge (NULL is fine). */
 void router_merge_free(struct router_merge *m);
 
+/* ---- plan.c and the plan_*.c beside it (plan_tree.h: their view of the
+ * parse tree) ------------------------------------------------------------ */
+
+/* A plan with what the planner knows of it besides the public fields: the
+ * thread's cache holds these; router_plan hands out a copy of the plan.
+ * Conventions of the plans made here:
+ * - split has ROUTER_MAX_SHARDS entries (NULL past n_shards), so that a
+ *   plan can be freed and copied without its schema;
+ * - a ROUTER_BIND plan's sqlstate/message, when set, are what a Bind gets
+ *   whose keys land on several shards (a multi-row INSERT, cross_shard_*
+ *   = error, a SELECT whose merge select.c refused). */
+struct plan_box {
+	struct router_plan plan; /* first: a box may be handed out as its plan */
+	/* no key of its own, no hint comment, not transaction control or
+	 * SET pgcrab.*: the session's hints route it */
+	bool hintable;
+	bool rows;          /* may return rows (the rule for strings of several statements) */
+	bool has_hint_type; /* hint_type is the first sharded table's first key column */
+	enum router_type hint_type;
+};
+
+/* plan_cache.c */
+#define PLAN_CACHE_TEXT_MAX 8192 /* longer texts are planned every time */
+#define PLAN_CACHE_SLOTS    1024 /* a power of two */
+
+/* plan.c: boxes; a plan's copy (NULL out of memory); a refusal (route,
+ * sqlstate and the formatted message; -1 out of memory) */
+struct plan_box *plan_box_new(void);
+void plan_box_free(struct plan_box *b);
+struct router_plan *plan_copy(const struct router_plan *p);
+int plan_refuse(struct plan_box *b, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* plan_hint.c: the comment hints of the text: 0 none, 1 shard (*shard, -1
+ * when it is no number), 2 key (*key, malloc'd). -1 out of memory. */
+int plan_find_hint(const char *sql, size_t len, int *shard, char **key);
+
+/* plan_stmt.c: plans one parsed statement (a PgQuery__Node *; void * so
+ * that this header needs no libpg_query) whose text is sql[0, len). multi:
+ * the string holds several statements, so no merge is planned. 0, or -1 out
+ * of memory (b is then freed by the caller). */
+int plan_statement(const struct router_schema *schema, const void *stmt, const char *sql,
+		   size_t len, bool multi, struct plan_box *b);
+
+/* plan_insert.c: INSERT into sharded table t (its index in the schema);
+ * insert_stmt is its PgQuery__Node. multi: as for plan_statement (rows
+ * for several shards are refused, not split). */
+int plan_insert(const struct router_schema *schema, const void *insert_stmt, int t, bool multi,
+		struct plan_box *b);
+
+/* plan_stmt.c: "2" -> 2 when it is a shard of n_shards, else -1. */
+int plan_shard_number(const char *s, int n_shards);
+
+/* plan_cache.c: the thread's plans by text and schema. get: the cached
+ * box (the cache's still), or NULL. put: true when the cache took b. */
+const struct plan_box *plan_cache_get(const struct router_schema *schema, const char *sql,
+				      size_t len, uint64_t hash);
+bool plan_cache_put(const struct router_schema *schema, const char *sql, size_t len, uint64_t hash,
+		    struct plan_box *b);
+uint64_t plan_text_hash(const char *sql, size_t len);
+
 #endif

@@ -191,11 +191,11 @@ struct router_expr {
 };
 
 struct router_merge {
-	int n_cols;                /* columns in each shard's rows; -1: a '*', see above */
-	int n_visible;             /* the first n_visible reach the client; the rest are hidden */
-	int n_hidden;              /* (added by select.c) the last n_hidden columns are hidden */
-	struct router_col *cols;   /* n_cols; NULL when aggregate is false */
-	bool aggregate;            /* rows are combined by group (the group key: the
+	int n_cols;              /* columns in each shard's rows; -1: a '*', see above */
+	int n_visible;           /* the first n_visible reach the client; the rest are hidden */
+	int n_hidden;            /* (added by select.c) the last n_hidden columns are hidden */
+	struct router_col *cols; /* n_cols; NULL when aggregate is false */
+	bool aggregate;          /* rows are combined by group (the group key: the
 				      ROUTER_AGG_NONE columns); no group key, one group */
 	bool distinct;           /* SELECT DISTINCT: equal visible rows once */
 	int n_sort;
@@ -286,9 +286,13 @@ struct router_plan *router_plan(const struct router_schema *schema,
 void router_plan_free(struct router_plan *p);
 
 /* The shards of a ROUTER_BIND plan for one Bind's parameters: values[i]
- * (lengths[i], -1 for NULL), formats[i] (0 text, 1 binary), for
- * n parameters. 0 and *out set, or -1 with sqlstate/message set in
- * err (a value that is not valid input for its key type: 22P02). */
+ * (lengths[i], -1 for NULL), formats[i] (0 text, 1 binary; one entry per
+ * parameter, already expanded from the Bind's format codes; NULL: all
+ * text), for n parameters. 0 and *out set, or -1 with "SQLSTATE: message"
+ * in err (a value that is not valid input for its key type: 22P02; too
+ * few parameters: 08P01; keys on several shards where the plan cannot go
+ * to several, e.g. a multi-row INSERT, or cross_shard_* = error: 0A000).
+ * A plan that is not ROUTER_BIND gives its .shards (ROUTER_SHARDS) or 0. */
 int router_bind_shards(const struct router_plan *p, int n_shards, int n,
 		       const uint8_t *const *values, const int32_t *lengths, const int16_t *formats,
 		       uint64_t *out, char *err, size_t errlen);
@@ -296,6 +300,31 @@ int router_bind_shards(const struct router_plan *p, int n_shards, int n,
 /* The shard of one key (values[i] in text form, NULL for SQL NULL). */
 int router_key_shard(int n_cols, const enum router_type *types, const char *const *values,
 		     int n_shards);
+
+/* ---- plan.c additions (helper B): the cache and its statistics ------------
+ *
+ * Each plan router_plan returns is the caller's own (a copy of the cached
+ * one). Its split array has ROUTER_MAX_SHARDS entries, NULL past
+ * n_shards. A ROUTER_BIND plan may carry sqlstate/message: the refusal a
+ * Bind gets whose keys land on several shards (router_bind_shards gives
+ * it). */
+
+/* This thread's plans, parsed or from its cache. parse_ns always counts;
+ * cached_ns only while router_plan_stats_timing(true) (two clock reads
+ * per hit). */
+struct router_plan_stats {
+	uint64_t parsed;
+	uint64_t cached;
+	uint64_t parse_ns;
+	uint64_t cached_ns;
+};
+void router_plan_stats(struct router_plan_stats *out);
+void router_plan_stats_timing(bool on);
+
+/* Drops this thread's cached plans. The cache knows a schema by its
+ * address: call it on each thread before a schema it planned with is freed
+ * (a new configuration), and when the thread ends. */
+void router_plan_cache_free(void);
 
 /* ---- merge.c: running a merge -------------------------------------------- */
 
