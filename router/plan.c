@@ -250,7 +250,7 @@ static int apply_hint(const struct router_schema *schema, struct plan_box *b, in
 	if (!kind || !b->hintable)
 		return 0;
 	if (kind == 2 && (shard = key_hint_shard(schema, b, key)) < 0) {
-		b->hintable = false;
+		to_shard(b, 0); /* drops what the plan held, keeps its flags */
 		return plan_refuse(b, "22P02", "invalid pgcrab_key \"%s\" for a %s sharding key",
 				   key,
 				   router_type_name(b->has_hint_type ? b->hint_type : ROUTER_TEXT));

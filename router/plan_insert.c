@@ -96,6 +96,9 @@ static int refuse_key(const struct router_table *t, struct plan_box *b, const ch
 			   t->name, keys, why);
 }
 
+/* out of memory, or refused */
+#define STOP (rc != 0 || b->plan.route == ROUTER_REFUSE)
+
 int plan_insert(const struct router_schema *schema, const void *insert_stmt, int t, bool multi,
 		struct plan_box *b)
 {
@@ -135,7 +138,7 @@ int plan_insert(const struct router_schema *schema, const void *insert_stmt, int
 	if (!(row_shard = malloc(n_rows * sizeof(*row_shard))))
 		return -1;
 
-	for (size_t r = 0; r < n_rows && rc == 0; r++) {
+	for (size_t r = 0; r < n_rows && !STOP; r++) {
 		const PgQuery__Node *row = values->values_lists[r];
 		struct router_key key = { .n_cols = tab->n_cols };
 		bool literal = true;
@@ -144,7 +147,7 @@ int plan_insert(const struct router_schema *schema, const void *insert_stmt, int
 			rc = refuse_key(tab, b, " in every row");
 			break;
 		}
-		for (int c = 0; c < tab->n_cols && rc == 0; c++) {
+		for (int c = 0; c < tab->n_cols && !STOP; c++) {
 			const PgQuery__Node *v = (size_t)pos[c] < row->list->n_items
 				? row->list->items[pos[c]]
 				: NULL;
@@ -159,8 +162,10 @@ int plan_insert(const struct router_schema *schema, const void *insert_stmt, int
 				literal = false;
 			}
 		}
-		if (rc != 0)
+		if (STOP) {
+			plan_keys_free_one(&key, key.n_cols);
 			break;
+		}
 		row_shard[r] = literal ? plan_literal_shard(&key, schema->n_shards) : -1;
 		if (literal && row_shard[r] < 0) {
 			char keys[256];
@@ -175,7 +180,7 @@ int plan_insert(const struct router_schema *schema, const void *insert_stmt, int
 		if (plan_keys_add(&ks, &key) < 0)
 			rc = -1;
 	}
-	if (rc != 0)
+	if (STOP)
 		goto out;
 
 	b->hintable = false;
