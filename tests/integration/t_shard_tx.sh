@@ -52,23 +52,23 @@ for i in 0 1; do
 done
 
 # one shard: the row is where its key says, and only there
-app -c "INSERT INTO t2pc VALUES (${k0[0]}, 'a')"
-app -c "INSERT INTO t2pc VALUES (${k1[0]}, 'b')"
+app -c "INSERT INTO t2pc (id, v) VALUES (${k0[0]}, 'a')"
+app -c "INSERT INTO t2pc (id, v) VALUES (${k1[0]}, 'b')"
 expect_eq "a key of shard 0 is on shard 0 only" "${k0[0]}|" "$(on_shard 0 -c "SELECT string_agg(id::text, ',') FROM t2pc")|$(on_shard 1 -c "SELECT string_agg(id::text, ',') FROM t2pc WHERE id = ${k0[0]}")"
 expect_eq "a key of shard 1 is on shard 1" "b" "$(on_shard 1 -c "SELECT v FROM t2pc WHERE id = ${k1[0]}")"
 expect_eq "a point read through PgCrab finds each" "a b" "$(app -c "SELECT v FROM t2pc WHERE id = ${k0[0]}") $(app -c "SELECT v FROM t2pc WHERE id = ${k1[0]}")"
 
 # a transaction on one shard: BEGIN opens there, ROLLBACK undoes
-app -c "BEGIN" -c "INSERT INTO t2pc VALUES (${k0[1]}, 'r')" -c "ROLLBACK"
+app -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k0[1]}, 'r')" -c "ROLLBACK"
 expect_eq "ROLLBACK undoes a one-shard transaction" 0 "$(on_shard 0 -c "SELECT count(*) FROM t2pc WHERE id = ${k0[1]}")"
-out=$(app -c "BEGIN" -c "SELECT txid_current_if_assigned() IS NULL" -c "INSERT INTO t2pc VALUES (${k1[1]}, 'c')" -c "COMMIT" 2>&1)
+out=$(app -c "BEGIN" -c "SELECT txid_current_if_assigned() IS NULL" -c "INSERT INTO t2pc (id, v) VALUES (${k1[1]}, 'c')" -c "COMMIT" 2>&1)
 expect_eq "a one-shard transaction commits" 1 "$(on_shard 1 -c "SELECT count(*) FROM t2pc WHERE id = ${k1[1]}")"
 
 # two shards: two-phase commit
-app -c "BEGIN" -c "INSERT INTO t2pc VALUES (${k0[2]}, 'x')" -c "INSERT INTO t2pc VALUES (${k1[2]}, 'y')" -c "COMMIT"
+app -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k0[2]}, 'x')" -c "INSERT INTO t2pc (id, v) VALUES (${k1[2]}, 'y')" -c "COMMIT"
 expect_eq "a two-shard transaction commits on both" "1 1" "$(on_shard 0 -c "SELECT count(*) FROM t2pc WHERE id = ${k0[2]}") $(on_shard 1 -c "SELECT count(*) FROM t2pc WHERE id = ${k1[2]}")"
 expect_eq "no prepared transaction is left" 0 "$(prepared_left)"
-app -c "BEGIN" -c "INSERT INTO t2pc VALUES (${k0[3]}, 'x')" -c "INSERT INTO t2pc VALUES (${k1[3]}, 'y')" -c "ROLLBACK"
+app -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k0[3]}, 'x')" -c "INSERT INTO t2pc (id, v) VALUES (${k1[3]}, 'y')" -c "ROLLBACK"
 expect_eq "ROLLBACK undoes a two-shard transaction" "0 0" "$(on_shard 0 -c "SELECT count(*) FROM t2pc WHERE id = ${k0[3]}") $(on_shard 1 -c "SELECT count(*) FROM t2pc WHERE id = ${k1[3]}")"
 
 # an UPDATE without the key writes on both shards, atomically
@@ -77,19 +77,19 @@ expect_eq "an UPDATE without the key reaches both shards" "x! y!" "$(on_shard 0 
 expect_eq "its count is the sum of both" "UPDATE 2" "$(app -c "UPDATE t2pc SET v = v WHERE v IN ('x!', 'y!')" -c '\echo :ROW_COUNT' 2>&1 | sed 's/^/UPDATE /')"
 
 # a shard that cannot prepare: everything is rolled back, the client is told
-out=$(app -c "BEGIN" -c "INSERT INTO t2pc VALUES (${k0[4]}, 'ok')" -c "INSERT INTO t2pc VALUES (${k1[4]}, 'fail')" -c "COMMIT" 2>&1)
+out=$(app -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k0[4]}, 'ok')" -c "INSERT INTO t2pc (id, v) VALUES (${k1[4]}, 'fail')" -c "COMMIT" 2>&1)
 expect_match "the failed PREPARE's error reaches the client" "refused at commit" "$out"
 expect_eq "...and nothing of the transaction stays" "0 0 0" "$(on_shard 0 -c "SELECT count(*) FROM t2pc WHERE id = ${k0[4]}") $(on_shard 1 -c "SELECT count(*) FROM t2pc WHERE id = ${k1[4]}") $(prepared_left)"
 
 # an error in a transaction: the rest of it is refused until ROLLBACK
-out=$(app -v ON_ERROR_STOP=0 -c "BEGIN" -c "INSERT INTO t2pc VALUES (${k0[5]}, 'e')" -c "INSERT INTO t2pc VALUES (${k0[5]}, 'dup')" \
-	-c "INSERT INTO t2pc VALUES (${k1[5]}, 'after')" -c "COMMIT" 2>&1)
+out=$(app -v ON_ERROR_STOP=0 -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k0[5]}, 'e')" -c "INSERT INTO t2pc (id, v) VALUES (${k0[5]}, 'dup')" \
+	-c "INSERT INTO t2pc (id, v) VALUES (${k1[5]}, 'after')" -c "COMMIT" 2>&1)
 expect_match "a statement after an error in the transaction is refused" "current transaction is aborted" "$out"
 expect_eq "...and COMMIT rolls it all back" "0 0" "$(on_shard 0 -c "SELECT count(*) FROM t2pc WHERE id = ${k0[5]}") $(on_shard 1 -c "SELECT count(*) FROM t2pc WHERE id = ${k1[5]}")"
 
 # PgCrab killed while the coordinator (shard 0) commits: the decision was
 # commit, so the next PgCrab commits what shard 1 prepared
-(app -c "BEGIN" -c "INSERT INTO t2pc VALUES (${k1[6]}, 'p')" -c "INSERT INTO t2pc VALUES (${k0[6]}, 'slow')" -c "COMMIT" >/dev/null 2>&1 &)
+(app -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k1[6]}, 'p')" -c "INSERT INTO t2pc (id, v) VALUES (${k0[6]}, 'slow')" -c "COMMIT" >/dev/null 2>&1 &)
 poll 20 shard1_prepared
 kill -KILL "$PGCRAB_PID"
 wait "$PGCRAB_PID" 2>/dev/null
@@ -101,7 +101,7 @@ expect_eq "the next PgCrab commits it (the coordinator committed)" "0 1 1" "$(pr
 
 # killed while shard 1 prepares: the coordinator's transaction dies with
 # PgCrab's connection, so what shard 1 prepared is rolled back
-(app -c "BEGIN" -c "INSERT INTO t2pc VALUES (${k0[7]}, 'q')" -c "INSERT INTO t2pc VALUES (${k1[7]}, 'slow')" -c "COMMIT" >/dev/null 2>&1 &)
+(app -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k0[7]}, 'q')" -c "INSERT INTO t2pc (id, v) VALUES (${k1[7]}, 'slow')" -c "COMMIT" >/dev/null 2>&1 &)
 poll 20 shard1_preparing
 kill -KILL "$PGCRAB_PID"
 wait "$PGCRAB_PID" 2>/dev/null
