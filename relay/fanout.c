@@ -442,6 +442,12 @@ static int add_step(struct fan_src *s, uint8_t type, const uint8_t *msg, uint32_
 	return 0;
 }
 
+/* A write to unsharded tables: each shard's answer is the same. */
+static bool replicated(const struct relay_link *l)
+{
+	return l->router->plan && l->router->plan->replicated;
+}
+
 static int client_queue_raw(struct relay_link *l, const void *p, size_t n)
 {
 	if (conn_queue(l->client, p, n) != 0) {
@@ -476,11 +482,17 @@ static int take_unit_msg(struct relay_link *l, struct fan *f, int si, uint8_t ty
 			return 0;
 		break;
 	case 'T':
+		if (replicated(l) && si != 0) {
+			fan_hide_pop(&s->desc_q);
+			return 0; /* every shard returns the same rows: the first's stand */
+		}
 		if (fan_hide_pop(&s->desc_q))
 			f->strip_desc = true; /* the client did not ask for it */
 		/* fall through */
 	case 'D':
 	case 's':
+		if (replicated(l) && si != 0)
+			return 0;
 		if (!f->merger) {
 			f->merger = router_merger_new(l->router->plan ? l->router->plan->merge
 								      : NULL,
@@ -670,7 +682,7 @@ static int emit_steps(struct relay_link *l, struct fan *f)
 			}
 			/* a Sync inside the unit: one ReadyForQuery */
 		}
-		if (st0->type == 'C') {
+		if (st0->type == 'C' && !replicated(l)) {
 			uint64_t sum = 0;
 			bool counted = true;
 			char tag[64];

@@ -184,6 +184,7 @@ static int plan_rows(const struct router_schema *schema, const PgQuery__Node *n,
 	}
 	if (w.n_sharded == 0) {
 		p->route = p->writes ? ROUTER_ALL : ROUTER_ANY;
+		p->replicated = p->writes; /* the same change on every shard */
 		goto out;
 	}
 	if (w.unkeyed_table >= 0) {
@@ -231,6 +232,7 @@ static int plan_insert_stmt(const struct router_schema *schema, const PgQuery__N
 				 table_name(schema, other));
 	} else if (t < 0) {
 		b->plan.route = ROUTER_ALL;
+		b->plan.replicated = true; /* an unsharded table: the same rows everywhere */
 		rc = 0;
 	} else {
 		rc = plan_insert(schema, n, t, multi, b);

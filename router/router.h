@@ -246,6 +246,8 @@ struct router_plan {
 	enum router_tx tx;
 	bool writes;      /* changes data or schema: atomic across shards (2PC) */
 	bool ddl;         /* CREATE/ALTER/DROP/TRUNCATE/...: every shard */
+	bool replicated;  /* a write that touches no sharded table: every shard makes
+			     the same change, and one shard's answer stands for all */
 	bool no_tx_block; /* cannot run inside a transaction block (VACUUM,
 			     CREATE INDEX CONCURRENTLY, ...): every shard, one by one, no 2PC */
 	uint64_t shards;  /* ROUTER_SHARDS: the set */

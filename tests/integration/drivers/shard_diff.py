@@ -926,7 +926,7 @@ class Diff:
         if t.lost:
             self.fail(st, "connection to %s lost" % self.target.name, t, o)
             return
-        if st.mode == "maybe" and t.err and t.err[0] == "0A000" and not o.err:
+        if st.mode == "maybe" and t.err and t.err[0] == "0A000":
             self.stats[st.cls][2] += 1
             return
         if st.mode == "limit" and not t.err and not o.err:
