@@ -185,4 +185,10 @@ bool plan_cache_put(const struct router_schema *schema, const char *sql, size_t 
 		    struct plan_box *b);
 uint64_t plan_text_hash(const char *sql, size_t len);
 
+/* ---- copy.c ---------------------------------------------------------------- */
+
+/* The longest row a splitter holds (1 GB, PostgreSQL's own limit, unless
+ * changed): the unit test lowers it to reach the limit without 1 GB. */
+void router_copy_splitter_set_max_row(struct router_copy_splitter *sp, size_t max);
+
 #endif

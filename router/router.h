@@ -391,6 +391,11 @@ struct router_copy_spec {
 	enum router_type key_type[ROUTER_MAX_KEY_COLS];
 	int key_field[ROUTER_MAX_KEY_COLS]; /* the key columns' positions among the fields */
 	int n_shards;
+	/* csv FORCE_NOT_NULL / FORCE_NULL naming a key column: they change the
+	 * key's value (an unquoted null string read as that string; a quoted
+	 * one as NULL), so the row's shard too */
+	bool key_force_not_null[ROUTER_MAX_KEY_COLS];
+	bool key_force_null[ROUTER_MAX_KEY_COLS];
 };
 
 /* 1: sql is COPY ... FROM STDIN into a sharded table and spec is filled;
