@@ -1056,8 +1056,10 @@ static enum scan scan_binary(struct router_copy_splitter *sp, const uint8_t *p, 
 {
 	size_t i = 0;
 	while (i < n) {
-		if (sp->done)
-			return err_set(e, "22P04", "received copy data after EOF marker"), SCAN_ERR;
+		if (sp->done) {
+			err_set(e, "22P04", "received copy data after EOF marker");
+			return SCAN_ERR;
+		}
 		if (sp->bs == B_EXT || sp->bs == B_FIELD) {
 			size_t take = n - i < sp->skip ? n - i : sp->skip;
 			i += take;
