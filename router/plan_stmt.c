@@ -459,11 +459,10 @@ static int plan_copy_stmt(const struct router_schema *schema, const PgQuery__Nod
 				   "COPY into sharded table \"%s\" is not supported yet: use INSERT, "
 				   "or route it with /* pgcrab_shard: N */ or SET pgcrab.shard",
 				   schema->tables[t].name);
-	return plan_refuse(b, "0A000",
-			   "COPY from sharded table \"%s\" would read every shard: use COPY (SELECT "
-			   "... WHERE key = ...) TO, or route it with /* pgcrab_shard: N */ or SET "
-			   "pgcrab.shard",
-			   schema->tables[t].name);
+	/* COPY table TO: every shard's rows, one after the other (a table's
+	 * rows have no order to keep) */
+	b->plan.route = ROUTER_ALL;
+	return 0;
 }
 
 static int plan_prepare(const struct router_schema *schema, const PgQuery__Node *n,

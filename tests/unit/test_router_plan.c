@@ -276,7 +276,7 @@ static const struct rule rules[] = {
 	{ "DECLARE c CURSOR FOR SELECT * FROM accounts WHERE id = %A", ROUTER_SHARDS, "%A", "", NULL, NULL },
 	{ "DECLARE c CURSOR FOR SELECT * FROM accounts", ROUTER_REFUSE, NULL, "", "0A000", "DECLARE CURSOR" },
 	{ "COPY (SELECT * FROM accounts WHERE id = %A) TO STDOUT", ROUTER_SHARDS, "%A", "", NULL, NULL },
-	{ "COPY accounts TO STDOUT", ROUTER_REFUSE, NULL, "", "0A000", "COPY" },
+	{ "COPY accounts TO STDOUT", ROUTER_ALL, NULL, "", NULL, NULL },
 	{ "COPY accounts FROM STDIN", ROUTER_REFUSE, NULL, "", "0A000", "COPY" },
 	{ "PREPARE q AS SELECT * FROM accounts WHERE id = $1", ROUTER_REFUSE, NULL, "", "0A000", "PREPARE" },
 	{ "PREPARE q AS SELECT 1", ROUTER_ALL, NULL, "", NULL, NULL },
