@@ -166,3 +166,104 @@ int fan_copy_pump(struct relay_link *l, struct fan *f)
 		return -2;
 	return 0;
 }
+
+/* ---- COPY without a column list ------------------------------------------- */
+
+/* A name for a SQL literal that names the table: quotes doubled. */
+static void append_quoted(char *out, size_t cap, const char *name)
+{
+	size_t n = strlen(out);
+	for (; *name && n + 3 < cap; name++) {
+		if (*name == '"' || *name == '\'')
+			out[n++] = *name;
+		out[n++] = *name;
+	}
+	out[n] = '\0';
+}
+
+int fan_copy_columns_start(struct relay_link *l, struct fan *f, const char *sql, size_t len)
+{
+	const struct router_copy_spec *spec = l->router->copy_spec;
+	const struct router_table *t = NULL;
+	for (int i = 0; i < l->router->schema->n_tables; i++)
+		if (l->router->schema->tables[i].name == spec->table)
+			t = &l->router->schema->tables[i];
+	char q[512] = "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = '";
+	if (t && t->schema) {
+		strcat(q, "\"");
+		append_quoted(q, sizeof(q) - 80, t->schema);
+		strcat(q, "\".");
+	}
+	strcat(q, "\"");
+	append_quoted(q, sizeof(q) - 80, spec->table);
+	strcat(q, "\"'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum");
+	f->copy_sql = strndup(sql, len);
+	if (!f->copy_sql || fan_send_query(&f->src[0], q) != 0)
+		return -1;
+	f->phase = PH_COLUMNS;
+	f->phase_done = false;
+	f->src[0].phase_wait = true;
+	conn_flush_tx(&f->src[0].leg->server->c);
+	return 0;
+}
+
+int fan_copy_column(struct fan *f, const uint8_t *name, size_t len)
+{
+	char **v = realloc(f->col_names, (size_t)(f->n_cols + 1) * sizeof(*v));
+	if (!v)
+		return -1;
+	f->col_names = v;
+	if (!(v[f->n_cols] = strndup((const char *)name, len)))
+		return -1;
+	f->n_cols++;
+	return 0;
+}
+
+/* Our own error for the client; the transaction opened for the COPY ends. */
+static bool columns_failed(struct relay_link *l, struct fan *f, const char *code, const char *msg)
+{
+	uint8_t buf[600];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	proto_build_error(&wr, "ERROR", code, msg);
+	free(f->err);
+	f->err = malloc(wr.len);
+	if (!f->err) {
+		l->ops->failed(l, "53200", "out of memory");
+		return false;
+	}
+	memcpy(f->err, wr.p, wr.len);
+	f->err_len = (uint32_t)wr.len;
+	f->failed = true;
+	f->phase = PH_NONE;
+	return route_fan_pump(l);
+}
+
+bool fan_copy_columns_done(struct relay_link *l, struct fan *f)
+{
+	char code[6], msg[300];
+	struct fan_src *s0 = &f->src[0];
+	if (s0->phase_code[0])
+		return columns_failed(l, f, s0->phase_code, s0->phase_msg);
+	if (router_copy_set_columns(l->router->copy_spec, f->n_cols,
+				    (const char *const *)f->col_names, code, msg, sizeof(msg))
+	    != 0)
+		return columns_failed(l, f, code, msg);
+	f->splitter = router_copy_splitter_new(l->router->copy_spec);
+	if (!f->splitter) {
+		l->ops->failed(l, "53200", "out of memory");
+		return false;
+	}
+	for (int i = 0; i < f->n; i++) {
+		struct fan_src *s = &f->src[i];
+		if (fan_send_query(s, f->copy_sql) != 0) {
+			l->ops->failed(l, "53200", "out of memory");
+			return false;
+		}
+		s->leg->expect_ready--; /* fan_send_query counted it: the unit's own */
+		s->ready_left++;
+		s->leg->expect_ready++;
+		conn_flush_tx(&s->leg->server->c);
+	}
+	f->phase = PH_NONE;
+	return route_fan_pump(l);
+}

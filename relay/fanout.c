@@ -46,6 +46,10 @@ void route_fan_free(struct relay_link *l)
 	router_merger_free(f->merger);
 	router_copy_splitter_free(f->splitter);
 	free(f->copy_err);
+	free(f->copy_sql);
+	for (int i = 0; i < f->n_cols; i++)
+		free(f->col_names[i]);
+	free(f->col_names);
 	free(f->err);
 	free(f);
 	l->router->fan = NULL;
@@ -353,7 +357,8 @@ void route_fan_start(struct relay_link *l, uint64_t want)
 	r->state = ROUTE_FAN;
 	/* a write outside a transaction gets one of its own, on every shard */
 	f->wrap = r->unit.writes && !r->unit.no_tx_block && route_tx_status(l) == 'I' && n > 1;
-	if (r->copy_spec) {
+	bool ask_columns = r->copy_spec && r->copy_spec->n_fields < 0;
+	if (r->copy_spec && !ask_columns) {
 		f->splitter = router_copy_splitter_new(r->copy_spec);
 		if (!f->splitter)
 			goto oom;
@@ -399,7 +404,7 @@ void route_fan_start(struct relay_link *l, uint64_t want)
 				goto oom;
 			s->skip_ready++;
 		}
-		int rc = f->end == FAN_END_NONE ? send_unit(l, s) : 0;
+		int rc = f->end == FAN_END_NONE && !ask_columns ? send_unit(l, s) : 0;
 		if (rc == -2) {
 			l->ops->failed(l, "08P01", "invalid message in an extended-protocol batch");
 			return;
@@ -407,6 +412,11 @@ void route_fan_start(struct relay_link *l, uint64_t want)
 		if (rc != 0)
 			goto oom;
 		conn_flush_tx(&s->leg->server->c);
+	}
+	if (ask_columns) {
+		const uint8_t *q = l->client->rx + l->client->rx_start + 5;
+		if (fan_copy_columns_start(l, f, (const char *)q, strlen((const char *)q)) != 0)
+			goto oom;
 	}
 	l->client->rx_start += r->unit.len;
 	l->client->scan_pos = l->client->rx_start;

@@ -8,6 +8,18 @@
 #include "relay/route.h"
 #include "router/router.h"
 
+/* The hidden queries a fan-out runs around its unit (twophase.c, copy.c). */
+enum phase {
+	PH_NONE,
+	PH_XID,             /* coordinator: its transaction id */
+	PH_PREPARE,         /* the others: PREPARE TRANSACTION */
+	PH_COMMIT,          /* coordinator: COMMIT (the decision) */
+	PH_COMMIT_PREPARED, /* the others: COMMIT PREPARED */
+	PH_ROLLBACK,        /* every shard still in the transaction: undone */
+	PH_DONE,
+	PH_COLUMNS, /* COPY without a column list: the table's columns, asked first */
+};
+
 /* A reply other than a row, kept until every shard has given its own. */
 struct fan_step {
 	uint8_t type; /* 'M': the merged rows of a statement stand here */
@@ -58,6 +70,9 @@ struct fan {
 	bool copy_dropping; /* ...which PgCrab refused: dropped until CopyDone/CopyFail */
 	bool copy_out;      /* COPY TO: the client has had its CopyOutResponse */
 	uint8_t *copy_err;  /* PgCrab's own error for the COPY, in place of the shards' */
+	char *copy_sql;     /* COPY without a column list: sent once the columns are known */
+	char **col_names;   /* ...which arrive here */
+	int n_cols;
 	uint32_t copy_err_len;
 	char gid_base[96];
 	int n;
@@ -72,6 +87,12 @@ int fan_finish(struct relay_link *l, struct fan *f, const uint8_t *tag_msg, size
 /* copy.c: the client's COPY messages, while f->copy_in. 0, -1 out of
  * memory, -2 a broken message. */
 int fan_copy_pump(struct relay_link *l, struct fan *f);
+/* COPY into a sharded table without a column list: asks source 0 for the
+ * table's columns (PH_COLUMNS); each arrives through fan_copy_column, and
+ * fan_copy_columns_done sends the COPY to every shard (or fails it). */
+int fan_copy_columns_start(struct relay_link *l, struct fan *f, const char *sql, size_t len);
+int fan_copy_column(struct fan *f, const uint8_t *name, size_t len);
+bool fan_copy_columns_done(struct relay_link *l, struct fan *f);
 
 /* twophase.c */
 int fan_phase_msg(struct relay_link *l, struct fan *f, int si, uint8_t type, const uint8_t *msg,

@@ -62,13 +62,6 @@ static int plan_copy(struct relay_router *r, const char *sql, size_t len, char *
 		return -1;
 	}
 	int rc = router_copy_plan(r->schema, sql, len, spec, code, msg, sizeof(msg));
-	if (rc == 1 && spec->n_fields < 0) {
-		rc = -1;
-		snprintf(code, sizeof(code), "0A000");
-		snprintf(msg, sizeof(msg),
-			 "COPY into sharded table \"%s\" needs a column list that names its key",
-			 spec->table ? spec->table : "?");
-	}
 	if (rc == 1) {
 		r->copy_spec = spec;
 		return 1;

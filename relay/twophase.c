@@ -20,15 +20,6 @@
 #include "relay/fanout.h"
 #include "relay/route.h"
 
-enum phase {
-	PH_NONE,
-	PH_XID,             /* coordinator: its transaction id */
-	PH_PREPARE,         /* the others: PREPARE TRANSACTION */
-	PH_COMMIT,          /* coordinator: COMMIT (the decision) */
-	PH_COMMIT_PREPARED, /* the others: COMMIT PREPARED */
-	PH_ROLLBACK,        /* every shard still in the transaction: undone */
-	PH_DONE,
-};
 
 /* ---- the phases --------------------------------------------------------- */
 
@@ -67,6 +58,8 @@ int fan_phase_msg(struct relay_link *l, struct fan *f, int si, uint8_t type, con
 			break;
 		int32_t n = proto_get_i32(&rd);
 		const uint8_t *v = n > 0 ? proto_get_bytes(&rd, (size_t)n) : NULL;
+		if (f->phase == PH_COLUMNS && s->skip_ready == 0)
+			return v ? fan_copy_column(f, v, (size_t)n) : 0;
 		if (v && (size_t)n < sizeof(s->phase_value)) {
 			memcpy(s->phase_value, v, (size_t)n);
 			s->phase_value[n] = '\0';
@@ -276,6 +269,8 @@ bool fan_phase_next(struct relay_link *l, struct fan *f)
 		return phases_over(l, f, true);
 	case PH_ROLLBACK:
 		return phases_over(l, f, false);
+	case PH_COLUMNS:
+		return fan_copy_columns_done(l, f);
 	default:
 		return false;
 	}
