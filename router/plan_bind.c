@@ -59,6 +59,23 @@ static int column_hash(const struct router_key_src *src, int n, const uint8_t *c
 	return 1;
 }
 
+/* The shard of one key; -1 (err set) when a value is not valid input. */
+static int key_shard(const struct router_key *key, int n_shards, int n,
+		     const uint8_t *const *values, const int32_t *lengths, const int16_t *formats,
+		     char *err, size_t errlen)
+{
+	uint64_t row = 0, h;
+
+	for (int c = 0; c < key->n_cols; c++) {
+		int rc = column_hash(&key->cols[c], n, values, lengths, formats, &h, err, errlen);
+		if (rc < 0)
+			return -1;
+		if (rc > 0) /* NULLs are skipped */
+			row = router_hash_combine(row, h);
+	}
+	return router_hash_shard(row, n_shards);
+}
+
 int router_bind_shards(const struct router_plan *p, int n_shards, int n,
 		       const uint8_t *const *values, const int32_t *lengths, const int16_t *formats,
 		       uint64_t *out, char *err, size_t errlen)
@@ -70,24 +87,34 @@ int router_bind_shards(const struct router_plan *p, int n_shards, int n,
 		return 0;
 	}
 	for (int k = 0; k < p->n_keys; k++) {
-		const struct router_key *key = &p->keys[k];
-		uint64_t row = 0, h;
-
-		for (int c = 0; c < key->n_cols; c++) {
-			int rc = column_hash(&key->cols[c], n, values, lengths, formats, &h, err,
-					     errlen);
-			if (rc < 0)
-				return -1;
-			if (rc > 0) /* NULLs are skipped */
-				row = router_hash_combine(row, h);
-		}
-		mask |= UINT64_C(1) << router_hash_shard(row, n_shards);
+		int s = key_shard(&p->keys[k], n_shards, n, values, lengths, formats, err, errlen);
+		if (s < 0)
+			return -1;
+		mask |= UINT64_C(1) << s;
 	}
 	if (!mask) /* no key at all: any one shard answers */
 		mask = 1;
-	/* the plan's message: why it cannot go to several shards */
+	/* the plan's message: why it cannot go to several shards (a
+	 * multi-row INSERT without one is split by the relay) */
 	if (__builtin_popcountll(mask) > 1 && p->message)
 		return fail(p->sqlstate, err, errlen, "%s", p->message);
 	*out = mask;
+	return 0;
+}
+
+int router_bind_rows(const struct router_plan *p, int n_shards, int n, const uint8_t *const *values,
+		     const int32_t *lengths, const int16_t *formats, int *row_shard, char *err,
+		     size_t errlen)
+{
+	/* plan_insert makes one key per row, in the rows' order */
+	if (p->route != ROUTER_BIND || p->insert_rows < 1 || p->n_keys != p->insert_rows)
+		return fail("XX000", err, errlen,
+			    "internal error: the rows of a statement that is not a multi-row "
+			    "INSERT with parameters");
+	for (int r = 0; r < p->insert_rows; r++)
+		if ((row_shard[r] = key_shard(&p->keys[r], n_shards, n, values, lengths, formats,
+					      err, errlen))
+		    < 0)
+			return -1;
 	return 0;
 }

@@ -5,6 +5,7 @@
  * ON CONFLICT and RETURNING stay). A key the router cannot see (no column
  * list, a column left out, DEFAULT, an expression, INSERT ... SELECT) is
  * refused: the row's shard would be a guess. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +14,7 @@
 
 #include "router/plan_tree.h"
 
-/* The text of one statement, or NULL (out of memory, or libpg_query could
- * not deparse it: *failed). */
-static char *deparse(const PgQuery__Node *stmt, bool *failed)
+char *plan_deparse(const PgQuery__Node *stmt, bool *failed)
 {
 	PgQuery__RawStmt raw = PG_QUERY__RAW_STMT__INIT;
 	PgQuery__RawStmt *stmts[1] = { &raw };
@@ -73,7 +72,7 @@ static int split(const PgQuery__Node *n, PgQuery__SelectStmt *values, const int 
 			continue;
 		values->values_lists = mine;
 		values->n_values_lists = k;
-		b->plan.split[s] = deparse(n, &failed);
+		b->plan.split[s] = plan_deparse(n, &failed);
 		values->values_lists = all;
 		values->n_values_lists = n_all;
 		if (!b->plan.split[s])
@@ -84,6 +83,65 @@ static int split(const PgQuery__Node *n, PgQuery__SelectStmt *values, const int 
 	}
 	free(mine);
 	return rc;
+}
+
+/* What a Bind whose rows land on several shards gets, when they cannot
+ * be split: router_bind_shards refuses with it. -1 out of memory. */
+static int bind_refusal(struct plan_box *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int bind_refusal(struct plan_box *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	memcpy(b->plan.sqlstate, "0A000", 6);
+	free(b->plan.message);
+	va_start(ap, fmt);
+	n = vasprintf(&b->plan.message, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		b->plan.message = NULL;
+	return n < 0 ? -1 : 0;
+}
+
+/* A multi-row INSERT whose keys come with each Bind: the rows' shards are
+ * known only then, so the plan keeps the statement's tree (packed, to
+ * unpack afresh for each cut: router_insert_subset). It is deparsed once
+ * here, so that a statement the deparser cannot print is refused at every
+ * Bind that needs a split, never half sent. */
+static int keep_for_split(const struct router_schema *schema, const PgQuery__Node *n,
+			  const struct router_table *tab, size_t n_rows, bool multi,
+			  struct plan_box *b)
+{
+	bool failed = false;
+	char *text;
+	size_t len;
+
+	b->plan.insert_rows = (int)n_rows;
+	if (multi)
+		return bind_refusal(b,
+				    "a multi-row INSERT whose rows go to several shards must "
+				    "be sent alone, not with other statements");
+	if (schema->refuse_cross_writes)
+		return bind_refusal(
+			b,
+			"cross-shard write refused (cross_shard_writes = error): the rows "
+			"of this INSERT into \"%s\" go to several shards; send one INSERT "
+			"per shard",
+			tab->name);
+	if (!(text = plan_deparse(n, &failed)))
+		return failed ? bind_refusal(b,
+					     "this multi-row INSERT cannot be split between "
+					     "shards: send its rows in one INSERT per shard")
+			      : -1;
+	free(text);
+	len = pg_query__node__get_packed_size(n);
+	if (!(b->plan.insert_tree = malloc(len ? len : 1)))
+		return -1;
+	pg_query__node__pack(n, b->plan.insert_tree);
+	b->plan.insert_tree_len = len;
+	return 0;
 }
 
 static int refuse_key(const struct router_table *t, struct plan_box *b, const char *why)
@@ -186,13 +244,8 @@ int plan_insert(const struct router_schema *schema, const void *insert_stmt, int
 	b->hintable = false;
 	if (ks.has_param) {
 		plan_keys_route(&ks, &b->plan);
-		if (n_rows > 1) {
-			memcpy(b->plan.sqlstate, "0A000", 6);
-			b->plan.message = strdup(
-				"a multi-row INSERT with parameters whose rows go to different shards "
-				"cannot be sent as one statement: send one INSERT per shard");
-			rc = b->plan.message ? 0 : -1;
-		}
+		if (n_rows > 1)
+			rc = keep_for_split(schema, n, tab, n_rows, multi, b);
 		goto out;
 	}
 	plan_keys_route(&ks, &b->plan);

@@ -53,6 +53,10 @@ void plan_key_names(const struct router_table *t, char *out, size_t size);
 /* Frees the literals of key k's first n columns. */
 void plan_keys_free_one(struct router_key *k, int n);
 
+/* plan_insert.c: the text of one statement (a PgQuery__Node), or NULL:
+ * out of memory, or libpg_query could not deparse it (*failed). */
+char *plan_deparse(const PgQuery__Node *stmt, bool *failed);
+
 /* ---- plan_walk.c and plan_keys.c: one statement's sharded tables and keys */
 
 /* The names of the WITH queries in view: a list shared by the scopes

@@ -268,6 +268,13 @@ struct router_plan {
 	/* ROUTER_REFUSE */
 	char sqlstate[6];
 	char *message;
+	/* (added by helper H) a ROUTER_BIND plan of a multi-row INSERT ...
+	 * VALUES: its row count (keys[r] is row r's key), else 0; and its
+	 * tree, packed, which router_insert_subset cuts into one INSERT per
+	 * shard */
+	int insert_rows;
+	uint8_t *insert_tree;
+	size_t insert_tree_len;
 };
 
 /* The session's routing context: its hints (SET pgcrab.*), NULL/-1 if none. */
@@ -293,7 +300,9 @@ void router_plan_free(struct router_plan *p);
  * text), for n parameters. 0 and *out set, or -1 with "SQLSTATE: message"
  * in err (a value that is not valid input for its key type: 22P02; too
  * few parameters: 08P01; keys on several shards where the plan cannot go
- * to several, e.g. a multi-row INSERT, or cross_shard_* = error: 0A000).
+ * to several, e.g. cross_shard_* = error: 0A000). A multi-row INSERT
+ * (insert_rows > 1) whose rows go to several shards gives their union:
+ * the relay splits it (router_bind_rows, router_insert_subset).
  * A plan that is not ROUTER_BIND gives its .shards (ROUTER_SHARDS) or 0. */
 int router_bind_shards(const struct router_plan *p, int n_shards, int n,
 		       const uint8_t *const *values, const int32_t *lengths, const int16_t *formats,
@@ -302,6 +311,39 @@ int router_bind_shards(const struct router_plan *p, int n_shards, int n,
 /* The shard of one key (values[i] in text form, NULL for SQL NULL). */
 int router_key_shard(int n_cols, const enum router_type *types, const char *const *values,
 		     int n_shards);
+
+/* ---- plan_bind.c and plan_split.c (helper H): a multi-row INSERT with
+ * Bind parameters, split per shard ----------------------------------------
+ *
+ * A multi-row INSERT ... VALUES whose keys are Bind parameters is a
+ * ROUTER_BIND plan with insert_rows > 1. router_bind_shards gives the
+ * union of its rows' shards; when that is several shards (and the plan
+ * has no message, see above: cross_shard_writes = error, or a statement
+ * libpg_query cannot deparse, still refuse), the relay sends each shard
+ * the INSERT with only that shard's rows: router_bind_rows says which
+ * rows, router_insert_subset gives the text and which of the Bind's
+ * parameters it takes. */
+
+/* Each row's shard for one Bind's parameters (the same arrays as
+ * router_bind_shards) into row_shard[0, p->insert_rows). A row whose key
+ * is all NULL goes where router_key_shard puts it (shard 0). 0, or -1
+ * with "SQLSTATE: message" in err (as router_bind_shards; a plan that is
+ * not a multi-row INSERT: XX000). */
+int router_bind_rows(const struct router_plan *p, int n_shards, int n, const uint8_t *const *values,
+		     const int32_t *lengths, const int16_t *formats, int *row_shard, char *err,
+		     size_t errlen);
+
+/* The same INSERT with only the rows where keep[i] (i < p->insert_rows;
+ * at least one), deparsed, its parameters renumbered $1..$k in the order
+ * of their original numbers: *sql (malloc'd) and *param_map (malloc'd,
+ * *n_params entries, NULL when 0: param_map[j] is the original 1-based
+ * number of the new $(j+1), ascending). A parameter used twice, or by
+ * several kept rows, is one entry. Parameters outside the VALUES rows
+ * (RETURNING, ON CONFLICT ... SET x = $9, a WITH) are in every subset;
+ * those only in dropped rows are in none. 0, or -1 (out of memory, no row
+ * kept, not a multi-row INSERT plan) with *sql and *param_map NULL. */
+int router_insert_subset(const struct router_plan *p, const bool *keep, char **sql, int **param_map,
+			 int *n_params);
 
 /* ---- plan.c additions (helper B): the cache and its statistics ------------
  *

@@ -1,7 +1,8 @@
 /* router/plan.c: a table of statements and their routes (each kind of
  * statement, each shape of key: =, IN, casts, negatives, NULL, $n,
  * multi-column keys, joins, subqueries, CTEs, schema-qualified and quoted
- * names), INSERT (one shard, split, Bind, the refusals), the hints in
+ * names), INSERT (one shard, split, Bind, the refusals; the split of a
+ * Bind's rows is test_router_split.c's), the hints in
  * comments and in the session, strings of several statements,
  * cross_shard_* = error, router_bind_shards in text and binary, and the
  * cache. The expected shards are computed with router_key_shard, so the
@@ -669,17 +670,25 @@ static void test_bind(void **state)
 	}
 	router_plan_free(p);
 
-	/* a multi-row INSERT: one shard fine, several refused */
+	/* a multi-row INSERT: one shard, or several that the relay splits
+	 * (test_router_split.c); cross_shard_writes = error refuses those */
 	p = plan("INSERT INTO accounts (id) VALUES ($1), ($2)");
 	assert_int_equal(p->route, ROUTER_BIND);
 	assert_int_equal(p->n_keys, 2);
+	assert_int_equal(p->insert_rows, 2);
 	v[0] = id_a;
 	v[1] = id_a;
 	assert_int_equal(bind(p, 2, v, NULL, NULL, &out, err), 0);
 	assert_true(out == bit(acc(id_a)));
 	v[1] = id_b;
+	assert_int_equal(bind(p, 2, v, NULL, NULL, &out, err), 0);
+	assert_true(out == (bit(acc(id_a)) | bit(acc(id_b))));
+	router_plan_free(p);
+	p = plan_ctx(&strict, &no_ctx, "INSERT INTO accounts (id) VALUES ($1), ($2)");
+	assert_int_equal(p->route, ROUTER_BIND);
 	assert_int_equal(bind(p, 2, v, NULL, NULL, &out, err), -1);
 	assert_memory_equal(err, "0A000: ", 7);
+	assert_non_null(strstr(err, "cross_shard_writes"));
 	router_plan_free(p);
 
 	/* cross_shard_writes = error, known only at Bind */
