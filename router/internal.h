@@ -169,10 +169,10 @@ int plan_statement(const struct router_schema *schema, const void *stmt, const c
 		   size_t len, bool multi, struct plan_box *b);
 
 /* plan_insert.c: INSERT into sharded table t (its index in the schema);
- * insert_stmt is its PgQuery__Node. multi: as for plan_statement (rows
- * for several shards are refused, not split). */
-int plan_insert(const struct router_schema *schema, const void *insert_stmt, int t, bool multi,
-		struct plan_box *b);
+ * insert_stmt is its PgQuery__Node, sql[0, len) its text. multi: as for
+ * plan_statement (rows for several shards are refused, not split). */
+int plan_insert(const struct router_schema *schema, const void *insert_stmt, const char *sql,
+		size_t len, int t, bool multi, struct plan_box *b);
 
 /* plan_stmt.c: "2" -> 2 when it is a shard of n_shards, else -1. */
 int plan_shard_number(const char *s, int n_shards);

@@ -87,7 +87,7 @@ static void clear(struct router_plan *p)
 	free(p->split);
 	free(p->set_value);
 	free(p->message);
-	free(p->insert_tree);
+	free(p->insert_split);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -187,11 +187,9 @@ struct router_plan *plan_copy(const struct router_plan *p)
 	c->shard_sql = c->set_value = c->message = NULL;
 	c->merge = NULL;
 	c->split = NULL;
-	c->insert_tree = NULL;
-	if (p->insert_tree) {
-		if (!(c->insert_tree = dup_mem(p->insert_tree, p->insert_tree_len)))
-			goto oom;
-	}
+	c->insert_split = NULL;
+	if (p->insert_split && !(c->insert_split = dup_mem(p->insert_split, p->insert_split_len)))
+		goto oom;
 	if (p->n_keys > 0) {
 		if (!(c->keys = dup_mem(p->keys, (size_t)p->n_keys * sizeof(*p->keys))))
 			goto oom;

@@ -14,7 +14,9 @@
 
 #include "router/plan_tree.h"
 
-char *plan_deparse(const PgQuery__Node *stmt, bool *failed)
+/* The text of one statement, or NULL (out of memory, or libpg_query could
+ * not deparse it: *failed). */
+static char *deparse(const PgQuery__Node *stmt, bool *failed)
 {
 	PgQuery__RawStmt raw = PG_QUERY__RAW_STMT__INIT;
 	PgQuery__RawStmt *stmts[1] = { &raw };
@@ -72,7 +74,7 @@ static int split(const PgQuery__Node *n, PgQuery__SelectStmt *values, const int 
 			continue;
 		values->values_lists = mine;
 		values->n_values_lists = k;
-		b->plan.split[s] = plan_deparse(n, &failed);
+		b->plan.split[s] = deparse(n, &failed);
 		values->values_lists = all;
 		values->n_values_lists = n_all;
 		if (!b->plan.split[s])
@@ -106,19 +108,17 @@ static int bind_refusal(struct plan_box *b, const char *fmt, ...)
 }
 
 /* A multi-row INSERT whose keys come with each Bind: the rows' shards are
- * known only then, so the plan keeps the statement's tree (packed, to
- * unpack afresh for each cut: router_insert_subset). It is deparsed once
- * here, so that a statement the deparser cannot print is refused at every
- * Bind that needs a split, never half sent. */
+ * known only then, so the plan keeps what cutting it takes (plan_split.c:
+ * the text, where its rows and parameters are). A statement whose text
+ * cannot be cut is refused at every Bind that would need a cut, never
+ * half sent. */
 static int keep_for_split(const struct router_schema *schema, const PgQuery__Node *n,
-			  const struct router_table *tab, size_t n_rows, bool multi,
-			  struct plan_box *b)
+			  const PgQuery__SelectStmt *values, const char *sql, size_t len,
+			  const struct router_table *tab, bool multi, struct plan_box *b)
 {
-	bool failed = false;
-	char *text;
-	size_t len;
+	int rc;
 
-	b->plan.insert_rows = (int)n_rows;
+	b->plan.insert_rows = (int)values->n_values_lists;
 	if (multi)
 		return bind_refusal(b,
 				    "a multi-row INSERT whose rows go to several shards must "
@@ -130,18 +130,12 @@ static int keep_for_split(const struct router_schema *schema, const PgQuery__Nod
 			"of this INSERT into \"%s\" go to several shards; send one INSERT "
 			"per shard",
 			tab->name);
-	if (!(text = plan_deparse(n, &failed)))
-		return failed ? bind_refusal(b,
-					     "this multi-row INSERT cannot be split between "
-					     "shards: send its rows in one INSERT per shard")
-			      : -1;
-	free(text);
-	len = pg_query__node__get_packed_size(n);
-	if (!(b->plan.insert_tree = malloc(len ? len : 1)))
-		return -1;
-	pg_query__node__pack(n, b->plan.insert_tree);
-	b->plan.insert_tree_len = len;
-	return 0;
+	rc = plan_split_prepare(n, values, sql, len, &b->plan);
+	if (rc > 0)
+		return bind_refusal(b,
+				    "this multi-row INSERT cannot be split between shards: "
+				    "send its rows in one INSERT per shard");
+	return rc;
 }
 
 static int refuse_key(const struct router_table *t, struct plan_box *b, const char *why)
@@ -157,8 +151,8 @@ static int refuse_key(const struct router_table *t, struct plan_box *b, const ch
 /* out of memory, or refused */
 #define STOP (rc != 0 || b->plan.route == ROUTER_REFUSE)
 
-int plan_insert(const struct router_schema *schema, const void *insert_stmt, int t, bool multi,
-		struct plan_box *b)
+int plan_insert(const struct router_schema *schema, const void *insert_stmt, const char *sql,
+		size_t len, int t, bool multi, struct plan_box *b)
 {
 	const PgQuery__Node *n = insert_stmt;
 	const PgQuery__InsertStmt *ins = n->insert_stmt;
@@ -245,7 +239,7 @@ int plan_insert(const struct router_schema *schema, const void *insert_stmt, int
 	if (ks.has_param) {
 		plan_keys_route(&ks, &b->plan);
 		if (n_rows > 1)
-			rc = keep_for_split(schema, n, tab, n_rows, multi, b);
+			rc = keep_for_split(schema, n, values, sql, len, tab, multi, b);
 		goto out;
 	}
 	plan_keys_route(&ks, &b->plan);

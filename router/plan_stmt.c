@@ -206,8 +206,8 @@ oom:
 	return -1;
 }
 
-static int plan_insert_stmt(const struct router_schema *schema, const PgQuery__Node *n, bool multi,
-			    struct plan_box *b)
+static int plan_insert_stmt(const struct router_schema *schema, const PgQuery__Node *n,
+			    const char *sql, size_t len, bool multi, struct plan_box *b)
 {
 	const PgQuery__InsertStmt *ins = n->insert_stmt;
 	int t = plan_table_of(schema, ins->relation);
@@ -235,7 +235,7 @@ static int plan_insert_stmt(const struct router_schema *schema, const PgQuery__N
 		b->plan.replicated = true; /* an unsharded table: the same rows everywhere */
 		rc = 0;
 	} else {
-		rc = plan_insert(schema, n, t, multi, b);
+		rc = plan_insert(schema, n, sql, len, t, multi, b);
 	}
 	plan_walk_free(&w);
 	return rc;
@@ -535,7 +535,7 @@ int plan_statement(const struct router_schema *schema, const void *stmt, const c
 	case PG_QUERY__NODE__NODE_DELETE_STMT:
 		return plan_rows(schema, n, sql, len, multi, b);
 	case PG_QUERY__NODE__NODE_INSERT_STMT:
-		return plan_insert_stmt(schema, n, multi, b);
+		return plan_insert_stmt(schema, n, sql, len, multi, b);
 	case PG_QUERY__NODE__NODE_MERGE_STMT: {
 		/* its source rows may sit on other shards than its target's */
 		int t = plan_table_of(schema, n->merge_stmt->relation);

@@ -53,9 +53,12 @@ void plan_key_names(const struct router_table *t, char *out, size_t size);
 /* Frees the literals of key k's first n columns. */
 void plan_keys_free_one(struct router_key *k, int n);
 
-/* plan_insert.c: the text of one statement (a PgQuery__Node), or NULL:
- * out of memory, or libpg_query could not deparse it (*failed). */
-char *plan_deparse(const PgQuery__Node *stmt, bool *failed);
+/* plan_split.c: what router_insert_subset needs of a multi-row INSERT
+ * (stmt, its VALUES values, its text sql[0, len)), into p->insert_split.
+ * 0; 1 when the text cannot be cut by rows (the plan should refuse a
+ * split); -1 out of memory. */
+int plan_split_prepare(const PgQuery__Node *stmt, const PgQuery__SelectStmt *values,
+		       const char *sql, size_t len, struct router_plan *p);
 
 /* ---- plan_walk.c and plan_keys.c: one statement's sharded tables and keys */
 

@@ -270,11 +270,11 @@ struct router_plan {
 	char *message;
 	/* (added by helper H) a ROUTER_BIND plan of a multi-row INSERT ...
 	 * VALUES: its row count (keys[r] is row r's key), else 0; and its
-	 * tree, packed, which router_insert_subset cuts into one INSERT per
-	 * shard */
+	 * text with where its rows and parameters are (plan_split.c's, one
+	 * block), which router_insert_subset cuts into one INSERT per shard */
 	int insert_rows;
-	uint8_t *insert_tree;
-	size_t insert_tree_len;
+	uint8_t *insert_split;
+	size_t insert_split_len;
 };
 
 /* The session's routing context: its hints (SET pgcrab.*), NULL/-1 if none. */

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <pg_query.h>
+
 #include "router/internal.h"
 
 static const struct router_table tables[] = {
@@ -55,6 +57,11 @@ static void check_subset(const struct router_plan *p, const char *keep_str, cons
 		keep[i] = keep_str[i] == '1';
 	assert_int_equal(router_insert_subset(p, keep, &sql, &map, &n), 0);
 	assert_string_equal(sql, want);
+	{ /* and it is SQL */
+		PgQueryParseResult r = pg_query_parse(sql);
+		assert_null(r.error);
+		pg_query_free_parse_result(r);
+	}
 	assert_int_equal(n, n_want);
 	for (int j = 0; j < n; j++)
 		assert_int_equal(map[j], want_map[j]);
@@ -120,6 +127,39 @@ static void test_subsets(void **state)
 		     (const int[]){ 2, 3 }, 2);
 	router_plan_free(p);
 
+	/* the client's text is cut, not rewritten: comments, casts, strings
+	 * and dollar quotes that look like parameters or parentheses, a WITH
+	 * with VALUES of its own, expressions in other columns; rows are joined
+	 * by ", " (the text is the statement's own: a ';' after it is not) */
+	p = plan("/* app */ WITH v(x) AS (VALUES ($9), ('(')) INSERT INTO  accounts (id, note, n)\n"
+		 "VALUES ($1::int8, '$2 ) (', ($2 + 1) * 2) -- first\n,\n($3, $$ $1 ), $$, "
+		 "(SELECT max(x) FROM v WHERE x <> $1)), /* c */ (-5, E'\\'$4', $4)\n"
+		 "ON CONFLICT (id) DO NOTHING RETURNING id, $10;");
+	assert_int_equal(p->route, ROUTER_BIND);
+	assert_int_equal(p->insert_rows, 3);
+	assert_null(p->message);
+	check_subset(
+		p, "101",
+		"/* app */ WITH v(x) AS (VALUES ($4), ('(')) INSERT INTO  accounts (id, note, n)\n"
+		"VALUES ($1::int8, '$2 ) (', ($2 + 1) * 2), (-5, E'\\'$4', $3)\n"
+		"ON CONFLICT (id) DO NOTHING RETURNING id, $5",
+		(const int[]){ 1, 2, 4, 9, 10 }, 5);
+	check_subset(
+		p, "010",
+		"/* app */ WITH v(x) AS (VALUES ($3), ('(')) INSERT INTO  accounts (id, note, n)\n"
+		"VALUES ($2, $$ $1 ), $$, (SELECT max(x) FROM v WHERE x <> $1))\n"
+		"ON CONFLICT (id) DO NOTHING RETURNING id, $4",
+		(const int[]){ 1, 3, 9, 10 }, 4);
+	router_plan_free(p);
+
+	/* a column named values, and the statement in parentheses */
+	p = plan("INSERT INTO accounts (values, id) (VALUES ('a', $1), ('b', $2), ('c', $3))");
+	assert_int_equal(p->route, ROUTER_BIND);
+	assert_null(p->message);
+	check_subset(p, "011", "INSERT INTO accounts (values, id) (VALUES ('b', $1), ('c', $2))",
+		     (const int[]){ 2, 3 }, 2);
+	router_plan_free(p);
+
 	/* a row with no parameter at all keeps its literal */
 	p = plan("INSERT INTO accounts (id) VALUES (7), ($1)");
 	assert_int_equal(p->insert_rows, 2);
@@ -146,7 +186,7 @@ static void test_subset_replans(void **state)
 	q = plan(text);
 	assert_int_equal(q->route, ROUTER_BIND);
 	assert_int_equal(q->insert_rows, 2);
-	assert_non_null(q->insert_tree);
+	assert_non_null(q->insert_split);
 	for (int r = 0; r < 2; r++) {
 		const struct router_key *want = &p->keys[r + 1], *got = &q->keys[r];
 		assert_int_equal(got->n_cols, want->n_cols);
@@ -355,7 +395,7 @@ static void test_refusals(void **state)
 	p = plan("INSERT INTO accounts (id) VALUES ($1)");
 	assert_int_equal(p->route, ROUTER_BIND);
 	assert_int_equal(p->insert_rows, 0);
-	assert_null(p->insert_tree);
+	assert_null(p->insert_split);
 	assert_int_equal(router_bind_rows(p, 4, 1, values, lengths, NULL, row_shard, err,
 					  sizeof(err)),
 			 -1);
