@@ -2,9 +2,11 @@
  * INSERT names. Rows that all land on one shard go there as they are;
  * rows for several shards are split, each shard getting the INSERT with
  * only its rows (deparsed from the tree with the other rows taken out, so
- * ON CONFLICT and RETURNING stay). A key the router cannot see (no column
- * list, a column left out, DEFAULT, an expression, INSERT ... SELECT) is
- * refused: the row's shard would be a guess. */
+ * ON CONFLICT and RETURNING stay); with Bind parameters the shards are
+ * known at each Bind, and the relay cuts the text then (plan_split.c).
+ * A key the router cannot see (no column list, a column left out,
+ * DEFAULT, an expression, INSERT ... SELECT) is refused: the row's shard
+ * would be a guess. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

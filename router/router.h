@@ -318,8 +318,8 @@ int router_key_shard(int n_cols, const enum router_type *types, const char *cons
  * A multi-row INSERT ... VALUES whose keys are Bind parameters is a
  * ROUTER_BIND plan with insert_rows > 1. router_bind_shards gives the
  * union of its rows' shards; when that is several shards (and the plan
- * has no message, see above: cross_shard_writes = error, or a statement
- * libpg_query cannot deparse, still refuse), the relay sends each shard
+ * has no message, see above: cross_shard_writes = error, or a text whose
+ * rows the lexer could not find, still refuse), the relay sends each shard
  * the INSERT with only that shard's rows: router_bind_rows says which
  * rows, router_insert_subset gives the text and which of the Bind's
  * parameters it takes. */
@@ -334,8 +334,10 @@ int router_bind_rows(const struct router_plan *p, int n_shards, int n, const uin
 		     size_t errlen);
 
 /* The same INSERT with only the rows where keep[i] (i < p->insert_rows;
- * at least one), deparsed, its parameters renumbered $1..$k in the order
- * of their original numbers: *sql (malloc'd) and *param_map (malloc'd,
+ * at least one): the client's text (the statement's, without a ';' after
+ * it) with the other rows cut out and the kept ones joined by ", ", its
+ * parameters renumbered $1..$k in the order of their original numbers
+ * (only the $n tokens change): *sql (malloc'd) and *param_map (malloc'd,
  * *n_params entries, NULL when 0: param_map[j] is the original 1-based
  * number of the new $(j+1), ascending). A parameter used twice, or by
  * several kept rows, is one entry. Parameters outside the VALUES rows
