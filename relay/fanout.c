@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/proto.h"
+#include "relay/bind.h"
 #include "relay/fanout.h"
 #include "relay/route.h"
 
@@ -147,6 +148,70 @@ static int parse_named(struct relay_link *l, struct fan_src *s, const struct stm
 	return rc;
 }
 
+/* One shard's part of a multi-row INSERT split at its Bind. */
+struct split_part {
+	char *sql; /* its rows only, parameters renumbered */
+	int *map;  /* the original number of each new parameter */
+	int n_map;
+	bool named;  /* the bound statement is a named one */
+	bool parsed; /* its Parse went out in this unit */
+};
+
+static int split_part_make(struct relay_link *l, int shard, struct split_part *sp)
+{
+	struct relay_router *r = l->router;
+	const struct router_plan *p = r->split_plan ? r->split_plan : r->plan;
+	sp->named = r->split_plan != NULL;
+	bool *keep = calloc((size_t)p->insert_rows + 1, sizeof(*keep));
+	if (!keep)
+		return -1;
+	for (int i = 0; i < p->insert_rows; i++)
+		keep[i] = r->split_rows[i] == shard;
+	int rc = router_insert_subset(p, keep, &sp->sql, &sp->map, &sp->n_map);
+	free(keep);
+	return rc;
+}
+
+static void split_part_clear(struct split_part *sp)
+{
+	free(sp->sql);
+	free(sp->map);
+	memset(sp, 0, sizeof(*sp));
+}
+
+/* The subset's Parse, its parameter types taken from the original's
+ * (types: the Parse body after the query: int16 n, int32 oids[n]). */
+static int split_queue_parse(struct conn *sc, const struct split_part *sp, const uint8_t *types,
+			     size_t types_len)
+{
+	int n_types = types_len >= 2 ? (types[0] << 8) | types[1] : 0;
+	uint8_t *t = malloc(2 + 4 * (size_t)sp->n_map);
+	if (!t)
+		return -1;
+	t[0] = (uint8_t)(sp->n_map >> 8);
+	t[1] = (uint8_t)sp->n_map;
+	for (int j = 0; j < sp->n_map; j++) {
+		int i = sp->map[j] - 1;
+		if (i < n_types && types_len >= 2 + 4 * (size_t)(i + 1))
+			memcpy(t + 2 + 4 * j, types + 2 + 4 * i, 4);
+		else
+			memset(t + 2 + 4 * j, 0, 4);
+	}
+	int rc = queue_parse(sc, sp->sql, t, 2 + 4 * (size_t)sp->n_map);
+	free(t);
+	return rc;
+}
+
+/* ...for a named statement prepared in an earlier unit. */
+static int split_queue_parse_stmt(struct conn *sc, const struct split_part *sp,
+				  const struct stmt *st)
+{
+	size_t qlen = strnlen((const char *)st->body, st->len);
+	if (qlen >= st->len)
+		return -1;
+	return split_queue_parse(sc, sp, st->body + qlen + 1, st->len - qlen - 1);
+}
+
 /* The unit's messages for one shard. */
 static int send_unit(struct relay_link *l, struct fan_src *s)
 {
@@ -157,6 +222,11 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 	uint32_t pos = cc->rx_start;
 	char described[8][64];
 	int n_described = 0;
+	/* a multi-row INSERT split by its Bind: this shard's rows only */
+	struct split_part sp = { 0 };
+	if (r->split_rows && split_part_make(l, s->leg->shard, &sp) != 0)
+		goto fail;
+
 	for (int i = 0; i < r->unit.n_msgs; i++) {
 		uint8_t type = cc->rx[pos];
 		uint32_t total = 1 + proto_be32(cc->rx + pos + 1);
@@ -164,8 +234,10 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 		uint32_t blen = total - 5;
 		const uint8_t *z = blen ? memchr(body, '\0', blen) : NULL;
 		int rc = 0;
-		if (type != 'Q' && type != 'S' && type != 'H' && !z)
+		if (type != 'Q' && type != 'S' && type != 'H' && !z) {
+			split_part_clear(&sp);
 			return -2;
+		}
 		switch (type) {
 		case 'Q':
 			rc = queue_msg(sc, 'Q', shard_text(p, s->leg->shard, (const char *)body),
@@ -176,14 +248,26 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 			/* named or not, it is the unnamed statement on the shard */
 			const uint8_t *q = z + 1;
 			const uint8_t *qz = memchr(q, '\0', blen - (uint32_t)(q - body));
-			if (!qz)
+			if (!qz) {
+				split_part_clear(&sp);
 				return -2;
+			}
 			const char *text = body[0] ? (const char *)q
 						   : shard_text(p, s->leg->shard, (const char *)q);
+			if (sp.sql && (body[0] == '\0' || sp.named)) {
+				rc = split_queue_parse(sc, &sp, qz + 1,
+						       blen - (size_t)(qz + 1 - body));
+				if (rc == 0)
+					rc = hide_push(&s->parse_q, false);
+				sp.parsed = true;
+				break;
+			}
 			if (body[0]) {
 				struct stmt *st = stmt_names_find(l->names, (const char *)body);
-				if (st)
-					return parse_named(l, s, st, false);
+				if (st) {
+					rc = parse_named(l, s, st, false);
+					break;
+				}
 			}
 			rc = queue_parse(sc, text, qz + 1, blen - (size_t)(qz + 1 - body));
 			if (rc == 0)
@@ -192,15 +276,39 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 		}
 		case 'B': {
 			const uint8_t *stmt_name = z + 1;
-			const uint8_t *sz = memchr(stmt_name, '\0', blen - (uint32_t)(stmt_name - body));
-			if (!sz)
+			const uint8_t *sz = memchr(stmt_name, '\0',
+						   blen - (uint32_t)(stmt_name - body));
+			if (!sz) {
+				split_part_clear(&sp);
 				return -2;
+			}
+			if (sp.sql) {
+				/* the split's Bind: this shard's rows' parameters */
+				if (!sp.parsed) {
+					struct stmt *st = *stmt_name
+						? stmt_names_find(l->names, (const char *)stmt_name)
+						: NULL;
+					if (!st || split_queue_parse_stmt(sc, &sp, st) != 0)
+						goto fail;
+					if (hide_push(&s->parse_q, true) != 0)
+						goto fail;
+				}
+				struct relay_bind b;
+				if (relay_bind_parse(body, blen, &b) != 0)
+					goto fail;
+				rc = relay_bind_queue_subset(sc, &b, sp.map, sp.n_map);
+				relay_bind_free(&b);
+				break;
+			}
 			if (*stmt_name) {
-				struct stmt *st = stmt_names_find(l->names, (const char *)stmt_name);
-				if (!st)
+				struct stmt *st = stmt_names_find(l->names,
+								  (const char *)stmt_name);
+				if (!st) {
+					split_part_clear(&sp);
 					return -3;
+				}
 				if (parse_named(l, s, st, true) != 0)
-					return -1;
+					goto fail;
 			}
 			/* the Bind, to the unnamed statement */
 			uint32_t n = (uint32_t)(4 + (size_t)(stmt_name - body) + 1
@@ -208,7 +316,8 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 			uint8_t hdr[5] = { 'B', (uint8_t)(n >> 24), (uint8_t)(n >> 16),
 					   (uint8_t)(n >> 8), (uint8_t)n };
 			uint8_t nul = 0;
-			rc = conn_queue(sc, hdr, 5) | conn_queue(sc, body, (size_t)(stmt_name - body))
+			rc = conn_queue(sc, hdr, 5)
+				| conn_queue(sc, body, (size_t)(stmt_name - body))
 				| conn_queue(sc, &nul, 1)
 				| conn_queue(sc, sz + 1, blen - (size_t)(sz + 1 - body));
 			break;
@@ -217,16 +326,19 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 			const char *name = (const char *)body + 1;
 			if (body[0] == 'S' && name[0]) {
 				struct stmt *st = stmt_names_find(l->names, name);
-				if (!st)
+				if (!st) {
+					split_part_clear(&sp);
 					return -3;
+				}
 				if (parse_named(l, s, st, true) != 0)
-					return -1;
+					goto fail;
 				rc = queue_msg(sc, 'D', "S", 2, NULL, 0);
 			} else {
 				rc = conn_queue(sc, cc->rx + pos, total);
 			}
 			if (body[0] == 'P' && n_described < 8)
-				snprintf(described[n_described++], sizeof(described[0]), "%s", name);
+				snprintf(described[n_described++], sizeof(described[0]), "%s",
+					 name);
 			if (rc == 0)
 				rc = hide_push(&s->desc_q, false);
 			break;
@@ -247,8 +359,8 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 				if (rc == 0)
 					rc = hide_push(&s->desc_q, true);
 				if (n_described < 8)
-					snprintf(described[n_described++], sizeof(described[0]), "%.*s",
-						 (int)nl, (const char *)body);
+					snprintf(described[n_described++], sizeof(described[0]),
+						 "%.*s", (int)nl, (const char *)body);
 			}
 			if (rc == 0)
 				rc = conn_queue(sc, cc->rx + pos, total);
@@ -266,14 +378,18 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 			break;
 		}
 		if (rc != 0)
-			return -1;
+			goto fail;
 		if (type == 'Q' || type == 'S') {
 			s->ready_left++;
 			s->leg->expect_ready++;
 		}
 		pos += total;
 	}
+	split_part_clear(&sp);
 	return 0;
+fail:
+	split_part_clear(&sp);
+	return -1;
 }
 
 /* A named Parse in a fan-out: the client's name now stands for it. */
@@ -289,7 +405,8 @@ static int register_names(struct relay_link *l, char *missing, size_t missing_le
 			const uint8_t *z = memchr(body, '\0', total - 5);
 			if (!z)
 				return -1;
-			struct stmt *st = stmt_new(z + 1, (uint32_t)(total - 5 - (uint32_t)(z + 1 - body)));
+			struct stmt *st =
+				stmt_new(z + 1, (uint32_t)(total - 5 - (uint32_t)(z + 1 - body)));
 			if (!st)
 				return -1;
 			stmt_names_remove(l->names, (const char *)body);
@@ -378,7 +495,8 @@ void route_fan_start(struct relay_link *l, uint64_t want)
 		if (rc == -3) {
 			/* as PostgreSQL answers a Bind of a statement it does not have */
 			char msg[160];
-			snprintf(msg, sizeof(msg), "prepared statement \"%s\" does not exist", missing);
+			snprintf(msg, sizeof(msg), "prepared statement \"%s\" does not exist",
+				 missing);
 			route_fan_free(l);
 			r->state = ROUTE_IDLE;
 			route_answer_error(l, "26000", msg);
@@ -498,7 +616,7 @@ static int take_unit_msg(struct relay_link *l, struct fan *f, int si, uint8_t ty
 		}
 		if (fan_hide_pop(&s->desc_q))
 			f->strip_desc = true; /* the client did not ask for it */
-		/* fall through */
+					      /* fall through */
 	case 'D':
 	case 's':
 		if (replicated(l) && si != 0)
@@ -608,7 +726,8 @@ static int drain_merger(struct relay_link *l, struct fan *f)
 		uint8_t *buf = want > sizeof(small) ? malloc(want) : small;
 		if (!buf)
 			return -1;
-		long n = router_merger_emit(f->merger, buf, want > sizeof(small) ? want : sizeof(small));
+		long n = router_merger_emit(f->merger, buf,
+					    want > sizeof(small) ? want : sizeof(small));
 		size_t skip = 0;
 		if (n > 5 && f->strip_desc && buf[0] == 'T') {
 			/* the description PgCrab asked for is the merge's, not the client's */

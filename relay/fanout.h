@@ -36,9 +36,9 @@ bool fan_hide_pop(struct fan_fifo *q);
 
 struct fan_src {
 	struct relay_leg *leg;
-	int skip_ready; /* ReadyForQuery of hidden queries (BEGIN) still to come */
-	int ready_left; /* ReadyForQuery the unit still owes */
-	bool in_merge;  /* its rows of a statement are going to the merger */
+	int skip_ready;                  /* ReadyForQuery of hidden queries (BEGIN) still to come */
+	int ready_left;                  /* ReadyForQuery the unit still owes */
+	bool in_merge;                   /* its rows of a statement are going to the merger */
 	struct fan_fifo parse_q, desc_q; /* ParseComplete and descriptions to hide */
 	char status;
 	struct fan_step *steps;
@@ -54,9 +54,9 @@ struct fan_src {
 struct fan {
 	int next_step; /* steps sent to the client */
 	struct router_merger *merger;
-	bool unit_over; /* every source answered the unit (no error) */
+	bool unit_over;  /* every source answered the unit (no error) */
 	bool strip_desc; /* the merged RowDescription was PgCrab's own question */
-	bool failed;    /* an error ends the unit: err goes to the client */
+	bool failed;     /* an error ends the unit: err goes to the client */
 	uint8_t *err;
 	uint32_t err_len;
 	bool wrap;        /* a transaction of its own around a write */
@@ -66,7 +66,7 @@ struct fan {
 	int coord;        /* the coordinator's index in src */
 	/* COPY (relay/copy.c) */
 	struct router_copy_splitter *splitter; /* rows by key; NULL: every row to every shard */
-	bool copy_in;       /* the client is sending CopyData */
+	bool copy_in;                          /* the client is sending CopyData */
 	bool copy_dropping; /* ...which PgCrab refused: dropped until CopyDone/CopyFail */
 	bool copy_out;      /* COPY TO: the client has had its CopyOutResponse */
 	uint8_t *copy_err;  /* PgCrab's own error for the COPY, in place of the shards' */

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/proto.h"
+#include "relay/bind.h"
 #include "relay/relay.h"
 #include "relay/route.h"
 #include "router/router.h"
@@ -39,6 +40,10 @@ static void unit_clear(struct relay_router *r)
 {
 	router_plan_free(r->plan);
 	r->plan = NULL;
+	router_plan_free(r->split_plan);
+	r->split_plan = NULL;
+	free(r->split_rows);
+	r->split_rows = NULL;
 	if (r->copy_spec) {
 		router_copy_spec_clear(r->copy_spec);
 		free(r->copy_spec);
@@ -224,47 +229,32 @@ static void decide(struct unit_route *u, const struct router_plan *p, uint64_t a
 	u->no_tx_block |= p->no_tx_block;
 }
 
-/* The shards of a Bind of a ROUTER_BIND plan. */
+/* The shards of a Bind of a ROUTER_BIND plan; a multi-row INSERT's rows'
+ * shards are kept for the split (r->split_rows). */
 static int bind_shards(struct relay_router *r, const struct router_plan *p, const uint8_t *body,
 		       uint32_t len, uint64_t *out, char *err, size_t errlen)
 {
-	struct proto_reader rd = proto_reader_init(body, len);
-	proto_get_cstr(&rd); /* portal */
-	proto_get_cstr(&rd); /* statement */
-	int n_fmt = proto_get_i16(&rd);
-	if (n_fmt < 0 || n_fmt > 65535)
-		return -1;
-	int16_t fmts_in[n_fmt > 0 ? n_fmt : 1];
-	for (int i = 0; i < n_fmt; i++)
-		fmts_in[i] = proto_get_i16(&rd);
-	int n = proto_get_i16(&rd);
-	if (rd.err || n < 0) {
-		snprintf(err, errlen, "08P01: invalid Bind message");
+	struct relay_bind b;
+	int rc = relay_bind_parse(body, len, &b);
+	if (rc != 0) {
+		snprintf(err, errlen,
+			 rc == -2 ? "53200: out of memory" : "08P01: invalid Bind message");
 		return -1;
 	}
-	const uint8_t **values = calloc((size_t)n + 1, sizeof(*values));
-	int32_t *lengths = calloc((size_t)n + 1, sizeof(*lengths));
-	int16_t *formats = calloc((size_t)n + 1, sizeof(*formats));
-	int rc = -1;
-	if (!values || !lengths || !formats) {
-		snprintf(err, errlen, "53200: out of memory");
-		goto out;
+	rc = router_bind_shards(p, r->schema->n_shards, b.n, b.values, b.lengths, b.formats, out,
+				err, errlen);
+	if (rc == 0 && p->insert_rows > 1 && __builtin_popcountll(*out) > 1) {
+		free(r->split_rows);
+		r->split_rows = calloc((size_t)p->insert_rows, sizeof(*r->split_rows));
+		if (!r->split_rows) {
+			snprintf(err, errlen, "53200: out of memory");
+			rc = -1;
+		} else {
+			rc = router_bind_rows(p, r->schema->n_shards, b.n, b.values, b.lengths,
+					      b.formats, r->split_rows, err, errlen);
+		}
 	}
-	for (int i = 0; i < n; i++) {
-		formats[i] = n_fmt == 0 ? 0 : n_fmt == 1 ? fmts_in[0] : i < n_fmt ? fmts_in[i] : 0;
-		lengths[i] = proto_get_i32(&rd);
-		values[i] = lengths[i] >= 0 ? proto_get_bytes(&rd, (size_t)lengths[i]) : NULL;
-	}
-	if (rd.err) {
-		snprintf(err, errlen, "08P01: invalid Bind message");
-		goto out;
-	}
-	rc = router_bind_shards(p, r->schema->n_shards, n, values, lengths, formats, out, err,
-				errlen);
-out:
-	free(values);
-	free(lengths);
-	free(formats);
+	relay_bind_free(&b);
 	return rc;
 }
 
@@ -354,6 +344,7 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 			}
 			if (p && p->route == ROUTER_BIND) {
 				uint64_t m = 0;
+				bool had_split = r->split_rows != NULL;
 				if (bind_shards(r, p, body, total - PROTO_HEADER_LEN, &m, err,
 						errlen)
 				    != 0) {
@@ -361,8 +352,20 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 					return -1;
 				}
 				u->shards |= m;
-				if (!u->plan_bind) {
-					u->plan_bind = true;
+				if (r->split_rows && !had_split) {
+					/* a multi-row INSERT whose rows go to several shards:
+					 * each gets its rows (relay/fanout.c) */
+					if (u->split) {
+						router_plan_free(named);
+						snprintf(err, errlen,
+							 "0A000: one batch may split one multi-row INSERT "
+							 "across shards: send a Sync after each");
+						return -1;
+					}
+					u->split = true;
+					u->fan = true;
+					r->split_plan = named; /* NULL: the unit's own Parse */
+					named = NULL;
 				}
 			}
 			router_plan_free(named);

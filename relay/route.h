@@ -24,7 +24,8 @@ struct unit_route {
 	bool any;                 /* ...or any one shard */
 	bool fan;                 /* every shard of .shards, answers merged */
 	bool fan_force;
-	bool bind; /* a ROUTER_BIND plan: shards from its Binds */
+	bool bind;  /* a ROUTER_BIND plan: shards from its Binds */
+	bool split; /* a multi-row INSERT split by its Bind's keys */
 	bool plan_bind;
 	bool writes, no_tx_block;
 	int n_plans;
@@ -43,8 +44,12 @@ struct relay_router {
 	struct unit_route unit;      /* the unit being run */
 	struct router_plan *plan;    /* ...its plan */
 	struct router_plan *unnamed; /* the unnamed statement's plan */
-	struct router_context ctx;   /* SET pgcrab.shard */
-	char *ctx_key;               /* SET pgcrab.sharding_key */
+	/* a multi-row INSERT split at its Bind: each row's shard, and the plan
+	 * of the statement bound when it was not the unit's own Parse */
+	int *split_rows;
+	struct router_plan *split_plan;
+	struct router_context ctx; /* SET pgcrab.shard */
+	char *ctx_key;             /* SET pgcrab.sharding_key */
 	/* the open transaction: BEGIN and its savepoints, sent to each shard
 	 * that joins it; NULL outside a transaction */
 	char *preamble;

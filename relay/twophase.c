@@ -20,7 +20,6 @@
 #include "relay/fanout.h"
 #include "relay/route.h"
 
-
 /* ---- the phases --------------------------------------------------------- */
 
 int fan_phase_msg(struct relay_link *l, struct fan *f, int si, uint8_t type, const uint8_t *msg,
