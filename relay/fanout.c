@@ -676,9 +676,9 @@ static int read_src(struct relay_link *l, struct fan *f, int si)
 	struct conn *c = &s->leg->server->c;
 	while (c->rx_start < c->rx_end) {
 		/* a LIMIT reached: the rest is read and dropped */
-		if (f->merger && !router_merger_wants(f->merger, si)
+		if (f->merger && s->in_merge && !router_merger_wants(f->merger, si)
 		    && !router_merger_draining(f->merger))
-			return 0;
+			return 0; /* its rows wait in the socket until the merge needs them */
 		if (l->client->tx_len > FAN_CLIENT_TX_MAX)
 			return 0;
 		uint8_t type;
@@ -819,7 +819,8 @@ static int emit_steps(struct relay_link *l, struct fan *f)
 				const struct fan_step *si = &f->src[i].steps[k];
 				const char *t = si->msg ? (const char *)si->msg + 5 : "";
 				const char *sp = strrchr(t, ' ');
-				if (!sp)
+				/* "INSERT 0 5", "UPDATE 3": counts; "CREATE TABLE" is no count */
+				if (!sp || !sp[1] || strspn(sp + 1, "0123456789") != strlen(sp + 1))
 					counted = false;
 				else
 					sum += strtoull(sp + 1, NULL, 10);
@@ -870,6 +871,16 @@ bool route_fan_pump(struct relay_link *l)
 	struct fan *f = l->router->fan;
 	if (!f)
 		return true;
+	if (CFG_LOG_DEBUG <= atomic_load_explicit(&log_threshold, memory_order_relaxed)) {
+		char b[256];
+		int n = 0;
+		for (int i = 0; i < f->n && n < 200; i++)
+			n += snprintf(b + n, sizeof(b) - (size_t)n, " [%d: steps %d ready_left %d skip %d]",
+				      f->src[i].leg->shard, f->src[i].n_steps, f->src[i].ready_left,
+				      f->src[i].skip_ready);
+		log_debug("fan: next_step %d phase %d over %d failed %d%s", f->next_step, f->phase,
+			  f->unit_over, f->failed, b);
+	}
 	for (int i = 0; i < f->n; i++) {
 		int rc = read_src(l, f, i);
 		if (rc == -2) {

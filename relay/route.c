@@ -317,6 +317,11 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 				router_plan_free(p);
 				p = NULL;
 			}
+			/* a write bound later is still a write: it gets its transaction */
+			if (p && p->route == ROUTER_BIND) {
+				u->writes |= p->writes;
+				u->no_tx_block |= p->no_tx_block;
+			}
 			if (type == 'Q')
 				decide(u, u->plan, all);
 			else if (name[0] == '\0') {
@@ -340,6 +345,8 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 					p = named;
 					if (named)
 						decide(u, named, all);
+					if (named && named->route == ROUTER_BIND)
+						u->writes |= named->writes;
 				}
 			}
 			if (p && p->route == ROUTER_BIND) {

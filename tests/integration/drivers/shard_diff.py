@@ -29,6 +29,7 @@ spoils the target's answers on purpose (the comparison must say so).
 """
 
 import argparse
+import os
 import datetime
 import decimal
 import math
@@ -904,6 +905,8 @@ class Diff:
         return bad
 
     def run_one(self, st):
+        if os.environ.get("SHARD_DIFF_TRACE"):  # which statement a hang is in
+            print("# run [%s %s %s]: %s %s" % (st.cls, st.mode, st.proto, st.sql, repr(st.params)), flush=True)
         self.stats.setdefault(st.cls, [0, 0, 0])[0] += 1
         if st.mode == "txn":
             return self.run_txn(st)
