@@ -203,7 +203,26 @@ struct router_merge {
 	int64_t limit;              /* -1: none */
 	int64_t offset;             /* rows skipped after the merge */
 	struct router_expr *having; /* NULL: none */
+	/* (added by select.c, helper C2) LIMIT / OFFSET given as Bind
+	 * parameters ($n, 1-based; 0: not a parameter, limit / offset above
+	 * hold the literal or none). Their values come with each Bind:
+	 * router_merge_bind_limits reads them, and the caller passes
+	 * router_merger_new a copy of the spec with limit / offset set to them.
+	 * The shard SQL then carries LIMIT least(n, INT64_MAX - k) + k (n and
+	 * k: the parameters cast to bigint, or the literals), or LIMIT $n alone
+	 * without an offset, and never an OFFSET; an aggregate's shards get
+	 * neither, as with literals. */
+	int limit_param;
+	int offset_param;
 };
+
+/* A merge spec whose LIMIT/OFFSET are Bind parameters: their values from one Bind
+ * (values/lengths/formats as router_bind_shards takes them: text or binary int2/int4/int8,
+ * NULL = no limit as PostgreSQL treats LIMIT NULL), into *limit / *offset (-1 / 0 when absent).
+ * 0, or -1 with "SQLSTATE: message" in err (negative values: 2201W / 2201X as PostgreSQL). */
+int router_merge_bind_limits(const struct router_merge *m, int n, const uint8_t *const *values,
+			     const int32_t *lengths, const int16_t *formats, int64_t *limit,
+			     int64_t *offset, char *err, size_t errlen);
 
 /* ---- plan.c: a statement's route ------------------------------------------ */
 

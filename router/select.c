@@ -1158,10 +1158,31 @@ static int order_by(struct sel *q, struct router_merge *m)
 	return q->aggregate ? shard_order_by(q, m) : OK;
 }
 
-/* LIMIT or OFFSET: *v, or -1 when there is none (absent, NULL, ALL). */
-static int limit_value(struct sel *q, PgQuery__Node *n, const char *what, int64_t *v)
+/* The $n a LIMIT or OFFSET is, perhaps under casts to integer types (whose
+ * value the merge reads from the Bind unchanged), or 0. */
+static int limit_param(const PgQuery__Node *n)
+{
+	for (; n && n->node_case == PG_QUERY__NODE__NODE_TYPE_CAST; n = n->type_cast->arg) {
+		const PgQuery__TypeName *t = n->type_cast->type_name;
+		const char *name = t && t->n_names ? node_str(t->names[t->n_names - 1]) : NULL;
+		if (!name || t->n_array_bounds || t->n_typmods
+		    || (strcmp(name, "int2") != 0 && strcmp(name, "int4") != 0
+			&& strcmp(name, "int8") != 0))
+			return 0;
+	}
+	return n && n->node_case == PG_QUERY__NODE__NODE_PARAM_REF && n->param_ref->number > 0
+		? n->param_ref->number
+		: 0;
+}
+
+/* LIMIT or OFFSET: *v, or -1 when there is none (absent, NULL, ALL) or it
+ * is the Bind parameter *param (else 0). */
+static int limit_value(struct sel *q, PgQuery__Node *n, const char *what, int64_t *v, int *param)
 {
 	*v = -1;
+	*param = limit_param(n);
+	if (*param)
+		return OK;
 	while (n && n->node_case == PG_QUERY__NODE__NODE_TYPE_CAST)
 		n = n->type_cast->arg;
 	if (!n)
@@ -1193,10 +1214,9 @@ static int limit_value(struct sel *q, PgQuery__Node *n, const char *what, int64_
 				      "%s must not be negative", what);
 		return OK;
 	}
-	/* a $n is known only at Bind, after the plan */
 	return refuse(q, "0A000",
-		      "%s given as a parameter or an expression cannot be merged across shards: "
-		      "write the number in the query",
+		      "%s given as an expression cannot be merged across shards: write the number "
+		      "or a parameter in the query",
 		      what);
 }
 
@@ -1247,19 +1267,110 @@ static void drop_node(PgQuery__Node **n)
 	*n = NULL;
 }
 
+/* Replaces the placeholders $1 (LIMIT) and $2 (OFFSET) of a shard LIMIT
+ * made from text with copies of the client's expressions. */
+struct subst_arg {
+	PgQuery__Node *by[2];
+	bool oom;
+};
+
+static int visit_subst(ProtobufCMessage *m, void *arg)
+{
+	struct subst_arg *a = arg;
+	PgQuery__TypeCast *tc;
+	PgQuery__Node *copy, *by;
+	uint8_t *packed;
+	size_t len;
+	int which;
+
+	if (!is(m, "TypeCast"))
+		return 0;
+	tc = (PgQuery__TypeCast *)m;
+	if (!tc->arg || tc->arg->node_case != PG_QUERY__NODE__NODE_PARAM_REF)
+		return 0;
+	which = tc->arg->param_ref->number - 1;
+	if (which < 0 || which > 1 || !a->by[which])
+		return 0;
+	by = a->by[which];
+	if (by->node_case == PG_QUERY__NODE__NODE_TYPE_CAST) {
+		const PgQuery__TypeName *t = by->type_cast->type_name;
+		const char *name = t && t->n_names ? node_str(t->names[t->n_names - 1]) : NULL;
+		if (name && strcmp(name, "int8") == 0)
+			by = by->type_cast->arg; /* $n::bigint: cast once */
+	}
+	packed = pack_node(by, &len);
+	copy = packed ? unpack_node(packed, len) : NULL;
+	free(packed);
+	if (!copy) {
+		a->oom = true;
+		return 2;
+	}
+	drop_node(&tc->arg);
+	tc->arg = copy;
+	return 1; /* the copy is the client's own: nothing in it to replace */
+}
+
+/* The shards' LIMIT when LIMIT or OFFSET is a parameter: n + k rows, as
+ * least(n, INT64_MAX - k) + k so that no sum PostgreSQL would take
+ * overflows (n NULL: every row, as LIMIT NULL); the parameters cast to
+ * bigint, as PostgreSQL types them in LIMIT. lim / off: the client's
+ * parameter expression, or NULL for the literal in limit / offset. */
+static PgQuery__Node *shard_limit(PgQuery__Node *lim, int64_t limit, PgQuery__Node *off,
+				  int64_t offset)
+{
+	PgQueryProtobufParseResult r;
+	PgQuery__ParseResult *tree;
+	PgQuery__SelectStmt *s;
+	struct subst_arg a = { { lim, off }, false };
+	PgQuery__Node *out = NULL;
+	char sql[160];
+
+	if (lim && off)
+		snprintf(sql, sizeof(sql),
+			 "SELECT LIMIT least($1::bigint, %" PRId64 " - $2::bigint) + $2::bigint",
+			 INT64_MAX);
+	else if (lim)
+		snprintf(sql, sizeof(sql), "SELECT LIMIT least($1::bigint, %" PRId64 ") + %" PRId64,
+			 INT64_MAX - offset, offset);
+	else
+		snprintf(sql, sizeof(sql),
+			 "SELECT LIMIT least(%" PRId64 ", %" PRId64 " - $2::bigint) + $2::bigint",
+			 limit, INT64_MAX);
+	r = pg_query_parse_protobuf(sql);
+	if (r.error) {
+		pg_query_free_protobuf_parse_result(r);
+		return NULL; /* our own text parses: only memory can fail */
+	}
+	tree = pg_query__parse_result__unpack(NULL, r.parse_tree.len,
+					      (const uint8_t *)r.parse_tree.data);
+	pg_query_free_protobuf_parse_result(r);
+	if (!tree)
+		return NULL;
+	s = tree->stmts[0]->stmt->select_stmt;
+	if (walk(&s->limit_count->base, zero_location, NULL) == 0
+	    && walk(&s->limit_count->base, visit_subst, &a) == 0 && !a.oom) {
+		out = s->limit_count;
+		s->limit_count = NULL;
+	}
+	pg_query__parse_result__free_unpacked(tree, NULL);
+	return out;
+}
+
 static int limit_offset(struct sel *q, struct router_merge *m)
 {
 	PgQuery__SelectStmt *s = q->s;
 	int64_t limit, offset;
-	int rc;
+	int rc, lp, op;
 
 	if (s->limit_option == PG_QUERY__LIMIT_OPTION__LIMIT_OPTION_WITH_TIES)
 		return refuse(q, "0A000", "FETCH ... WITH TIES cannot be merged across shards");
-	if ((rc = limit_value(q, s->limit_count, "LIMIT", &limit)) != OK
-	    || (rc = limit_value(q, s->limit_offset, "OFFSET", &offset)) != OK)
+	if ((rc = limit_value(q, s->limit_count, "LIMIT", &limit, &lp)) != OK
+	    || (rc = limit_value(q, s->limit_offset, "OFFSET", &offset, &op)) != OK)
 		return rc;
 	m->limit = limit;
 	m->offset = offset < 0 ? 0 : offset;
+	m->limit_param = lp;
+	m->offset_param = op;
 	if (q->aggregate) {
 		/* groups are whole only after the merge */
 		if (s->limit_count || s->limit_offset)
@@ -1269,18 +1380,38 @@ static int limit_offset(struct sel *q, struct router_merge *m)
 		return OK;
 	}
 	if (!s->limit_offset)
-		return OK; /* LIMIT n is the shards' limit as it is */
-	drop_node(&s->limit_offset);
+		return OK; /* LIMIT n (or $n) is the shards' limit as it is */
 	q->rewritten = true;
-	if (limit >= 0) {
-		/* past INT64_MAX every row is wanted anyway */
-		drop_node(&s->limit_count);
-		if (limit <= INT64_MAX - m->offset) {
-			s->limit_count = int_const(limit + m->offset);
-			if (!s->limit_count)
-				return NOMEM;
+	if (!lp && !op) {
+		drop_node(&s->limit_offset);
+		if (limit >= 0) {
+			/* past INT64_MAX every row is wanted anyway */
+			drop_node(&s->limit_count);
+			if (limit <= INT64_MAX - m->offset) {
+				s->limit_count = int_const(limit + m->offset);
+				if (!s->limit_count)
+					return NOMEM;
+			}
 		}
+		return OK;
 	}
+	if (!op && m->offset == 0) {
+		drop_node(&s->limit_offset); /* OFFSET 0 or NULL: LIMIT $n as it is */
+		return OK;
+	}
+	if (!lp && limit < 0) {
+		/* no LIMIT: every row, whatever the offset */
+		drop_node(&s->limit_count);
+		drop_node(&s->limit_offset);
+		return OK;
+	}
+	PgQuery__Node *n = shard_limit(lp ? s->limit_count : NULL, limit,
+				       op ? s->limit_offset : NULL, m->offset);
+	if (!n)
+		return NOMEM;
+	drop_node(&s->limit_count);
+	drop_node(&s->limit_offset);
+	s->limit_count = n;
 	return OK;
 }
 
@@ -1417,6 +1548,83 @@ static const char *cmp_op(const char *op)
 	return NULL;
 }
 
+/* x BETWEEN a AND b as PostgreSQL rewrites it, so that NULLs come out the
+ * same: x >= a AND x <= b; NOT BETWEEN: x < a OR x > b; SYMMETRIC: either
+ * order of the bounds, (x >= a AND x <= b) OR (x >= b AND x <= a), and
+ * NOT BETWEEN SYMMETRIC (x < a OR x > b) AND (x < b OR x > a). */
+static int between_expr(struct sel *q, PgQuery__AExpr *a, struct router_expr **out)
+{
+	bool not = a->kind == PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN
+		|| a->kind == PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN_SYM;
+	bool sym = a->kind == PG_QUERY__A__EXPR__KIND__AEXPR_BETWEEN_SYM
+		|| a->kind == PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN_SYM;
+	PgQuery__Node **bound = a->rexpr->list->items;
+	enum router_expr_kind inner = not ? ROUTER_EXPR_OR : ROUTER_EXPR_AND;
+	struct router_expr *e;
+	int rc;
+
+	if (!sym) {
+		if (!(*out = e = new_expr(inner, 2)))
+			return NOMEM;
+	} else {
+		if (!(*out = new_expr(not ? ROUTER_EXPR_AND : ROUTER_EXPR_OR, 2)))
+			return NOMEM;
+		for (int i = 0; i < 2; i++)
+			if (!((*out)->args[i] = new_expr(inner, 2)))
+				return NOMEM;
+		e = (*out)->args[0];
+	}
+	for (int pass = 0; pass < (sym ? 2 : 1); pass++) {
+		PgQuery__Node *lo = bound[pass], *hi = bound[1 - pass];
+		e = sym ? (*out)->args[pass] : e;
+		if ((rc = cmp_expr(q, not ? "<" : ">=", a->lexpr, lo, &e->args[0])) != OK
+		    || (rc = cmp_expr(q, not ? ">" : "<=", a->lexpr, hi, &e->args[1])) != OK)
+			return rc;
+	}
+	return OK;
+}
+
+/* The negation of x IS NULL, x IS NOT NULL. */
+static int null_test(struct sel *q, PgQuery__Node *x, bool not_null, struct router_expr **out)
+{
+	if (!(*out = new_expr(ROUTER_EXPR_IS_NULL, 1)))
+		return NOMEM;
+	(*out)->negated = not_null;
+	return value_expr(q, x, &(*out)->args[0]);
+}
+
+/* l IS DISTINCT FROM r, true or false, never NULL:
+ *   (l IS NULL AND r IS NOT NULL) OR (l IS NOT NULL AND r IS NULL)
+ *   OR (l IS NOT NULL AND r IS NOT NULL AND l <> r)
+ * and IS NOT DISTINCT FROM its NOT. */
+static int distinct_expr(struct sel *q, PgQuery__Node *l, PgQuery__Node *r, bool not,
+			 struct router_expr **out)
+{
+	struct router_expr * or, *e;
+	int rc;
+
+	if (not ) {
+		if (!(*out = new_expr(ROUTER_EXPR_NOT, 1)))
+			return NOMEM;
+		out = &(*out)->args[0];
+	}
+	if (!(*out = or = new_expr(ROUTER_EXPR_OR, 3)))
+		return NOMEM;
+	for (int i = 0; i < 2; i++) {
+		if (!(or->args[i] = e = new_expr(ROUTER_EXPR_AND, 2)))
+			return NOMEM;
+		if ((rc = null_test(q, l, i == 1, &e->args[0])) != OK
+		    || (rc = null_test(q, r, i == 0, &e->args[1])) != OK)
+			return rc;
+	}
+	if (!(or->args[2] = e = new_expr(ROUTER_EXPR_AND, 3)))
+		return NOMEM;
+	if ((rc = null_test(q, l, true, &e->args[0])) != OK
+	    || (rc = null_test(q, r, true, &e->args[1])) != OK)
+		return rc;
+	return cmp_expr(q, "<>", l, r, &e->args[2]);
+}
+
 static int having_expr(struct sel *q, PgQuery__Node *n, int depth, struct router_expr **out)
 {
 	int rc;
@@ -1467,6 +1675,17 @@ static int having_expr(struct sel *q, PgQuery__Node *n, int depth, struct router
 					return rc;
 			return OK;
 		}
+		if (a->kind >= PG_QUERY__A__EXPR__KIND__AEXPR_BETWEEN
+		    && a->kind <= PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN_SYM && a->lexpr
+		    && a->rexpr && a->rexpr->node_case == PG_QUERY__NODE__NODE_LIST
+		    && a->rexpr->list->n_items == 2)
+			return between_expr(q, a, out);
+		if ((a->kind == PG_QUERY__A__EXPR__KIND__AEXPR_DISTINCT
+		     || a->kind == PG_QUERY__A__EXPR__KIND__AEXPR_NOT_DISTINCT)
+		    && op && strcmp(op, "=") == 0 && a->lexpr && a->rexpr)
+			return distinct_expr(q, a->lexpr, a->rexpr,
+					     a->kind == PG_QUERY__A__EXPR__KIND__AEXPR_NOT_DISTINCT,
+					     out);
 		break;
 	}
 	case PG_QUERY__NODE__NODE_FUNC_CALL:

@@ -121,9 +121,13 @@ static void spec_str(const struct router_merge *m, char *buf, size_t size)
 	for (int i = 0; i < m->n_sort; i++)
 		put(&at, end, "%s%d%s%s", i ? "," : " sort=", m->sort[i].col,
 		    m->sort[i].desc ? "d" : "a", m->sort[i].nulls_first ? "F" : "L");
-	if (m->limit >= 0)
+	if (m->limit_param)
+		put(&at, end, " limit=$%d", m->limit_param);
+	else if (m->limit >= 0)
 		put(&at, end, " limit=%" PRId64, m->limit);
-	if (m->offset)
+	if (m->offset_param)
+		put(&at, end, " offset=$%d", m->offset_param);
+	else if (m->offset)
 		put(&at, end, " offset=%" PRId64, m->offset);
 	if (m->having) {
 		put(&at, end, " having=");
@@ -175,6 +179,39 @@ static const struct shape shapes[] = {
 	{ "SELECT a FROM t ORDER BY a OFFSET 2 ROWS FETCH NEXT 3 ROWS ONLY", "SELECT a FROM t ORDER BY a LIMIT 5",
 	  "n=1/1/0 sort=0aL limit=3 offset=2" },
 	{ "SELECT a FROM t LIMIT '4'::bigint OFFSET 1", "SELECT a FROM t LIMIT 5", "n=1/1/0 limit=4 offset=1" },
+	/* LIMIT and OFFSET as Bind parameters: the shards get n + k rows, summed
+	 * so that it cannot overflow, and the merge the values at each Bind */
+	{ "SELECT a FROM t ORDER BY a LIMIT $1", NULL, "n=1/1/0 sort=0aL limit=$1" },
+	{ "SELECT a FROM t ORDER BY a LIMIT $1 OFFSET $2",
+	  "SELECT a FROM t ORDER BY a LIMIT (LEAST($1::bigint, 9223372036854775807 - $2::bigint) + $2::bigint)",
+	  "n=1/1/0 sort=0aL limit=$1 offset=$2" },
+	{ "SELECT a FROM t ORDER BY a OFFSET $1 ROWS FETCH FIRST $2 ROWS ONLY",
+	  "SELECT a FROM t ORDER BY a LIMIT (LEAST($2::bigint, 9223372036854775807 - $1::bigint) + $1::bigint)",
+	  "n=1/1/0 sort=0aL limit=$2 offset=$1" },
+	{ "SELECT a FROM t WHERE b = $1 LIMIT $3 OFFSET 5",
+	  "SELECT a FROM t WHERE b = $1 LIMIT (LEAST($3::bigint, 9223372036854775802) + 5)",
+	  "n=1/1/0 limit=$3 offset=5" },
+	{ "SELECT a FROM t LIMIT 10 OFFSET $1",
+	  "SELECT a FROM t LIMIT (LEAST(10, 9223372036854775807 - $1::bigint) + $1::bigint)",
+	  "n=1/1/0 limit=10 offset=$1" },
+	{ "SELECT a FROM t LIMIT 3000000000 OFFSET $1",
+	  "SELECT a FROM t LIMIT (LEAST(3000000000, 9223372036854775807 - $1::bigint) + $1::bigint)",
+	  "n=1/1/0 limit=3000000000 offset=$1" },
+	{ "SELECT a FROM t LIMIT $1 OFFSET 0", "SELECT a FROM t LIMIT $1", "n=1/1/0 limit=$1" },
+	{ "SELECT a FROM t LIMIT $1 OFFSET NULL", "SELECT a FROM t LIMIT $1", "n=1/1/0 limit=$1" },
+	{ "SELECT a FROM t OFFSET $1", "SELECT a FROM t", "n=1/1/0 offset=$1" },
+	{ "SELECT a FROM t LIMIT ALL OFFSET $1", "SELECT a FROM t", "n=1/1/0 offset=$1" },
+	{ "SELECT a FROM t LIMIT $2::int OFFSET $1::int8",
+	  "SELECT a FROM t LIMIT (LEAST($2::int::bigint, 9223372036854775807 - $1::bigint) + $1::bigint)",
+	  "n=1/1/0 limit=$2 offset=$1" },
+	{ "SELECT DISTINCT a FROM t ORDER BY a LIMIT $1 OFFSET $2",
+	  "SELECT DISTINCT a FROM t ORDER BY a LIMIT (LEAST($1::bigint, 9223372036854775807 - $2::bigint) + $2::bigint)",
+	  "n=1/1/0 distinct sort=0aL limit=$1 offset=$2" },
+	{ "SELECT a, count(*) FROM t GROUP BY a ORDER BY a LIMIT $1 OFFSET $2",
+	  "SELECT a, count(*) FROM t GROUP BY a ORDER BY 1", "n=2/2/0 agg[N COUNT] sort=0aL limit=$1 offset=$2" },
+	{ "SELECT count(*) FROM t LIMIT $1", "SELECT count(*) FROM t", "n=1/1/0 agg[COUNT] limit=$1" },
+	{ "SELECT a, count(*) FROM t GROUP BY a LIMIT 3 OFFSET $1", "SELECT a, count(*) FROM t GROUP BY a",
+	  "n=2/2/0 agg[N COUNT] limit=3 offset=$1" },
 	/* DISTINCT: kept by the shards, merged, LIMIT n + k pushed */
 	{ "SELECT DISTINCT a, b FROM t", NULL, "n=2/2/0 distinct" },
 	{ "SELECT DISTINCT a FROM t ORDER BY a LIMIT 3 OFFSET 1", "SELECT DISTINCT a FROM t ORDER BY a LIMIT 4",
@@ -244,6 +281,27 @@ static const struct shape shapes[] = {
 	{ "SELECT k FROM t GROUP BY k HAVING max(d) >= '2024-01-01'::date OR min(x) IS NULL OR min(x) = NULL",
 	  "SELECT k, max(d) AS pgcrab_hidden_1, min(x) AS pgcrab_hidden_2 FROM t GROUP BY k",
 	  "n=3/1/2 agg[N MAX MIN] having=(($1 >= '2024-01-01') OR $2 IS NULL OR ($2 = NULL))" },
+	/* BETWEEN as PostgreSQL expands it; IS [NOT] DISTINCT FROM never NULL */
+	{ "SELECT k FROM t GROUP BY k HAVING count(note) BETWEEN 10 AND 60",
+	  "SELECT k, count(note) AS pgcrab_hidden_1 FROM t GROUP BY k",
+	  "n=2/1/1 agg[N COUNT] having=(($1 >= '10') AND ($1 <= '60'))" },
+	{ "SELECT k FROM t GROUP BY k HAVING sum(x) NOT BETWEEN 1 AND max(y)",
+	  "SELECT k, sum(x) AS pgcrab_hidden_1, max(y) AS pgcrab_hidden_2 FROM t GROUP BY k",
+	  "n=3/1/2 agg[N SUM MAX] having=(($1 < '1') OR ($1 > $2))" },
+	{ "SELECT k FROM t GROUP BY k HAVING k BETWEEN SYMMETRIC 5 AND 1",
+	  "SELECT k FROM t GROUP BY k",
+	  "n=1/1/0 agg[N] having=((($0 >= '5') AND ($0 <= '1')) OR (($0 >= '1') AND ($0 <= '5')))" },
+	{ "SELECT k FROM t GROUP BY k HAVING NOT k NOT BETWEEN SYMMETRIC 5 AND NULL",
+	  "SELECT k FROM t GROUP BY k",
+	  "n=1/1/0 agg[N] having=NOT ((($0 < '5') OR ($0 > NULL)) AND (($0 < NULL) OR ($0 > '5')))" },
+	{ "SELECT k FROM t GROUP BY k HAVING min(x) IS DISTINCT FROM 3",
+	  "SELECT k, min(x) AS pgcrab_hidden_1 FROM t GROUP BY k",
+	  "n=2/1/1 agg[N MIN] having=(($1 IS NULL AND '3' IS NOT NULL) OR ($1 IS NOT NULL AND '3' IS NULL) "
+	  "OR ($1 IS NOT NULL AND '3' IS NOT NULL AND ($1 <> '3')))" },
+	{ "SELECT k, max(y) FROM t GROUP BY k HAVING max(y) IS NOT DISTINCT FROM min(x)",
+	  "SELECT k, max(y), min(x) AS pgcrab_hidden_1 FROM t GROUP BY k",
+	  "n=3/2/1 agg[N MAX MIN] having=NOT (($1 IS NULL AND $2 IS NOT NULL) OR ($1 IS NOT NULL AND $2 IS NULL) "
+	  "OR ($1 IS NOT NULL AND $2 IS NOT NULL AND ($1 <> $2)))" },
 	{ "SELECT k, count(*) FROM t GROUP BY k HAVING count(*) > 1 ORDER BY k LIMIT 2",
 	  "SELECT k, count(*) FROM t GROUP BY k ORDER BY 1",
 	  "n=2/2/0 agg[N COUNT] sort=0aL limit=2 having=($1 > '1')" },
@@ -298,9 +356,13 @@ static const struct refusal refusals[] = {
 	{ "SELECT a FROM t ORDER BY a USING <", "0A000", "USING" },
 	{ "SELECT a FROM t ORDER BY 2", "42P10", "ORDER BY position 2" },
 	{ "SELECT * FROM t ORDER BY 1", "0A000", "name the column" },
-	{ "SELECT a FROM t LIMIT $1", "0A000", "LIMIT given as a parameter" },
-	{ "SELECT a FROM t ORDER BY a OFFSET $1", "0A000", "OFFSET given as a parameter" },
-	{ "SELECT a FROM t LIMIT 2 + 3", "0A000", "LIMIT given as a parameter or an expression" },
+	{ "SELECT a FROM t LIMIT $1 + 1", "0A000", "LIMIT given as an expression" },
+	{ "SELECT a FROM t ORDER BY a OFFSET $1::numeric", "0A000", "OFFSET given as an expression" },
+	{ "SELECT a FROM t LIMIT $1::text", "0A000", "LIMIT given as an expression" },
+	{ "SELECT a FROM t LIMIT 2 + 3", "0A000", "LIMIT given as an expression" },
+	{ "SELECT a FROM t LIMIT $1 OFFSET -1", "2201X", "OFFSET must not be negative" },
+	{ "SELECT a FROM t ORDER BY a LIMIT $1 FETCH FIRST $1 ROWS WITH TIES", "42601", "syntax error" },
+	{ "SELECT a FROM t ORDER BY a FETCH FIRST $1 ROWS WITH TIES", "0A000", "WITH TIES" },
 	{ "SELECT a FROM t LIMIT -1", "2201W", "LIMIT must not be negative" },
 	{ "SELECT a FROM t OFFSET -1", "2201X", "OFFSET must not be negative" },
 	{ "SELECT a FROM t LIMIT 2.5", "0A000", "LIMIT 2.5" },
@@ -308,8 +370,11 @@ static const struct refusal refusals[] = {
 	{ "SELECT k FROM t GROUP BY k HAVING sum(x) / count(*) > 1", "0A000", "aggregate inside an expression" },
 	{ "SELECT k FROM t GROUP BY k HAVING length(k) > 1", "0A000", "not a GROUP BY expression" },
 	{ "SELECT k FROM t GROUP BY k HAVING 1 = 1", "0A000", "two constants" },
-	{ "SELECT k FROM t GROUP BY k HAVING k BETWEEN 1 AND 2", "0A000", "HAVING across shards supports" },
-	{ "SELECT k FROM t GROUP BY k HAVING k IS DISTINCT FROM 1", "0A000", "HAVING across shards supports" },
+	{ "SELECT k FROM t GROUP BY k HAVING 1 BETWEEN 1 AND 2", "0A000", "two constants" },
+	{ "SELECT k FROM t GROUP BY k HAVING 1 IS DISTINCT FROM 2", "0A000", "two constants" },
+	{ "SELECT k FROM t GROUP BY k HAVING count(*) BETWEEN $1 AND 2", "0A000", "parameter in HAVING" },
+	{ "SELECT k FROM t GROUP BY k HAVING sum(x) / 2 BETWEEN 1 AND 2", "0A000", "aggregate inside an expression" },
+	{ "SELECT k FROM t GROUP BY k HAVING k LIKE 'a%'", "0A000", "HAVING across shards supports" },
 	{ "SELECT k FROM t GROUP BY k HAVING count(*) > $1", "0A000", "parameter in HAVING" },
 	{ "SELECT k FROM t GROUP BY k HAVING count(*) > $1::int", "0A000", "parameter in HAVING" },
 	{ "SELECT a FROM t UNION SELECT a FROM u", "0A000", "UNION" },
@@ -405,6 +470,295 @@ static void test_slice(void **state)
 	router_plan_free(p);
 }
 
+/* ---- the merge of what was planned: HAVING's NULL semantics, Bind limits ------- */
+
+static size_t put16(uint8_t *b, size_t at, int v)
+{
+	b[at] = (uint8_t)(v >> 8);
+	b[at + 1] = (uint8_t)v;
+	return at + 2;
+}
+
+static size_t put32(uint8_t *b, size_t at, int32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[at + (size_t)i] = (uint8_t)((uint32_t)v >> (24 - 8 * i));
+	return at + 4;
+}
+
+/* Groups of int4 columns (NULL: no value) through a one-shard merge of the
+ * plan for sql; the first column of each group kept, in order, as text. */
+static void merged_keys(const char *sql, int n_cols, int n_rows, const char *const *cells,
+			char *out, size_t size)
+{
+	struct router_plan *p = plan(sql);
+	struct router_merger *m;
+	uint8_t b[1024], msgs[4096];
+	char st[6], err[256];
+	size_t at = 0;
+	long got;
+
+	if (p->route == ROUTER_REFUSE)
+		fail_msg("%s: refused: %s", sql, p->message);
+	assert_int_equal(p->merge->n_cols, n_cols);
+	m = router_merger_new(p->merge, 1);
+	assert_non_null(m);
+	at = put16(b, 0, n_cols);
+	for (int c = 0; c < n_cols; c++) {
+		b[at++] = (uint8_t)('a' + c);
+		b[at++] = 0;
+		at = put32(b, at, 0);
+		at = put16(b, at, 0);
+		at = put32(b, at, 23); /* int4 */
+		at = put16(b, at, 4);
+		at = put32(b, at, -1);
+		at = put16(b, at, 0);
+	}
+	assert_int_equal(router_merger_feed(m, 0, 'T', b, (uint32_t)at, st, err, sizeof(err)), 0);
+	for (int r = 0; r < n_rows; r++) {
+		at = put16(b, 0, n_cols);
+		for (int c = 0; c < n_cols; c++) {
+			const char *v = cells[r * n_cols + c];
+			at = put32(b, at, v ? (int32_t)strlen(v) : -1);
+			if (v) {
+				memcpy(b + at, v, strlen(v));
+				at += strlen(v);
+			}
+		}
+		assert_int_equal(router_merger_feed(m, 0, 'D', b, (uint32_t)at, st, err,
+						    sizeof(err)),
+				 0);
+	}
+	assert_int_equal(router_merger_feed(m, 0, 'C', (const uint8_t *)"SELECT 1", 9, st, err,
+					    sizeof(err)),
+			 0);
+	out[0] = '\0';
+	while ((got = router_merger_emit(m, msgs, sizeof(msgs))) > 0) {
+		for (size_t k = 0; k < (size_t)got;) {
+			uint32_t len = (uint32_t)msgs[k + 1] << 24 | (uint32_t)msgs[k + 2] << 16
+				| (uint32_t)msgs[k + 3] << 8 | msgs[k + 4];
+			if (msgs[k] == 'D') {
+				int32_t l = (int32_t)((uint32_t)msgs[k + 7] << 24
+						      | (uint32_t)msgs[k + 8] << 16
+						      | (uint32_t)msgs[k + 9] << 8 | msgs[k + 10]);
+				size_t n = strlen(out);
+				snprintf(out + n, size - n, "%s%.*s", n ? " " : "", l < 0 ? 4 : l,
+					 l < 0 ? "NULL" : (const char *)msgs + k + 11);
+			}
+			k += 1 + len;
+		}
+	}
+	assert_true(router_merger_done(m));
+	router_merger_free(m);
+	router_plan_free(p);
+}
+
+/* What one PostgreSQL keeps (checked with psql on PostgreSQL 15, e.g.
+ * SELECT k FROM (VALUES (1, NULL), (2, 3)) v(k, x) GROUP BY k HAVING
+ * NOT (min(x) IS DISTINCT FROM 3)), here from the merged groups. */
+static void test_having_null_semantics(void **state)
+{
+	/* k, x: x NULL, 3, 4, and k 4 with x NULL too */
+	static const char *const kx[] = { "1", NULL, "2", "3", "3", "4", "4", NULL };
+	char got[256];
+
+	(void)state;
+	merged_keys("SELECT k, min(x) FROM t GROUP BY k HAVING min(x) IS DISTINCT FROM 3 ORDER BY k",
+		    2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "1 3 4");
+	merged_keys("SELECT k, min(x) FROM t GROUP BY k HAVING NOT min(x) IS DISTINCT FROM 3 "
+		    "ORDER BY k",
+		    2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "2");
+	merged_keys("SELECT k, min(x) FROM t GROUP BY k HAVING min(x) IS NOT DISTINCT FROM NULL "
+		    "ORDER BY k",
+		    2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "1 4");
+	merged_keys("SELECT k, min(x) FROM t GROUP BY k HAVING NOT min(x) IS NOT DISTINCT FROM NULL "
+		    "ORDER BY k",
+		    2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "2 3");
+	/* NULL under NOT stays NULL: neither BETWEEN nor its NOT keeps k 1 */
+	merged_keys("SELECT k, min(x) FROM t GROUP BY k HAVING min(x) BETWEEN 3 AND 4 ORDER BY k",
+		    2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "2 3");
+	merged_keys(
+		"SELECT k, min(x) FROM t GROUP BY k HAVING NOT min(x) BETWEEN 4 AND 9 ORDER BY k",
+		2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "2");
+	merged_keys(
+		"SELECT k, min(x) FROM t GROUP BY k HAVING min(x) NOT BETWEEN 4 AND 9 ORDER BY k",
+		2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "2");
+	merged_keys("SELECT k, min(x) FROM t GROUP BY k HAVING min(x) BETWEEN 4 AND 3 ORDER BY k",
+		    2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "");
+	merged_keys("SELECT k, min(x) FROM t GROUP BY k HAVING min(x) BETWEEN SYMMETRIC 4 AND 3 "
+		    "ORDER BY k",
+		    2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "2 3");
+	merged_keys("SELECT k, min(x) FROM t GROUP BY k HAVING min(x) NOT BETWEEN SYMMETRIC 4 AND 3 "
+		    "ORDER BY k",
+		    2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "");
+	/* a NULL bound: 3 < 4 decides alone; for 4, 4 > NULL is NULL */
+	merged_keys("SELECT k, min(x) FROM t GROUP BY k HAVING min(x) NOT BETWEEN 4 AND NULL "
+		    "ORDER BY k",
+		    2, 4, kx, got, sizeof(got));
+	assert_string_equal(got, "2");
+}
+
+/* LIMIT / OFFSET from a Bind, as PostgreSQL reads them: text or binary of
+ * any integer width, NULL = none, negative refused (OFFSET's error first). */
+static void test_bind_limits(void **state)
+{
+	struct router_plan *p = plan("SELECT a FROM t ORDER BY a LIMIT $2 OFFSET $3");
+	static const uint8_t b2[] = { 0xff, 0xfe }, b4[] = { 0, 0, 1, 0 },
+			     b8[] = { 0, 0, 0, 1, 0, 0, 0, 0 }, b3[] = { 0, 0, 1 };
+	const uint8_t *v[3];
+	int32_t len[3];
+	int16_t fmt[3] = { 0, 0, 0 };
+	int64_t limit, offset;
+	char err[128];
+
+	(void)state;
+#define SET(i, s, f)                                                           \
+	do {                                                                   \
+		v[i] = (const uint8_t *)(s);                                   \
+		len[i] = (int32_t)(f ? sizeof(s) : strlen((const char *)(s))); \
+		fmt[i] = f;                                                    \
+	} while (0)
+#define BIND(n) \
+	router_merge_bind_limits(p->merge, n, v, len, fmt, &limit, &offset, err, sizeof(err))
+	SET(0, "junk", 0);
+	SET(1, " 10 ", 0);
+	SET(2, "+5", 0);
+	assert_int_equal(BIND(3), 0);
+	assert_true(limit == 10 && offset == 5);
+	/* NULL: no limit, no offset */
+	v[1] = v[2] = NULL;
+	len[1] = len[2] = -1;
+	assert_int_equal(BIND(3), 0);
+	assert_true(limit == -1 && offset == 0);
+	SET(1, "9223372036854775807", 0);
+	SET(2, "0", 0);
+	assert_int_equal(BIND(3), 0);
+	assert_true(limit == INT64_MAX && offset == 0);
+	SET(1, b4, 1);
+	SET(2, b8, 1);
+	assert_int_equal(BIND(3), 0);
+	assert_true(limit == 256 && offset == 4294967296LL);
+	SET(1, b2, 1); /* -2 */
+	assert_int_equal(BIND(3), -1);
+	assert_string_equal(err, "2201W: LIMIT must not be negative");
+	SET(2, "-1", 0);
+	assert_int_equal(BIND(3), -1);
+	assert_string_equal(err, "2201X: OFFSET must not be negative");
+	SET(1, "1", 0);
+	SET(2, "1.5", 0);
+	assert_int_equal(BIND(3), -1);
+	assert_string_equal(err, "22P02: invalid input syntax for type bigint: \"1.5\"");
+	SET(2, "", 0);
+	assert_int_equal(BIND(3), -1);
+	SET(2, "9223372036854775808", 0);
+	assert_int_equal(BIND(3), -1);
+	assert_string_equal(err,
+			    "22003: value \"9223372036854775808\" is out of range for type bigint");
+	SET(2, "-9223372036854775808", 0);
+	assert_int_equal(BIND(3), -1);
+	assert_string_equal(err, "2201X: OFFSET must not be negative");
+	SET(2, b3, 1);
+	assert_int_equal(BIND(3), -1);
+	assert_string_equal(err, "22P03: incorrect binary data format in bind parameter 3");
+	SET(2, "1", 0);
+	assert_int_equal(BIND(2), -1);
+	assert_string_equal(err,
+			    "08P01: the Bind message has 2 parameters, but the OFFSET is in $3");
+	router_plan_free(p);
+
+	/* one of them a literal: it stands; formats NULL: all text */
+	p = plan("SELECT a FROM t LIMIT 7 OFFSET $1");
+	SET(0, "3", 0);
+	assert_int_equal(router_merge_bind_limits(p->merge, 1, v, len, NULL, &limit, &offset, err,
+						  sizeof(err)),
+			 0);
+	assert_true(limit == 7 && offset == 3);
+	router_plan_free(p);
+	p = plan("SELECT a FROM t LIMIT $1 OFFSET 4");
+	assert_int_equal(BIND(1), 0);
+	assert_true(limit == 3 && offset == 4);
+	router_plan_free(p);
+	/* no parameter at all: the literals */
+	p = plan("SELECT count(*) FROM t LIMIT 2 OFFSET 1");
+	assert_int_equal(BIND(0), 0);
+	assert_true(limit == 2 && offset == 1);
+	router_plan_free(p);
+#undef BIND
+#undef SET
+}
+
+/* The merge with the bound values: n + k rows from each shard, k skipped,
+ * n sent. */
+static void test_bind_limits_merge(void **state)
+{
+	struct router_plan *p = plan("SELECT a FROM t ORDER BY a LIMIT $1 OFFSET $2");
+	struct router_merge bound;
+	static const char *const v[] = { "1", "2", "3", "4", "5" };
+	const uint8_t *vals[2] = { (const uint8_t *)"2", (const uint8_t *)"1" };
+	int32_t lens[2] = { 1, 1 };
+	char st[6], err[128];
+	uint8_t b[64], out[1024];
+	size_t at;
+	int n_rows = 0;
+	long got;
+
+	(void)state;
+	bound = *p->merge;
+	assert_int_equal(router_merge_bind_limits(p->merge, 2, vals, lens, NULL, &bound.limit,
+						  &bound.offset, err, sizeof(err)),
+			 0);
+	struct router_merger *m = router_merger_new(&bound, 2);
+	assert_non_null(m);
+	router_plan_free(p); /* the merger keeps its own copy */
+	for (int s = 0; s < 2; s++) {
+		at = put16(b, 0, 1);
+		b[at++] = 'a';
+		b[at++] = 0;
+		at = put32(b, at, 0);
+		at = put16(b, at, 0);
+		at = put32(b, at, 23);
+		at = put16(b, at, 4);
+		at = put32(b, at, -1);
+		at = put16(b, at, 0);
+		assert_int_equal(router_merger_feed(m, s, 'T', b, (uint32_t)at, st, err,
+						    sizeof(err)),
+				 0);
+		for (int r = s; r < 5; r += 2) {
+			at = put16(b, 0, 1);
+			at = put32(b, at, 1);
+			b[at++] = (uint8_t)v[r][0];
+			assert_int_equal(router_merger_feed(m, s, 'D', b, (uint32_t)at, st, err,
+							    sizeof(err)),
+					 0);
+		}
+		assert_int_equal(router_merger_feed(m, s, 'C', (const uint8_t *)"SELECT 3", 9, st,
+						    err, sizeof(err)),
+				 0);
+	}
+	char seen[16] = "";
+	while ((got = router_merger_emit(m, out, sizeof(out))) > 0)
+		for (size_t k = 0; k < (size_t)got;) {
+			uint32_t len = (uint32_t)out[k + 3] << 8 | out[k + 4];
+			if (out[k] == 'D') {
+				seen[n_rows++] = (char)out[k + 11];
+				seen[n_rows] = '\0';
+			}
+			k += 1 + len;
+		}
+	assert_string_equal(seen, "23");
+	router_merger_free(m);
+}
+
 /* ---- random combinations, checked against the shard text ----------------------- */
 
 static const char *const pick_targets[] = {
@@ -495,7 +849,7 @@ static void check_plan(const char *sql, int n_targets, const struct router_plan 
 	shard_shape(p->shard_sql ? p->shard_sql : sql, &shard_targets, &having, &offset, &star);
 	if (m->having)
 		assert_false(having);
-	if (m->aggregate || (m->offset && m->limit >= 0))
+	if (m->aggregate || (m->offset && m->limit >= 0) || m->limit_param || m->offset_param)
 		assert_false(offset);
 	assert_true(m->n_hidden >= 0);
 	assert_int_equal(shard_targets, n_targets + m->n_hidden);
@@ -589,9 +943,9 @@ static void test_random(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_shapes),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_slice),
+		cmocka_unit_test(test_shapes),      cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_slice),       cmocka_unit_test(test_having_null_semantics),
+		cmocka_unit_test(test_bind_limits), cmocka_unit_test(test_bind_limits_merge),
 		cmocka_unit_test(test_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
