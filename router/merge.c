@@ -414,6 +414,10 @@ struct router_merger *router_merger_new(const struct router_merge *spec, int n_s
 		    || spec->n_sort < 0 || (spec->n_sort && !spec->sort)
 		    || !expr_valid(spec->having, spec->n_cols))
 			return NULL;
+		/* LIMIT/OFFSET parameters not bound yet (router_merge_bind_limits):
+		 * merging without their values would send too many rows */
+		if (spec->limit_param || spec->offset_param)
+			return NULL;
 		for (int i = 0; i < spec->n_sort; i++)
 			if (!star && (spec->sort[i].col < 0 || spec->sort[i].col >= spec->n_cols))
 				return NULL;

@@ -207,7 +207,8 @@ struct router_merge {
 	 * parameters ($n, 1-based; 0: not a parameter, limit / offset above
 	 * hold the literal or none). Their values come with each Bind:
 	 * router_merge_bind_limits reads them, and the caller passes
-	 * router_merger_new a copy of the spec with limit / offset set to them.
+	 * router_merger_new a copy of the spec with limit / offset set to them
+	 * and both fields 0 (it refuses a spec whose parameters are unbound).
 	 * The shard SQL then carries LIMIT least(n, INT64_MAX - k) + k (n and
 	 * k: the parameters cast to bigint, or the literals), or LIMIT $n alone
 	 * without an offset, and never an OFFSET; an aggregate's shards get

@@ -738,6 +738,25 @@ static void test_cache(void **state)
 	assert_int_equal(q->route, ROUTER_ALL);
 	router_plan_free(p);
 	router_plan_free(q);
+	/* a merge's LIMIT / OFFSET parameters come with each copy (parsed, then
+	 * from the cache), and outlive the cached plan */
+	for (int i = 0; i < 2; i++) {
+		static const char sql[] = "SELECT id FROM accounts ORDER BY id LIMIT $2 OFFSET $1";
+		router_plan_stats(&before);
+		p = router_plan(&schema, &no_ctx, sql, strlen(sql));
+		router_plan_stats(&after);
+		assert_int_equal(after.cached - before.cached, i);
+		if (i == 1)
+			router_plan_cache_free();
+		assert_int_equal(p->route, ROUTER_ALL);
+		assert_non_null(p->merge);
+		assert_int_equal(p->merge->limit_param, 2);
+		assert_int_equal(p->merge->offset_param, 1);
+		assert_non_null(strstr(p->shard_sql,
+				       "LIMIT (LEAST($2::bigint, 9223372036854775807 "
+				       "- $1::bigint) + $1::bigint)"));
+		router_plan_free(p);
+	}
 	router_plan_cache_free();
 }
 

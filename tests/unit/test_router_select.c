@@ -713,7 +713,10 @@ static void test_bind_limits_merge(void **state)
 	long got;
 
 	(void)state;
+	/* unbound, it would merge without a limit: refused */
+	assert_null(router_merger_new(p->merge, 2));
 	bound = *p->merge;
+	bound.limit_param = bound.offset_param = 0;
 	assert_int_equal(router_merge_bind_limits(p->merge, 2, vals, lens, NULL, &bound.limit,
 						  &bound.offset, err, sizeof(err)),
 			 0);
