@@ -114,7 +114,7 @@ bool router_int_read(enum router_kind k, const uint8_t *v, uint32_t len, int64_t
  * functions, aggregates other than count/sum/min/max/avg/bool_and/bool_or/
  * every, aggregates with DISTINCT or ORDER BY inside, an aggregate inside
  * an expression, GROUPING SETS/ROLLUP/CUBE, DISTINCT ON, set operations,
- * LIMIT/OFFSET that are not integer constants, FETCH ... WITH TIES, WITH
+ * LIMIT/OFFSET that are neither integer constants nor $n, FETCH ... WITH TIES, WITH
  * or a subquery (other than a plain filter in FROM) that reads a sharded
  * table, two sharded tables not joined on their full key, and an outer
  * join whose preserved side has no sharded table. 0, or -1 out of memory
