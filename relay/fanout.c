@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/proto.h"
+#include "query/classify.h"
 #include "relay/bind.h"
 #include "relay/fanout.h"
 #include "relay/route.h"
@@ -212,6 +213,33 @@ static int split_queue_parse_stmt(struct conn *sc, const struct split_part *sp,
 	return split_queue_parse(sc, sp, st->body + qlen + 1, st->len - qlen - 1);
 }
 
+/* What a statement sent to several shards does to each one's session, as
+ * relay/state.c notes it for one: DEALLOCATE ALL drops PgCrab's own
+ * statements there too, and a change to settings or state is asked about
+ * when the transaction ends. */
+static void note_session_effects(struct relay_link *l, struct relay_leg *leg, uint8_t type,
+				 const uint8_t *body, uint32_t blen)
+{
+	const uint8_t *q = body;
+	if (type == 'P') {
+		const uint8_t *z = memchr(body, '\0', blen);
+		if (!z)
+			return;
+		q = z + 1;
+	}
+	const uint8_t *end = memchr(q, '\0', blen - (uint32_t)(q - body));
+	if (!end)
+		return;
+	struct query_class qc;
+	if (query_classify((const char *)q, (size_t)(end - q), &qc) != 0)
+		qc.effects = QUERY_UNKNOWN;
+	if (qc.effects & QUERY_DEALLOCATE_ALL) {
+		stmt_set_clear(&leg->server->stmts);
+		stmt_names_clear(l->names);
+	}
+	leg->dirty |= qc.effects;
+}
+
 /* The unit's messages for one shard. */
 static int send_unit(struct relay_link *l, struct fan_src *s)
 {
@@ -238,6 +266,8 @@ static int send_unit(struct relay_link *l, struct fan_src *s)
 			split_part_clear(&sp);
 			return -2;
 		}
+		if (type == 'Q' || type == 'P')
+			note_session_effects(l, s->leg, type, body, blen);
 		switch (type) {
 		case 'Q':
 			rc = queue_msg(sc, 'Q', shard_text(p, s->leg->shard, (const char *)body),
@@ -570,6 +600,23 @@ static int add_step(struct fan_src *s, uint8_t type, const uint8_t *msg, uint32_
 	return 0;
 }
 
+/* The merger for the unit's statement; a LIMIT/OFFSET given as parameters
+ * takes the values its Bind gave. */
+static struct router_merger *new_merger(const struct relay_router *r, int n)
+{
+	const struct router_merge *spec = r->plan ? r->plan->merge : NULL;
+	if (spec && (spec->limit_param || spec->offset_param)) {
+		if (!r->limits_bound)
+			return NULL;
+		struct router_merge bound = *spec;
+		bound.limit = r->limit;
+		bound.offset = r->offset;
+		bound.limit_param = bound.offset_param = 0;
+		return router_merger_new(&bound, n);
+	}
+	return router_merger_new(spec, n);
+}
+
 /* A write to unsharded tables: each shard's answer is the same. */
 static bool replicated(const struct relay_link *l)
 {
@@ -622,9 +669,7 @@ static int take_unit_msg(struct relay_link *l, struct fan *f, int si, uint8_t ty
 		if (replicated(l) && si != 0)
 			return 0;
 		if (!f->merger) {
-			f->merger = router_merger_new(l->router->plan ? l->router->plan->merge
-								      : NULL,
-						      f->n);
+			f->merger = new_merger(l->router, f->n);
 			if (!f->merger)
 				return -1;
 		}
@@ -875,8 +920,9 @@ bool route_fan_pump(struct relay_link *l)
 		char b[256];
 		int n = 0;
 		for (int i = 0; i < f->n && n < 200; i++)
-			n += snprintf(b + n, sizeof(b) - (size_t)n, " [%d: steps %d ready_left %d skip %d]",
-				      f->src[i].leg->shard, f->src[i].n_steps, f->src[i].ready_left,
+			n += snprintf(b + n, sizeof(b) - (size_t)n,
+				      " [%d: steps %d ready_left %d skip %d]", f->src[i].leg->shard,
+				      f->src[i].n_steps, f->src[i].ready_left,
 				      f->src[i].skip_ready);
 		log_debug("fan: next_step %d phase %d over %d failed %d%s", f->next_step, f->phase,
 			  f->unit_over, f->failed, b);

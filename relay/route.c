@@ -42,6 +42,7 @@ static void unit_clear(struct relay_router *r)
 	r->plan = NULL;
 	router_plan_free(r->split_plan);
 	r->split_plan = NULL;
+	r->limits_bound = false;
 	free(r->split_rows);
 	r->split_rows = NULL;
 	if (r->copy_spec) {
@@ -258,6 +259,30 @@ static int bind_shards(struct relay_router *r, const struct router_plan *p, cons
 	return rc;
 }
 
+/* A merge whose LIMIT/OFFSET are parameters: their values from this Bind. */
+static int bind_limits(struct relay_router *r, const struct router_plan *p, const uint8_t *body,
+		       uint32_t len, char *err, size_t errlen)
+{
+	struct relay_bind b;
+	int rc = relay_bind_parse(body, len, &b);
+	if (rc != 0) {
+		snprintf(err, errlen,
+			 rc == -2 ? "53200: out of memory" : "08P01: invalid Bind message");
+		return -1;
+	}
+	if (r->limits_bound) {
+		relay_bind_free(&b);
+		snprintf(err, errlen,
+			 "0A000: one batch may bind one LIMIT across shards: send a Sync after each");
+		return -1;
+	}
+	rc = router_merge_bind_limits(p->merge, b.n, b.values, b.lengths, b.formats, &r->limit,
+				      &r->offset, err, errlen);
+	relay_bind_free(&b);
+	r->limits_bound = rc == 0;
+	return rc;
+}
+
 /* Plans every statement of the unit; 0, or -1 with sqlstate/message set. */
 static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, char *err,
 		     size_t errlen)
@@ -348,6 +373,12 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 					if (named && named->route == ROUTER_BIND)
 						u->writes |= named->writes;
 				}
+			}
+			if (p && p->merge && (p->merge->limit_param || p->merge->offset_param)
+			    && bind_limits(r, p, body, total - PROTO_HEADER_LEN, err, errlen)
+				    != 0) {
+				router_plan_free(named);
+				return -1;
 			}
 			if (p && p->route == ROUTER_BIND) {
 				uint64_t m = 0;

@@ -47,6 +47,9 @@ struct relay_router {
 	/* a multi-row INSERT split at its Bind: each row's shard, and the plan
 	 * of the statement bound when it was not the unit's own Parse */
 	int *split_rows;
+	/* a merged LIMIT/OFFSET given as parameters: the Bind's values */
+	bool limits_bound;
+	int64_t limit, offset;
 	struct router_plan *split_plan;
 	struct router_context ctx; /* SET pgcrab.shard */
 	char *ctx_key;             /* SET pgcrab.sharding_key */
