@@ -422,8 +422,10 @@ fail:
 	return -1;
 }
 
-/* A named Parse in a fan-out: the client's name now stands for it. */
-static int register_names(struct relay_link *l, char *missing, size_t missing_len)
+/* Named Parses of a unit PgCrab answers or fans out: the client's names
+ * now stand for them. -3 (missing set) when a Bind or Describe names a
+ * statement nobody prepared. */
+int route_register_names(struct relay_link *l, char *missing, size_t missing_len)
 {
 	struct conn *cc = l->client;
 	uint32_t pos = cc->rx_start;
@@ -521,7 +523,7 @@ void route_fan_start(struct relay_link *l, uint64_t want)
 	}
 	if (f->end == FAN_END_NONE) {
 		char missing[80];
-		int rc = register_names(l, missing, sizeof(missing));
+		int rc = route_register_names(l, missing, sizeof(missing));
 		if (rc == -3) {
 			/* as PostgreSQL answers a Bind of a statement it does not have */
 			char msg[160];

@@ -321,16 +321,6 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 				router_plan_free(p);
 				return -1;
 			}
-			if (type == 'P' && name[0] != '\0'
-			    && (p->route == ROUTER_ALL || p->route == ROUTER_SPLIT
-				|| p->route == ROUTER_TX || p->route == ROUTER_SET)) {
-				router_plan_free(p);
-				snprintf(err, errlen,
-					 "0A000: a named prepared statement must route to one shard in "
-					 "a sharded database (add its key, or a /* pgcrab_shard: N */ "
-					 "hint)");
-				return -1;
-			}
 			if (type == 'Q' || u->plan == NULL) {
 				router_plan_free(u->plan);
 				u->plan = p;
@@ -405,6 +395,10 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 					r->split_plan = named; /* NULL: the unit's own Parse */
 					named = NULL;
 				}
+			}
+			if (named && !u->plan) {
+				u->plan = named; /* a Bind alone: its statement's plan is the unit's */
+				named = NULL;
 			}
 			router_plan_free(named);
 		}

@@ -78,6 +78,7 @@ void route_fan_start(struct relay_link *l, uint64_t want);
 /* Moves the fan-out on; true when it is over (its ReadyForQuery went out). */
 bool route_fan_pump(struct relay_link *l);
 void route_fan_free(struct relay_link *l);
+int route_register_names(struct relay_link *l, char *missing, size_t missing_len);
 
 /* twophase.c */
 /* Transaction control (BEGIN, COMMIT, ROLLBACK, savepoints). */

@@ -301,6 +301,11 @@ static void answer_unit(struct relay_link *l, const char *tag)
 {
 	struct relay_router *r = l->router;
 	struct conn *c = l->client;
+	char missing[80];
+	if (route_register_names(l, missing, sizeof(missing)) == -1) {
+		l->ops->failed(l, "53200", "out of memory");
+		return;
+	}
 	uint8_t buf[512];
 	uint32_t pos = c->rx_start;
 	for (int i = 0; i < r->unit.n_msgs; i++) {
@@ -362,6 +367,17 @@ static bool unit_text(struct relay_link *l, const char **sql, size_t *len)
 			if (!z)
 				return false;
 			b = z + 1;
+		}
+		if (type == 'B') {
+			/* a Bind of a named statement: that statement's text */
+			const uint8_t *z = memchr(b, '\0', total - 5);
+			const struct stmt *st =
+				z && z[1] ? stmt_names_find(l->names, (const char *)z + 1) : NULL;
+			if (st) {
+				*sql = (const char *)st->body;
+				*len = strnlen(*sql, st->len);
+				return true;
+			}
 		}
 		if (type == 'Q' || type == 'P') {
 			const uint8_t *z = memchr(b, '\0',
