@@ -299,6 +299,8 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 		uint32_t total = 1 + proto_be32(c->rx + pos + 1);
 		const char *sql, *name;
 		size_t len;
+		if (type == 'Q' || type == 'E')
+			u->executes = true;
 		if ((type == 'Q' || type == 'P') && text_of(c, pos, total, &sql, &len, &name)) {
 			int cp = type == 'Q' ? plan_copy(r, sql, len, err, errlen) : 0;
 			if (cp < 0)
@@ -579,6 +581,11 @@ static void route_next(struct relay_link *l)
 		     || p->tx == ROUTER_TX_SAVEPOINT))) {
 		consume_unit(l, len);
 		answer(l, NULL, "25P02", aborted_msg);
+		return;
+	}
+	if (p && (p->route == ROUTER_SET || p->route == ROUTER_TX) && !u->executes) {
+		/* prepared or described, not run: PostgreSQL only parses it */
+		route_answer_parse_only(l);
 		return;
 	}
 	if (p && p->route == ROUTER_SET) {

@@ -28,6 +28,7 @@ struct unit_route {
 	bool split; /* a multi-row INSERT split by its Bind's keys */
 	bool plan_bind;
 	bool writes, no_tx_block;
+	bool executes; /* a Query or an Execute: something runs (else only Parse/Describe) */
 	int n_plans;
 	int n_msgs;   /* messages in it */
 	uint32_t len; /* its bytes at the client's rx_start */
@@ -81,6 +82,9 @@ void route_fan_free(struct relay_link *l);
 int route_register_names(struct relay_link *l, char *missing, size_t missing_len);
 
 /* twophase.c */
+/* A unit that only parses or describes a statement PgCrab runs itself
+ * (transaction control, SET pgcrab.*): answered, nothing run. */
+void route_answer_parse_only(struct relay_link *l);
 /* Transaction control (BEGIN, COMMIT, ROLLBACK, savepoints). */
 void route_tx_unit(struct relay_link *l, const struct router_plan *p, uint8_t first);
 

@@ -323,6 +323,13 @@ static void answer_unit(struct relay_link *l, const char *tag)
 			proto_msg_end(&wr, at);
 			break;
 		case 'D':
+			if (total > 5 && c->rx[pos + 5] == 'S') {
+				/* a statement's: its parameters (none) first */
+				at = proto_msg_begin(&wr, 't');
+				proto_put_u8(&wr, 0);
+				proto_put_u8(&wr, 0);
+				proto_msg_end(&wr, at);
+			}
 			at = proto_msg_begin(&wr, 'n');
 			proto_msg_end(&wr, at);
 			break;
@@ -351,6 +358,11 @@ static void answer_unit(struct relay_link *l, const char *tag)
 	c->rx_start = pos;
 	c->scan_pos = pos;
 	conn_flush_tx(c);
+}
+
+void route_answer_parse_only(struct relay_link *l)
+{
+	answer_unit(l, ""); /* no Execute: no tag goes out */
 }
 
 /* The text of the unit's first Query or Parse. */
