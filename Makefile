@@ -125,7 +125,8 @@ soak: deps
 .PHONY: bench
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@QUICK=$(QUICK) PGCRAB_BIN=$(abspath $(BIN)) bench/run.sh
+	@QUICK=$(QUICK) PGCRAB_BIN=$(abspath $(BIN)) PGCRAB_LIB=$(abspath $(BUILD)/libpgcrab.a) \
+		BENCH_LDLIBS='$(LDLIBS)' bench/run.sh
 
 # make conformance: PostgreSQL 15's own regression suite (pg_regress, the
 # whole parallel_schedule) directly, through PgCrab in transaction and in

@@ -4,10 +4,12 @@
 Usage: report.py RESULT_DIR
 
 Reads RESULT_DIR/runs.tsv (one line per pgbench run), memory.tsv (idle-client
-test) and meta.env (machine, versions, settings), all written by
-bench/run.sh. Medians over the repeats of each (workload, clients, target)
-cell; a cell with any failed run is reported as failed. Standard library
-only; the plot is drawn by gnuplot.
+test), sharded.tsv (pgbench by key, 2-shard against unsharded),
+route_cost.tsv (bench/route_cost.c), merge.tsv (PgCrab's RSS during a
+cross-shard merge) and meta.env (machine, versions, settings), all written
+by bench/run.sh. Medians over the repeats of each (workload, clients,
+target) cell; a cell with any failed run is reported as failed. Standard
+library only; the plot is drawn by gnuplot.
 """
 
 import csv
@@ -32,6 +34,23 @@ WORKLOADS = {
     "connect-simple": "new connection per transaction (`-C -S -M simple`)",
 }
 POOLERS = ["pgcrab-w1", "pgcrab-w2", "pgbouncer"]
+SHARD_WORKLOADS = {
+    "key-extended": "select by aid, `-M extended`",
+    "key-prepared": "select by aid, `-M prepared`",
+    "key-simple": "select by aid, `-M simple`",
+}
+ROUTE_STATEMENTS = {
+    "select-by-aid-param": "`SELECT abalance FROM pgbench_accounts WHERE aid = $1`",
+    "select-by-aid-literal": "`SELECT abalance FROM pgbench_accounts WHERE aid = 31337`",
+    "update-by-aid-param": "`UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2`",
+    "join-by-id-literal": "`SELECT * FROM accounts a JOIN payments p ON p.account_id = a.id "
+                          "WHERE a.id = 42`",
+}
+MERGE_QUERIES = {
+    "order-by-limit-100": "`SELECT id, x, payload FROM t ORDER BY x LIMIT 100`",
+    "order-by-all": "`SELECT * FROM t ORDER BY x` (every row, to a client that reads them all)",
+}
+MERGE_LIMIT_KIB = 10 * 1024  # issue 13: less than 10 MB while it merges
 META = {}
 
 
@@ -77,6 +96,19 @@ def load_tsv(path):
         return list(csv.DictReader(f, delimiter="\t"))
 
 
+def group_cells(runs):
+    """{(workload, clients): {target: Cell}} and the keys in run order."""
+    cells = {}
+    order = []
+    for r in runs:
+        key = (r["workload"], int(r["clients"]))
+        if key not in cells:
+            cells[key] = {}
+            order.append(key)
+        cells[key].setdefault(r["target"], []).append(r)
+    return {k: {t: Cell(v) for t, v in c.items()} for k, c in cells.items()}, order
+
+
 class Cell:
     """All runs of one target in one (workload, clients) cell."""
 
@@ -106,15 +138,10 @@ def main():
     runs = load_tsv(os.path.join(d, "runs.tsv"))
     mem = load_tsv(os.path.join(d, "memory.tsv"))
 
-    cells = {}
-    order = []
-    for r in runs:
-        key = (r["workload"], int(r["clients"]))
-        if key not in cells:
-            cells[key] = {}
-            order.append(key)
-        cells[key].setdefault(r["target"], []).append(r)
-    cells = {k: {t: Cell(v) for t, v in c.items()} for k, c in cells.items()}
+    cells, order = group_cells(runs)
+    shard_cells, shard_order = group_cells(load_tsv(os.path.join(d, "sharded.tsv")))
+    route = load_tsv(os.path.join(d, "route_cost.tsv"))
+    merge = load_tsv(os.path.join(d, "merge.tsv"))
     workloads = []
     for w, _ in order:
         if w not in workloads:
@@ -137,7 +164,7 @@ def main():
       f"after: {meta.get('load_after', '?')}. pgbench, PostgreSQL and the pooler share "
       f"these CPUs, and so does whatever else the machine runs.")
     p(f"- {meta.get('postgres', '?')}: `synchronous_commit = off`, `fsync = off`, "
-      f"`max_connections = 1200`, `shared_buffers = 256MB`; pgbench scale "
+      f"`max_connections = 1200`, `shared_buffers = {meta.get('shared_buffers', '256MB')}`; pgbench scale "
       f"{meta.get('scale', '?')}, tables prewarmed.")
     p(f"- {meta.get('pgcrab', 'pgcrab')}: transaction pooling, one shard, "
       f"min = max = {meta.get('pool_size', '?')} server connections, `log_level = warn`.")
@@ -219,8 +246,22 @@ def main():
             v = num(m["kib_per_client"])
             goal(f"{LABELS[m['target']]}: RSS per idle client at {m['clients']} ≤ 0.5 KiB",
                  fmt(v, 2, " KiB"), v is not None and v <= 0.5)
+    for (w, c) in shard_order:
+        u, sh = shard_cells[(w, c)].get("unsharded"), shard_cells[(w, c)].get("sharded")
+        if u and sh:
+            r = ratio(sh.good_tps, u.good_tps)
+            goal(f"issue 13: {w} at {c} clients, 2-shard ≥ 0.90× unsharded", fmt(r, 2, "×"),
+                 r is not None and r >= 0.90)
+    for q, rows in merge_by_query(merge).items():
+        if q == "order-by-limit-100":
+            g = max(num(m["growth_kib"]) or 0 for m in rows)
+            good = all(m["check"] == "ok" for m in rows)
+            goal(f"issue 13: PgCrab's RSS growth merging ORDER BY … LIMIT 100 over "
+                 f"{META.get('merge_rows', '?')} rows on 3 shards < 10 MiB",
+                 fmt(g / 1024, 1, " MiB") + ("" if good else " (wrong answer)"),
+                 good and g < MERGE_LIMIT_KIB)
     if goals:
-        p("## Goals of issue 4 that this run can judge")
+        p("## Goals of issues 4 and 13 that this run can judge")
         p("")
         p("| goal | measured | met |")
         p("|---|---|---|")
@@ -286,6 +327,8 @@ def main():
             p("")
             p("\n".join(notes))
 
+    sharding_section(p, shard_cells, shard_order, route, merge)
+
     if mem:
         p("")
         p("## Idle clients: memory and login cost")
@@ -313,6 +356,125 @@ def main():
         f.write("\n".join(out))
 
     plot(d, cells, order, workloads)
+
+
+def merge_by_query(merge):
+    out = {}
+    for m in merge:
+        out.setdefault(m["query"], []).append(m)
+    return out
+
+
+def sharding_section(p, cells, order, route, merge):
+    if not (order or route or merge):
+        return
+    p("")
+    p("## Sharding (issue 13)")
+    if order:
+        p("")
+        p("### Single-shard routing: a 2-shard database against an unsharded one")
+        p("")
+        p(f"One PgCrab (`--workers 2`) serves both databases; the cells alternate between "
+          f"them (unsharded, sharded, unsharded, sharded), {META.get('repeats', '?')} runs "
+          f"each, medians. **unsharded**: the bench database through a plain `[shard.*]` "
+          f"({META.get('pool_size', '?')} server connections). **sharded**: a "
+          f"`[database.*]` over 2 databases of the same PostgreSQL "
+          f"({META.get('shard_pool', '?')} server connections each), "
+          f"`pgbench_accounts` sharded by `aid int4` and split as PostgreSQL's "
+          f"`PARTITION BY HASH (aid)` with `MODULUS 2` splits it; branches, tellers and "
+          f"history copied whole to both. Script: `\\set aid random(1, 100000 * :scale)`, "
+          f"`SELECT abalance FROM pgbench_accounts WHERE aid = :aid \\gset` (`-s "
+          f"{META.get('scale', '?')}`; `\\gset` fails the transaction if the row is not "
+          f"there, so a statement sent to the wrong shard shows up as failed). Load average "
+          f"before these cells: {META.get('load_shard_before', '?')}; after: "
+          f"{META.get('load_shard_after', '?')}.")
+        p("")
+        p("| workload | clients | unsharded TPS | sharded TPS | sharded / unsharded "
+          "| runs unsharded | runs sharded | mean ms | p99 ms | CPU µs/tx | failed |")
+        p("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
+        for (w, c) in order:
+            u, sh = cells[(w, c)].get("unsharded"), cells[(w, c)].get("sharded")
+            if not (u and sh):
+                continue
+
+            def tps(x):
+                return fmt(x.tps, 0) if x.ok else f"**FAILED** ({fmt(x.tps, 0)})"
+
+            def pair(a, b, digits):
+                return f"{fmt(a, digits)} / {fmt(b, digits)}"
+
+            p(f"| {SHARD_WORKLOADS.get(w, w)} | {c} | {tps(u)} | {tps(sh)} | "
+              f"{fmt(ratio(sh.good_tps, u.good_tps), 2, '×')} | "
+              f"{' / '.join(fmt(v, 0) for v in u.tps_all)} | "
+              f"{' / '.join(fmt(v, 0) for v in sh.tps_all)} | {pair(u.mean, sh.mean, 2)} | "
+              f"{pair(u.p99, sh.p99, 2)} | {pair(u.cpu, sh.cpu, 1)} | {u.failed} / {sh.failed} |")
+        p("")
+        p("mean, p99, CPU µs/tx and failed: unsharded / sharded. CPU µs/tx is the whole "
+          "PgCrab process's over the run, divided by the transactions.")
+        notes = [f"- {t} {w} at {c} clients: {x.nfailed} of {len(x.runs)} runs failed: "
+                 f"{x.note or 'see logs'}"
+                 for (w, c) in order for t, x in cells[(w, c)].items() if not x.ok]
+        if notes:
+            p("")
+            p("\n".join(notes))
+    if route:
+        p("")
+        p("### Routing cost per statement")
+        p("")
+        p("`bench/route_cost.c`, linked with `build/libpgcrab.a`, calls the router as the "
+          "relay does, on one core, for a 2-shard schema; medians of 3 runs. **parse**: "
+          "`router_plan` on text its cache has not seen (libpg_query's parse and the walk; "
+          "the library's own `parse_ns`). **cache hit**: `router_plan` on text it has seen, "
+          "and `router_plan_free`. **bind**: `router_bind_shards` for the Bind's text "
+          "parameters (hash and shard).")
+        p("")
+        p("| statement | parse µs | cache hit µs | bind µs |")
+        p("|---|---:|---:|---:|")
+        by = {}
+        for r in route:
+            by.setdefault(r["statement"], []).append(r)
+        med_of = {}
+        for st, rows in by.items():
+            parse = med(num(r["parse_us"]) for r in rows)
+            hit = med(num(r["hit_us"]) for r in rows)
+            bind = med(num(r["bind_us"]) for r in rows)
+            med_of[st] = (parse, hit, bind)
+            p(f"| {ROUTE_STATEMENTS.get(st, st)} | {fmt(parse, 1)} | {fmt(hit, 3)} | "
+              f"{fmt(bind, 3)} |")
+        sel = med_of.get("select-by-aid-param")
+        if sel and None not in sel:
+            p("")
+            p(f"Per statement of the sharded cells above: `-M extended` sends Parse (a cache "
+              f"hit) and Bind for each, ≈ {sel[1] + sel[2]:.2f} µs of routing; `-M prepared` "
+              f"only Binds, ≈ {sel[2]:.2f} µs; a connection's first Parse of a text pays the "
+              f"parse once ({sel[0]:.0f} µs). `-M simple` puts the aid in the text, so nearly "
+              f"every statement is new text and pays a parse.")
+    if merge:
+        p("")
+        p("### Cross-shard merge: PgCrab's memory")
+        p("")
+        p(f"`t` (id int8, the key; x int8, the sort column, unrelated to the key; a 64-byte "
+          f"payload): {META.get('merge_rows', '?')} rows over 3 databases of the bench "
+          f"cluster, each holding the ids that hash to it (`satisfies_hash_partition`), "
+          f"an index on x. One PgCrab (`--workers 2`), every shard's connection already open. "
+          f"PgCrab's VmRSS is sampled every 50 ms while psql (through PgCrab) reads the "
+          f"whole answer (the LIMIT query, a few ms, runs many times in one session so "
+          f"that the samples see it); **growth** = peak − VmRSS just before the query, the largest over "
+          f"{META.get('repeats', '?')} runs. **check**: the row count, the rows in order, and "
+          f"for the LIMIT the same x values as the merge of each shard's own first rows read "
+          f"directly.")
+        p("")
+        p("| query | rows | runs in the session | check | VmRSS before KiB | peak KiB | growth "
+          "| samples | s |")
+        p("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+        for q, rows in merge_by_query(merge).items():
+            worst = max(rows, key=lambda m: num(m["growth_kib"]) or 0)
+            checks = sorted({m["check"] for m in rows})
+            p(f"| {MERGE_QUERIES.get(q, q)} | {worst['rows']} | {worst.get('loops', 1)} | "
+              f"{'; '.join(checks)} | "
+              f"{worst['rss_before_kib']} | {worst['rss_peak_kib']} | "
+              f"{fmt((num(worst['growth_kib']) or 0) / 1024, 2, ' MiB')} | "
+              f"{worst['samples']} | {worst['seconds']} |")
 
 
 def plot(d, cells, order, workloads):

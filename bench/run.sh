@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # make bench: PgCrab (--workers 1 and 2) against PgBouncer and direct
-# PostgreSQL 15, all on this machine, in one run, interleaved.
+# PostgreSQL 15, all on this machine, in one run, interleaved; then the
+# sharding router's costs: pgbench by key through a 2-shard database against
+# an unsharded one, the router's µs per statement, and PgCrab's RSS while it
+# merges a cross-shard ORDER BY over 1,000,000 rows on 3 shards.
 #
 #   QUICK=1           one representative cell (-S -M extended, 100 clients,
-#                     -T 10, 2 repeats) plus the idle-client memory test
+#                     -T 10, 2 repeats), the sharded cells at 100 clients,
+#                     the merge memory test and the idle-client memory test
 #   BENCH_SECONDS     -T per pgbench run (default 15; QUICK: 10)
 #   BENCH_REPEATS     runs per target and cell, median reported (default 2)
 #   BENCH_CLIENTS     client counts (default "16 100 1000"; QUICK: "100")
@@ -17,9 +21,19 @@
 #                     the others: a change's before and after in one run
 #   BENCH_POOLER_TO_PG  tcp (default) or unix: how both poolers reach
 #                     PostgreSQL (clients always use TCP, direct ones too)
+#   BENCH_SHARD_CLIENTS  client counts of the sharded-vs-unsharded cells
+#                     (default "16 100"; QUICK: "100"; empty skips them)
+#   BENCH_SHARD_WORKLOADS  key-extended key-prepared (default), key-simple
+#   BENCH_SHARD_POOL  server connections per shard of the 2-shard database
+#                     (default: the unsharded database's, 20)
+#   BENCH_MERGE_ROWS  rows of the 3-shard merge memory test (default
+#                     1000000; empty skips it)
+#   PGCRAB_LIB, BENCH_LDLIBS  the library bench/route_cost.c links (default
+#                     build/libpgcrab.a) and its libraries (make passes its own)
 #
-# Writes bench/results/<timestamp>/{report.md,tps.png,runs.tsv,memory.tsv}
-# and prints the report's path. Everything it starts is stopped on exit.
+# Writes bench/results/<timestamp>/{report.md,tps.png,runs.tsv,memory.tsv,
+# sharded.tsv,route_cost.tsv,merge.tsv} and prints the report's path.
+# Everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -30,11 +44,16 @@ if [[ $QUICK == 1 ]]; then
 	SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 	CLIENTS=${BENCH_CLIENTS:-100}
 	WORKLOADS=${BENCH_WORKLOADS:-select-extended}
+	SHARD_CLIENTS=${BENCH_SHARD_CLIENTS-100}
 else
 	SECONDS_PER_RUN=${BENCH_SECONDS:-15}
 	CLIENTS=${BENCH_CLIENTS:-16 100 1000}
 	WORKLOADS=${BENCH_WORKLOADS:-select-simple select-extended select-prepared tpcb-extended connect-simple}
+	SHARD_CLIENTS=${BENCH_SHARD_CLIENTS-16 100}
 fi
+SHARD_WORKLOADS=${BENCH_SHARD_WORKLOADS:-key-extended key-prepared}
+MERGE_ROWS=${BENCH_MERGE_ROWS-1000000}
+PGCRAB_LIB=${PGCRAB_LIB:-$repo/build/libpgcrab.a}
 REPEATS=${BENCH_REPEATS:-2}
 IDLE=${BENCH_IDLE-2000 10000}
 PGCRAB_BIN=${PGCRAB_BIN:-$repo/pgcrab}
@@ -47,12 +66,18 @@ if [[ -n "$BASE_BIN" ]]; then
 	TARGETS=(direct base-w2 pgcrab-w1 pgcrab-w2 pgbouncer)
 fi
 POOL_SIZE=20
+SHARD_POOL=${BENCH_SHARD_POOL:-$POOL_SIZE}
 SCALE=10
+# Large enough for pgbench_accounts twice over (the unsharded copy and the
+# 2-shard one, about 150 MB each with its index), so that the interleaved
+# runs do not evict each other's pages.
+SHARED_BUFFERS=512MB
 THREADS=2
 
 [[ -x "$PGCRAB_BIN" ]] || { echo "bench: $PGCRAB_BIN not built (run make)" >&2; exit 1; }
 bench/deps.sh
 source scripts/pgenv.sh
+source scripts/pgshards.sh
 # Debian puts pgbouncer in /usr/sbin, outside a normal user's PATH.
 PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 for tool in pgbench "$PGBOUNCER" gnuplot python3 timeout; do
@@ -207,10 +232,16 @@ INI
 	BOUNCER_NOFILE=$(awk '/^Max open files/ {print $4}' "/proc/${PID[$name]}/limits")
 }
 
-target_conn() { # prints "port user password" for a target
+# The sharded cells' two targets are two databases of one PgCrab (shard-w2).
+declare -A TARGET_POOLER=([unsharded]=shard-w2 [sharded]=shard-w2)
+SHARDED_DB=bench_app
+
+target_conn() { # prints "port user password database" for a target
 	case $1 in
-	direct) echo "$PG_PORT $DIRECT_USER $DIRECT_PASSWORD" ;;
-	*) echo "${PORT[$1]} pgcrab pgcrab" ;;
+	direct) echo "$PG_PORT $DIRECT_USER $DIRECT_PASSWORD $PG_DB" ;;
+	unsharded) echo "${PORT[shard-w2]} pgcrab pgcrab $PG_DB" ;;
+	sharded) echo "${PORT[shard-w2]} pgcrab pgcrab $SHARDED_DB" ;;
+	*) echo "${PORT[$1]} pgcrab pgcrab $PG_DB" ;;
 	esac
 }
 
@@ -221,18 +252,24 @@ workload_args() {
 	select-prepared) echo "-S -M prepared" ;;
 	tpcb-extended) echo "-M extended" ;;
 	connect-simple) echo "-C -S -M simple" ;;
+	key-extended) echo "-f $tmp/select_by_aid.sql -s $SCALE -M extended" ;;
+	key-prepared) echo "-f $tmp/select_by_aid.sql -s $SCALE -M prepared" ;;
+	key-simple) echo "-f $tmp/select_by_aid.sql -s $SCALE -M simple" ;;
 	*) echo "bench: unknown workload $1" >&2; return 1 ;;
 	esac
 }
 
+runs_header() {
+	printf 'workload\tclients\ttarget\trepeat\tstatus\ttps\tprocessed\tfailed\tmean_ms\tp99_ms\tcpu_us_per_tx\tconnect_ms\tnote\n' >"$1"
+}
 RUNS=$out/runs.tsv
-printf 'workload\tclients\ttarget\trepeat\tstatus\ttps\tprocessed\tfailed\tmean_ms\tp99_ms\tcpu_us_per_tx\tconnect_ms\tnote\n' >"$RUNS"
+runs_header "$RUNS"
 
 # run_one WORKLOAD CLIENTS TARGET REPEAT: one pgbench run, one line in runs.tsv.
 run_one() {
 	local workload=$1 clients=$2 target=$3 rep=$4
-	local port user pass wargs
-	read -r port user pass < <(target_conn "$target")
+	local port user pass db wargs
+	read -r port user pass db < <(target_conn "$target")
 	wargs=$(workload_args "$workload")
 	if [[ $workload == tpcb-extended ]]; then
 		# What pgbench itself does before TPC-B (we pass -n): keep the
@@ -243,13 +280,13 @@ run_one() {
 	local logdir=$tmp/pgbench-log
 	rm -rf "$logdir"
 	mkdir -p "$logdir"
-	local pid=${PID[$target]:-} c0=0 c1=0 output rc=0
+	local pid=${PID[${TARGET_POOLER[$target]:-$target}]:-} c0=0 c1=0 output rc=0
 	[[ -n "$pid" ]] && c0=$(cpu_ticks "$pid")
 	# shellcheck disable=SC2086
 	output=$(PGPASSWORD=$pass timeout -k 5 $((SECONDS_PER_RUN + 120)) \
 		pgbench -n $wargs -c "$clients" -j "$THREADS" -T "$SECONDS_PER_RUN" \
 		--log --log-prefix="$logdir/tx" --sampling-rate=0.1 \
-		-h 127.0.0.1 -p "$port" -U "$user" "$PG_DB" 2>&1) || rc=$?
+		-h 127.0.0.1 -p "$port" -U "$user" "$db" 2>&1) || rc=$?
 	[[ -n "$pid" ]] && c1=$(cpu_ticks "$pid")
 	local processed failed tps conn aborted note status cpu
 	processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$output")
@@ -343,15 +380,191 @@ memory_test() {
 	stop_pooler "$pooler"
 }
 
-# --- PostgreSQL -------------------------------------------------------------
+# --- the sharding router ------------------------------------------------------
+
+# db_admin DB ARGS...: psql as postgres over the socket to database DB of
+# the bench cluster, stopping at the first error.
+db_admin() {
+	local db=$1
+	shift
+	PG_ADMIN_DB=$db pg_admin -v ON_ERROR_STOP=1 "$@"
+}
+
+# crab_psql PORT DB ARGS...: psql through a PgCrab as its client pgcrab.
+crab_psql() {
+	local port=$1 db=$2
+	shift 2
+	PGPASSWORD=pgcrab timeout 600 psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
+		-U pgcrab -d "$db" "$@"
+}
+
+# setup_sharded_pgbench: the 2-shard copy of the bench database, databases
+# bench_app_0 and bench_app_1 on the bench cluster. pgbench_accounts is
+# split by aid as PostgreSQL's own PARTITION BY HASH (MODULUS 2) splits it,
+# so that placement does not rest on PgCrab's hash; pgbench_branches,
+# tellers and history are copied whole to both (unsharded tables).
+setup_sharded_pgbench() {
+	local i db dump=("$PG_BIN/pg_dump" -h "$PG_DIR" -p "$PG_PORT" -U postgres) n total=0
+	SHARD_PORTS=() SHARD_DIRS=() SHARD_DBS=()
+	pgshards_databases "$SHARDED_DB" 2
+	db_admin "$PG_DB" -c "CREATE TABLE bench_split (LIKE pgbench_accounts) PARTITION BY HASH (aid)" \
+		-c "CREATE TABLE bench_split_0 PARTITION OF bench_split FOR VALUES WITH (MODULUS 2, REMAINDER 0)" \
+		-c "CREATE TABLE bench_split_1 PARTITION OF bench_split FOR VALUES WITH (MODULUS 2, REMAINDER 1)" \
+		-c "INSERT INTO bench_split SELECT * FROM pgbench_accounts" >/dev/null
+	for i in 0 1; do
+		db=${SHARD_DBS[i]}
+		"${dump[@]}" --section=pre-data -t 'pgbench_*' "$PG_DB" | db_admin "$db" >/dev/null
+		"${dump[@]}" --section=data -t pgbench_branches -t pgbench_tellers -t pgbench_history "$PG_DB" |
+			db_admin "$db" >/dev/null
+		db_admin "$PG_DB" -c "COPY bench_split_$i TO STDOUT" | db_admin "$db" -c "COPY pgbench_accounts FROM STDIN"
+		"${dump[@]}" --section=post-data -t 'pgbench_*' "$PG_DB" | db_admin "$db" >/dev/null
+		db_admin "$db" -c "VACUUM ANALYZE" -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" \
+			-c "SELECT pg_prewarm(c) FROM unnest(ARRAY['pgbench_accounts','pgbench_accounts_pkey',
+				'pgbench_branches','pgbench_tellers']) c" >/dev/null
+		n=$(db_admin "$db" -c "SELECT count(*) FROM pgbench_accounts")
+		log "shard $i ($db): $n of pgbench_accounts' rows"
+		((n > 0)) || { echo "bench: shard $i got no rows" >&2; return 1; }
+		total=$((total + n))
+	done
+	db_admin "$PG_DB" -c "DROP TABLE bench_split" -c "CHECKPOINT" >/dev/null
+	((total == 100000 * SCALE)) || { echo "bench: the shards hold $total rows, not $((100000 * SCALE))" >&2; return 1; }
+	# Each Bind is routed by its aid; a SELECT sent to the wrong shard finds
+	# no row, and \gset then fails the transaction: pgbench reports it.
+	cat >"$tmp/select_by_aid.sql" <<'SQL'
+\set aid random(1, 100000 * :scale)
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid \gset
+SQL
+}
+
+# start_shard_pooler: one PgCrab (--workers 2) with both databases of the
+# sharded cells: the unsharded bench database (the [shard.*] clients name
+# directly, as in the matrix) and bench_app over the two shards.
+start_shard_pooler() {
+	local sections
+	sections=$(
+		SHARD_POOL_LINES="min_connections = $SHARD_POOL
+max_connections = $SHARD_POOL" PG_HOST=$(pooler_pg_host) pgshards_sections "$SHARDED_DB"
+		pgshards_table pgbench_accounts "$SHARDED_DB" aid int4
+	)
+	PGCRAB_EXTRA_SECTIONS=$sections start_pgcrab shard-w2 2 2000
+	local n
+	n=$(crab_psql "${PORT[shard-w2]}" "$SHARDED_DB" -c "SELECT count(*) FROM pgbench_accounts")
+	[[ $n == $((100000 * SCALE)) ]] || { echo "bench: count(*) through $SHARDED_DB: $n" >&2; return 1; }
+}
+
+# setup_merge_shards: 3 databases bench_merge_0..2, each holding the rows of
+# t (id int8, the key; x, the sort column; a 64-byte payload) whose id
+# hashes to it, as satisfies_hash_partition says for MODULUS 3.
+MERGE_DB=bench_merge
+setup_merge_shards() {
+	local i n total=0
+	SHARD_PORTS=() SHARD_DIRS=() SHARD_DBS=()
+	pgshards_databases "$MERGE_DB" 3
+	for i in 0 1 2; do
+		# x = 7919 g mod 1000003: distinct for the first million ids, and in
+		# an order that has nothing to do with the key's
+		db_admin "${SHARD_DBS[i]}" -c "CREATE TABLE merge_probe (id int8) PARTITION BY HASH (id)" \
+			-c "CREATE TABLE t (id int8 PRIMARY KEY, x int8 NOT NULL, payload text NOT NULL)" \
+			-c "INSERT INTO t SELECT g, (g * 7919) % 1000003, repeat(md5(g::text), 2)
+				FROM generate_series(1, $MERGE_ROWS) g
+				WHERE satisfies_hash_partition('merge_probe'::regclass, 3, $i, g::int8)" \
+			-c "CREATE INDEX t_x ON t (x)" -c "VACUUM ANALYZE t" >/dev/null
+		n=$(db_admin "${SHARD_DBS[i]}" -c "SELECT count(*) FROM t")
+		total=$((total + n))
+		log "merge shard $i: $n rows"
+	done
+	((total == MERGE_ROWS)) || { echo "bench: merge shards hold $total rows, not $MERGE_ROWS" >&2; return 1; }
+}
+
+# rss_sampler PID FILE: VmRSS of PID every 50 ms; on SIGTERM writes "peak
+# samples" (KiB) to FILE and ends. Started in the background.
+rss_sampler() {
+	local pid=$1 file=$2 peak=0 n=0 k v
+	trap 'echo "$peak $n" >"$file"; exit 0' TERM
+	while :; do
+		while read -r k v _; do
+			[[ $k == VmRSS: ]] && break
+		done <"/proc/$pid/status"
+		((v > peak)) && peak=$v
+		n=$((n + 1))
+		sleep 0.05
+	done
+}
+
+MERGE=$out/merge.tsv
+printf 'query\trepeat\trows\tloops\tcheck\trss_before_kib\trss_peak_kib\trss_after_kib\tgrowth_kib\tsamples\tseconds\n' >"$MERGE"
+# merge_one NAME REPEAT ROWS LOOPS SQL: SQL LOOPS times in one session
+# (a quick query is repeated so that the 50 ms samples see it run), each
+# answer ROWS rows, through the merge database while PgCrab's
+# VmRSS is sampled; the rows are counted and their order checked (x, the
+# second column, never decreasing); with a LIMIT they are also compared
+# with the merge of each shard's own first rows, read directly.
+merge_one() {
+	local name=$1 rep=$2 expected=$3 loops=$4 sql=$5 pid=${PID[merge-w2]} port=${PORT[merge-w2]}
+	local before after sampler t0 t1 rows disorder check=ok peak samples args=() i
+	sleep 0.5
+	before=$(rss_kib "$pid")
+	rss_sampler "$pid" "$tmp/rss.peak" &
+	sampler=$!
+	t0=$(date +%s.%N)
+	# psql reads the whole answer as fast as it comes; awk counts the rows,
+	# checks their order and keeps the first thousand sort values.
+	for ((i = 0; i < loops; i++)); do args+=(-c "$sql"); done
+	crab_psql "$port" "$MERGE_DB" -F ' ' "${args[@]}" | awk -v n="$expected" -v head="$tmp/merge.head" '
+		(NR - 1) % n != 0 && $2 + 0 < prev {bad++}
+		{prev = $2 + 0}
+		NR <= n && NR <= 1000 {print $2 >head}
+		END {print NR, bad + 0}' >"$tmp/merge.count"
+	t1=$(date +%s.%N)
+	kill -TERM "$sampler"
+	wait "$sampler" || true
+	read -r peak samples <"$tmp/rss.peak"
+	after=$(rss_kib "$pid")
+	((after > peak)) && peak=$after
+	read -r rows disorder <"$tmp/merge.count"
+	((disorder == 0)) || check="$disorder rows out of order"
+	((rows == expected * loops)) || check="$rows rows, not $loops x $expected"
+	rows=$expected
+	if [[ $sql == *LIMIT* ]]; then
+		local limit=${sql##*LIMIT } i
+		for i in 0 1 2; do
+			db_admin "${SHARD_DBS[i]}" -c "SELECT x FROM t ORDER BY x LIMIT $limit"
+		done | sort -n | head -n "$limit" >"$tmp/merge.expected"
+		cmp -s "$tmp/merge.head" "$tmp/merge.expected" || check="differs from the shards' own first $limit"
+	fi
+	rm -f "$tmp/merge.head"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$rep" "$rows" "$loops" "$check" "$before" "$peak" \
+		"$after" $((peak - before)) "$samples" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')" >>"$MERGE"
+	log "merge: $name #$rep: $loops x $rows rows ($check), VmRSS $before -> peak $peak KiB (+$(((peak - before) / 1024)) MiB), after $after KiB"
+}
+
+# --- routing cost: no PostgreSQL, measured while the machine is quiet ----------
 log "results: $out"
-log "starting PostgreSQL 15 (max_connections 1200, shared_buffers 256MB)"
+if [[ -f "$PGCRAB_LIB" ]]; then
+	# shellcheck disable=SC2086
+	if ${CC:-cc} -O2 -std=gnu11 -D_GNU_SOURCE -I"$repo" -o "$tmp/route_cost" bench/route_cost.c "$PGCRAB_LIB" \
+		${BENCH_LDLIBS:-$(pkg-config --libs liburing inih libcrypto libsystemd libpq) -lpg_query -lpthread} \
+		2>"$tmp/route_cost-build.log"; then
+		printf 'run\t' >"$out/route_cost.tsv"
+		for rep in 1 2 3; do
+			"$tmp/route_cost" 2 | awk -v r="$rep" 'NR == 1 && r == 1 {print} NR > 1 {print r "\t" $0}'
+		done >>"$out/route_cost.tsv"
+		log "routing cost: $(awk -F'\t' '$2 == "select-by-aid-param" {printf "%s us parse, %s us cache hit, %s us bind", $3, $4, $5; exit}' "$out/route_cost.tsv")"
+	else
+		log "routing cost: bench/route_cost.c did not build against $PGCRAB_LIB (see logs)"
+	fi
+else
+	log "routing cost: no $PGCRAB_LIB (make builds it); skipped"
+fi
+
+# --- PostgreSQL -------------------------------------------------------------
+log "starting PostgreSQL 15 (max_connections 1200, shared_buffers $SHARED_BUFFERS)"
 pg_start "$tmp/pg"
 cat >>"$PG_DIR/data/postgresql.conf" <<CONF
 # make bench
 synchronous_commit = off
 max_connections = 1200
-shared_buffers = 256MB
+shared_buffers = $SHARED_BUFFERS
 CONF
 as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 120 restart >/dev/null \
 	|| { tail -20 "$PG_DIR/postgres.log" >&2; exit 1; }
@@ -394,6 +607,51 @@ done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 for name in pgcrab-w1 pgcrab-w2 pgbouncer ${BASE_BIN:+base-w2}; do stop_pooler "$name"; done
 
+# --- sharded against unsharded: pgbench by key ---------------------------------
+if [[ -n "$SHARD_CLIENTS" ]]; then
+	log "2-shard copy of pgbench_accounts ($SHARDED_DB: 2 databases on this cluster)"
+	setup_sharded_pgbench
+	log "starting pgcrab --workers 2 with $PG_DB (unsharded) and $SHARDED_DB (2 shards, $SHARD_POOL connections each)"
+	start_shard_pooler
+	sleep 2
+	RUNS=$out/sharded.tsv
+	runs_header "$RUNS"
+	LOAD_SHARD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+	for workload in $SHARD_WORKLOADS; do
+		workload_args "$workload" >/dev/null
+		for clients in $SHARD_CLIENTS; do
+			for rep in $(seq 1 "$REPEATS"); do
+				for target in unsharded sharded; do
+					run_one "$workload" "$clients" "$target" "$rep"
+				done
+			done
+		done
+	done
+	LOAD_SHARD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+	stop_pooler shard-w2
+	PGOPTIONS="-c client_min_messages=warning" pg_admin -c "DROP DATABASE ${SHARDED_DB}_0" \
+		-c "DROP DATABASE ${SHARDED_DB}_1" >/dev/null
+fi
+
+# --- cross-shard merge: PgCrab's memory -----------------------------------------
+if [[ -n "$MERGE_ROWS" ]]; then
+	log "$MERGE_ROWS rows of t over 3 shards ($MERGE_DB: 3 databases on this cluster)"
+	setup_merge_shards
+	PGCRAB_EXTRA_SECTIONS="$(
+		SHARD_POOL_LINES="min_connections = 1
+max_connections = 20" PG_HOST=$(pooler_pg_host) pgshards_sections "$MERGE_DB"
+		pgshards_table t "$MERGE_DB" id int8
+	)" start_pgcrab merge-w2 2 100
+	# Every shard's connection open and a fan-out done once before the
+	# first measurement: their memory is not the merge's.
+	crab_psql "${PORT[merge-w2]}" "$MERGE_DB" -c "SELECT count(*) FROM t" >/dev/null
+	for rep in $(seq 1 "$REPEATS"); do
+		merge_one order-by-limit-100 "$rep" 100 50 "SELECT id, x, payload FROM t ORDER BY x LIMIT 100"
+		merge_one order-by-all "$rep" "$MERGE_ROWS" 1 "SELECT * FROM t ORDER BY x"
+	done
+	stop_pooler merge-w2
+fi
+
 # --- idle clients: memory and login cost --------------------------------------
 if [[ -n "$IDLE" ]]; then
 	for name in pgcrab-w1 pgcrab-w2 pgbouncer; do memory_test "$name"; done
@@ -426,6 +684,13 @@ base_bin=${BASE_BIN}
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet HEAD -- 2>/dev/null || echo ' (with local changes)')
 load_before=$LOAD_BEFORE
 load_after=$LOAD_AFTER
+shard_clients=$SHARD_CLIENTS
+shard_workloads=$SHARD_WORKLOADS
+shard_pool=$SHARD_POOL
+load_shard_before=${LOAD_SHARD_BEFORE:-}
+load_shard_after=${LOAD_SHARD_AFTER:-}
+merge_rows=$MERGE_ROWS
+shared_buffers=$SHARED_BUFFERS
 elapsed=$(($(date +%s) - START_TIME))
 META
 python3 bench/report.py "$out"
