@@ -466,7 +466,7 @@ setup_merge_shards() {
 		db_admin "${SHARD_DBS[i]}" -c "CREATE TABLE merge_probe (id int8) PARTITION BY HASH (id)" \
 			-c "CREATE TABLE t (id int8 PRIMARY KEY, x int8 NOT NULL, payload text NOT NULL)" \
 			-c "INSERT INTO t SELECT g, (g * 7919) % 1000003, repeat(md5(g::text), 2)
-				FROM generate_series(1, $MERGE_ROWS) g
+				FROM generate_series(1::int8, $MERGE_ROWS) g
 				WHERE satisfies_hash_partition('merge_probe'::regclass, 3, $i, g::int8)" \
 			-c "CREATE INDEX t_x ON t (x)" -c "VACUUM ANALYZE t" >/dev/null
 		n=$(db_admin "${SHARD_DBS[i]}" -c "SELECT count(*) FROM t")
@@ -646,7 +646,7 @@ max_connections = 20" PG_HOST=$(pooler_pg_host) pgshards_sections "$MERGE_DB"
 	# first measurement: their memory is not the merge's.
 	crab_psql "${PORT[merge-w2]}" "$MERGE_DB" -c "SELECT count(*) FROM t" >/dev/null
 	for rep in $(seq 1 "$REPEATS"); do
-		merge_one order-by-limit-100 "$rep" 100 50 "SELECT id, x, payload FROM t ORDER BY x LIMIT 100"
+		merge_one order-by-limit-100 "$rep" 100 1000 "SELECT id, x, payload FROM t ORDER BY x LIMIT 100"
 		merge_one order-by-all "$rep" "$MERGE_ROWS" 1 "SELECT * FROM t ORDER BY x"
 	done
 	stop_pooler merge-w2
