@@ -399,7 +399,8 @@ static int plan_unit(struct relay_link *l, struct unit_route *u, int n_msgs, cha
 				}
 			}
 			if (named && !u->plan) {
-				u->plan = named; /* a Bind alone: its statement's plan is the unit's */
+				u->plan =
+					named; /* a Bind alone: its statement's plan is the unit's */
 				named = NULL;
 			}
 			router_plan_free(named);

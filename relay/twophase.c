@@ -383,8 +383,9 @@ static bool unit_text(struct relay_link *l, const char **sql, size_t *len)
 		if (type == 'B') {
 			/* a Bind of a named statement: that statement's text */
 			const uint8_t *z = memchr(b, '\0', total - 5);
-			const struct stmt *st =
-				z && z[1] ? stmt_names_find(l->names, (const char *)z + 1) : NULL;
+			const struct stmt *st = z && z[1]
+				? stmt_names_find(l->names, (const char *)z + 1)
+				: NULL;
 			if (st) {
 				*sql = (const char *)st->body;
 				*len = strnlen(*sql, st->len);

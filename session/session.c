@@ -91,7 +91,8 @@ static void on_stop(struct worker *w)
 static void on_exit_thread(struct worker *w)
 {
 	relay_thread_exit();
-	query_thread_exit(); /* the statements this thread classified */
+	query_thread_exit();      /* the statements this thread classified */
+	router_plan_cache_free(); /* ...and planned for sharded databases */
 }
 
 const struct worker_hooks session_hooks = {
