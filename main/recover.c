@@ -22,7 +22,7 @@
 #include "router/router.h"
 
 #define RECOVER_BUSY_S 2
-#define RECOVER_IDLE_S 30
+#define RECOVER_IDLE_S 10
 
 static PGconn *connect_shard(const struct cfg_shard *sh)
 {

@@ -575,6 +575,8 @@ static void route_next(struct relay_link *l)
 	u->len = len;
 	const struct router_plan *p = r->plan;
 	char st = route_tx_status(l);
+	if (st == 'I')
+		r->tx_wrote = false;
 	/* a failed transaction takes only its end */
 	if (st == 'E'
 	    && !(p && p->route == ROUTER_TX
@@ -608,6 +610,28 @@ static void route_next(struct relay_link *l)
 }
 
 /* A data statement (or a batch of them): to its shard, or fanned out. */
+/* cross_shard_writes = error: a transaction that writes stays on one
+ * shard (a second would need two-phase commit). True if refused. */
+static bool refuse_cross_write(struct relay_link *l, uint64_t want)
+{
+	struct relay_router *r = l->router;
+	if (!r->schema->refuse_cross_writes || r->state == ROUTE_RESUME)
+		return false;
+	bool in_tx = r->preamble || route_tx_shards(l);
+	uint64_t tx = route_tx_shards(l);
+	if (in_tx && r->unit.writes)
+		r->tx_wrote = true;
+	if (!in_tx || !r->tx_wrote || !tx || (want & ~tx) == 0)
+		return false;
+	char msg[200];
+	snprintf(msg, sizeof(msg),
+		 "this transaction writes on shard %d; reaching shard %d too would need two-phase "
+		 "commit, which cross_shard_writes = error refuses",
+		 __builtin_ctzll(tx), __builtin_ctzll(want & ~tx));
+	route_answer_error(l, "0A000", msg);
+	return true;
+}
+
 void route_data_unit(struct relay_link *l)
 {
 	struct relay_router *r = l->router;
@@ -618,6 +642,8 @@ void route_data_unit(struct relay_link *l)
 	int n = __builtin_popcountll(want);
 	if (n == 0)
 		want = UINT64_C(1) << any_shard(l), n = 1;
+	if (refuse_cross_write(l, want))
+		return;
 	if (!legs_ready(l, want))
 		return;
 	if (n == 1 && !u->fan_force) {

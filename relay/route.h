@@ -57,8 +57,9 @@ struct relay_router {
 	/* the open transaction: BEGIN and its savepoints, sent to each shard
 	 * that joins it; NULL outside a transaction */
 	char *preamble;
-	bool aborted; /* PgCrab refused a statement in the transaction */
-	unsigned rr;  /* round robin for reads of unsharded tables */
+	bool aborted;  /* PgCrab refused a statement in the transaction */
+	bool tx_wrote; /* ...and it wrote (cross_shard_writes = error keeps it on one shard) */
+	unsigned rr;   /* round robin for reads of unsharded tables */
 	struct fan *fan;
 	struct router_copy_spec *copy_spec; /* the unit is COPY FROM STDIN into a sharded table */
 	int fan_end; /* enum fan_end: the fan-out ends the transaction, sends no unit */

@@ -87,6 +87,18 @@ out=$(app -v ON_ERROR_STOP=0 -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k
 expect_match "a statement after an error in the transaction is refused" "current transaction is aborted" "$out"
 expect_eq "...and COMMIT rolls it all back" "0 0" "$(on_shard 0 -c "SELECT count(*) FROM t2pc WHERE id = ${k0[5]}") $(on_shard 1 -c "SELECT count(*) FROM t2pc WHERE id = ${k1[5]}")"
 
+# hints: a comment or the session's SET sends a statement without a key
+n0=$(on_shard 0 -c "SELECT count(*) FROM t2pc")
+n1=$(on_shard 1 -c "SELECT count(*) FROM t2pc")
+expect_eq "without a key, count(*) is every shard's, summed" "$((n0 + n1))" "$(app -c "SELECT count(*) FROM t2pc")"
+expect_eq "/* pgcrab_shard: 1 */ reads shard 1 only" "$n1" "$(app -c "/* pgcrab_shard: 1 */ SELECT count(*) FROM t2pc")"
+expect_eq "/* pgcrab_key: K */ reads the shard of K" "$n0" "$(app -c "/* pgcrab_key: ${k0[0]} */ SELECT count(*) FROM t2pc")"
+expect_eq "SET pgcrab.shard holds for the session, RESET ends it" "$n0 $n0 $((n0 + n1))" \
+	"$(app -c "SET pgcrab.shard = 0" -c "SELECT count(*) FROM t2pc" -c "BEGIN" -c "SELECT count(*) FROM t2pc" -c "COMMIT" -c "RESET pgcrab.shard" -c "SELECT count(*) FROM t2pc" | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "SET pgcrab.sharding_key routes like the key" "$n1" "$(app -c "SET pgcrab.sharding_key = '${k1[0]}'" -c "SELECT count(*) FROM t2pc")"
+out=$(app -c "/* pgcrab_shard: 7 */ SELECT 1" 2>&1)
+expect_match "a shard number out of range is refused" "shard|range" "$out"
+
 # PgCrab killed while the coordinator (shard 0) commits: the decision was
 # commit, so the next PgCrab commits what shard 1 prepared
 (app -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k1[6]}, 'p')" -c "INSERT INTO t2pc (id, v) VALUES (${k0[6]}, 'slow')" -c "COMMIT" >/dev/null 2>&1 &)
@@ -110,4 +122,19 @@ start || exit 1
 sleep 5 # the PREPARE finishes its sleep and takes
 poll 30 none_prepared
 expect_eq "killed during PREPARE: the next PgCrab rolls it back" "0 0 0" "$(prepared_left) $(on_shard 0 -c "SELECT count(*) FROM t2pc WHERE id = ${k0[7]}") $(on_shard 1 -c "SELECT count(*) FROM t2pc WHERE id = ${k1[7]}")"
+pgcrab_stop
+
+# cross_shard_writes = error and cross_shard_queries = error refuse, saying why
+sections="$(
+	pgshards_sections app "cross_shard_writes = error
+cross_shard_queries = error"
+	pgshards_table t2pc app id int8
+)"
+start || exit 1
+out=$(app -c "BEGIN" -c "INSERT INTO t2pc (id, v) VALUES (${k0[8]}, 'w')" -c "INSERT INTO t2pc (id, v) VALUES (${k1[8]}, 'w')" -c "COMMIT" 2>&1)
+expect_match "cross_shard_writes = error: a write on a second shard is refused (0A000)" "shard" "$out"
+expect_eq "...and nothing of that transaction stays" "0 0" "$(on_shard 0 -c "SELECT count(*) FROM t2pc WHERE id = ${k0[8]}") $(on_shard 1 -c "SELECT count(*) FROM t2pc WHERE id = ${k1[8]}")"
+out=$(app -c "SELECT count(*) FROM t2pc" 2>&1)
+expect_match "cross_shard_queries = error: a read of every shard is refused" "shard" "$out"
+expect_eq "...while a read by key still works" "a" "$(app -c "SELECT v FROM t2pc WHERE id = ${k0[0]}")"
 pgcrab_stop
