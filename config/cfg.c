@@ -165,6 +165,7 @@ static const struct key_def keys[] = {
 	{ PG(max_packet_size), T_INT, PG_OFF(max_packet_size), .def = "1073741824", .min = 1024,
 	  .max = 1073741824 },
 	{ PG(admin_users), T_LIST, PG_OFF(admin_users), PG_OFF(n_admin_users), .def = "pgcrab" },
+	{ PG(stats_users), T_LIST, PG_OFF(stats_users), PG_OFF(n_stats_users), .def = "" },
 	{ PG(metrics_port), T_INT, PG_OFF(metrics_port), .def = "0", .min = 0, .max = 65535 },
 	{ PG(server_connect_timeout), T_DURATION, PG_OFF(server_connect_timeout_ms), .def = "5s",
 	  .max_ms = MAX_DURATION_MS },
@@ -1357,4 +1358,69 @@ const char *cfg_log_level_name(enum cfg_log_level l)
 const char *cfg_auth_type_name(enum cfg_auth_type a)
 {
 	return (unsigned)a < ARRAY_LEN(auth_type_names) - 1 ? auth_type_names[a] : "?";
+}
+
+/* Keys only a restart changes: the listeners and the threads. */
+static bool needs_restart(const char *key)
+{
+	static const char *const keys_[] = { "host",    "port",         "unix_socket_dir",
+					     "workers", "cpu_affinity", "metrics_port",
+					     NULL };
+	for (int i = 0; keys_[i]; i++)
+		if (strcmp(keys_[i], key) == 0)
+			return true;
+	return false;
+}
+
+static void format_duration(uint64_t ms, char *out, size_t len)
+{
+	if (ms % 1000 == 0)
+		snprintf(out, len, "%llus", (unsigned long long)(ms / 1000));
+	else
+		snprintf(out, len, "%llums", (unsigned long long)ms);
+}
+
+void cfg_describe(const struct cfg *cfg,
+		  void (*row)(void *arg, const char *key, const char *value, const char *def,
+			      bool reloadable),
+		  void *arg)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key_def *k = &keys[i];
+		if (k->sect != SECT_PGCRAB)
+			continue;
+		const char *slot = (const char *)cfg + k->off;
+		char buf[1024] = "";
+		switch (k->type) {
+		case T_STRING: {
+			const char *v = *(char *const *)slot;
+			snprintf(buf, sizeof(buf), "%s", v ? v : "");
+			break;
+		}
+		case T_INT:
+			snprintf(buf, sizeof(buf), "%d", *(const int *)slot);
+			break;
+		case T_DURATION:
+			format_duration(*(const uint64_t *)slot, buf, sizeof(buf));
+			break;
+		case T_ENUM:
+			snprintf(buf, sizeof(buf), "%s", k->names[*(const int *)slot]);
+			break;
+		case T_BOOL:
+			snprintf(buf, sizeof(buf), "%s", *(const bool *)slot ? "on" : "off");
+			break;
+		case T_LIST: {
+			char *const *v = *(char **const *)slot;
+			int n = *(const int *)((const char *)cfg + k->count_off);
+			size_t at = 0;
+			for (int j = 0; j < n && at < sizeof(buf); j++)
+				at += (size_t)snprintf(buf + at, sizeof(buf) - at, "%s%s",
+						       j ? "," : "", v[j]);
+			break;
+		}
+		}
+		if (strstr(k->key, "password"))
+			snprintf(buf, sizeof(buf), "%s", buf[0] ? "********" : "");
+		row(arg, k->key, buf, k->def ? k->def : "", !needs_restart(k->key));
+	}
 }

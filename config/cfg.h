@@ -78,6 +78,8 @@ struct cfg {
 	int max_packet_size; /* bytes: a client message longer than this is a protocol violation */
 	char **admin_users;
 	int n_admin_users;
+	char **stats_users; /* may run SHOW on the admin console */
+	int n_stats_users;
 	int metrics_port;
 	/* durations in milliseconds; 0 means "never" where SPEC allows it */
 	uint64_t server_connect_timeout_ms;
@@ -137,6 +139,13 @@ const struct cfg_user *cfg_find_user(const struct cfg *cfg, const char *name);
  * case-insensitive). Returns -1 for negatives, fractions, unknown units and
  * values that overflow uint64_t milliseconds; *out_ms is then untouched. */
 int cfg_parse_duration_ms(const char *text, uint64_t *out_ms) __attribute__((warn_unused_result));
+
+/* Each [pgcrab] key: its value as text (secrets masked), its default, and
+ * whether a reload changes it (SHOW CONFIG). */
+void cfg_describe(const struct cfg *cfg,
+		  void (*row)(void *arg, const char *key, const char *value, const char *def,
+			      bool reloadable),
+		  void *arg);
 
 const char *cfg_pool_mode_name(enum cfg_pool_mode m);
 const char *cfg_log_level_name(enum cfg_log_level l);

@@ -20,6 +20,7 @@
 #include "config/cfg.h"
 #include "core/acceptor.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "core/net.h"
 #include "core/worker.h"
 #include "main/cli.h"
@@ -27,8 +28,6 @@
 #include "main/recover.h"
 #include "main/upgrade.h"
 #include "session/session.h"
-
-#define PGCRAB_VERSION "0.1.0"
 
 static int cpus_available(void)
 {

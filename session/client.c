@@ -14,6 +14,7 @@
 #include "core/worker.h"
 #include "proto/proto.h"
 #include "relay/prepared.h"
+#include "session/admin.h"
 #include "session/cancel.h"
 #include "session/session.h"
 
@@ -25,6 +26,8 @@ static const char *const state_names[] = {
 	[CLIENT_IDLE] = "idle",
 	[CLIENT_WAITING] = "waiting",
 	[CLIENT_ACTIVE] = "active",
+	[CLIENT_ADMIN] = "admin",
+	[CLIENT_ADMIN_BUSY] = "admin_busy",
 	[CLIENT_CLOSING] = "closing",
 };
 
@@ -63,6 +66,9 @@ static void arm_deadline(struct client *cl)
 		break;
 	case CLIENT_ACTIVE:
 		ms = cfg->idle_transaction_timeout_ms;
+		break;
+	case CLIENT_ADMIN:
+	case CLIENT_ADMIN_BUSY:
 		break;
 	case CLIENT_LOGIN_CHECK:
 		ms = cfg->client_login_timeout_ms;
@@ -268,6 +274,10 @@ static void handle_bytes(struct client *cl)
 	case CLIENT_ACTIVE:
 		relay_client_recv(&cl->rl);
 		break;
+	case CLIENT_ADMIN:
+		admin_on_request(cl);
+		break;
+	case CLIENT_ADMIN_BUSY: /* keeps them until the command is answered */
 	case CLIENT_LOGIN_WAIT: /* keeps them until the login completes */
 	case CLIENT_LOGIN_CHECK:
 	case CLIENT_WAITING: /* keeps them until a server comes */
@@ -456,6 +466,7 @@ static void client_on_free(struct conn *c)
 		relay_detach(&cl->rl);
 	}
 	timer_disarm(&cl->timer);
+	admin_client_gone(cl);
 	list_del(&cl->wait.link);
 	list_del(&cl->link);
 	params_clear(&cl->want);
@@ -532,6 +543,8 @@ static void client_timer_fired(struct timer *t)
 				  (quiet >= limit ? w->now_ms : cl->c.io_ms) + limit);
 		break;
 	}
+	case CLIENT_ADMIN:
+	case CLIENT_ADMIN_BUSY:
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -542,7 +555,7 @@ void client_shutdown(struct client *cl, bool cut)
 	if (cl->c.closing)
 		return;
 	if (cut || cl->state == CLIENT_STARTUP || cl->state == CLIENT_AUTH
-	    || cl->state == CLIENT_IDLE)
+	    || cl->state == CLIENT_IDLE || cl->state == CLIENT_ADMIN)
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 }
 

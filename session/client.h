@@ -27,6 +27,8 @@ enum client_state {
 	CLIENT_IDLE,        /* logged in, holds no server */
 	CLIENT_WAITING,     /* has a request, waiting on its pool */
 	CLIENT_ACTIVE,      /* linked to a server through the relay */
+	CLIENT_ADMIN,       /* on the admin console: PgCrab answers its queries */
+	CLIENT_ADMIN_BUSY,  /* on the console, a command waits for the workers' answers */
 	CLIENT_CLOSING,     /* flushing a last message, then closed */
 };
 
@@ -35,6 +37,7 @@ struct client_login {
 	char user[64];
 	char missing_db[64]; /* dbname that names no shard, for the error after auth */
 	bool bad_options;    /* options refused: opt_err goes out after auth */
+	bool console;        /* dbname is the admin console's */
 	struct proto_options_error opt_err;
 };
 
@@ -51,13 +54,17 @@ struct client {
 	struct timer timer;   /* the deadline of its state, if any */
 	uint64_t born_ms;     /* accepted: client_login_timeout counts from here */
 	int32_t key_pid, key_secret;
-	bool ssl_asked, gss_asked;  /* each may come once, before the startup packet */
-	struct client_login *login; /* between startup and authentication only */
-	struct param_set want;      /* session parameters this client expects */
-	struct param_set startup;   /* ...those it logged in with */
-	bool check_settings;        /* a server must accept its startup settings first */
-	struct stmt_names stmts;    /* its named prepared statements */
-	struct session_db *db;      /* a sharded database's client; else NULL */
+	bool ssl_asked, gss_asked;   /* each may come once, before the startup packet */
+	struct client_login *login;  /* between startup and authentication only */
+	struct param_set want;       /* session parameters this client expects */
+	struct param_set startup;    /* ...those it logged in with */
+	bool check_settings;         /* a server must accept its startup settings first */
+	struct stmt_names stmts;     /* its named prepared statements */
+	struct session_db *db;       /* a sharded database's client; else NULL */
+	char user[64];               /* who it logged in as */
+	int admin_role;              /* enum admin_role: on the admin console, what it may do */
+	struct admin_gather *gather; /* the console command waiting for the workers */
+	bool admin_skipping;         /* the console refused an extended-protocol batch: to Sync */
 };
 
 static inline struct client *container_of_client(struct conn *c)

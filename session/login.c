@@ -17,6 +17,7 @@
 #include "core/worker.h"
 #include "proto/options.h"
 #include "proto/proto.h"
+#include "session/admin.h"
 #include "session/cancel.h"
 #include "session/client.h"
 #include "session/session.h"
@@ -143,6 +144,7 @@ void login_on_startup(struct client *cl)
 		return;
 	}
 	snprintf(cl->login->user, sizeof(cl->login->user), "%s", st.user);
+	snprintf(cl->user, sizeof(cl->user), "%s", st.user);
 	/* every setting the client gives holds for it on every server: those
 	 * of options first, then the others, which win (as in PostgreSQL) */
 	for (int i = 0; i < st.n_params; i++) {
@@ -185,7 +187,9 @@ void login_on_startup(struct client *cl)
 			return;
 		}
 	}
-	if (!cl->pool)
+	if (!cl->pool && admin_is_console(c->w->cfg, st.database))
+		cl->login->console = true;
+	else if (!cl->pool)
 		snprintf(cl->login->missing_db, sizeof(cl->login->missing_db), "%s", st.database);
 	/* checked now, refused after the password, as PostgreSQL does */
 	for (int i = 0; i < st.n_params; i++) {
@@ -317,6 +321,36 @@ void login_settings_checked(struct client *cl)
 	cl->check_settings = false;
 }
 
+/* Authenticated: what only the login needed goes, the client gets its
+ * cancel key. False (the client failed) without a random key. */
+static bool authenticated(struct client *cl)
+{
+	free(cl->login);
+	cl->login = NULL;
+	cl->key_pid = cancel_new_pid(cl->sw);
+	if (cancel_new_secret(cl->sw, &cl->key_secret) != 0) {
+		/* a guessable key would let anyone cancel this client's queries */
+		client_fail(cl, "FATAL", "53200", "cannot draw a random cancel key");
+		return false;
+	}
+	return true;
+}
+
+/* An authenticated user asked for the admin console. */
+static void console_login(struct client *cl)
+{
+	enum admin_role role = admin_role_of(cl->c.w->cfg, cl->login->user);
+	if (role == ADMIN_NONE) {
+		client_fail(cl, "FATAL", "28000",
+			    "user \"%s\" may not use the pgcrab console (not in admin_users or "
+			    "stats_users)",
+			    cl->login->user);
+		return;
+	}
+	if (authenticated(cl))
+		admin_login(cl, role);
+}
+
 /* The longest password message PostgreSQL reads for a cleartext password,
  * counting its length word. */
 #define PASSWORD_MAX_LEN 1000
@@ -367,6 +401,10 @@ void login_on_password(struct client *cl)
 			    cl->login->user);
 		return;
 	}
+	if (cl->login->console) {
+		console_login(cl);
+		return;
+	}
 	if (!cl->pool || cl->login->bad_options) {
 		/* authenticated: PostgreSQL says so before it looks further */
 		uint8_t buf[16];
@@ -383,14 +421,8 @@ void login_on_password(struct client *cl)
 			client_fail_full(cl, e->severity, e->sqlstate, e->message, NULL, e->hint);
 		return;
 	}
-	free(cl->login);
-	cl->login = NULL;
-	cl->key_pid = cancel_new_pid(cl->sw);
-	if (cancel_new_secret(cl->sw, &cl->key_secret) != 0) {
-		/* a guessable key would let anyone cancel this client's queries */
-		client_fail(cl, "FATAL", "53200", "cannot draw a random cancel key");
+	if (!authenticated(cl))
 		return;
-	}
 	cl->check_settings = !settings_known(cl);
 	if (atomic_load(&cl->pool->shard->params) && !cl->check_settings) {
 		login_finish(cl);

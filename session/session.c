@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/net.h"
 #include "query/classify.h"
+#include "session/admin.h"
 #include "session/cancel.h"
 #include "relay/relay.h"
 #include "session/client.h"
@@ -31,13 +32,18 @@ static void on_msg(struct worker *w, unsigned kind, void *ptr, int res)
 	struct session_worker *sw = session_worker_of(w);
 	if (kind == SESSION_MSG_CANCEL)
 		cancel_deliver(sw, (int32_t)(uint32_t)(uintptr_t)ptr, res);
+	else if (kind == SESSION_MSG_ADMIN_ASK || kind == SESSION_MSG_ADMIN_DONE)
+		admin_on_msg(sw, kind, ptr, res);
 	else
 		pool_worker_on_msg(&sw->pools, kind, ptr, res);
 }
 
 static void on_msg_done(struct worker *w, unsigned kind, void *ptr, int res)
 {
-	pool_worker_on_msg_done(&session_worker_of(w)->pools, kind, ptr, res);
+	if (kind == SESSION_MSG_ADMIN_ASK || kind == SESSION_MSG_ADMIN_DONE)
+		admin_on_msg_done(session_worker_of(w), kind, ptr, res);
+	else
+		pool_worker_on_msg_done(&session_worker_of(w)->pools, kind, ptr, res);
 }
 
 /* An online upgrade's drain leaves an idle client this long to send the

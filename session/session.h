@@ -17,6 +17,8 @@
 
 enum {
 	SESSION_MSG_CANCEL = POOL_MSG_END, /* ptr: a client pid; res: its secret key */
+	SESSION_MSG_ADMIN_ASK,             /* ptr: a struct admin_gather to add to */
+	SESSION_MSG_ADMIN_DONE,            /* ptr: the gather, this worker's part written */
 };
 
 /* A sharded database: its config and the schema its router plans against. */
