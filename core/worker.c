@@ -187,7 +187,9 @@ static void on_msg(struct worker *w, unsigned kind, void *ptr, int res)
 	case WORKER_MSG_SHUTDOWN:
 		if (!w->stopping) {
 			w->stopping = true;
-			w->stop_deadline_ms = w->now_ms + w->cfg->shutdown_timeout_ms;
+			w->stop_deadline_ms = atomic_load(&w->rt->wait_for_clients)
+				? UINT64_MAX
+				: w->now_ms + w->cfg->shutdown_timeout_ms;
 			w->hooks->on_stop(w);
 		}
 		break;

@@ -86,7 +86,10 @@ struct runtime {
 	struct cfg *cfg; /* the acceptor's snapshot */
 	void *owner;     /* the owner's shared state */
 	_Atomic int workers_done;
-	_Atomic bool upgrading;  /* the shutdown is an online upgrade's drain */
+	_Atomic bool upgrading; /* the shutdown is an online upgrade's drain */
+	/* SHUTDOWN WAIT_FOR_CLIENTS: clients are served on and none is
+	 * closed; the process ends when the last one leaves */
+	_Atomic bool wait_for_clients;
 	_Atomic int in_transit;  /* objects posted between workers, not yet adopted */
 	pthread_barrier_t ready; /* workers' rings are set up */
 };

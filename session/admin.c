@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/version.h"
@@ -109,6 +111,25 @@ void admin_out_complete(struct admin_out *o, const char *tag)
 {
 	size_t at = msg_start(o, 'C');
 	admin_out_bytes(o, tag, strlen(tag) + 1);
+	msg_end(o, at);
+}
+
+void admin_out_error(struct admin_out *o, const char *code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	size_t at = msg_start(o, 'E');
+	admin_out_bytes(o, "SERROR", 7);
+	admin_out_bytes(o, "VERROR", 7);
+	char code_field[7] = { 'C' };
+	memcpy(code_field + 1, code, 5);
+	admin_out_bytes(o, code_field, 7);
+	admin_out_bytes(o, "M", 1);
+	admin_out_bytes(o, msg, strlen(msg) + 1);
+	admin_out_bytes(o, "", 1);
 	msg_end(o, at);
 }
 
@@ -256,7 +277,7 @@ static void send_reply(struct client *cl, struct admin_out *o)
 static bool needs_workers(enum admin_cmd cmd)
 {
 	return cmd == ADMIN_SHOW_POOLS || cmd == ADMIN_SHOW_CLIENTS || cmd == ADMIN_SHOW_SERVERS
-		|| cmd == ADMIN_SHOW_LISTS || cmd == ADMIN_SHOW_WORKERS;
+		|| cmd == ADMIN_SHOW_LISTS || cmd == ADMIN_SHOW_WORKERS || cmd == ADMIN_KILL_CLIENT;
 }
 
 static void gather_free(struct admin_gather *g)
@@ -285,7 +306,7 @@ static void gather_done(struct session_worker *sw, struct admin_gather *g)
 		client_next(cl);
 }
 
-static void run_show(struct client *cl, enum admin_cmd cmd)
+static void run_gathered(struct client *cl, enum admin_cmd cmd, uint64_t arg)
 {
 	struct session_worker *sw = cl->sw;
 	struct runtime *rt = sw->w->rt;
@@ -296,6 +317,7 @@ static void run_show(struct client *cl, enum admin_cmd cmd)
 		return;
 	}
 	g->cmd = cmd;
+	g->arg = arg;
 	g->origin = sw->w;
 	g->cl = cl;
 	g->n_parts = n_parts;
@@ -323,6 +345,21 @@ static void run_show(struct client *cl, enum admin_cmd cmd)
 		gather_done(sw, g);
 }
 
+/* SHUTDOWN goes the way SIGTERM does (the acceptor stops accepting and
+ * tells every worker); WAIT_FOR_CLIENTS first lifts the deadline, so that
+ * every client is served until it leaves. */
+static void shutdown_process(struct client *cl, bool wait_for_clients)
+{
+	if (wait_for_clients)
+		atomic_store(&cl->c.w->rt->wait_for_clients, true);
+	log_info("admin console: user \"%s\" shuts pgcrab down%s", cl->user,
+		 wait_for_clients ? " once every client has left" : "");
+	struct admin_out o = { 0 };
+	admin_out_complete(&o, "SHUTDOWN");
+	send_reply(cl, &o);
+	kill(getpid(), SIGTERM);
+}
+
 static void run_command(struct client *cl, char *text)
 {
 	char *words[MAX_WORDS];
@@ -345,9 +382,27 @@ static void run_command(struct client *cl, char *text)
 	if (n == 2 && strcmp(words[0], "SHOW") == 0) {
 		for (size_t i = 0; i < sizeof(show_names) / sizeof(show_names[0]); i++)
 			if (strcmp(words[1], show_names[i].name) == 0) {
-				run_show(cl, show_names[i].cmd);
+				run_gathered(cl, show_names[i].cmd, 0);
 				return;
 			}
+	}
+	if (strcmp(words[0], "SHOW") != 0 && cl->admin_role != ADMIN_ALL) {
+		send_error(cl, "42501", "permission denied: %s needs a user in admin_users",
+			   words[0]);
+		return;
+	}
+	if (n == 2 && strcmp(words[0], "KILL_CLIENT") == 0) {
+		char *end;
+		unsigned long long id = strtoull(words[1], &end, 10);
+		if (*end == '\0' && end != words[1]) {
+			run_gathered(cl, ADMIN_KILL_CLIENT, id);
+			return;
+		}
+	}
+	if (strcmp(words[0], "SHUTDOWN") == 0
+	    && (n == 1 || (n == 2 && strcmp(words[1], "WAIT_FOR_CLIENTS") == 0))) {
+		shutdown_process(cl, n == 2);
+		return;
 	}
 	send_error(cl, "42601", "invalid admin console command: %s", said);
 }

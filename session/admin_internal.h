@@ -32,6 +32,9 @@ void admin_out_row_desc(struct admin_out *o, const struct admin_col *cols, int n
 /* One DataRow of n text values; a NULL value is SQL NULL. */
 void admin_out_row(struct admin_out *o, const char *const *vals, int n);
 void admin_out_complete(struct admin_out *o, const char *tag);
+/* An ErrorResponse (ERROR) in place of a result. */
+void admin_out_error(struct admin_out *o, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void admin_out_free(struct admin_out *o);
 
 enum admin_cmd {
@@ -45,6 +48,7 @@ enum admin_cmd {
 	ADMIN_SHOW_USERS,
 	ADMIN_SHOW_CONFIG,
 	ADMIN_SHOW_VERSION,
+	ADMIN_KILL_CLIENT, /* arg: the client's ptr */
 };
 
 /* One worker's answer: rows it wrote itself (listings) and numbers the
@@ -56,6 +60,7 @@ struct admin_part {
 
 struct admin_gather {
 	enum admin_cmd cmd;
+	uint64_t arg;
 	struct worker *origin; /* the console client's worker: only it counts answers */
 	struct client *cl;     /* NULL once the client left */
 	int pending;           /* workers yet to answer */

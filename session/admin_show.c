@@ -46,21 +46,16 @@ enum list_num {
 	LN_COUNT,
 };
 
-enum worker_num {
-	WN_CLIENTS,
-	WN_SERVERS,
-	WN_COUNT,
-};
-
 int admin_show_nums(const struct session_worker *sw, enum admin_cmd cmd)
 {
 	switch (cmd) {
 	case ADMIN_SHOW_POOLS:
 		return n_pool_rows(sw) * PN_COUNT;
 	case ADMIN_SHOW_LISTS:
+	case ADMIN_SHOW_WORKERS: /* the same counts, per worker */
 		return LN_COUNT;
-	case ADMIN_SHOW_WORKERS:
-		return WN_COUNT;
+	case ADMIN_KILL_CLIENT:
+		return 1;
 	default:
 		return 0;
 	}
@@ -322,6 +317,21 @@ static void collect_servers(struct session_worker *sw, struct admin_out *o)
 	}
 }
 
+/* KILL_CLIENT: the client with that ptr, if it is this worker's, goes as
+ * a backend does under pg_terminate_backend. Returns how many went. */
+static int kill_client(struct session_worker *sw, uint64_t ptr)
+{
+	for (struct list *n = sw->clients.next; n != &sw->clients; n = n->next) {
+		struct client *cl = list_entry(n, struct client, link);
+		if (((cl->c.id << 8) | (uint64_t)sw->w->id) != ptr || cl->c.closing)
+			continue;
+		client_fail(cl, "FATAL", "57P01",
+			    "terminating connection due to administrator command (KILL_CLIENT)");
+		return 1;
+	}
+	return 0;
+}
+
 void admin_show_collect(struct session_worker *sw, struct admin_gather *g)
 {
 	struct admin_part *part = &g->parts[g->n_parts == 1 ? 0 : sw->w->id];
@@ -345,6 +355,9 @@ void admin_show_collect(struct session_worker *sw, struct admin_gather *g)
 		}
 		for (int i = 0; i < sw->pools.n_shards; i++)
 			part->nums[LN_USED_SERVERS] += sw->pools.pools[i].n_servers;
+		break;
+	case ADMIN_KILL_CLIENT:
+		part->nums[0] = kill_client(sw, g->arg);
 		break;
 	default:
 		break;
@@ -641,5 +654,16 @@ void admin_show_reply(struct session_worker *sw, const struct admin_gather *g, s
 	case ADMIN_SHOW_VERSION:
 		reply_version(o);
 		break;
+	case ADMIN_KILL_CLIENT: {
+		int64_t killed = 0;
+		for (int p = 0; p < g->n_parts; p++)
+			killed += g->parts[p].nums[0];
+		if (killed)
+			admin_out_complete(o, "KILL_CLIENT");
+		else
+			admin_out_error(o, "42704", "no client with ptr %llu",
+					(unsigned long long)g->arg);
+		break;
+	}
 	}
 }

@@ -217,7 +217,8 @@ static void client_request(struct client *cl)
 		/* an upgrade's drain serves the request: closing the client now
 		 * would fail it, closing it after its transaction does not */
 		if (c->w->stopping
-		    && !atomic_load_explicit(&c->w->rt->upgrading, memory_order_relaxed)) {
+		    && !atomic_load_explicit(&c->w->rt->upgrading, memory_order_relaxed)
+		    && !atomic_load_explicit(&c->w->rt->wait_for_clients, memory_order_relaxed)) {
 			client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 			return;
 		}

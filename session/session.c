@@ -68,8 +68,9 @@ static void each_client_shutdown(struct session_worker *sw, bool cut, bool upgra
 static void shutdown_tick(struct session_worker *sw)
 {
 	struct worker *w = sw->w;
-	each_client_shutdown(sw, w->now_ms >= w->stop_deadline_ms,
-			     atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed));
+	if (!atomic_load_explicit(&w->rt->wait_for_clients, memory_order_relaxed))
+		each_client_shutdown(sw, w->now_ms >= w->stop_deadline_ms,
+				     atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed));
 	if (list_empty(&sw->clients)) {
 		pool_worker_close_all(&sw->pools);
 		worker_finish(w);

@@ -5,6 +5,8 @@ admin_console.py PORT SHARD POOL_SIZE
 Logs in as pgcrab/pgcrab (admin_users) and viewer/viewer (stats_users).
 Prints "ok - ..." / "not ok - ..." lines.
 """
+import os
+import socket
 import sys
 import threading
 import time
@@ -151,6 +153,34 @@ try:
     report("a wrong password is refused on the console", False, "logged in")
 except psycopg.OperationalError as e:
     report("a wrong password is refused on the console", "password authentication failed" in str(e), str(e))
+
+# KILL_CLIENT closes just that client (found by its socket's port)
+victim = connect("pgcrab", "pgcrab", shard)
+bystander = connect("pgcrab", "pgcrab", shard)
+vport = socket.socket(fileno=os.dup(victim.pgconn.socket)).getsockname()[1]
+_, clients = show(admin, "CLIENTS")
+ptr = next(c["ptr"] for c in clients if c["port"] == vport)
+admin.execute(f"KILL_CLIENT {ptr}")
+try:
+    victim.execute("SELECT 1")
+    report("KILL_CLIENT closes the client", False, "it still answers")
+except psycopg.Error as e:
+    report("KILL_CLIENT closes the client", "administrator command" in str(e) or e.sqlstate == "57P01", f"{e.sqlstate} {e}")
+report("KILL_CLIENT leaves other clients alone", bystander.execute("SELECT 3").fetchone() == (3,))
+bystander.close()
+try:
+    admin.execute("KILL_CLIENT 999999999")
+    report("KILL_CLIENT of no client is an error", False, "answered")
+except psycopg.Error as e:
+    report("KILL_CLIENT of no client is an error", e.sqlstate == "42704", f"{e.sqlstate} {e}")
+viewer = connect("viewer", "viewer", "pgcrab")
+for cmd in ("KILL_CLIENT 1", "SHUTDOWN"):
+    try:
+        viewer.execute(cmd)
+        report(f"a stats_users user may not run {cmd}", False, "ran")
+    except psycopg.Error as e:
+        report(f"a stats_users user may not run {cmd}", e.sqlstate == "42501", f"{e.sqlstate} {e}")
+viewer.close()
 
 # the extended protocol gets an error, and the session goes on
 ext = psycopg.connect(f"host=127.0.0.1 port={port} user=pgcrab password=pgcrab dbname=pgcrab",
