@@ -24,7 +24,7 @@ else
 BUILD    := build
 endif
 
-LIB_SRCS := $(wildcard proto/*.c config/*.c auth/*.c core/*.c pool/*.c query/*.c router/*.c relay/*.c session/*.c main/*.c)
+LIB_SRCS := $(wildcard proto/*.c config/*.c auth/*.c stats/*.c core/*.c pool/*.c query/*.c router/*.c relay/*.c session/*.c main/*.c)
 LIB_SRCS := $(filter-out main/main.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

@@ -167,6 +167,7 @@ static const struct key_def keys[] = {
 	{ PG(admin_users), T_LIST, PG_OFF(admin_users), PG_OFF(n_admin_users), .def = "pgcrab" },
 	{ PG(stats_users), T_LIST, PG_OFF(stats_users), PG_OFF(n_stats_users), .def = "" },
 	{ PG(metrics_port), T_INT, PG_OFF(metrics_port), .def = "0", .min = 0, .max = 65535 },
+	{ PG(metrics_host), T_STRING, PG_OFF(metrics_host), .def = "" }, /* "": host's */
 	{ PG(server_connect_timeout), T_DURATION, PG_OFF(server_connect_timeout_ms), .def = "5s",
 	  .max_ms = MAX_DURATION_MS },
 	{ PG(query_wait_timeout), T_DURATION, PG_OFF(query_wait_timeout_ms), .def = "30s",

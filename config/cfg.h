@@ -80,7 +80,8 @@ struct cfg {
 	int n_admin_users;
 	char **stats_users; /* may run SHOW on the admin console */
 	int n_stats_users;
-	int metrics_port;
+	int metrics_port;   /* Prometheus endpoint; 0 = off */
+	char *metrics_host; /* ...listening there; "" = host */
 	/* durations in milliseconds; 0 means "never" where SPEC allows it */
 	uint64_t server_connect_timeout_ms;
 	uint64_t query_wait_timeout_ms;

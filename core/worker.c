@@ -24,6 +24,15 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The fine clock (vDSO, no syscall): twice per loop iteration, for the
+ * loop's busy and wait time and the microseconds of the relay's timings. */
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
 /* Set up in the owning thread: SINGLE_ISSUER|DEFER_TASKRUN runs completion
  * work only when we wait, which suits one loop per thread; older kernels
  * refuse the flags, so fall back rather than fail. */
@@ -95,6 +104,8 @@ static void submit_queued(struct worker *w)
 {
 	for (int tries = 0;; tries++) {
 		int r = io_uring_submit(&w->ring);
+		if (r > 0)
+			STATS_ADD(w->stats.ring_submissions, (uint64_t)r);
 		if (r >= 0 || r == -EINTR)
 			return;
 		if (r != -EBUSY && r != -EAGAIN) {
@@ -313,8 +324,20 @@ unsigned worker_run_once(struct worker *w, struct __kernel_timespec *wait)
 {
 	struct backlog_entry batch[BATCH];
 	struct io_uring_cqe *cqe;
+	/* busy: from the end of the last wait to the start of this one (the
+	 * kernel's task work, run in the wait under DEFER_TASKRUN, counts as
+	 * waiting) */
+	uint64_t t0 = now_ns();
+	if (w->loop_mark_ns)
+		STATS_ADD(w->stats.loop_busy_ns, t0 - w->loop_mark_ns);
 	int r = wait ? io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, wait, NULL)
 		     : io_uring_submit_and_wait(&w->ring, 1);
+	uint64_t t1 = now_ns();
+	STATS_ADD(w->stats.loop_wait_ns, t1 - t0);
+	w->loop_mark_ns = t1;
+	w->now_us = t1 / 1000;
+	if (r > 0 && !wait)
+		STATS_ADD(w->stats.ring_submissions, (uint64_t)r);
 	if (r == -EBUSY || r == -EAGAIN)
 		make_room(w);
 	else if (r < 0 && r != -EINTR && r != -ETIME)
@@ -344,6 +367,8 @@ unsigned worker_run_once(struct worker *w, struct __kernel_timespec *wait)
 	}
 	if (w->hooks->after_batch)
 		w->hooks->after_batch(w);
+	STATS_ADD(w->stats.ring_completions, handled);
+	STATS_INC(w->stats.loop_iterations);
 	return handled;
 }
 

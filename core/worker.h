@@ -14,6 +14,7 @@
 #include "config/cfg.h"
 #include "core/timer.h"
 #include "core/uring_data.h"
+#include "stats/stats.h"
 
 #define MAX_WORKERS 256
 
@@ -73,9 +74,15 @@ struct worker {
 	uint64_t stop_deadline_ms;
 	uint64_t next_id;
 	struct __kernel_timespec tick;
+	/* CLOCK_MONOTONIC when this batch of completions began (the relay's
+	 * timings), and in ns when the loop last went to wait or woke */
+	uint64_t now_us;
+	uint64_t loop_mark_ns;
 	/* transactions ended, written by this worker only, read by the
 	 * acceptor for systemd's STATUS= line */
 	_Atomic uint64_t n_transactions;
+	/* this worker's counters and histograms, written by it alone (stats/) */
+	struct stats_worker stats;
 	/* written by other threads: own cache line */
 	_Alignas(64) _Atomic int n_clients;
 };

@@ -25,6 +25,7 @@
 #include "core/worker.h"
 #include "main/cli.h"
 #include "main/listen.h"
+#include "main/metrics.h"
 #include "main/recover.h"
 #include "main/upgrade.h"
 #include "session/session.h"
@@ -143,6 +144,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_workers; i++)
 		if (rt.workers[i].ring_fd < 0)
 			return 1;
+	if (metrics_start(&rt, cfg, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
 	if (recover_start(cfg) != 0)
 		log_warn("cannot start the two-phase commit recovery thread");
 	log_info("pgcrab %s listening on %s%s%s%s with %d workers, %d shards, pool_mode %s",
@@ -160,6 +165,7 @@ int main(int argc, char **argv)
 		.upgraded = upgraded,
 	};
 	int rc = acceptor_run(&rt, &ao);
+	metrics_stop();
 	listeners_unlink(&ls);
 	return rc;
 }

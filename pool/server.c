@@ -19,6 +19,7 @@
 #include "core/worker.h"
 #include "pool/pool.h"
 #include "proto/proto.h"
+#include "stats/stats.h"
 
 static const char *const state_names[] = {
 	[SERVER_CONNECTING] = "connecting",
@@ -42,6 +43,13 @@ static bool logging_in(enum server_state st)
 
 /* The one place a server's state changes; it keeps the pool's lists and
  * counts in step with the state. */
+/* stats/ gauges: a server in transit between workers, or closing, counts
+ * on no worker */
+static int counted(enum server_state st)
+{
+	return st == SERVER_DONATING || st == SERVER_CLOSING ? -1 : (int)st;
+}
+
 void server_set_state(struct server *s, enum server_state st)
 {
 	struct pool *p = s->pool;
@@ -74,6 +82,8 @@ void server_set_state(struct server *s, enum server_state st)
 		  s->shard->cfg->name, state_names[old], state_names[st]);
 	s->state = st;
 	s->c.since_ms = s->c.w->now_ms;
+	stats_gauge_move(stats_slot(&s->c.w->stats, s->shard->index)->servers, counted(old),
+			 counted(st));
 }
 
 void server_connect(struct pool *p)
@@ -101,6 +111,7 @@ void server_connect(struct pool *p)
 	s->shard = sh;
 	s->born_ms = p->w->now_ms;
 	s->state = SERVER_CONNECTING;
+	stats_gauge_move(stats_slot(&p->w->stats, sh->index)->servers, -1, SERVER_CONNECTING);
 	list_init(&s->link);
 	list_add_tail(&p->servers, &s->all);
 	p->n_servers++;

@@ -561,6 +561,7 @@ void route_fan_start(struct relay_link *l, uint64_t want)
 		}
 		if (rc != 0)
 			goto oom;
+		relay_stats_request(s->leg, s->leg->server->c.tx_len);
 		conn_flush_tx(&s->leg->server->c);
 	}
 	if (ask_columns) {
@@ -710,6 +711,7 @@ static int take_unit_msg(struct relay_link *l, struct fan *f, int si, uint8_t ty
 		}
 		if (s->leg->expect_ready > 0)
 			s->leg->expect_ready--;
+		relay_stats_ready(s->leg, blen == 1 ? (char)body[0] : 'E');
 		s->ready_left--;
 		break;
 	}

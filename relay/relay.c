@@ -12,6 +12,7 @@
 #include "proto/proto.h"
 #include "relay/prepared.h"
 #include "query/classify.h"
+#include "stats/stats.h"
 
 /* Legs are reused on this thread: one is taken per transaction. */
 #define SPARE_LEGS_MAX 256
@@ -126,6 +127,43 @@ static void unlink_leg(struct relay_link *l, struct relay_leg *leg)
 	leg->link = NULL;
 }
 
+/* ---- statistics ------------------------------------------------------ */
+
+static struct stats_slot *leg_stats(const struct relay_leg *leg)
+{
+	const struct server *s = leg->server;
+	return stats_slot(&s->c.w->stats, s->shard->index);
+}
+
+/* A query, and a transaction, begin with the first bytes sent after the
+ * last ReadyForQuery (a few compares per forwarded batch) */
+void relay_stats_request(struct relay_leg *leg, uint32_t n)
+{
+	uint64_t now = leg->server->c.w->now_us;
+	STATS_ADD(leg_stats(leg)->received, n);
+	if (!leg->query_start_us)
+		leg->query_start_us = now;
+	if (!leg->xact_start_us)
+		leg->xact_start_us = now;
+}
+
+/* Every ReadyForQuery the client's requests were owed ends a query; one
+ * with status I (idle) ends a transaction. Pipelined requests each begin
+ * when the one before them ends. */
+void relay_stats_ready(struct relay_leg *leg, char status)
+{
+	uint64_t now = leg->server->c.w->now_us;
+	struct stats_slot *st = leg_stats(leg);
+	if (leg->query_start_us) {
+		stats_hist_add(&st->query, now - leg->query_start_us);
+		leg->query_start_us = leg->expect_ready > 0 ? now : 0;
+	}
+	if (status == 'I' && leg->xact_start_us) {
+		stats_hist_add(&st->xact, now - leg->xact_start_us);
+		leg->xact_start_us = leg->expect_ready > 0 ? now : 0;
+	}
+}
+
 /* ---- the ledger ------------------------------------------------------ */
 
 /* A request PostgreSQL did not complete (it failed, or was skipped after a
@@ -205,7 +243,10 @@ static enum take take_reply(struct relay_leg *leg, uint8_t type, uint32_t pos, u
 		if (relay_retry_firing(leg))
 			leg->retry_now = true;
 		*drop = hide;
-		return take_ready(leg, body, total);
+		enum take t = take_ready(leg, body, total);
+		if (t == TAKE_PASS && !hide)
+			relay_stats_ready(leg, (char)body[0]);
+		return t;
 	}
 	case 'E': {
 		if (small && !whole)
@@ -412,6 +453,7 @@ static void pump_replies(struct relay_leg *leg)
 		}
 	}
 	if (c->scan_pos > c->rx_start) {
+		STATS_ADD(leg_stats(leg)->sent, c->scan_pos - c->rx_start);
 		conn_forward(l->client, c, c->scan_pos);
 		return; /* the rest when the client's send completes */
 	}
@@ -644,6 +686,7 @@ void relay_pump_leg(struct relay_link *l)
 	}
 	int r = scan_requests(l, leg);
 	if (c->scan_pos > c->rx_start) {
+		relay_stats_request(leg, c->scan_pos - c->rx_start);
 		conn_forward(&leg->server->c, c, c->scan_pos);
 		return; /* the rest after the send completes */
 	}

@@ -57,6 +57,9 @@ struct relay_leg {
 	struct param_set probed; /* ...its settings */
 	char hidden_code[6];     /* an ErrorResponse to a hidden query */
 	char hidden_msg[256];
+	/* statistics (w->now_us; 0: none): the query and the transaction
+	 * under way began when the first of their bytes went to the server */
+	uint64_t query_start_us, xact_start_us;
 	int shard; /* sharded links: the shard's index in its database */
 	bool fan;  /* sharded links: its replies go to the fan-out (relay/fanout.c) */
 };
@@ -170,6 +173,10 @@ bool relay_route_idle(const struct relay_link *l);
 void relay_route_pump(struct relay_link *l);
 void relay_route_server_recv(struct relay_leg *leg);
 void relay_route_clear(struct relay_link *l);
+/* Statistics (stats/): n bytes of the client's go to the leg's server; the
+ * server answered a request with ReadyForQuery of this status. */
+void relay_stats_request(struct relay_leg *leg, uint32_t n);
+void relay_stats_ready(struct relay_leg *leg, char status);
 /* relay.c: forwards the routed unit to l->to, as for a plain link */
 void relay_pump_leg(struct relay_link *l);
 void relay_pump_replies(struct relay_leg *leg);

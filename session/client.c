@@ -17,6 +17,7 @@
 #include "session/admin.h"
 #include "session/cancel.h"
 #include "session/session.h"
+#include "stats/stats.h"
 
 static const char *const state_names[] = {
 	[CLIENT_STARTUP] = "startup",
@@ -39,6 +40,53 @@ const char *client_state_name(enum client_state s)
 static bool waits(enum client_state st)
 {
 	return st == CLIENT_LOGIN_WAIT || st == CLIENT_WAITING;
+}
+
+static bool logging_in(enum client_state st)
+{
+	return st == CLIENT_STARTUP || st == CLIENT_AUTH || st == CLIENT_LOGIN_WAIT
+		|| st == CLIENT_LOGIN_CHECK;
+}
+
+_Static_assert(CLIENT_CLOSING < STATS_CLIENT_STATES, "stats: a gauge per client state");
+
+/* Where the client's state is counted: its database (a shard, or a
+ * sharded database after the shards), or the last slot before it has one. */
+static int stats_slot_of(const struct client *cl)
+{
+	const struct session_worker *sw = cl->sw;
+	if (cl->db)
+		return sw->pools.n_shards + (int)(cl->db - sw->dbs);
+	if (cl->pool)
+		return cl->pool->shard->index;
+	return sw->pools.n_shards + sw->n_dbs;
+}
+
+/* The state's gauges, and the wait for a server as it ends with one. */
+static void count_state(struct client *cl, enum client_state old, enum client_state st)
+{
+	struct stats_worker *sw = &cl->c.w->stats;
+	if (old == CLIENT_WAITING && st == CLIENT_ACTIVE)
+		stats_hist_add(&stats_slot(sw, cl->pool->shard->index)->wait,
+			       cl->c.w->now_us - cl->wait_start_us);
+	stats_gauge_move(stats_slot(sw, cl->stats_slot)->clients, (int)old, -1);
+	cl->stats_slot = stats_slot_of(cl);
+	stats_gauge_move(stats_slot(sw, cl->stats_slot)->clients, -1, (int)st);
+}
+
+void client_stats_tick(struct session_worker *sw)
+{
+	struct stats_worker *st = &sw->w->stats;
+	for (int i = 0; i < sw->pools.n_shards; i++) {
+		struct pool *p = &sw->pools.pools[i];
+		uint64_t us = 0;
+		if (!list_empty(&p->waiting)) {
+			struct client *cl = container_of(p->waiting.next, struct client, wait.link);
+			us = sw->w->now_us - cl->wait_start_us;
+		}
+		if (STATS_GET(stats_slot(st, i)->maxwait_us) != us)
+			STATS_SET(stats_slot(st, i)->maxwait_us, us);
+	}
 }
 
 /* The deadline a state has, if its timeout is on: the timer fires then
@@ -98,10 +146,13 @@ void client_set_state(struct client *cl, enum client_state st)
 	enum client_state old = cl->state;
 	cl->state = st;
 	cl->c.since_ms = cl->c.w->now_ms;
+	count_state(cl, old, st);
 	if (old != st || st == CLIENT_IDLE)
 		arm_deadline(cl);
-	if (waits(st) && !was_waiting)
+	if (waits(st) && !was_waiting) {
+		cl->wait_start_us = cl->c.w->now_us;
 		pool_wait(cl->pool, &cl->wait);
+	}
 }
 
 static bool linked(enum client_state st)
@@ -135,6 +186,8 @@ void client_fail_full(struct client *cl, const char *severity, const char *code,
 		return;
 	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
 		  severity, code, msg);
+	if (logging_in(cl->state)) /* refused before it logged in */
+		STATS_INC(cl->c.w->stats.login_failures);
 	bool mid_message = (linked(cl->state) || relay_linked(&cl->rl)) && relay_detach(&cl->rl);
 	client_set_state(cl, CLIENT_CLOSING);
 	if (mid_message) {
@@ -301,6 +354,8 @@ void client_next(struct client *cl)
 void client_logged_in(struct client *cl)
 {
 	client_set_state(cl, CLIENT_IDLE); /* a LOGIN_WAIT client's watch ends too */
+	STATS_INC(cl->c.w->stats.logins);
+	STATS_INC(stats_slot(&cl->c.w->stats, cl->stats_slot)->logins);
 }
 
 /* ---- the pool and the relay tell the client ---------------------------------- */
@@ -475,6 +530,7 @@ static void client_on_free(struct conn *c)
 	relay_link_clear(&cl->rl);
 	stmt_names_clear(&cl->stmts);
 	free(cl->login);
+	stats_gauge_move(stats_slot(&c->w->stats, cl->stats_slot)->clients, (int)cl->state, -1);
 	atomic_fetch_sub(&c->w->n_clients, 1);
 	free(cl);
 }
@@ -580,6 +636,8 @@ void client_accept(struct session_worker *sw, int fd)
 	cl->sw = sw;
 	cl->state = CLIENT_STARTUP;
 	cl->born_ms = w->now_ms;
+	cl->stats_slot = stats_slot_of(cl);
+	stats_gauge_move(stats_slot(&w->stats, cl->stats_slot)->clients, -1, CLIENT_STARTUP);
 	cl->wait.granted = on_granted;
 	cl->wait.failed = on_wait_failed;
 	list_init(&cl->wait.link);

@@ -65,6 +65,8 @@ struct client {
 	int admin_role;              /* enum admin_role: on the admin console, what it may do */
 	struct admin_gather *gather; /* the console command waiting for the workers */
 	bool admin_skipping;         /* the console refused an extended-protocol batch: to Sync */
+	int stats_slot;              /* the stats slot its state is counted in */
+	uint64_t wait_start_us;      /* began waiting for a server (w->now_us) */
 };
 
 static inline struct client *container_of_client(struct conn *c)
@@ -106,6 +108,9 @@ void client_shutdown(struct client *cl, bool cut);
  * first request; only one idle for grace_ms is closed. In a transaction it
  * goes when the transaction ends (on_settled), as in any shutdown. */
 void client_drain(struct client *cl, uint64_t grace_ms);
+
+/* Statistics the tick publishes: each pool's longest wait. */
+void client_stats_tick(struct session_worker *sw);
 
 /* session/login.c */
 void login_on_startup(struct client *cl);

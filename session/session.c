@@ -16,6 +16,7 @@
 #include "session/cancel.h"
 #include "relay/relay.h"
 #include "session/client.h"
+#include "stats/stats.h"
 
 static void on_start(struct worker *w)
 {
@@ -81,6 +82,7 @@ static void on_tick(struct worker *w)
 {
 	struct session_worker *sw = session_worker_of(w);
 	pool_worker_tick(&sw->pools);
+	client_stats_tick(sw);
 	if (w->stopping)
 		shutdown_tick(sw);
 }
@@ -196,7 +198,9 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		list_init(&sw->clients);
 		if (getentropy(&sw->next_pid, sizeof(sw->next_pid)) != 0)
 			sw->next_pid = (uint32_t)getpid() * 7919u + (uint32_t)i;
-		if (pool_worker_init(&sw->pools, w, ss->shards, ss->n_shards, n_workers) != 0) {
+		/* stats slots: the shards, the sharded databases, no database yet */
+		if (pool_worker_init(&sw->pools, w, ss->shards, ss->n_shards, n_workers) != 0
+		    || stats_worker_init(&w->stats, ss->n_shards + ss->n_dbs + 1) != 0) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
@@ -208,8 +212,10 @@ void session_free(struct runtime *rt, struct session *ss)
 {
 	for (int i = 0; ss->workers && i < rt->n_workers; i++) {
 		pool_worker_free(&ss->workers[i].pools);
-		if (rt->workers)
+		if (rt->workers) {
 			cfg_unref(rt->workers[i].cfg); /* NULL once the worker ran */
+			stats_worker_free(&rt->workers[i].stats);
+		}
 	}
 	for (int i = 0; i < ss->n_shards; i++)
 		free(atomic_load(&ss->shards[i].params));
