@@ -3,14 +3,15 @@
 # that are missing (pgbench comes with postgresql-15; clang builds the
 # libFuzzer targets; debhelper and lintian build and check the Debian
 # package, systemd brings systemd-analyze and systemd-socket-activate for
-# t_deploy). Quiet when everything is there. As non-root it uses
+# t_deploy; prometheus brings promtool, which checks t_metrics' page). Quiet
+# when everything is there. As non-root it uses
 # sudo, or prints the command to run as root.
 set -euo pipefail
 
 packages=(gcc make pkg-config clang clang-format iproute2 liburing-dev libinih-dev libpg-query-dev libprotobuf-c-dev libcmocka-dev libpq-dev
 	libssl-dev libsystemd-dev postgresql-15 postgresql-client-15 python3 procps
 	python3-asyncpg python3-psycopg libpostgresql-jdbc-java
-	debhelper lintian systemd)
+	debhelper lintian systemd prometheus)
 
 missing=()
 for p in "${packages[@]}"; do
