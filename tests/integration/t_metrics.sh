@@ -194,5 +194,25 @@ expect_eq "a 9 KB header: 431" 431 "$(http big)"
 expect_eq "a silent connection does not hold up a scrape" 200 "$(http silent 1)"
 expect_eq "more silent connections than slots do not lock scrapers out" 200 "$(http silent 40)"
 expect_eq "50 scrapes at once are all answered" 50 "$(http crowd 50)"
+# docs/grafana-pgcrab.json: every query parses (Grafana's variables given
+# values) and names only metrics this page has
+python3 - "$REPO_DIR/docs/grafana-pgcrab.json" "$T_DIR/page.txt" >"$T_DIR/rules.yml" <<'PY'
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+page = open(sys.argv[2]).read()
+names = set(re.findall(r"^(pgcrab_\w+)", page, re.M))
+print("groups:\n- name: dashboard\n  rules:")
+for i, p in enumerate(d["panels"]):
+    for t in p["targets"]:
+        e = t["expr"].replace("$__rate_interval", "5m").replace("$instance", ".*").replace("$shard", ".*")
+        for m in re.findall(r"\b(pgcrab_\w+)", e):
+            if m not in names:
+                print("unknown metric " + m, file=sys.stderr)
+                sys.exit(1)
+        print("  - record: dashboard:p%d_%s\n    expr: %s" % (i, t["refId"], json.dumps(e)))
+PY
+check "the dashboard's queries name this page's metrics" test $? -eq 0
+rules_ok() { promtool check rules "$T_DIR/rules.yml" >"$T_DIR/rules.out" 2>&1 || { sed 's/^/# /' "$T_DIR/rules.out"; false; }; }
+check "promtool parses every dashboard query" rules_ok
 expect_eq "pgcrab still serves clients" 1 "$(pc_psql -c 'SELECT 1')"
 exit 0
