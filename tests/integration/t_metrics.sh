@@ -181,6 +181,35 @@ wait "${sleepers[@]}" # not bare: PgCrab runs in the background too
 check "no client active once they are gone" poll 20 active_is 0
 expect_eq "no client waiting" 0 "$(metric pgcrab_clients 'state="waiting"')"
 
+# a queue: a shard of one server, held by a transaction; the next client
+# waits, shows as waiting with a growing maxwait, and its wait is counted
+# when the server comes free
+pgcrab_stop
+MPORT=$(free_port)
+pgcrab_start "min_connections = 1
+max_connections = 1" "metrics_port = $MPORT" || exit 1
+scrape || exit 1
+w0=$(metric pgcrab_client_wait_duration_seconds_count)
+pc_psql -c "BEGIN" -c "SELECT pg_sleep(30)" -c "COMMIT" >/dev/null 2>&1 &
+holder=$!
+check "the holder is active" poll 20 active_is 1
+pc_psql -c "SELECT 1" >/dev/null 2>&1 &
+waiter=$!
+waiting() {
+	scrape && [[ "$(metric pgcrab_clients "database=\"$PG_DB\",state=\"waiting\"")" == 1 ]] &&
+		awk '$1 ~ /^pgcrab_client_maxwait_seconds/ && $2 > 0 { f = 1 } END { exit !f }' "$T_DIR/page.txt"
+}
+check "the next client waits, and maxwait grows" poll 20 waiting
+pg_admin -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'" >/dev/null
+wait "$holder" "$waiter"
+scrape || exit 1
+# the holder's three statements wait once each (BEGIN's before it held the
+# server, SELECT's and COMMIT's none: it keeps it), the waiter once
+check "the waiter's wait is counted" test "$(($(metric pgcrab_client_wait_duration_seconds_count) - w0))" -ge 2
+check "...with a non-zero time" awk '$1 ~ /^pgcrab_client_wait_duration_seconds_sum/ && $2 > 0 { f = 1 } END { exit !f }' "$T_DIR/page.txt"
+no_wait() { scrape && awk '$1 ~ /^pgcrab_client_maxwait_seconds/ && $2 != 0 { f = 1 } END { exit f }' "$T_DIR/page.txt"; }
+check "maxwait is back to 0 once nobody waits" poll 20 no_wait
+
 # HTTP: wrong method, wrong path, garbage, oversized, silent, crowds
 expect_eq "POST /metrics: 405" 405 "$(http status 'POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n')"
 expect_eq "HEAD /metrics: 405" 405 "$(http status 'HEAD /metrics HTTP/1.1\r\n\r\n')"
