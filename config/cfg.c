@@ -190,6 +190,8 @@ static const struct key_def keys[] = {
 	  .names = pin_mode_names },
 	{ PG(cancel_on_client_exit), T_BOOL, PG_OFF(cancel_on_client_exit), .def = "on" },
 	{ PG(server_reset_query), T_STRING, PG_OFF(server_reset_query), .def = "DISCARD ALL" },
+	{ PG(stats_period), T_DURATION, PG_OFF(stats_period_ms), .def = "60s",
+	  .max_ms = MAX_DURATION_MS },
 	{ PG(log_level), T_ENUM, PG_OFF(log_level), .def = "info", .names = log_level_names },
 	{ PG(cpu_affinity), T_ENUM, PG_OFF(cpu_affinity), .def = "off",
 	  .names = cpu_affinity_names },

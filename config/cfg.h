@@ -91,6 +91,7 @@ struct cfg {
 	uint64_t server_idle_timeout_ms;
 	uint64_t server_lifetime_ms;
 	uint64_t shutdown_timeout_ms;
+	uint64_t stats_period_ms; /* SHOW STATS_AVERAGES's period and the stats log line; 0 = off */
 	int max_prepared_statements; /* per server connection; 0 = pass named statements through */
 	char *server_reset_query;    /* session mode, when a client leaves; "" = none */
 	bool cancel_on_client_exit;  /* a client that leaves mid-query has it cancelled */

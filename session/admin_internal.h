@@ -48,6 +48,9 @@ enum admin_cmd {
 	ADMIN_SHOW_USERS,
 	ADMIN_SHOW_CONFIG,
 	ADMIN_SHOW_VERSION,
+	ADMIN_SHOW_STATS,
+	ADMIN_SHOW_STATS_TOTALS,
+	ADMIN_SHOW_STATS_AVERAGES,
 	ADMIN_KILL_CLIENT, /* arg: the client's ptr */
 };
 
@@ -68,6 +71,9 @@ struct admin_gather {
 	int n_parts;
 	struct admin_part parts[];
 };
+
+/* SHOW STATS, STATS_TOTALS, STATS_AVERAGES (session/admin_stats.c). */
+void admin_stats_reply(struct session_worker *sw, enum admin_cmd cmd, struct admin_out *o);
 
 /* How many numbers each worker reports for cmd (0: none). */
 int admin_show_nums(const struct session_worker *sw, enum admin_cmd cmd);

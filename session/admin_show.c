@@ -476,18 +476,30 @@ static void reply_lists(struct session_worker *sw, const struct admin_gather *g,
 	admin_out_complete(o, "SHOW");
 }
 
-static void reply_workers(const struct admin_gather *g, struct admin_out *o)
+/* Per worker: its clients and servers (gathered), and its loop's
+ * figures, which stats/ lets any thread read. */
+static void reply_workers(struct session_worker *sw, const struct admin_gather *g,
+			  struct admin_out *o)
 {
-	static const struct admin_col cols[] = { { "worker", ADMIN_OID_INT4 },
-						 { "clients", ADMIN_OID_INT4 },
-						 { "servers", ADMIN_OID_INT4 } };
+	static const struct admin_col cols[] = {
+		{ "worker", ADMIN_OID_INT4 },           { "clients", ADMIN_OID_INT4 },
+		{ "servers", ADMIN_OID_INT4 },          { "ring_submissions", ADMIN_OID_INT8 },
+		{ "ring_completions", ADMIN_OID_INT8 }, { "loop_busy_pct", ADMIN_OID_TEXT },
+	};
 	admin_out_row_desc(o, cols, COLS(cols));
-	for (int p = 0; p < g->n_parts; p++) {
-		char id[16], cl[24], sv[24];
+	const struct runtime *rt = sw->w->rt;
+	for (int p = 0; p < g->n_parts && p < rt->n_workers; p++) {
+		const struct stats_worker *st = &rt->workers[p].stats;
+		uint64_t busy = STATS_GET(st->loop_busy_ns), wait = STATS_GET(st->loop_wait_ns);
+		char id[16], cl[24], sv[24], sub[24], comp[24], pct[16];
 		snprintf(id, sizeof(id), "%d", p);
 		fmt_i64(cl, sizeof(cl), g->parts[p].nums[LN_USED_CLIENTS]);
 		fmt_i64(sv, sizeof(sv), g->parts[p].nums[LN_USED_SERVERS]);
-		const char *vals[] = { id, cl, sv };
+		snprintf(sub, sizeof(sub), "%" PRIu64, STATS_GET(st->ring_submissions));
+		snprintf(comp, sizeof(comp), "%" PRIu64, STATS_GET(st->ring_completions));
+		snprintf(pct, sizeof(pct), "%.1f",
+			 busy + wait ? 100.0 * (double)busy / (double)(busy + wait) : 0.0);
+		const char *vals[] = { id, cl, sv, sub, comp, pct };
 		admin_out_row(o, vals, COLS(vals));
 	}
 	admin_out_complete(o, "SHOW");
@@ -637,7 +649,7 @@ void admin_show_reply(struct session_worker *sw, const struct admin_gather *g, s
 		reply_lists(sw, g, o);
 		break;
 	case ADMIN_SHOW_WORKERS:
-		reply_workers(g, o);
+		reply_workers(sw, g, o);
 		break;
 	case ADMIN_SHOW_DATABASES:
 		reply_databases(sw, o);
@@ -653,6 +665,11 @@ void admin_show_reply(struct session_worker *sw, const struct admin_gather *g, s
 		break;
 	case ADMIN_SHOW_VERSION:
 		reply_version(o);
+		break;
+	case ADMIN_SHOW_STATS:
+	case ADMIN_SHOW_STATS_TOTALS:
+	case ADMIN_SHOW_STATS_AVERAGES:
+		admin_stats_reply(sw, g->cmd, o);
 		break;
 	case ADMIN_KILL_CLIENT: {
 		int64_t killed = 0;

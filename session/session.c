@@ -83,6 +83,8 @@ static void on_tick(struct worker *w)
 	struct session_worker *sw = session_worker_of(w);
 	pool_worker_tick(&sw->pools);
 	client_stats_tick(sw);
+	if (w->id == 0)
+		stats_period_tick(w->rt->owner, w->rt, w->now_ms, w->cfg->stats_period_ms);
 	if (w->stopping)
 		shutdown_tick(sw);
 }
@@ -180,7 +182,8 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 			return -1;
 		}
 	}
-	if (build_dbs(ss, cfg) != 0) {
+	if (build_dbs(ss, cfg) != 0
+	    || stats_period_init(&ss->period, ss->n_shards + ss->n_dbs + 1) != 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -223,6 +226,7 @@ void session_free(struct runtime *rt, struct session *ss)
 		free(ss->dbs[i].tables);
 	free(ss->dbs);
 	free(ss->shards);
+	stats_period_free(&ss->period);
 	free(ss->workers);
 	free(rt->workers);
 	cfg_unref(rt->cfg);

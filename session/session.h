@@ -13,6 +13,7 @@
 #include "core/worker.h"
 #include "pool/pool.h"
 #include "router/router.h"
+#include "session/stats_period.h"
 #include "pool/shard.h"
 
 enum {
@@ -50,6 +51,7 @@ struct session {
 	struct session_worker *workers;
 	struct session_db *dbs;
 	int n_dbs;
+	struct stats_period period; /* SHOW STATS's averages, the stats log line */
 };
 
 static inline struct session_worker *session_worker_of(struct worker *w)

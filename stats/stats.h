@@ -41,7 +41,7 @@ struct stats_hist {
 /* Gauges: states are indexes below these (the client's and the server's
  * enums, checked where they are used). Per worker a gauge may go below
  * zero only transiently for no state; sums are exact. */
-#define STATS_CLIENT_STATES 8
+#define STATS_CLIENT_STATES 12
 #define STATS_SERVER_STATES 8
 
 /* One database slot on one worker: a shard (its traffic, its servers) or

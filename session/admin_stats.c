@@ -1,0 +1,130 @@
+/* SHOW STATS, STATS_TOTALS and STATS_AVERAGES: every worker's statistics
+ * summed per database (stats/ is made to be read from any thread), and the
+ * averages of the last stats_period. PgBouncer's columns; the exporter
+ * Debian ships reads total_requests, PgBouncer's name before 1.8 for the
+ * query count, so it comes last as well. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/worker.h"
+#include "session/admin_internal.h"
+#include "session/session.h"
+
+#define COLS(a) (int)(sizeof(a) / sizeof(a[0]))
+
+/* The databases PgCrab counts: shards, then sharded databases. */
+static int n_databases(const struct session *ss)
+{
+	return ss->n_shards + ss->n_dbs;
+}
+
+static const char *database_name(const struct session *ss, int i)
+{
+	return i < ss->n_shards ? ss->shards[i].cfg->name : ss->dbs[i - ss->n_shards].cfg->name;
+}
+
+/* n numbers as text, into vals[1..n] (vals[0] is the database). */
+static void put_numbers(struct admin_out *o, const char *db, const uint64_t *v, int n)
+{
+	char text[24][24];
+	const char *vals[24];
+	vals[0] = db;
+	for (int i = 0; i < n && i < 23; i++) {
+		snprintf(text[i], sizeof(text[i]), "%" PRIu64, v[i]);
+		vals[i + 1] = text[i];
+	}
+	admin_out_row(o, vals, n + 1);
+}
+
+static struct stats_slot *totals(const struct session *ss, const struct runtime *rt)
+{
+	int n = n_databases(ss);
+	size_t size = ((size_t)n + 1) * sizeof(struct stats_slot);
+	struct stats_slot *t = aligned_alloc(_Alignof(struct stats_slot), size);
+	if (t)
+		stats_period_totals(rt, t, n);
+	return t;
+}
+
+void admin_stats_reply(struct session_worker *sw, enum admin_cmd cmd, struct admin_out *o)
+{
+	const struct runtime *rt = sw->w->rt;
+	const struct session *ss = rt->owner;
+	struct stats_slot *t = totals(ss, rt);
+	if (!t) {
+		o->oom = true;
+		return;
+	}
+	const struct stats_avg *avg = stats_period_averages(&ss->period);
+	if (cmd == ADMIN_SHOW_STATS) {
+		static const struct admin_col cols[] = {
+			{ "database", ADMIN_OID_TEXT },
+			{ "total_xact_count", ADMIN_OID_INT8 },
+			{ "total_query_count", ADMIN_OID_INT8 },
+			{ "total_received", ADMIN_OID_INT8 },
+			{ "total_sent", ADMIN_OID_INT8 },
+			{ "total_xact_time", ADMIN_OID_INT8 },
+			{ "total_query_time", ADMIN_OID_INT8 },
+			{ "total_wait_time", ADMIN_OID_INT8 },
+			{ "avg_xact_count", ADMIN_OID_INT8 },
+			{ "avg_query_count", ADMIN_OID_INT8 },
+			{ "avg_recv", ADMIN_OID_INT8 },
+			{ "avg_sent", ADMIN_OID_INT8 },
+			{ "avg_xact_time", ADMIN_OID_INT8 },
+			{ "avg_query_time", ADMIN_OID_INT8 },
+			{ "avg_wait_time", ADMIN_OID_INT8 },
+			{ "total_requests", ADMIN_OID_INT8 },
+		};
+		admin_out_row_desc(o, cols, COLS(cols));
+		for (int i = 0; i < n_databases(ss); i++) {
+			const struct stats_slot *s = &t[i];
+			const struct stats_avg *a = &avg[i];
+			uint64_t v[] = { stats_hist_count(&s->xact),
+					 stats_hist_count(&s->query),
+					 s->received,
+					 s->sent,
+					 s->xact.sum_us,
+					 s->query.sum_us,
+					 s->wait.sum_us,
+					 a->xact_count,
+					 a->query_count,
+					 a->received,
+					 a->sent,
+					 a->xact_time_us,
+					 a->query_time_us,
+					 a->wait_time_us,
+					 stats_hist_count(&s->query) };
+			put_numbers(o, database_name(ss, i), v, COLS(v));
+		}
+	} else {
+		static const struct admin_col cols[] = {
+			{ "database", ADMIN_OID_TEXT },    { "xact_count", ADMIN_OID_INT8 },
+			{ "query_count", ADMIN_OID_INT8 }, { "bytes_received", ADMIN_OID_INT8 },
+			{ "bytes_sent", ADMIN_OID_INT8 },  { "xact_time", ADMIN_OID_INT8 },
+			{ "query_time", ADMIN_OID_INT8 },  { "wait_time", ADMIN_OID_INT8 },
+		};
+		admin_out_row_desc(o, cols, COLS(cols));
+		for (int i = 0; i < n_databases(ss); i++) {
+			const struct stats_slot *s = &t[i];
+			const struct stats_avg *a = &avg[i];
+			if (cmd == ADMIN_SHOW_STATS_TOTALS) {
+				uint64_t v[] = { stats_hist_count(&s->xact),
+						 stats_hist_count(&s->query),
+						 s->received,
+						 s->sent,
+						 s->xact.sum_us,
+						 s->query.sum_us,
+						 s->wait.sum_us };
+				put_numbers(o, database_name(ss, i), v, COLS(v));
+			} else {
+				uint64_t v[] = { a->xact_count,  a->query_count,  a->received,
+						 a->sent,        a->xact_time_us, a->query_time_us,
+						 a->wait_time_us };
+				put_numbers(o, database_name(ss, i), v, COLS(v));
+			}
+		}
+	}
+	free(t);
+	admin_out_complete(o, "SHOW");
+}
