@@ -58,6 +58,10 @@ struct client {
 	bool check_settings;        /* a server must accept its startup settings first */
 	struct stmt_names stmts;    /* its named prepared statements */
 	struct session_db *db;      /* a sharded database's client; else NULL */
+	/* after login: the role it logged in as and what it proved, with which
+	 * a shard without a user logs it in as itself (wiped at close) */
+	char *user;
+	struct auth_proof *proof;
 };
 
 static inline struct client *container_of_client(struct conn *c)
@@ -65,7 +69,13 @@ static inline struct client *container_of_client(struct conn *c)
 	return (struct client *)c;
 }
 
+struct auth_proof;
+
 const char *client_state_name(enum client_state s);
+/* The pool the client takes servers of shard (index in the config) from:
+ * the shard's, or on a shard without a user its own role's. NULL if no
+ * pool can be had (role table full, out of memory). */
+struct pool *client_pool(struct client *cl, int shard);
 void client_set_state(struct client *cl, enum client_state st);
 
 /* A freshly accepted socket handed to this worker. */

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "auth/proof.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/options.h"
@@ -317,6 +318,26 @@ void login_settings_checked(struct client *cl)
 	cl->check_settings = false;
 }
 
+/* Logged in with a cleartext password: the client keeps its role and proof
+ * (a shard without a user logs in to the server with them), and its pool
+ * becomes its role's on such a shard. -1 when the client was failed. */
+static int keep_proof(struct client *cl, const char *password)
+{
+	cl->user = strdup(cl->login->user);
+	cl->proof = auth_proof_from_cleartext(cl->login->user, password);
+	if (!cl->user || !cl->proof) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return -1;
+	}
+	cl->pool = client_pool(cl, cl->pool->shard->index);
+	if (!cl->pool) {
+		client_fail(cl, "FATAL", "53300", "too many roles in use: no pool for role \"%s\"",
+			    cl->user);
+		return -1;
+	}
+	return 0;
+}
+
 /* The longest password message PostgreSQL reads for a cleartext password,
  * counting its length word. */
 #define PASSWORD_MAX_LEN 1000
@@ -383,6 +404,8 @@ void login_on_password(struct client *cl)
 			client_fail_full(cl, e->severity, e->sqlstate, e->message, NULL, e->hint);
 		return;
 	}
+	if (keep_proof(cl, password) != 0)
+		return;
 	free(cl->login);
 	cl->login = NULL;
 	cl->key_pid = cancel_new_pid(cl->sw);

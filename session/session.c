@@ -151,11 +151,12 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 	ss->n_shards = cfg->n_shards;
 	ss->shards = calloc((size_t)cfg->n_shards + 1, sizeof(*ss->shards));
 	ss->workers = calloc((size_t)n_workers, sizeof(*ss->workers));
+	ss->roles = pool_roles_new(cfg->n_shards);
 	rt->workers = calloc((size_t)n_workers, sizeof(*rt->workers));
 	rt->n_workers = n_workers;
 	rt->cfg = cfg_ref(cfg);
 	rt->owner = ss;
-	if (!ss->shards || !ss->workers || !rt->workers) {
+	if (!ss->shards || !ss->workers || !rt->workers || !ss->roles) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -193,6 +194,7 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
+		sw->pools.roles = ss->roles;
 	}
 	return 0;
 }
@@ -210,6 +212,7 @@ void session_free(struct runtime *rt, struct session *ss)
 		free(ss->dbs[i].tables);
 	free(ss->dbs);
 	free(ss->shards);
+	pool_roles_free(ss->roles);
 	free(ss->workers);
 	free(rt->workers);
 	cfg_unref(rt->cfg);

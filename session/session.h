@@ -45,6 +45,7 @@ struct session {
 	struct cfg *cfg; /* the snapshot the shards were built from */
 	struct shard *shards;
 	int n_shards;
+	struct pool_roles *roles; /* roles of shards without a user */
 	struct session_worker *workers;
 	struct session_db *dbs;
 	int n_dbs;
