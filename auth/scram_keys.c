@@ -8,6 +8,8 @@
  * sends others holds another password. */
 #include "auth/scram_keys.h"
 
+#include "auth/proof.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +115,25 @@ bool auth_scram_verifier_matches(const struct auth_scram_verifier *v, const char
 	OPENSSL_cleanse(stored, sizeof(stored));
 	OPENSSL_cleanse(server, sizeof(server));
 	return ok;
+}
+
+bool auth_password_matches_verifier(const char *verifier, const char *user, const char *password)
+{
+	struct auth_scram_verifier v;
+	if (strncmp(verifier, "SCRAM-SHA-256$", 14) == 0) {
+		bool ok = auth_scram_parse_verifier(verifier, &v) == 0
+			&& auth_scram_verifier_matches(&v, password);
+		OPENSSL_cleanse(&v, sizeof(v));
+		return ok;
+	}
+	char md5[36];
+	if (strlen(verifier) == 35 && strncmp(verifier, "md5", 3) == 0) {
+		bool ok = auth_md5_hash(user, password, md5) == 0
+			&& auth_secret_equal(md5, verifier);
+		OPENSSL_cleanse(md5, sizeof(md5));
+		return ok;
+	}
+	return auth_secret_equal(password, verifier);
 }
 
 static int keys_fail(struct auth_scram_keys *s)

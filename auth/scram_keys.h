@@ -41,6 +41,11 @@ int auth_scram_keys_from_password(const char *password, const uint8_t *salt, siz
  * both match, compared in constant time). Costs one PBKDF2. */
 bool auth_scram_verifier_matches(const struct auth_scram_verifier *v, const char *password);
 
+/* Whether password is the one a stored verifier was made from, whatever
+ * its form: a SCRAM verifier (one PBKDF2), "md5" + md5(password + user),
+ * or a cleartext password (compared in constant time). */
+bool auth_password_matches_verifier(const char *verifier, const char *user, const char *password);
+
 /* Client side with keys. */
 struct auth_scram_keys {
 	enum auth_scram_state state;

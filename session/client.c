@@ -297,6 +297,19 @@ void client_logged_in(struct client *cl)
 
 /* ---- the pool and the relay tell the client ---------------------------------- */
 
+void client_login_free(struct client_login *l)
+{
+	if (!l)
+		return;
+	if (l->authq)
+		authq_cancel(l->authq); /* the answer is dropped when it comes */
+	if (l->password) {
+		memset(l->password, 0, strlen(l->password));
+		free(l->password);
+	}
+	free(l);
+}
+
 struct pool *client_pool(struct client *cl, int shard)
 {
 	return pool_for_role(&cl->sw->pools, shard, cl->user ? cl->user : "", cl->proof);
@@ -477,7 +490,7 @@ static void client_on_free(struct conn *c)
 	params_clear(&cl->startup);
 	relay_link_clear(&cl->rl);
 	stmt_names_clear(&cl->stmts);
-	free(cl->login);
+	client_login_free(cl->login);
 	free(cl->user);
 	auth_proof_free(cl->proof);
 	atomic_fetch_sub(&c->w->n_clients, 1);

@@ -36,7 +36,13 @@ struct client_login {
 	char missing_db[64]; /* dbname that names no shard, for the error after auth */
 	bool bad_options;    /* options refused: opt_err goes out after auth */
 	struct proto_options_error opt_err;
+	/* auth_query: the lookup in flight and the password it will check */
+	struct authq_req *authq;
+	char *password;
 };
+
+/* Frees a client_login, cancelling its lookup and wiping its password. */
+void client_login_free(struct client_login *l);
 
 struct session_worker;
 

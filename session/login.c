@@ -14,6 +14,7 @@
 
 #include "auth/auth.h"
 #include "auth/proof.h"
+#include "auth/scram_keys.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/options.h"
@@ -338,6 +339,69 @@ static int keep_proof(struct client *cl, const char *password)
 	return 0;
 }
 
+static void refuse_password(struct client *cl)
+{
+	log_info("worker %d client %llu: password authentication failed for user \"%s\"",
+		 cl->c.w->id, (unsigned long long)cl->c.id, cl->login->user);
+	client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
+		    cl->login->user);
+}
+
+static void login_authenticated(struct client *cl, const char *password);
+
+/* auth_query's answer for the client's role: the password is checked
+ * against the verifier; no such role is refused like a wrong password. */
+static void check_looked_up(struct client *cl, enum authq_status st, const char *verifier)
+{
+	struct client_login *l = cl->login;
+	if (st == AUTHQ_ERROR) {
+		client_fail(cl, "FATAL", "08006", "cannot look up role \"%s\" (auth_query failed)",
+			    l->user);
+		return;
+	}
+	if (st != AUTHQ_FOUND || !auth_password_matches_verifier(verifier, l->user, l->password)) {
+		refuse_password(cl);
+		return;
+	}
+	char *password = l->password;
+	l->password = NULL; /* login_authenticated frees the login */
+	login_authenticated(cl, password);
+	memset(password, 0, strlen(password));
+	free(password);
+}
+
+static void on_looked_up(void *arg, enum authq_status st, const char *verifier)
+{
+	struct client *cl = arg;
+	cl->login->authq = NULL;
+	if (!cl->c.closing)
+		check_looked_up(cl, st, verifier);
+}
+
+/* A role the config does not list, with auth_query set: its verifier from
+ * the worker's cache, or from its shard (the first of a sharded database)
+ * while the client waits, reading nothing meanwhile. */
+static void look_up_role(struct client *cl, const char *password)
+{
+	struct client_login *l = cl->login;
+	int shard = cl->pool->shard->index;
+	const char *verifier = NULL;
+	l->password = strdup(password);
+	if (!l->password) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
+	enum authq_status st = authq_cached(&cl->sw->authq_cache, cl->c.w->now_ms, shard, l->user,
+					    &verifier);
+	if (st != AUTHQ_MISS) {
+		check_looked_up(cl, st, verifier);
+		return;
+	}
+	l->authq = authq_lookup(cl->sw->authq, cl->c.w, shard, l->user, on_looked_up, cl);
+	if (!l->authq)
+		client_fail(cl, "FATAL", "53200", "out of memory");
+}
+
 /* The longest password message PostgreSQL reads for a cleartext password,
  * counting its length word. */
 #define PASSWORD_MAX_LEN 1000
@@ -346,6 +410,8 @@ void login_on_password(struct client *cl)
 {
 	struct conn *c = &cl->c;
 	const struct cfg *cfg = c->w->cfg;
+	if (cl->login->authq)
+		return; /* bytes ahead of the lookup's answer wait for it */
 	if (c->rx_end > c->rx_start && c->rx[c->rx_start] != 'p') {
 		/* the type alone decides, before any length */
 		client_fail(cl, "FATAL", "08P01", "expected password response, got message type %d",
@@ -380,14 +446,24 @@ void login_on_password(struct client *cl)
 		return;
 	}
 	const struct cfg_user *user = cfg_find_user(cfg, cl->login->user);
-	/* same answer for an unknown user and a wrong password, as PostgreSQL */
-	if (!auth_secret_equal(password, user ? user->password : "\x01 no such user") || !user) {
-		log_info("worker %d client %llu: password authentication failed for user \"%s\"",
-			 c->w->id, (unsigned long long)c->id, cl->login->user);
-		client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
-			    cl->login->user);
+	if (!user && cfg->auth_user[0] && cl->pool && cl->sw->authq) {
+		look_up_role(cl, password);
 		return;
 	}
+	/* same answer for an unknown user and a wrong password, as PostgreSQL */
+	if (!auth_secret_equal(password, user ? user->password : "\x01 no such user") || !user) {
+		refuse_password(cl);
+		return;
+	}
+	login_authenticated(cl, password);
+}
+
+/* The password was right: say so, or refuse what PostgreSQL refuses only
+ * after the password, then go on to the pool. */
+static void login_authenticated(struct client *cl, const char *password)
+{
+	struct conn *c = &cl->c;
+	const struct cfg *cfg = c->w->cfg;
 	if (!cl->pool || cl->login->bad_options) {
 		/* authenticated: PostgreSQL says so before it looks further */
 		uint8_t buf[16];
@@ -406,7 +482,7 @@ void login_on_password(struct client *cl)
 	}
 	if (keep_proof(cl, password) != 0)
 		return;
-	free(cl->login);
+	client_login_free(cl->login);
 	cl->login = NULL;
 	cl->key_pid = cancel_new_pid(cl->sw);
 	if (cancel_new_secret(cl->sw, &cl->key_secret) != 0) {

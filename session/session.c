@@ -31,6 +31,8 @@ static void on_msg(struct worker *w, unsigned kind, void *ptr, int res)
 	struct session_worker *sw = session_worker_of(w);
 	if (kind == SESSION_MSG_CANCEL)
 		cancel_deliver(sw, (int32_t)(uint32_t)(uintptr_t)ptr, res);
+	else if (kind == SESSION_MSG_AUTHQ)
+		authq_deliver(&sw->authq_cache, w->now_ms, w->cfg->auth_query_ttl_ms, ptr);
 	else
 		pool_worker_on_msg(&sw->pools, kind, ptr, res);
 }
@@ -176,6 +178,9 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	ss->authq = authq_start(cfg, err, errlen);
+	if (!ss->authq && cfg->auth_user[0])
+		return -1;
 	for (int i = 0; i < n_workers; i++) {
 		struct worker *w = &rt->workers[i];
 		struct session_worker *sw = &ss->workers[i];
@@ -195,13 +200,17 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 			return -1;
 		}
 		sw->pools.roles = ss->roles;
+		sw->authq = ss->authq;
+		authq_cache_init(&sw->authq_cache);
 	}
 	return 0;
 }
 
 void session_free(struct runtime *rt, struct session *ss)
 {
+	authq_stop(ss->authq); /* the workers have ended: nobody asks any more */
 	for (int i = 0; ss->workers && i < rt->n_workers; i++) {
+		authq_cache_clear(&ss->workers[i].authq_cache);
 		pool_worker_free(&ss->workers[i].pools);
 		if (rt->workers)
 			cfg_unref(rt->workers[i].cfg); /* NULL once the worker ran */
