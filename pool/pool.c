@@ -44,7 +44,9 @@ int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *sha
 	if (!pw->pools)
 		return -1;
 	for (int s = 0; s < n_shards; s++) {
-		int min = shards[s].cfg->min_connections;
+		/* min_connections warms up the shard's own user only: the roles of
+		 * a shard without one are not known before their clients come */
+		int min = shards[s].cfg->user ? shards[s].cfg->min_connections : 0;
 		int share = min / n_workers + (w->id < min % n_workers ? 1 : 0);
 		pool_init(&pw->pools[s], &shards[s], pw, share);
 	}

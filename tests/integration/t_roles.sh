@@ -33,12 +33,13 @@ password = clearpass"
 conn_as() { echo "host=127.0.0.1 port=$PGCRAB_PORT user=$1 password=$(pass_of "$1") dbname=$PG_DB connect_timeout=5"; }
 psql_as() { local r=$1; shift; timeout 60 psql -X -q -At -v ON_ERROR_STOP=1 -d "$(conn_as "$r")" "$@"; }
 
-# pgbench_roles SECONDS CLIENTS [pgbench args]: every role at once, each
-# with a script that fails (division by zero) unless current_user is that
-# role, in a transaction and out of one; prints "role processed failed" lines
+# pgbench_roles CLIENTS pgbench-args: every role at once, each with a
+# script that fails (division by zero) unless current_user is that role,
+# in a transaction and out of one; prints "role processed failed errors"
+# lines. With -t N every client must finish its N transactions.
 pgbench_roles() {
-	local secs=$1 clients=$2 r pids=()
-	shift 2
+	local clients=$1 r pids=()
+	shift
 	for r in $ROLES; do
 		cat >"$T_DIR/$r.sql" <<SQL
 SELECT 1 / (current_user = '$r')::int;
@@ -46,8 +47,8 @@ BEGIN;
 SELECT 1 / (current_user = '$r' AND session_user = '$r')::int;
 COMMIT;
 SQL
-		PGPASSWORD=$(pass_of "$r") PGCONNECT_TIMEOUT=5 timeout $((secs + 60)) \
-			pgbench -n -h 127.0.0.1 -p "$PGCRAB_PORT" -U "$r" -T "$secs" -c "$clients" -j 1 \
+		PGPASSWORD=$(pass_of "$r") PGCONNECT_TIMEOUT=5 timeout 120 \
+			pgbench -n -h 127.0.0.1 -p "$PGCRAB_PORT" -U "$r" -c "$clients" -j 1 \
 			-f "$T_DIR/$r.sql" "$@" "$PG_DB" >"$T_DIR/$r.out" 2>&1 &
 		pids+=($!)
 	done
@@ -82,19 +83,22 @@ sample_backends() { # sample_backends FILE: until killed
 		sleep 0.2
 	done
 }
-# sampled FILE CLIENTS: pgbench_roles for 4 s while the backends are sampled
+# sampled FILE CLIENTS: pgbench_roles, 100 transactions per client, while
+# the backends are sampled
 sampled() {
 	: >"$1"
 	sample_backends "$1" &
 	local sampler=$!
-	pgbench_roles 4 "$2"
+	pgbench_roles "$2" -t 100
 	kill "$sampler" 2>/dev/null
 	wait "$sampler" 2>/dev/null
 }
 max_col() { awk -v c="$2" 'NF >= c && $c > m {m = $c} END {print m + 0}' "$1"; }
 
 for mode in transaction session; do
-	pgcrab_start "max_connections = 6" "pool_mode = $mode
+	# min_connections applies to a shard's own user only: here it opens nothing
+	pgcrab_start "max_connections = 6
+min_connections = 2" "pool_mode = $mode
 max_user_connections = 0" || exit 1
 	for r in $ROLES; do
 		expect_eq "$mode mode: $r sees current_user = itself" "$r|$r" \
@@ -105,7 +109,7 @@ max_user_connections = 0" || exit 1
 		expect_eq "$mode mode: $r is still itself after other roles used the pool" "$r" \
 			"$(psql_as "$r" -c "BEGIN" -c "SELECT current_user" -c "COMMIT" 2>&1)"
 	done
-	out=$(pgbench_roles 4 3)
+	out=$(pgbench_roles 3 -T 4)
 	check_roles "$mode mode, 3 roles x 3 clients" "$out"
 	if [[ $PC_DIRECT == 0 ]]; then
 		n=$(pg_admin -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$PG_DB' AND usename LIKE 'rl\\_%'")
@@ -125,12 +129,17 @@ if [[ $PC_DIRECT == 0 ]]; then
 	pgcrab_stop
 
 	# max_user_connections = 1: a role's clients wait for its one server
+	# (2 workers: a worker whose clients wait gets the role's one server
+	# from the other); then server_idle_timeout closes the roles' servers
 	pgcrab_start "max_connections = 10" "max_user_connections = 1
-query_wait_timeout = 20s" || exit 1
+query_wait_timeout = 20s
+server_idle_timeout = 1s" || exit 1
 	out=$(sampled "$T_DIR/user.samples" 4)
 	check_roles "max_user_connections = 1, 4 clients per role" "$out"
 	per_role=$(max_col "$T_DIR/user.samples" 1)
 	check "at most 1 server per role (max seen: $per_role)" test "$per_role" -le 1
+	roles_idle_closed() { [[ "$(pg_admin -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$PG_DB' AND usename LIKE 'rl\\_%'")" == 0 ]]; }
+	check "server_idle_timeout closes the roles' idle servers" poll 30 roles_idle_closed
 	pgcrab_stop
 else
 	skip "the shard's cap across roles" "direct mode: no pooler"
