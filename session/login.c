@@ -319,13 +319,13 @@ void login_settings_checked(struct client *cl)
 	cl->check_settings = false;
 }
 
-/* Logged in with a cleartext password: the client keeps its role and proof
- * (a shard without a user logs in to the server with them), and its pool
- * becomes its role's on such a shard. -1 when the client was failed. */
-static int keep_proof(struct client *cl, const char *password)
+/* Authenticated: the client keeps its role and proof (taken over: a shard
+ * without a user logs in to the server with them), and its pool becomes
+ * its role's on such a shard. -1 when the client was failed. */
+static int keep_proof(struct client *cl, struct auth_proof *proof)
 {
 	cl->user = strdup(cl->login->user);
-	cl->proof = auth_proof_from_cleartext(cl->login->user, password);
+	cl->proof = proof;
 	if (!cl->user || !cl->proof) {
 		client_fail(cl, "FATAL", "53200", "out of memory");
 		return -1;
@@ -347,7 +347,13 @@ static void refuse_password(struct client *cl)
 		    cl->login->user);
 }
 
-static void login_authenticated(struct client *cl, const char *password);
+static void login_authenticated(struct client *cl, struct auth_proof *proof);
+
+/* A cleartext password was right. */
+static void password_ok(struct client *cl, const char *password)
+{
+	login_authenticated(cl, auth_proof_from_cleartext(cl->login->user, password));
+}
 
 /* auth_query's answer for the client's role: the password is checked
  * against the verifier; no such role is refused like a wrong password. */
@@ -365,7 +371,7 @@ static void check_looked_up(struct client *cl, enum authq_status st, const char 
 	}
 	char *password = l->password;
 	l->password = NULL; /* login_authenticated frees the login */
-	login_authenticated(cl, password);
+	password_ok(cl, password);
 	memset(password, 0, strlen(password));
 	free(password);
 }
@@ -455,16 +461,19 @@ void login_on_password(struct client *cl)
 		refuse_password(cl);
 		return;
 	}
-	login_authenticated(cl, password);
+	password_ok(cl, password);
 }
 
-/* The password was right: say so, or refuse what PostgreSQL refuses only
- * after the password, then go on to the pool. */
-static void login_authenticated(struct client *cl, const char *password)
+/* The client proved its password (proof: what it proved, taken over; NULL
+ * if it could not be made): say so, or refuse what PostgreSQL refuses only
+ * after the password, then go on to the pool. Every client authentication
+ * method ends here. */
+static void login_authenticated(struct client *cl, struct auth_proof *proof)
 {
 	struct conn *c = &cl->c;
 	const struct cfg *cfg = c->w->cfg;
 	if (!cl->pool || cl->login->bad_options) {
+		auth_proof_free(proof);
 		/* authenticated: PostgreSQL says so before it looks further */
 		uint8_t buf[16];
 		struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
@@ -480,7 +489,7 @@ static void login_authenticated(struct client *cl, const char *password)
 			client_fail_full(cl, e->severity, e->sqlstate, e->message, NULL, e->hint);
 		return;
 	}
-	if (keep_proof(cl, password) != 0)
+	if (keep_proof(cl, proof) != 0)
 		return;
 	client_login_free(cl->login);
 	cl->login = NULL;

@@ -146,6 +146,19 @@ else
 	skip "max_user_connections" "direct mode: no pooler"
 fi
 
+# SCRAM with keys only, as PgCrab logs in for a client whose SCRAM proof
+# gave it ClientKey: against PostgreSQL itself, with rl_scram's verifier
+KEYS_LOGIN=${UNIT_DIR:-$REPO_DIR/build/tests}/scram_keys_login
+[[ -x "$KEYS_LOGIN" ]] || KEYS_LOGIN=$REPO_DIR/build/tests/scram_keys_login
+verifier=$(pg_admin -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'rl_scram'")
+other=$(pg_admin -c "SELECT rolpassword FROM pg_authid WHERE rolname = '$PG_USER'")
+expect_eq "SCRAM login to PostgreSQL with ClientKey and ServerKey only" "rl_scram" \
+	"$("$KEYS_LOGIN" 127.0.0.1 "$PG_PORT" rl_scram "$PG_DB" "$verifier" scrampass 2>&1)"
+expect_match "keys from a wrong password are refused by PostgreSQL" "password authentication failed" \
+	"$("$KEYS_LOGIN" 127.0.0.1 "$PG_PORT" rl_scram "$PG_DB" "$verifier" wrong 2>&1)"
+expect_match "keys made with another salt fail with a clear reason" "salt or iteration count is not the one" \
+	"$("$KEYS_LOGIN" 127.0.0.1 "$PG_PORT" rl_scram "$PG_DB" "$other" "$PG_PASSWORD" 2>&1)"
+
 # refusals: a wrong password, a role not in the config. psql shows no
 # SQLSTATE for a failed connection: PostgreSQL's 28P01 message is checked.
 refused() { timeout 20 psql -X -At -d "host=127.0.0.1 port=$PGCRAB_PORT user=$1 password=$2 dbname=$PG_DB connect_timeout=5" -c "SELECT 1" 2>&1; }
