@@ -195,11 +195,25 @@ static const struct key_def keys[] = {
 	{ PG(log_level), T_ENUM, PG_OFF(log_level), .def = "info", .names = log_level_names },
 	{ PG(cpu_affinity), T_ENUM, PG_OFF(cpu_affinity), .def = "off",
 	  .names = cpu_affinity_names },
+	/* server connections per role, all workers and shards together (as
+	 * PgBouncer's max_user_connections counts a user over all its pools) */
+	{ PG(max_user_connections), T_INT, PG_OFF(max_user_connections), .def = "0", .min = 0,
+	  .max = MAX_POOL_SIZE },
+
+	/* auth_query: a role not in [user.*] is looked up on its shard, logged
+	 * in as auth_user (whose password is its [user.NAME], as PgBouncer
+	 * takes it from its auth_file) */
+	{ PG(auth_user), T_STRING, PG_OFF(auth_user), .def = "" },
+	{ PG(auth_query), T_STRING, PG_OFF(auth_query),
+	  .def = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1", .check = not_empty },
+	{ PG(auth_query_ttl), T_DURATION, PG_OFF(auth_query_ttl_ms), .def = "60s",
+	  .max_ms = MAX_DURATION_MS },
 
 	{ SH(host), T_STRING, SH_OFF(host), .def = "127.0.0.1", .check = not_empty },
 	{ SH(port), T_INT, SH_OFF(port), .def = "5432", .min = 1, .max = 65535 },
 	{ SH(database), T_STRING, SH_OFF(database), .check = not_empty, .flags = F_DEFAULT_NAME },
-	{ SH(user), T_STRING, SH_OFF(user), .check = not_empty, .flags = F_REQUIRED },
+	/* without user (and password), each client logs in as its own role */
+	{ SH(user), T_STRING, SH_OFF(user), .check = not_empty },
 	{ SH(password), T_STRING, SH_OFF(password), .def = "" },
 	{ SH(min_connections), T_INT, SH_OFF(min_connections), .def = "0", .min = 0,
 	  .max = MAX_POOL_SIZE },
@@ -1116,13 +1130,17 @@ static void check_sections(struct parse *p)
 	int ki_min = find_key(SECT_SHARD, "min_connections");
 	int ki_max = find_key(SECT_SHARD, "max_connections");
 	int ki_pw = find_key(SECT_USER, "password");
+	int ki_shpw = find_key(SECT_SHARD, "password");
+	int ki_auth_user = find_key(SECT_PGCRAB, "auth_user");
 
 	for (int i = 0; i < p->cfg->n_shards; i++) {
 		const struct cfg_shard *s = &p->cfg->shards[i];
 		const struct sect_meta *m = &p->shard_meta[i];
-		if (!m->key_line[ki_user])
-			fail(p, m->header_line, "%s:%d: [shard.%s] user: missing (required)",
-			     p->path, m->header_line, s->name);
+		if (!m->key_line[ki_user] && m->key_line[ki_shpw])
+			fail(p, m->key_line[ki_shpw],
+			     "%s:%d: [shard.%s] password: given without user (leave both out "
+			     "for each client to log in as its own role)",
+			     p->path, m->key_line[ki_shpw], s->name);
 		if (s->min_connections > s->max_connections) {
 			int line = m->key_line[ki_min] ? m->key_line[ki_min] : m->key_line[ki_max];
 			fail(p, line,
@@ -1135,6 +1153,14 @@ static void check_sections(struct parse *p)
 		if (!m->key_line[ki_pw])
 			fail(p, m->header_line, "%s:%d: [user.%s] password: missing (required)",
 			     p->path, m->header_line, p->cfg->users[i].name);
+	}
+	const char *au = p->cfg->auth_user;
+	if (au[0] && !cfg_find_user(p->cfg, au)) {
+		int line = p->pgcrab_meta.key_line[ki_auth_user];
+		fail(p, line,
+		     "%s:%d: [pgcrab] auth_user: \"%s\" has no [user.%s] section to give its "
+		     "password",
+		     p->path, line, au, au);
 	}
 	resolve_databases(p);
 	resolve_tables(p);

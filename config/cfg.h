@@ -27,7 +27,7 @@ struct cfg_shard {
 	char *host; /* backend host (name or address) */
 	int port;
 	char *database; /* backend database name; defaults to name */
-	char *user;     /* backend credentials */
+	char *user;     /* backend credentials; NULL: each client's own role */
 	char *password;
 	int min_connections; /* totals across all workers */
 	int max_connections;
@@ -95,6 +95,10 @@ struct cfg {
 	int max_prepared_statements; /* per server connection; 0 = pass named statements through */
 	char *server_reset_query;    /* session mode, when a client leaves; "" = none */
 	bool cancel_on_client_exit;  /* a client that leaves mid-query has it cancelled */
+	int max_user_connections;    /* server connections per role in total; 0 = no limit */
+	char *auth_user;             /* "" = no auth_query */
+	char *auth_query;            /* $1 = the user name */
+	uint64_t auth_query_ttl_ms;  /* how long a looked-up verifier is trusted */
 	struct cfg_shard *shards;
 	int n_shards;
 	struct cfg_user *users;

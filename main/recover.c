@@ -24,22 +24,29 @@
 #define RECOVER_BUSY_S 2
 #define RECOVER_IDLE_S 10
 
-static PGconn *connect_shard(const struct cfg_shard *sh)
+static PGconn *connect_shard(const struct cfg *cfg, const struct cfg_shard *sh)
 {
+	/* a shard without a user (each client its own role): auth_user's */
+	const char *user = sh->user, *password = sh->password;
+	if (!user && cfg->auth_user[0]) {
+		const struct cfg_user *u = cfg_find_user(cfg, cfg->auth_user);
+		user = cfg->auth_user;
+		password = u ? u->password : "";
+	}
+	if (!user) {
+		log_debug("recovery: shard %s has no user and no auth_user to log in as", sh->name);
+		return NULL;
+	}
 	char port[16];
 	snprintf(port, sizeof(port), "%d", sh->port);
 	const char *keys[] = {
 		"host", "port", "dbname", "user", "password", "connect_timeout", "application_name",
 		NULL
 	};
-	const char *vals[] = { sh->host,
-			       port,
-			       sh->database,
-			       sh->user,
-			       sh->password ? sh->password : "",
-			       "5",
-			       "pgcrab-recovery",
-			       NULL };
+	const char *vals[] = {
+		sh->host,          port, sh->database, user, password ? password : "", "5",
+		"pgcrab-recovery", NULL
+	};
 	PGconn *c = PQconnectdbParams(keys, vals, 0);
 	if (PQstatus(c) != CONNECTION_OK) {
 		log_debug("recovery: shard %s: %s", sh->name, PQerrorMessage(c));
@@ -74,7 +81,7 @@ static bool recover_db(const struct cfg *cfg, const struct cfg_database *db)
 		return true;
 	for (int s = 0; s < db->n_shards; s++) {
 		if (!conns[s])
-			conns[s] = connect_shard(&cfg->shards[db->shards[s]]);
+			conns[s] = connect_shard(cfg, &cfg->shards[db->shards[s]]);
 		if (!conns[s]) {
 			pending = true;
 			continue;
@@ -101,7 +108,7 @@ static bool recover_db(const struct cfg *cfg, const struct cfg_database *db)
 				continue;
 			}
 			if (!conns[coord])
-				conns[coord] = connect_shard(&cfg->shards[db->shards[coord]]);
+				conns[coord] = connect_shard(cfg, &cfg->shards[db->shards[coord]]);
 			char *st = conns[coord] ? xact_status(conns[coord], xid) : NULL;
 			const char *verb = NULL;
 			if (st && strcmp(st, "committed") == 0)

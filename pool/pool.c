@@ -2,10 +2,12 @@
  * cap that lets workers share max_connections without locks. */
 #include "pool/pool.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/proof.h"
 #include "core/conn.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -27,6 +29,7 @@ void pool_init(struct pool *p, struct shard *shard, struct pool_worker *pw, int 
 	list_init(&p->idle);
 	list_init(&p->waiting);
 	list_init(&p->servers);
+	list_init(&p->role_link);
 }
 
 int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *shards, int n_shards,
@@ -36,11 +39,14 @@ int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *sha
 	pw->shards = shards;
 	pw->n_shards = n_shards;
 	list_init(&pw->outbox);
+	list_init(&pw->role_list);
 	pw->pools = calloc((size_t)n_shards + 1, sizeof(*pw->pools));
 	if (!pw->pools)
 		return -1;
 	for (int s = 0; s < n_shards; s++) {
-		int min = shards[s].cfg->min_connections;
+		/* min_connections warms up the shard's own user only: the roles of
+		 * a shard without one are not known before their clients come */
+		int min = shards[s].cfg->user ? shards[s].cfg->min_connections : 0;
 		int share = min / n_workers + (w->id < min % n_workers ? 1 : 0);
 		pool_init(&pw->pools[s], &shards[s], pw, share);
 	}
@@ -49,8 +55,64 @@ int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *sha
 
 void pool_worker_free(struct pool_worker *pw)
 {
+	struct list *n;
+	while ((n = list_pop_head(&pw->role_list))) {
+		struct pool *p = list_entry(n, struct pool, role_link);
+		auth_proof_free(p->proof);
+		free(p);
+	}
+	free(pw->role_pools);
+	pw->role_pools = NULL;
 	free(pw->pools);
 	pw->pools = NULL;
+}
+
+struct pool *pool_for_role(struct pool_worker *pw, int shard, const char *user,
+			   const struct auth_proof *proof)
+{
+	struct shard *sh = &pw->shards[shard];
+	if (sh->cfg->user)
+		return &pw->pools[shard];
+	struct pool_role *role = pw->roles ? pool_role_get(pw->roles, user) : NULL;
+	if (!role)
+		return NULL;
+	if (!pw->role_pools) {
+		pw->role_pools = calloc((size_t)POOL_ROLES_MAX * (size_t)pw->n_shards,
+					sizeof(*pw->role_pools));
+		if (!pw->role_pools)
+			return NULL;
+	}
+	struct pool **slot = &pw->role_pools[role->index * pw->n_shards + shard];
+	if (!*slot) {
+		struct pool *p = calloc(1, sizeof(*p));
+		if (!p)
+			return NULL;
+		/* min_connections makes no sense for roles not known in advance */
+		pool_init(p, sh, pw, 0);
+		p->role = role;
+		list_add_tail(&pw->role_list, &p->role_link);
+		*slot = p;
+	}
+	struct pool *p = *slot;
+	if (proof && !auth_proof_same(p->proof, proof)) {
+		struct auth_proof *copy = auth_proof_dup(proof);
+		if (!copy)
+			return NULL;
+		auth_proof_free(p->proof);
+		p->proof = copy;
+	}
+	return p;
+}
+
+/* Calls fn on every pool of the worker: the shards' own, then the roles'. */
+static void each_pool(struct pool_worker *pw, void (*fn)(struct pool *p))
+{
+	for (int i = 0; i < pw->n_shards; i++)
+		fn(&pw->pools[i]);
+	for (struct list *n = pw->role_list.next, *next; n != &pw->role_list; n = next) {
+		next = n->next;
+		fn(list_entry(n, struct pool, role_link));
+	}
 }
 
 static void wake_others(struct worker *w)
@@ -74,22 +136,38 @@ void shard_unreserve(struct shard *sh)
 	atomic_fetch_sub(&sh->open, 1);
 }
 
-static void set_starving(struct pool *p, bool on)
+/* The marks of workers short of a server this pool could give: the
+ * shard's for its own pool, the role's on that shard for a role pool (a
+ * server of one role is never handed to another's clients). */
+static _Atomic uint64_t *starving_words(struct pool *p)
 {
-	int id = p->w->id;
-	uint64_t bit = 1ull << (id % 64);
-	_Atomic uint64_t *word = &p->shard->starving[id / 64];
+	return p->role ? p->role->starving[p->shard->index] : p->shard->starving;
+}
+
+static void set_mark(_Atomic uint64_t *words, struct worker *w, bool on)
+{
+	uint64_t bit = 1ull << (w->id % 64);
+	_Atomic uint64_t *word = &words[w->id / 64];
 	if (on) {
 		uint64_t old = atomic_fetch_or(word, bit);
 		if (!(old & bit))
-			wake_others(p->w); /* whoever holds an idle server may give it */
+			wake_others(w); /* whoever holds an idle server may give it */
 	} else if (atomic_load_explicit(word, memory_order_relaxed) & bit) {
 		atomic_fetch_and(word, ~bit);
 	}
 }
 
-/* Claims another worker's starving mark; returns its id or -1. */
-static int claim_starving(struct pool *p)
+static void set_starving(struct pool *p, bool on)
+{
+	set_mark(starving_words(p), p->w, on);
+	/* a role pool at the shard's cap: the shard's mark asks other workers
+	 * to close an idle server of another role to make room */
+	if (p->role)
+		set_mark(p->shard->starving, p->w, on && p->at_shard_cap);
+}
+
+/* Claims another worker's mark in words; returns its id or -1. */
+static int claim_mark(struct pool *p, _Atomic uint64_t *words)
 {
 	struct runtime *rt = p->w->rt;
 	if (rt->n_workers < 2)
@@ -97,7 +175,7 @@ static int claim_starving(struct pool *p)
 	for (int k = 1; k < rt->n_workers; k++) {
 		int id = (p->w->id + k) % rt->n_workers;
 		uint64_t bit = 1ull << (id % 64);
-		_Atomic uint64_t *word = &p->shard->starving[id / 64];
+		_Atomic uint64_t *word = &words[id / 64];
 		if (!(atomic_load_explicit(word, memory_order_relaxed) & bit))
 			continue;
 		if (atomic_fetch_and(word, ~bit) & bit)
@@ -106,11 +184,19 @@ static int claim_starving(struct pool *p)
 	return -1;
 }
 
+/* Claims a worker that waits for a server this pool could give. */
+static int claim_starving(struct pool *p)
+{
+	return claim_mark(p, starving_words(p));
+}
+
 /* Hands the first waiter a server: it leaves the waiting list first, so the
  * callback may do anything, waiting again included. */
 static void grant(struct pool *p, struct server *s)
 {
 	struct pool_waiter *wt = list_entry(p->waiting.next, struct pool_waiter, link);
+	/* a server logged in as one role never serves another role's client */
+	assert(s->pool == p && s->role == p->role);
 	pool_cancel_wait(p, wt);
 	server_set_state(s, SERVER_ACTIVE); /* the waiter links it or gives it back */
 	wt->granted(wt, s);
@@ -147,6 +233,58 @@ void pool_cancel_wait(struct pool *p, struct pool_waiter *wt)
 		set_starving(p, false);
 }
 
+/* Closes this worker's least recently used idle server that no client
+ * here waits for, among the pools match accepts; false if there is none. */
+static bool evict_idle(struct pool *p, bool (*match)(const struct pool *p, const struct pool *q))
+{
+	struct server *victim = NULL;
+	for (struct list *n = p->pw->role_list.next; n != &p->pw->role_list; n = n->next) {
+		struct pool *q = list_entry(n, struct pool, role_link);
+		if (q == p || q->n_idle == 0 || q->n_waiting > 0 || !match(p, q))
+			continue;
+		struct server *s = list_entry(q->idle.prev, struct server, link);
+		if (!victim || s->c.since_ms < victim->c.since_ms)
+			victim = s;
+	}
+	if (!victim)
+		return false;
+	server_close(victim, "making room for another role");
+	return true;
+}
+
+static bool other_role_same_shard(const struct pool *p, const struct pool *q)
+{
+	return q->shard == p->shard;
+}
+
+static bool same_role_other_shard(const struct pool *p, const struct pool *q)
+{
+	return q->role == p->role;
+}
+
+/* Takes a unit of the shard's cap and, for a role pool, of the role's
+ * (max_user_connections). At a cap an idle server here that nobody waits
+ * for makes room, as PgBouncer evicts one: of another role on the same
+ * shard, or of the same role on another shard. */
+static bool pool_reserve(struct pool *p)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		if (!shard_reserve(p->shard)) {
+			p->at_shard_cap = true;
+			if (p->role && evict_idle(p, other_role_same_shard))
+				continue;
+			return false;
+		}
+		p->at_shard_cap = false;
+		if (!p->role || pool_role_reserve(p->role, p->w->cfg->max_user_connections))
+			return true;
+		shard_unreserve(p->shard);
+		if (!evict_idle(p, same_role_other_shard))
+			return false;
+	}
+	return false;
+}
+
 void pool_grow(struct pool *p)
 {
 	int need = p->n_waiting - p->n_connecting;
@@ -157,7 +295,7 @@ void pool_grow(struct pool *p)
 	if (p->w->now_ms < p->next_connect_ms)
 		return; /* backing off after failures; the tick tries again */
 	while (need > 0) {
-		if (!shard_reserve(p->shard)) {
+		if (!pool_reserve(p)) {
 			set_starving(p, true);
 			return;
 		}
@@ -199,14 +337,19 @@ void pool_release(struct server *s)
 void pool_adopt(struct pool_worker *pw, struct server *s)
 {
 	struct worker *w = pw->w;
-	struct pool *p = &pw->pools[s->shard->index];
+	/* the same role's pool here (made now if this worker has none yet) */
+	struct pool *p = s->role ? pool_for_role(pw, s->shard->index, s->role->name, NULL)
+				 : &pw->pools[s->shard->index];
 	atomic_fetch_sub(&w->rt->in_transit, 1);
+	bool lost = !p; /* out of memory: it closes, counted in the shard's pool */
+	if (lost)
+		p = &pw->pools[s->shard->index];
 	w->live++;
 	s->c.w = w;
 	s->pool = p;
 	list_init(&s->link);
-	if (w->stopping) {
-		server_close(s, "shutting down");
+	if (w->stopping || lost) {
+		server_close(s, lost ? "no pool for its role" : "shutting down");
 		return;
 	}
 	server_set_state(s, SERVER_IDLE);
@@ -275,8 +418,7 @@ void pool_tick(struct pool *p)
 	}
 	if (w->stopping)
 		return;
-	while (p->n_servers < p->min_local && w->now_ms >= p->next_connect_ms
-	       && shard_reserve(p->shard))
+	while (p->n_servers < p->min_local && w->now_ms >= p->next_connect_ms && pool_reserve(p))
 		server_connect(p);
 	if (p->n_waiting > p->n_connecting)
 		pool_grow(p);
@@ -289,9 +431,26 @@ void pool_offer_idle(struct pool *p)
 	while (p->n_waiting == 0 && p->n_idle > 0) {
 		int to = claim_starving(p);
 		if (to < 0)
-			return;
+			break;
 		server_donate(list_entry(p->idle.prev, struct server, link), to);
 	}
+	/* a worker whose clients of another role wait at the shard's cap: an
+	 * idle server of this role closes to make room, and that worker is
+	 * told to try again */
+	while (p->role && p->n_waiting == 0 && p->n_idle > 0) {
+		int to = claim_mark(p, p->shard->starving);
+		if (to < 0)
+			break;
+		server_close(list_entry(p->idle.prev, struct server, link),
+			     "making room for another role");
+		worker_post(p->w, &p->w->rt->workers[to], POOL_MSG_WAKE, NULL, 0);
+	}
+}
+
+static void grow_if_short(struct pool *p)
+{
+	if (p->n_waiting > p->n_connecting)
+		pool_grow(p);
 }
 
 void pool_fail_waiting(struct pool *p, const char *sqlstate, const char *why)
@@ -307,14 +466,12 @@ void pool_fail_waiting(struct pool *p, const char *sqlstate, const char *why)
 
 void pool_worker_start(struct pool_worker *pw)
 {
-	for (int i = 0; i < pw->n_shards; i++)
-		pool_tick(&pw->pools[i]); /* warm-up: open min_connections now */
+	each_pool(pw, pool_tick); /* warm-up: open min_connections now */
 }
 
 void pool_worker_tick(struct pool_worker *pw)
 {
-	for (int i = 0; i < pw->n_shards; i++)
-		pool_tick(&pw->pools[i]);
+	each_pool(pw, pool_tick);
 }
 
 /* Donated servers leave only here, after every completion of the batch is
@@ -343,8 +500,9 @@ void pool_worker_on_msg(struct pool_worker *pw, unsigned kind, void *ptr, int re
 		pool_adopt(pw, ptr);
 		break;
 	case POOL_MSG_WAKE:
-		for (int i = 0; i < pw->n_shards; i++)
-			pool_offer_idle(&pw->pools[i]);
+		each_pool(pw, pool_offer_idle);
+		/* room may have been made at a cap for clients waiting here */
+		each_pool(pw, grow_if_short);
 		break;
 	}
 }
@@ -355,13 +513,15 @@ void pool_worker_on_msg_done(struct pool_worker *pw, unsigned kind, void *ptr, i
 		server_on_donate_sent(ptr, res);
 }
 
+static void close_pool(struct pool *p)
+{
+	for (struct list *n = p->servers.next, *next; n != &p->servers; n = next) {
+		next = n->next;
+		server_close(list_entry(n, struct server, all), "shutting down");
+	}
+}
+
 void pool_worker_close_all(struct pool_worker *pw)
 {
-	for (int i = 0; i < pw->n_shards; i++) {
-		struct pool *p = &pw->pools[i];
-		for (struct list *n = p->servers.next, *next; n != &p->servers; n = next) {
-			next = n->next;
-			server_close(list_entry(n, struct server, all), "shutting down");
-		}
-	}
+	each_pool(pw, close_pool);
 }

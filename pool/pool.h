@@ -11,8 +11,11 @@
 
 #include "core/list.h"
 #include "core/worker.h"
+#include "pool/role.h"
 #include "pool/server.h"
 #include "pool/shard.h"
+
+struct auth_proof;
 
 /* Something that needs a server: embedded in its owner. */
 struct pool_waiter {
@@ -36,8 +39,12 @@ struct pool_worker {
 	struct worker *w;
 	struct shard *shards; /* shared by all workers */
 	int n_shards;
-	struct pool *pools; /* one per shard */
+	struct pool *pools; /* one per shard (unused for a shard without a user) */
 	struct list outbox; /* servers to post to other workers after this batch */
+	/* shards without a user: a pool per shard and role, made on first use */
+	struct pool_roles *roles; /* shared by all workers; NULL: none */
+	struct pool **role_pools; /* [role index * n_shards + shard] */
+	struct list role_list;    /* every role pool of this worker */
 };
 
 /* One shard's pool on one worker. */
@@ -55,6 +62,12 @@ struct pool {
 	uint64_t next_connect_ms;
 	uint32_t backoff_ms;
 	int local_streak; /* releases in a row to local waiters while others starve */
+	/* a shard without a user: the role every server of this pool logs in
+	 * as, and how (the proof of the role's latest client here) */
+	struct pool_role *role;
+	struct auth_proof *proof;
+	struct list role_link; /* pw->role_list */
+	bool at_shard_cap;     /* its last connection attempt found the shard full */
 };
 
 /* Sets up pw's pools (min_connections shared out among n_workers). -1 when
@@ -63,6 +76,14 @@ int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *sha
 		     int n_workers);
 void pool_worker_free(struct pool_worker *pw);
 void pool_init(struct pool *p, struct shard *shard, struct pool_worker *pw, int min_local);
+
+/* The pool a client of role user takes servers of shard from: the shard's
+ * own pool when its section names a user, else this worker's pool of that
+ * role (made now), whose servers then log in with proof (kept as a copy;
+ * NULL keeps the one it has). NULL if the role table is full or memory is
+ * out. */
+struct pool *pool_for_role(struct pool_worker *pw, int shard, const char *user,
+			   const struct auth_proof *proof);
 
 /* A waiter needs a server: granted at once or it waits on the pool's list. */
 void pool_acquire(struct pool *p, struct pool_waiter *wt);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/proof.h"
+#include "auth/scram_keys.h"
 #include "core/conn.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -34,6 +36,11 @@ static const char *const state_names[] = {
 const char *server_state_name(enum server_state s)
 {
 	return state_names[s];
+}
+
+const char *server_user(const struct server *s)
+{
+	return s->role ? s->role->name : s->shard->cfg->user;
 }
 
 static bool logging_in(enum server_state st)
@@ -76,8 +83,11 @@ void server_set_state(struct server *s, enum server_state st)
 		list_del(&s->all);
 		p->n_servers--;
 	}
-	if (st == SERVER_CLOSING)
+	if (st == SERVER_CLOSING) {
 		shard_unreserve(s->shard); /* a donated server carries its reservation */
+		if (s->role)
+			pool_role_unreserve(s->role);
+	}
 	log_debug("worker %d server %llu (%s): %s -> %s", s->c.w->id, (unsigned long long)s->c.id,
 		  s->shard->cfg->name, state_names[old], state_names[st]);
 	s->state = st;
@@ -98,6 +108,8 @@ void server_connect(struct pool *p)
 		if (fd >= 0)
 			close(fd);
 		shard_unreserve(sh);
+		if (p->role)
+			pool_role_unreserve(p->role);
 		/* out of fds (EMFILE): back off rather than retry on every call */
 		pool_connect_failed(p, NULL, why);
 		return;
@@ -109,6 +121,10 @@ void server_connect(struct pool *p)
 	s->c.keep_tx = true; /* PgCrab's own messages to servers are frequent */
 	s->pool = p;
 	s->shard = sh;
+	s->role = p->role;
+	/* its own copy: the pool's may be replaced by a newer client's while
+	 * this one logs in */
+	s->proof = auth_proof_dup(p->proof);
 	s->born_ms = p->w->now_ms;
 	s->state = SERVER_CONNECTING;
 	stats_gauge_move(stats_slot(&p->w->stats, sh->index)->servers, -1, SERVER_CONNECTING);
@@ -123,12 +139,26 @@ void server_connect(struct pool *p)
 	s->c.refs++;
 }
 
-void server_free(struct server *s)
+/* Login secrets are dropped as soon as the login ends. */
+static void forget_secrets(struct server *s)
 {
 	if (s->scram) {
 		memset(s->scram, 0, sizeof(*s->scram));
 		free(s->scram);
+		s->scram = NULL;
 	}
+	if (s->scram_keys) {
+		memset(s->scram_keys, 0, sizeof(*s->scram_keys));
+		free(s->scram_keys);
+		s->scram_keys = NULL;
+	}
+	auth_proof_free(s->proof);
+	s->proof = NULL;
+}
+
+void server_free(struct server *s)
+{
+	forget_secrets(s);
 	free(s->params);
 	params_clear(&s->have);
 	stmt_set_clear(&s->stmts);
@@ -173,7 +203,7 @@ static void server_on_connect(struct server *s, int res)
 	const struct cfg_shard *cfg = s->shard->cfg;
 	uint8_t buf[CONN_TX_CAP];
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
-	proto_build_startup(&wr, cfg->user, cfg->database, 0, NULL, NULL);
+	proto_build_startup(&wr, server_user(s), cfg->database, 0, NULL, NULL);
 	if (wr.overflow || conn_queue(&s->c, wr.p, wr.len) != 0) {
 		server_close(s, "startup packet too large");
 		return;
@@ -192,6 +222,85 @@ static int send_built(struct server *s, struct proto_writer *wr)
 	return 0;
 }
 
+/* A role's server asks for a password: answer with what its client proved.
+ * 1 when the request is not one this handles (the shard's own password
+ * path does). */
+static int login_auth_proof(struct server *s, int32_t code, struct proto_reader *r,
+			    struct proto_writer *wr, char *why, size_t whylen)
+{
+	const struct auth_proof *pf = s->proof;
+	char text[AUTH_SCRAM_MAX_MSG];
+	switch (code) {
+	case PROTO_AUTH_CLEARTEXT:
+		if (!pf->cleartext) {
+			snprintf(why, whylen,
+				 "server asks for a cleartext password, but the client "
+				 "proved only a hash of it");
+			return -1;
+		}
+		proto_build_password(wr, pf->cleartext);
+		return send_built(s, wr);
+	case PROTO_AUTH_MD5: {
+		const uint8_t *salt = proto_get_bytes(r, 4);
+		char md5[36];
+		if (!salt || !pf->has_md5 || auth_md5_response_from_hash(pf->md5, salt, md5) != 0) {
+			snprintf(why, whylen,
+				 "server asks for an md5 password, but the client's "
+				 "login gave no md5 hash of it");
+			return -1;
+		}
+		proto_build_password(wr, md5);
+		return send_built(s, wr);
+	}
+	case PROTO_AUTH_SASL:
+		if (pf->cleartext)
+			return 1; /* the password path does SCRAM with it */
+		if (!pf->has_scram) {
+			snprintf(why, whylen,
+				 "server asks for SCRAM, but the client's login gave no "
+				 "SCRAM keys");
+			return -1;
+		}
+		for (const char *mech; (mech = proto_get_cstr(r)) && mech[0];)
+			if (strcmp(mech, "SCRAM-SHA-256") == 0)
+				goto scram;
+		snprintf(why, whylen, "server offers no SASL mechanism PgCrab supports");
+		return -1;
+	scram:
+		free(s->scram_keys);
+		s->scram_keys = malloc(sizeof(*s->scram_keys));
+		int n;
+		if (!s->scram_keys
+		    || auth_scram_client_init_keys(s->scram_keys, pf->client_key, pf->server_key,
+						   pf->salt, pf->salt_len, pf->iterations, NULL)
+			    != 0
+		    || (n = auth_scram_keys_first(s->scram_keys, text, sizeof(text))) < 0) {
+			snprintf(why, whylen, "cannot start SCRAM with the client's keys");
+			return -1;
+		}
+		proto_build_sasl_initial(wr, "SCRAM-SHA-256", text, (size_t)n);
+		return send_built(s, wr);
+	case PROTO_AUTH_SASL_CONTINUE:
+		if (!s->scram_keys)
+			return 1;
+		n = auth_scram_keys_final(s->scram_keys, (const char *)r->p, r->left, text,
+					  sizeof(text), why, whylen);
+		if (n < 0)
+			return -1;
+		proto_build_sasl_response(wr, text, (size_t)n);
+		return send_built(s, wr);
+	case PROTO_AUTH_SASL_FINAL:
+		if (!s->scram_keys)
+			return 1;
+		if (auth_scram_keys_verify(s->scram_keys, (const char *)r->p, r->left) != 0) {
+			snprintf(why, whylen, "SCRAM server signature did not verify");
+			return -1;
+		}
+		return 0;
+	}
+	return 1;
+}
+
 /* One AuthenticationXXX request from the server during login. */
 static int login_auth(struct server *s, const uint8_t *body, uint32_t len, char *why, size_t whylen)
 {
@@ -203,18 +312,33 @@ static int login_auth(struct server *s, const uint8_t *body, uint32_t len, char 
 	char text[AUTH_SCRAM_MAX_MSG];
 	int n;
 
+	if (s->role && code != PROTO_AUTH_OK) {
+		if (!s->proof) {
+			snprintf(why, whylen,
+				 "server asks for a password, and no client of role "
+				 "\"%s\" has proved one here",
+				 s->role->name);
+			return -1;
+		}
+		int rc = login_auth_proof(s, code, &r, &wr, why, whylen);
+		if (rc <= 0)
+			return rc;
+	}
+	/* the shard's user, or a role whose client's cleartext is known */
+	const char *user = server_user(s);
+	const char *password = s->role ? s->proof->cleartext : cfg->password;
 	switch (code) {
 	case PROTO_AUTH_OK:
 		return 0;
 	case PROTO_AUTH_CLEARTEXT:
-		proto_build_password(&wr, cfg->password);
+		proto_build_password(&wr, password);
 		return send_built(s, &wr);
 	case PROTO_AUTH_MD5: {
 		const uint8_t *salt = proto_get_bytes(&r, 4);
 		if (!salt)
 			break;
 		char md5[36];
-		auth_md5_response(cfg->user, cfg->password, salt, md5);
+		auth_md5_response(user, password, salt, md5);
 		proto_build_password(&wr, md5);
 		return send_built(s, &wr);
 	}
@@ -229,7 +353,7 @@ static int login_auth(struct server *s, const uint8_t *body, uint32_t len, char 
 		}
 		free(s->scram);
 		s->scram = malloc(sizeof(*s->scram));
-		if (!s->scram || auth_scram_client_init(s->scram, cfg->password, NULL) != 0)
+		if (!s->scram || auth_scram_client_init(s->scram, password, NULL) != 0)
 			break;
 		n = auth_scram_client_first(s->scram, text, sizeof(text));
 		if (n < 0)
@@ -320,11 +444,7 @@ static void login_step(struct server *s)
 			break;
 		}
 		case 'Z':
-			if (s->scram) {
-				memset(s->scram, 0, sizeof(*s->scram));
-				free(s->scram);
-				s->scram = NULL;
-			}
+			forget_secrets(s);
 			pool_server_ready(s);
 			return;
 		case 'E': {

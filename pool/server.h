@@ -24,8 +24,11 @@ enum server_state {
 	SERVER_CLOSING,    /* close in flight */
 };
 
+struct auth_proof;
 struct auth_scram_client;
+struct auth_scram_keys;
 struct pool;
+struct pool_role;
 struct shard;
 
 struct server {
@@ -42,6 +45,12 @@ struct server {
 	int32_t be_pid, be_key;
 	uint64_t born_ms;
 	struct auth_scram_client *scram;
+	/* a shard without a user: the role it is logged in as, for good (it
+	 * only ever serves that role's clients), and while it logs in a copy
+	 * of the proof it logs in with */
+	struct pool_role *role;
+	struct auth_proof *proof;
+	struct auth_scram_keys *scram_keys;
 	uint8_t *params; /* ParameterStatus messages from login, ready to send */
 	uint32_t params_len;
 };
@@ -52,6 +61,8 @@ static inline struct server *container_of_server(struct conn *c)
 }
 
 const char *server_state_name(enum server_state s);
+/* The role the server is logged in as. */
+const char *server_user(const struct server *s);
 void server_set_state(struct server *s, enum server_state st);
 
 /* Opens a new connection for pool (the shard's cap is already reserved). */

@@ -177,7 +177,7 @@ static int send_probe(struct relay_leg *leg)
 	struct server *s = leg->server;
 	const struct param_set *custom = &leg->link->custom;
 	char user[200];
-	if (!quote_literal(s->shard->cfg->user, user, sizeof(user)))
+	if (!quote_literal(server_user(s), user, sizeof(user)))
 		return -1;
 	size_t cap = 2048 + (size_t)custom->n * (4 * QUERY_NAME_MAX + 160);
 	char *sql = malloc(cap);

@@ -112,9 +112,13 @@ pg_admin_psql() { pg_admin "$@"; }
 # pgcrab_config FILE PORT [shard lines] [pgcrab lines]: a PgCrab config with
 # one shard (this cluster) and the client user pgcrab/pgcrab. The shard
 # lines replace the default pool size; SHARD_USER and SHARD_PASSWORD
-# replace the backend login; PGCRAB_EXTRA_SECTIONS (more [shard.*]
+# replace the backend login (SHARD_USER=- leaves both out: each client
+# logs in as its own role); PGCRAB_EXTRA_SECTIONS (more [shard.*]
 # sections, say) goes in before [user.pgcrab].
 pgcrab_config() {
+	local login="user = ${SHARD_USER:-$PG_USER}
+password = ${SHARD_PASSWORD:-$PG_PASSWORD}"
+	[[ "${SHARD_USER:-}" == - ]] && login=
 	cat >"$1" <<INI
 [pgcrab]
 host = 127.0.0.1
@@ -124,8 +128,7 @@ ${4:-}
 [shard.$PG_DB]
 host = $PG_HOST
 port = $PG_PORT
-user = ${SHARD_USER:-$PG_USER}
-password = ${SHARD_PASSWORD:-$PG_PASSWORD}
+$login
 ${3:-min_connections = 2
 max_connections = 20}
 

@@ -329,7 +329,7 @@ static void run_gathered(struct client *cl, enum admin_cmd cmd, uint64_t arg)
 	g->origin = sw->w;
 	g->cl = cl;
 	g->n_parts = n_parts;
-	g->n_nums = admin_show_nums(sw, cmd);
+	g->n_nums = admin_show_nums(sw, g);
 	for (int i = 0; i < n_parts; i++) {
 		g->parts[i].nums = calloc((size_t)g->n_nums + 1, sizeof(int64_t));
 		if (!g->parts[i].nums) {

@@ -68,6 +68,7 @@ struct admin_gather {
 	struct client *cl;     /* NULL once the client left */
 	int pending;           /* workers yet to answer */
 	int n_nums;            /* numbers per part */
+	int n_roles;           /* SHOW POOLS: roles in the shared table when it began */
 	int n_parts;
 	struct admin_part parts[];
 };
@@ -76,7 +77,7 @@ struct admin_gather {
 void admin_stats_reply(struct session_worker *sw, enum admin_cmd cmd, struct admin_out *o);
 
 /* How many numbers each worker reports for cmd (0: none). */
-int admin_show_nums(const struct session_worker *sw, enum admin_cmd cmd);
+int admin_show_nums(const struct session_worker *sw, struct admin_gather *g);
 /* On each worker: its part of cmd's answer. */
 void admin_show_collect(struct session_worker *sw, struct admin_gather *g);
 /* On the console's worker, all parts in: the whole reply. */

@@ -14,6 +14,7 @@
 
 #include "core/version.h"
 #include "core/worker.h"
+#include "pool/role.h"
 #include "session/admin_internal.h"
 #include "session/client.h"
 #include "session/session.h"
@@ -21,10 +22,37 @@
 #define COLS(a) (int)(sizeof(a) / sizeof(a[0]))
 
 /* Pools are reported per shard, then one row per sharded database (its
- * clients; its servers are its shards'). */
-static int n_pool_rows(const struct session_worker *sw)
+ * clients; its servers are its shards'), then per role and shard for
+ * shards whose clients log in as themselves (roles by their index in the
+ * shared role table, which only grows: a role made after the command began
+ * is left out). */
+static int n_pool_rows(const struct session_worker *sw, int n_roles)
+{
+	return sw->pools.n_shards + sw->n_dbs + n_roles * sw->pools.n_shards;
+}
+
+static int role_rows_start(const struct session_worker *sw)
 {
 	return sw->pools.n_shards + sw->n_dbs;
+}
+
+static int roles_in_use(const struct session_worker *sw)
+{
+	const struct pool_roles *t = sw->pools.roles;
+	int n = 0;
+	while (t && n < POOL_ROLES_MAX && atomic_load(&((struct pool_roles *)t)->slots[n]))
+		n++;
+	return n;
+}
+
+/* The row of a pool's servers and clients, or -1. */
+static int pool_row(const struct session_worker *sw, const struct pool *p, int n_roles)
+{
+	if (!p->role)
+		return p->shard->index;
+	if (p->role->index >= n_roles)
+		return -1;
+	return role_rows_start(sw) + p->role->index * sw->pools.n_shards + p->shard->index;
 }
 
 enum pool_num {
@@ -46,11 +74,12 @@ enum list_num {
 	LN_COUNT,
 };
 
-int admin_show_nums(const struct session_worker *sw, enum admin_cmd cmd)
+int admin_show_nums(const struct session_worker *sw, struct admin_gather *g)
 {
-	switch (cmd) {
+	switch (g->cmd) {
 	case ADMIN_SHOW_POOLS:
-		return n_pool_rows(sw) * PN_COUNT;
+		g->n_roles = roles_in_use(sw);
+		return n_pool_rows(sw, g->n_roles) * PN_COUNT;
 	case ADMIN_SHOW_LISTS:
 	case ADMIN_SHOW_WORKERS: /* the same counts, per worker */
 		return LN_COUNT;
@@ -73,21 +102,66 @@ static bool on_console(enum client_state st)
 }
 
 /* The pool row a client counts in, or -1 (logging in, console). */
-static int pool_row_of(const struct session_worker *sw, const struct client *cl)
+static int pool_row_of(const struct session_worker *sw, const struct client *cl, int n_roles)
 {
 	if (logging_in(cl->state) || on_console(cl->state) || !cl->pool)
 		return -1;
 	if (cl->db)
 		return sw->pools.n_shards + (int)(cl->db - sw->dbs);
-	return cl->pool->shard->index;
+	return pool_row(sw, cl->pool, n_roles);
 }
 
-static void collect_pools(struct session_worker *sw, int64_t *nums)
+/* Calls fn for every pool of the worker: the shards' own, then the roles'. */
+static void each_pool(struct session_worker *sw, void (*fn)(struct pool *p, void *arg), void *arg)
+{
+	for (int i = 0; i < sw->pools.n_shards; i++)
+		fn(&sw->pools.pools[i], arg);
+	for (struct list *n = sw->pools.role_list.next; n && n != &sw->pools.role_list; n = n->next)
+		fn(list_entry(n, struct pool, role_link), arg);
+}
+
+struct pools_acc {
+	struct session_worker *sw;
+	int64_t *nums;
+	int n_roles;
+};
+
+static void count_servers(struct pool *p, void *arg)
+{
+	struct pools_acc *acc = arg;
+	int row = pool_row(acc->sw, p, acc->n_roles);
+	if (row < 0)
+		return;
+	int64_t *v = acc->nums + row * PN_COUNT;
+	for (struct list *n = p->servers.next; n != &p->servers; n = n->next) {
+		struct server *s = list_entry(n, struct server, all);
+		switch (s->state) {
+		case SERVER_CONNECTING:
+		case SERVER_LOGIN:
+			v[PN_SV_LOGIN]++;
+			break;
+		case SERVER_IDLE:
+		case SERVER_DONATING:
+			v[PN_SV_IDLE]++;
+			break;
+		case SERVER_ACTIVE:
+			v[PN_SV_ACTIVE]++;
+			break;
+		case SERVER_RESET: /* being cleaned after its client left */
+			v[PN_SV_TESTED]++;
+			break;
+		case SERVER_CLOSING:
+			break;
+		}
+	}
+}
+
+static void collect_pools(struct session_worker *sw, int64_t *nums, int n_roles)
 {
 	uint64_t now = sw->w->now_ms;
 	for (struct list *n = sw->clients.next; n != &sw->clients; n = n->next) {
 		struct client *cl = list_entry(n, struct client, link);
-		int row = pool_row_of(sw, cl);
+		int row = pool_row_of(sw, cl, n_roles);
 		if (row < 0 || cl->state == CLIENT_CLOSING)
 			continue;
 		int64_t *v = nums + row * PN_COUNT;
@@ -100,31 +174,8 @@ static void collect_pools(struct session_worker *sw, int64_t *nums)
 			v[PN_CL_ACTIVE]++; /* linked, or idle with nothing waiting */
 		}
 	}
-	for (int i = 0; i < sw->pools.n_shards; i++) {
-		struct pool *p = &sw->pools.pools[i];
-		int64_t *v = nums + i * PN_COUNT;
-		for (struct list *n = p->servers.next; n != &p->servers; n = n->next) {
-			struct server *s = list_entry(n, struct server, all);
-			switch (s->state) {
-			case SERVER_CONNECTING:
-			case SERVER_LOGIN:
-				v[PN_SV_LOGIN]++;
-				break;
-			case SERVER_IDLE:
-			case SERVER_DONATING:
-				v[PN_SV_IDLE]++;
-				break;
-			case SERVER_ACTIVE:
-				v[PN_SV_ACTIVE]++;
-				break;
-			case SERVER_RESET: /* being cleaned after its client left */
-				v[PN_SV_TESTED]++;
-				break;
-			case SERVER_CLOSING:
-				break;
-			}
-		}
-	}
+	struct pools_acc acc = { sw, nums, n_roles };
+	each_pool(sw, count_servers, &acc);
 }
 
 /* ---- one row per client or server ------------------------------------------ */
@@ -257,7 +308,9 @@ static void collect_clients(struct session_worker *sw, struct admin_out *o)
 		struct server *s = cl->rl.legs ? cl->rl.legs->server : NULL;
 		struct conn_row r = {
 			.type = "C",
-			.user = cl->user,
+			.user = cl->user    ? cl->user
+				: cl->login ? cl->login->user
+					    : "",
 			.database = client_db_name(cl),
 			.state = client_public_state(cl->state),
 			.app = params_get(&cl->startup, "application_name"),
@@ -294,15 +347,17 @@ static const struct conn *linked_client(const struct server *s)
 	return leg && leg->link ? leg->link->client : NULL;
 }
 
-static void collect_servers(struct session_worker *sw, struct admin_out *o)
+static void list_servers(struct pool *p, void *arg)
 {
-	for (int i = 0; i < sw->pools.n_shards; i++) {
-		struct pool *p = &sw->pools.pools[i];
+	struct admin_out *o = arg;
+	{
 		for (struct list *n = p->servers.next; n != &p->servers; n = n->next) {
 			struct server *s = list_entry(n, struct server, all);
 			struct conn_row r = {
 				.type = "S",
-				.user = p->shard->cfg->user ? p->shard->cfg->user : "",
+				.user = p->role               ? p->role->name
+					: p->shard->cfg->user ? p->shard->cfg->user
+							      : "",
 				.database = p->shard->cfg->name,
 				.state = server_public_state(s->state),
 				.app = params_get(&s->have, "application_name"),
@@ -332,18 +387,23 @@ static int kill_client(struct session_worker *sw, uint64_t ptr)
 	return 0;
 }
 
+static void count_pool_servers(struct pool *p, void *arg)
+{
+	*(int64_t *)arg += p->n_servers;
+}
+
 void admin_show_collect(struct session_worker *sw, struct admin_gather *g)
 {
 	struct admin_part *part = &g->parts[g->n_parts == 1 ? 0 : sw->w->id];
 	switch (g->cmd) {
 	case ADMIN_SHOW_POOLS:
-		collect_pools(sw, part->nums);
+		collect_pools(sw, part->nums, g->n_roles);
 		break;
 	case ADMIN_SHOW_CLIENTS:
 		collect_clients(sw, &part->rows);
 		break;
 	case ADMIN_SHOW_SERVERS:
-		collect_servers(sw, &part->rows);
+		each_pool(sw, list_servers, &part->rows);
 		break;
 	case ADMIN_SHOW_LISTS:
 	case ADMIN_SHOW_WORKERS:
@@ -353,8 +413,7 @@ void admin_show_collect(struct session_worker *sw, struct admin_gather *g)
 			if (logging_in(cl->state))
 				part->nums[LN_LOGIN_CLIENTS]++;
 		}
-		for (int i = 0; i < sw->pools.n_shards; i++)
-			part->nums[LN_USED_SERVERS] += sw->pools.pools[i].n_servers;
+		each_pool(sw, count_pool_servers, &part->nums[LN_USED_SERVERS]);
 		break;
 	case ADMIN_KILL_CLIENT:
 		part->nums[0] = kill_client(sw, g->arg);
@@ -394,7 +453,7 @@ static void reply_pools(struct session_worker *sw, const struct admin_gather *g,
 	};
 	admin_out_row_desc(o, cols, COLS(cols));
 	const struct cfg *cfg = sw->w->cfg;
-	int rows = n_pool_rows(sw);
+	int rows = n_pool_rows(sw, g->n_roles);
 	for (int r = 0; r < rows; r++) {
 		int64_t sum[PN_COUNT] = { 0 };
 		for (int p = 0; p < g->n_parts; p++)
@@ -405,12 +464,26 @@ static void reply_pools(struct session_worker *sw, const struct admin_gather *g,
 				else
 					sum[k] += v;
 			}
-		bool shard = r < sw->pools.n_shards;
-		const char *db = shard ? sw->pools.shards[r].cfg->name
-				       : sw->dbs[r - sw->pools.n_shards].cfg->name;
-		const char *user = shard && sw->pools.shards[r].cfg->user
-			? sw->pools.shards[r].cfg->user
-			: "";
+		const char *db, *user = "";
+		if (r < sw->pools.n_shards) {
+			db = sw->pools.shards[r].cfg->name;
+			if (!sw->pools.shards[r].cfg->user)
+				continue; /* its clients are counted per role */
+			user = sw->pools.shards[r].cfg->user;
+		} else if (r < role_rows_start(sw)) {
+			db = sw->dbs[r - sw->pools.n_shards].cfg->name;
+		} else {
+			int k = r - role_rows_start(sw);
+			db = sw->pools.shards[k % sw->pools.n_shards].cfg->name;
+			const struct pool_role *role = atomic_load(
+				&sw->pools.roles->slots[k / sw->pools.n_shards]);
+			bool used = false;
+			for (int i = 0; i < PN_COUNT; i++)
+				used |= sum[i] != 0;
+			if (!used || !role)
+				continue; /* no pool of that role on that shard has anything */
+			user = role->name;
+		}
 		char v[PN_COUNT][24], maxwait[24], maxwait_us[24];
 		for (int k = 0; k < PN_COUNT; k++)
 			fmt_i64(v[k], sizeof(v[k]), sum[k]);
@@ -455,7 +528,7 @@ static void reply_lists(struct session_worker *sw, const struct admin_gather *g,
 		{ "databases", cfg->n_shards + cfg->n_databases },
 		{ "users", cfg->n_users },
 		{ "peers", 0 },
-		{ "pools", n_pool_rows(sw) },
+		{ "pools", sw->pools.n_shards + sw->n_dbs + roles_in_use(sw) },
 		{ "peer_pool", 0 },
 		{ "free_clients", 0 },
 		{ "used_clients", sum[LN_USED_CLIENTS] },

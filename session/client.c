@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <assert.h>
+
+#include "auth/proof.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/proto.h"
@@ -360,9 +363,29 @@ void client_logged_in(struct client *cl)
 
 /* ---- the pool and the relay tell the client ---------------------------------- */
 
+void client_login_free(struct client_login *l)
+{
+	if (!l)
+		return;
+	if (l->authq)
+		authq_cancel(l->authq); /* the answer is dropped when it comes */
+	if (l->password) {
+		memset(l->password, 0, strlen(l->password));
+		free(l->password);
+	}
+	free(l);
+}
+
+struct pool *client_pool(struct client *cl, int shard)
+{
+	return pool_for_role(&cl->sw->pools, shard, cl->user ? cl->user : "", cl->proof);
+}
+
 static void on_granted(struct pool_waiter *wt, struct server *s)
 {
 	struct client *cl = container_of(wt, struct client, wait);
+	/* a server logged in as one role never serves another role's client */
+	assert(!s->role || (cl->user && strcmp(s->role->name, cl->user) == 0));
 	if (cl->state == CLIENT_LOGIN_WAIT && cl->check_settings) {
 		/* the relay gives the server the client's settings, hidden */
 		client_set_state(cl, CLIENT_LOGIN_CHECK);
@@ -449,7 +472,12 @@ static void on_link_failed(struct relay_link *l, const char *sqlstate, const cha
 static void on_need(struct relay_link *l, int shard)
 {
 	struct client *cl = client_of_link(l);
-	cl->pool = &cl->sw->pools.pools[cl->db->cfg->shards[shard]];
+	cl->pool = client_pool(cl, cl->db->cfg->shards[shard]);
+	if (!cl->pool) {
+		client_fail(cl, "FATAL", "53300", "too many roles in use: no pool for role \"%s\"",
+			    cl->user);
+		return;
+	}
 	client_set_state(cl, CLIENT_WAITING);
 	pool_acquire(cl->pool, &cl->wait);
 }
@@ -529,7 +557,9 @@ static void client_on_free(struct conn *c)
 	params_clear(&cl->startup);
 	relay_link_clear(&cl->rl);
 	stmt_names_clear(&cl->stmts);
-	free(cl->login);
+	client_login_free(cl->login);
+	free(cl->user);
+	auth_proof_free(cl->proof);
 	stats_gauge_move(stats_slot(&c->w->stats, cl->stats_slot)->clients, (int)cl->state, -1);
 	atomic_fetch_sub(&c->w->n_clients, 1);
 	free(cl);

@@ -39,7 +39,13 @@ struct client_login {
 	bool bad_options;    /* options refused: opt_err goes out after auth */
 	bool console;        /* dbname is the admin console's */
 	struct proto_options_error opt_err;
+	/* auth_query: the lookup in flight and the password it will check */
+	struct authq_req *authq;
+	char *password;
 };
+
+/* Frees a client_login, cancelling its lookup and wiping its password. */
+void client_login_free(struct client_login *l);
 
 struct session_worker;
 
@@ -54,14 +60,17 @@ struct client {
 	struct timer timer;   /* the deadline of its state, if any */
 	uint64_t born_ms;     /* accepted: client_login_timeout counts from here */
 	int32_t key_pid, key_secret;
-	bool ssl_asked, gss_asked;   /* each may come once, before the startup packet */
-	struct client_login *login;  /* between startup and authentication only */
-	struct param_set want;       /* session parameters this client expects */
-	struct param_set startup;    /* ...those it logged in with */
-	bool check_settings;         /* a server must accept its startup settings first */
-	struct stmt_names stmts;     /* its named prepared statements */
-	struct session_db *db;       /* a sharded database's client; else NULL */
-	char user[64];               /* who it logged in as */
+	bool ssl_asked, gss_asked;  /* each may come once, before the startup packet */
+	struct client_login *login; /* between startup and authentication only */
+	struct param_set want;      /* session parameters this client expects */
+	struct param_set startup;   /* ...those it logged in with */
+	bool check_settings;        /* a server must accept its startup settings first */
+	struct stmt_names stmts;    /* its named prepared statements */
+	struct session_db *db;      /* a sharded database's client; else NULL */
+	/* after login: the role it logged in as and what it proved, with which
+	 * a shard without a user logs it in as itself (wiped at close) */
+	char *user;
+	struct auth_proof *proof;
 	int admin_role;              /* enum admin_role: on the admin console, what it may do */
 	struct admin_gather *gather; /* the console command waiting for the workers */
 	bool admin_skipping;         /* the console refused an extended-protocol batch: to Sync */
@@ -74,7 +83,13 @@ static inline struct client *container_of_client(struct conn *c)
 	return (struct client *)c;
 }
 
+struct auth_proof;
+
 const char *client_state_name(enum client_state s);
+/* The pool the client takes servers of shard (index in the config) from:
+ * the shard's, or on a shard without a user its own role's. NULL if no
+ * pool can be had (role table full, out of memory). */
+struct pool *client_pool(struct client *cl, int shard);
 void client_set_state(struct client *cl, enum client_state st);
 
 /* A freshly accepted socket handed to this worker. */

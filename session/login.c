@@ -13,6 +13,8 @@
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "auth/proof.h"
+#include "auth/scram_keys.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/options.h"
@@ -144,7 +146,6 @@ void login_on_startup(struct client *cl)
 		return;
 	}
 	snprintf(cl->login->user, sizeof(cl->login->user), "%s", st.user);
-	snprintf(cl->user, sizeof(cl->user), "%s", st.user);
 	/* every setting the client gives holds for it on every server: those
 	 * of options first, then the others, which win (as in PostgreSQL) */
 	for (int i = 0; i < st.n_params; i++) {
@@ -325,7 +326,7 @@ void login_settings_checked(struct client *cl)
  * cancel key. False (the client failed) without a random key. */
 static bool authenticated(struct client *cl)
 {
-	free(cl->login);
+	client_login_free(cl->login);
 	cl->login = NULL;
 	cl->key_pid = cancel_new_pid(cl->sw);
 	if (cancel_new_secret(cl->sw, &cl->key_secret) != 0) {
@@ -347,8 +348,103 @@ static void console_login(struct client *cl)
 			    cl->login->user);
 		return;
 	}
+	cl->user = strdup(cl->login->user);
+	if (!cl->user) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
 	if (authenticated(cl))
 		admin_login(cl, role);
+}
+
+
+/* Authenticated: the client keeps its role and proof (taken over: a shard
+ * without a user logs in to the server with them), and its pool becomes
+ * its role's on such a shard. -1 when the client was failed. */
+static int keep_proof(struct client *cl, struct auth_proof *proof)
+{
+	cl->user = strdup(cl->login->user);
+	cl->proof = proof;
+	if (!cl->user || !cl->proof) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return -1;
+	}
+	cl->pool = client_pool(cl, cl->pool->shard->index);
+	if (!cl->pool) {
+		client_fail(cl, "FATAL", "53300", "too many roles in use: no pool for role \"%s\"",
+			    cl->user);
+		return -1;
+	}
+	return 0;
+}
+
+static void refuse_password(struct client *cl)
+{
+	log_info("worker %d client %llu: password authentication failed for user \"%s\"",
+		 cl->c.w->id, (unsigned long long)cl->c.id, cl->login->user);
+	client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
+		    cl->login->user);
+}
+
+static void login_authenticated(struct client *cl, struct auth_proof *proof);
+
+/* A cleartext password was right. */
+static void password_ok(struct client *cl, const char *password)
+{
+	login_authenticated(cl, auth_proof_from_cleartext(cl->login->user, password));
+}
+
+/* auth_query's answer for the client's role: the password is checked
+ * against the verifier; no such role is refused like a wrong password. */
+static void check_looked_up(struct client *cl, enum authq_status st, const char *verifier)
+{
+	struct client_login *l = cl->login;
+	if (st == AUTHQ_ERROR) {
+		client_fail(cl, "FATAL", "08006", "cannot look up role \"%s\" (auth_query failed)",
+			    l->user);
+		return;
+	}
+	if (st != AUTHQ_FOUND || !auth_password_matches_verifier(verifier, l->user, l->password)) {
+		refuse_password(cl);
+		return;
+	}
+	char *password = l->password;
+	l->password = NULL; /* login_authenticated frees the login */
+	password_ok(cl, password);
+	memset(password, 0, strlen(password));
+	free(password);
+}
+
+static void on_looked_up(void *arg, enum authq_status st, const char *verifier)
+{
+	struct client *cl = arg;
+	cl->login->authq = NULL;
+	if (!cl->c.closing)
+		check_looked_up(cl, st, verifier);
+}
+
+/* A role the config does not list, with auth_query set: its verifier from
+ * the worker's cache, or from its shard (the first of a sharded database)
+ * while the client waits, reading nothing meanwhile. */
+static void look_up_role(struct client *cl, const char *password)
+{
+	struct client_login *l = cl->login;
+	int shard = cl->pool->shard->index;
+	const char *verifier = NULL;
+	l->password = strdup(password);
+	if (!l->password) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
+	enum authq_status st = authq_cached(&cl->sw->authq_cache, cl->c.w->now_ms, shard, l->user,
+					    &verifier);
+	if (st != AUTHQ_MISS) {
+		check_looked_up(cl, st, verifier);
+		return;
+	}
+	l->authq = authq_lookup(cl->sw->authq, cl->c.w, shard, l->user, on_looked_up, cl);
+	if (!l->authq)
+		client_fail(cl, "FATAL", "53200", "out of memory");
 }
 
 /* The longest password message PostgreSQL reads for a cleartext password,
@@ -359,6 +455,8 @@ void login_on_password(struct client *cl)
 {
 	struct conn *c = &cl->c;
 	const struct cfg *cfg = c->w->cfg;
+	if (cl->login->authq)
+		return; /* bytes ahead of the lookup's answer wait for it */
 	if (c->rx_end > c->rx_start && c->rx[c->rx_start] != 'p') {
 		/* the type alone decides, before any length */
 		client_fail(cl, "FATAL", "08P01", "expected password response, got message type %d",
@@ -393,19 +491,33 @@ void login_on_password(struct client *cl)
 		return;
 	}
 	const struct cfg_user *user = cfg_find_user(cfg, cl->login->user);
-	/* same answer for an unknown user and a wrong password, as PostgreSQL */
-	if (!auth_secret_equal(password, user ? user->password : "\x01 no such user") || !user) {
-		log_info("worker %d client %llu: password authentication failed for user \"%s\"",
-			 c->w->id, (unsigned long long)c->id, cl->login->user);
-		client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
-			    cl->login->user);
+	if (!user && cfg->auth_user[0] && cl->pool && cl->sw->authq) {
+		look_up_role(cl, password);
 		return;
 	}
+	/* same answer for an unknown user and a wrong password, as PostgreSQL */
+	if (!auth_secret_equal(password, user ? user->password : "\x01 no such user") || !user) {
+		refuse_password(cl);
+		return;
+	}
+	password_ok(cl, password);
+}
+
+/* The client proved its password (proof: what it proved, taken over; NULL
+ * if it could not be made): say so, or refuse what PostgreSQL refuses only
+ * after the password, then go on to the pool. Every client authentication
+ * method ends here. */
+static void login_authenticated(struct client *cl, struct auth_proof *proof)
+{
+	struct conn *c = &cl->c;
+	const struct cfg *cfg = c->w->cfg;
 	if (cl->login->console) {
+		auth_proof_free(proof);
 		console_login(cl);
 		return;
 	}
 	if (!cl->pool || cl->login->bad_options) {
+		auth_proof_free(proof);
 		/* authenticated: PostgreSQL says so before it looks further */
 		uint8_t buf[16];
 		struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
@@ -421,7 +533,7 @@ void login_on_password(struct client *cl)
 			client_fail_full(cl, e->severity, e->sqlstate, e->message, NULL, e->hint);
 		return;
 	}
-	if (!authenticated(cl))
+	if (keep_proof(cl, proof) != 0 || !authenticated(cl))
 		return;
 	cl->check_settings = !settings_known(cl);
 	if (atomic_load(&cl->pool->shard->params) && !cl->check_settings) {

@@ -35,6 +35,8 @@ static void on_msg(struct worker *w, unsigned kind, void *ptr, int res)
 		cancel_deliver(sw, (int32_t)(uint32_t)(uintptr_t)ptr, res);
 	else if (kind == SESSION_MSG_ADMIN_ASK || kind == SESSION_MSG_ADMIN_DONE)
 		admin_on_msg(sw, kind, ptr, res);
+	else if (kind == SESSION_MSG_AUTHQ)
+		authq_deliver(&sw->authq_cache, w->now_ms, w->cfg->auth_query_ttl_ms, ptr);
 	else
 		pool_worker_on_msg(&sw->pools, kind, ptr, res);
 }
@@ -162,11 +164,12 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 	ss->n_shards = cfg->n_shards;
 	ss->shards = calloc((size_t)cfg->n_shards + 1, sizeof(*ss->shards));
 	ss->workers = calloc((size_t)n_workers, sizeof(*ss->workers));
+	ss->roles = pool_roles_new(cfg->n_shards);
 	rt->workers = calloc((size_t)n_workers, sizeof(*rt->workers));
 	rt->n_workers = n_workers;
 	rt->cfg = cfg_ref(cfg);
 	rt->owner = ss;
-	if (!ss->shards || !ss->workers || !rt->workers) {
+	if (!ss->shards || !ss->workers || !rt->workers || !ss->roles) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -187,6 +190,9 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	ss->authq = authq_start(cfg, err, errlen);
+	if (!ss->authq && cfg->auth_user[0])
+		return -1;
 	for (int i = 0; i < n_workers; i++) {
 		struct worker *w = &rt->workers[i];
 		struct session_worker *sw = &ss->workers[i];
@@ -207,13 +213,18 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
+		sw->pools.roles = ss->roles;
+		sw->authq = ss->authq;
+		authq_cache_init(&sw->authq_cache);
 	}
 	return 0;
 }
 
 void session_free(struct runtime *rt, struct session *ss)
 {
+	authq_stop(ss->authq); /* the workers have ended: nobody asks any more */
 	for (int i = 0; ss->workers && i < rt->n_workers; i++) {
+		authq_cache_clear(&ss->workers[i].authq_cache);
 		pool_worker_free(&ss->workers[i].pools);
 		if (rt->workers) {
 			cfg_unref(rt->workers[i].cfg); /* NULL once the worker ran */
@@ -227,6 +238,7 @@ void session_free(struct runtime *rt, struct session *ss)
 	free(ss->dbs);
 	free(ss->shards);
 	stats_period_free(&ss->period);
+	pool_roles_free(ss->roles);
 	free(ss->workers);
 	free(rt->workers);
 	cfg_unref(rt->cfg);

@@ -15,11 +15,13 @@
 #include "router/router.h"
 #include "session/stats_period.h"
 #include "pool/shard.h"
+#include "session/authq.h"
 
 enum {
 	SESSION_MSG_CANCEL = POOL_MSG_END, /* ptr: a client pid; res: its secret key */
 	SESSION_MSG_ADMIN_ASK,             /* ptr: a struct admin_gather to add to */
 	SESSION_MSG_ADMIN_DONE,            /* ptr: the gather, this worker's part written */
+	SESSION_MSG_AUTHQ,                 /* ptr: an answered struct authq_req * */
 };
 
 /* A sharded database: its config and the schema its router plans against. */
@@ -41,6 +43,8 @@ struct session_worker {
 	/* startup settings a server accepted ("name\0value" hashes): a client
 	 * whose settings are all here logs in without asking a server */
 	uint64_t checked_settings[256];
+	struct authq *authq; /* shared; NULL without auth_query */
+	struct authq_cache authq_cache;
 };
 
 /* Shared by every worker (the runtime's owner). */
@@ -48,6 +52,8 @@ struct session {
 	struct cfg *cfg; /* the snapshot the shards were built from */
 	struct shard *shards;
 	int n_shards;
+	struct pool_roles *roles; /* roles of shards without a user */
+	struct authq *authq;      /* auth_query's helper thread, or NULL */
 	struct session_worker *workers;
 	struct session_db *dbs;
 	int n_dbs;

@@ -769,15 +769,47 @@ static void test_reserved_shard_name(void **state)
 static void test_missing_required(void **state)
 {
 	(void)state;
-	expect_error("[pgcrab]\n\n[shard.a]\nhost = h\n", 3, "[shard.a] user: ", "missing");
-	/* an empty section is still a section */
-	expect_error("[shard.a]\nuser = u\n[shard.b]\n", 3, "[shard.b] user: ", "missing");
+	/* a shard without user is each client's own role; a password alone is
+	 * a mistake */
+	expect_error("[pgcrab]\n\n[shard.a]\nhost = h\npassword = p\n", 5,
+		     "[shard.a] password: ", "given without user");
+	struct cfg *c = load_ok("[shard.a]\nhost = h\n[shard.b]\n", NULL);
+	assert_null(c->shards[0].user);
+	assert_null(c->shards[1].user);
+	cfg_free(c);
 	expect_error("[user.bob]\n; nothing\n", 1, "[user.bob] password: ", "missing");
 	/* of several problems found after parsing, the earliest line wins */
 	expect_error("[shard.a]\nuser = u\nmin_connections = 50\n[user.x]\n[shard.b]\n", 3,
 		     "[shard.a] min_connections: ", "greater than");
 	expect_error("[user.x]\n[shard.a]\nuser = u\nmin_connections = 50\n", 1,
 		     "[user.x] password: ", "missing");
+}
+
+static void test_roles_and_auth_query(void **state)
+{
+	(void)state;
+	struct cfg *c = load_ok("[shard.a]\n", NULL);
+	assert_int_equal(c->max_user_connections, 0);
+	assert_string_equal(c->auth_user, "");
+	assert_string_equal(c->auth_query,
+			    "SELECT usename, passwd FROM pg_shadow WHERE usename = $1");
+	assert_int_equal(c->auth_query_ttl_ms, 60000);
+	cfg_free(c);
+	c = load_ok("[pgcrab]\nmax_user_connections = 3\nauth_user = au\nauth_query_ttl = 2s\n"
+		    "auth_query = SELECT u, p FROM t WHERE u = $1\n[shard.a]\n[user.au]\n"
+		    "password = secret\n",
+		    NULL);
+	assert_int_equal(c->max_user_connections, 3);
+	assert_string_equal(c->auth_user, "au");
+	assert_string_equal(c->auth_query, "SELECT u, p FROM t WHERE u = $1");
+	assert_int_equal(c->auth_query_ttl_ms, 2000);
+	cfg_free(c);
+	/* auth_user's password comes from its [user.NAME], as from PgBouncer's auth_file */
+	expect_error("[pgcrab]\nauth_user = au\n[shard.a]\n", 2,
+		     "[pgcrab] auth_user: ", "has no [user.au] section");
+	expect_error("[pgcrab]\nmax_user_connections = -1\n", 2,
+		     "[pgcrab] max_user_connections: ", "out of range");
+	expect_error("[pgcrab]\nauth_query =\n", 2, "[pgcrab] auth_query: ", "must not be empty");
 }
 
 static void test_empty_strings(void **state)
@@ -975,6 +1007,7 @@ int main(void)
 		cmocka_unit_test(test_pool_sizes),
 		cmocka_unit_test(test_reserved_shard_name),
 		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_roles_and_auth_query),
 		cmocka_unit_test(test_empty_strings),
 		cmocka_unit_test(test_enums),
 		cmocka_unit_test(test_admin_users_list),

@@ -1,0 +1,83 @@
+/* SCRAM-SHA-256 with keys instead of a password: PgCrab logging in to a
+ * server as a client's role with the ClientKey and ServerKey that client's
+ * own SCRAM login yielded (so no cleartext is ever needed), plus the
+ * verifier math auth_query needs: parsing a pg_authid SCRAM verifier and
+ * checking a cleartext password against it. No I/O. */
+#ifndef PGCRAB_SCRAM_KEYS_H
+#define PGCRAB_SCRAM_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+
+#define AUTH_SCRAM_KEY_LEN  32
+#define AUTH_SCRAM_SALT_MAX 64
+
+/* "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>", decoded. */
+struct auth_scram_verifier {
+	int iterations;
+	uint8_t salt[AUTH_SCRAM_SALT_MAX];
+	size_t salt_len;
+	uint8_t stored_key[AUTH_SCRAM_KEY_LEN];
+	uint8_t server_key[AUTH_SCRAM_KEY_LEN];
+};
+
+/* 0, or -1 if text is not such a verifier. */
+int auth_scram_parse_verifier(const char *text, struct auth_scram_verifier *v)
+	__attribute__((warn_unused_result));
+
+/* SaltedPassword = PBKDF2(password, salt, iterations), then ClientKey,
+ * StoredKey = H(ClientKey) and ServerKey (any out may be NULL). -1 if
+ * libcrypto fails. */
+int auth_scram_keys_from_password(const char *password, const uint8_t *salt, size_t salt_len,
+				  int iterations, uint8_t client_key[AUTH_SCRAM_KEY_LEN],
+				  uint8_t stored_key[AUTH_SCRAM_KEY_LEN],
+				  uint8_t server_key[AUTH_SCRAM_KEY_LEN])
+	__attribute__((warn_unused_result));
+
+/* Whether password is the one v was made from (StoredKey and ServerKey
+ * both match, compared in constant time). Costs one PBKDF2. */
+bool auth_scram_verifier_matches(const struct auth_scram_verifier *v, const char *password);
+
+/* Whether password is the one a stored verifier was made from, whatever
+ * its form: a SCRAM verifier (one PBKDF2), "md5" + md5(password + user),
+ * or a cleartext password (compared in constant time). */
+bool auth_password_matches_verifier(const char *verifier, const char *user, const char *password);
+
+/* Client side with keys. */
+struct auth_scram_keys {
+	enum auth_scram_state state;
+	uint8_t client_key[AUTH_SCRAM_KEY_LEN];
+	uint8_t server_key[AUTH_SCRAM_KEY_LEN];
+	char salt_b64[4 * ((AUTH_SCRAM_SALT_MAX + 2) / 3) + 1];
+	int iterations;
+	char client_nonce[64];
+	char client_first_bare[96];
+	char auth_message[3 * AUTH_SCRAM_MAX_MSG];
+	size_t auth_message_len;
+};
+
+/* Starts an exchange with the keys a client proved, made with salt and
+ * iterations: the server must offer exactly those. nonce NULL: random.
+ * -1 on bad arguments or no random bytes. Below, -1 ends the exchange
+ * (state AUTH_SCRAM_FAILED, keys wiped). */
+int auth_scram_client_init_keys(struct auth_scram_keys *s, const uint8_t client_key[32],
+				const uint8_t server_key[32], const uint8_t *salt, size_t salt_len,
+				int iterations, const char *nonce)
+	__attribute__((warn_unused_result));
+/* client-first-message ("n,,n=,r=<nonce>") into out; its length or -1. */
+int auth_scram_keys_first(struct auth_scram_keys *s, char *out, size_t cap)
+	__attribute__((warn_unused_result));
+/* server-first in, client-final out (its length). -1 with why set: a
+ * malformed message, or a salt or iteration count other than the keys'
+ * (the role's password changed since its client proved it). */
+int auth_scram_keys_final(struct auth_scram_keys *s, const char *server_first, size_t len,
+			  char *out, size_t cap, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
+/* server-final: 0 if the server's signature (made with ServerKey) matches. */
+int auth_scram_keys_verify(struct auth_scram_keys *s, const char *server_final, size_t len)
+	__attribute__((warn_unused_result));
+
+#endif
