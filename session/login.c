@@ -357,7 +357,6 @@ static void console_login(struct client *cl)
 		admin_login(cl, role);
 }
 
-
 /* Authenticated: the client keeps its role and proof (taken over: a shard
  * without a user logs in to the server with them), and its pool becomes
  * its role's on such a shard. -1 when the client was failed. */
