@@ -462,7 +462,8 @@ static void client_on_free(struct conn *c)
 	params_clear(&cl->startup);
 	relay_link_clear(&cl->rl);
 	stmt_names_clear(&cl->stmts);
-	free(cl->login);
+	login_free(cl->login);
+	auth_proof_free(cl->proof);
 	atomic_fetch_sub(&c->w->n_clients, 1);
 	free(cl);
 }

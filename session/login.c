@@ -13,6 +13,8 @@
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "auth/scram_server.h"
+#include "auth/secret.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/options.h"
@@ -59,6 +61,102 @@ static void refuse_version(struct client *cl, uint32_t version)
 	proto_build_old_error(&wr, msg);
 	client_set_state(cl, CLIENT_CLOSING);
 	client_queue(cl, &wr); /* the close follows the send (client_on_sent) */
+}
+
+/* Which exchange a user gets, as PostgreSQL picks it: a SCRAM verifier
+ * cannot answer md5, so md5 falls back to SCRAM for such a user; with
+ * scram-sha-256 a user without a verifier (an md5 hash) gets the mock
+ * exchange and fails at the proof. An unknown user gets what a user with
+ * a cleartext or md5 password would. */
+static enum login_method pick_method(const struct cfg *cfg, const struct cfg_user *u)
+{
+	switch (cfg->auth_type) {
+	case CFG_AUTH_TRUST:
+		return LOGIN_TRUST;
+	case CFG_AUTH_PLAIN:
+		return LOGIN_PLAIN;
+	case CFG_AUTH_MD5:
+		return u && u->secret.kind == AUTH_SECRET_SCRAM ? LOGIN_SCRAM : LOGIN_MD5;
+	case CFG_AUTH_SCRAM:
+	case CFG_AUTH_CERT: /* refused at load until client TLS brings certificates */
+		break;
+	}
+	return LOGIN_SCRAM;
+}
+
+/* The tls-server-end-point hash of our certificate when the client's
+ * connection is TLS (then SCRAM-SHA-256-PLUS is offered); none yet.
+ * TODO(tls): tls_server_end_point() of the client's connection. */
+static size_t channel_binding(struct client *cl, const uint8_t **cb)
+{
+	(void)cl;
+	*cb = NULL;
+	return 0;
+}
+
+static void authenticated(struct client *cl);
+
+/* Asks for the password (or its proof) after whatever wr already holds. */
+static void start_auth(struct client *cl, struct proto_writer *wr)
+{
+	const struct cfg *cfg = cl->c.w->cfg;
+	struct client_login *lg = cl->login;
+	const struct cfg_user *u = cfg_find_user(cfg, lg->user);
+	lg->method = pick_method(cfg, u);
+	switch (lg->method) {
+	case LOGIN_TRUST:
+		client_queue(cl, wr);
+		if (cl->c.closing)
+			return;
+		if (!u) {
+			/* no password to guess: saying so tells nothing more */
+			client_fail(cl, "FATAL", "28000", "role \"%s\" does not exist", lg->user);
+			return;
+		}
+		authenticated(cl);
+		return;
+	case LOGIN_PLAIN:
+		proto_build_auth(wr, PROTO_AUTH_CLEARTEXT, NULL, 0);
+		break;
+	case LOGIN_MD5:
+		if (auth_random(lg->md5_salt, sizeof(lg->md5_salt)) != 0) {
+			client_fail(cl, "FATAL", "53200", "cannot draw a random salt");
+			return;
+		}
+		proto_build_auth(wr, PROTO_AUTH_MD5, lg->md5_salt, sizeof(lg->md5_salt));
+		break;
+	case LOGIN_SCRAM: {
+		const uint8_t *cb;
+		size_t cb_len = channel_binding(cl, &cb);
+		const struct auth_scram_verifier *v = u && u->secret.has_scram ? &u->secret.scram
+									       : NULL;
+		uint8_t mechs[64];
+		size_t n = 0;
+		lg->scram = malloc(sizeof(*lg->scram));
+		if (!lg->scram
+		    || auth_scram_server_init(lg->scram, v, lg->user, cb, cb_len, NULL) != 0
+		    || (n = auth_scram_server_mechanisms(lg->scram, mechs, sizeof(mechs))) == 0) {
+			client_fail(cl, "FATAL", "53200", "cannot start the SCRAM exchange");
+			return;
+		}
+		proto_build_auth(wr, PROTO_AUTH_SASL, mechs, n);
+		break;
+	}
+	}
+	client_set_state(cl, CLIENT_AUTH);
+	client_queue(cl, wr);
+	client_next(cl);
+}
+
+void login_free(struct client_login *login)
+{
+	if (!login)
+		return;
+	if (login->scram) {
+		auth_scram_server_wipe(login->scram);
+		free(login->scram);
+	}
+	free(login);
 }
 
 void login_on_startup(struct client *cl)
@@ -202,10 +300,7 @@ void login_on_startup(struct client *cl)
 			!= PROTO_OK;
 		free(scratch);
 	}
-	proto_build_auth(&wr, PROTO_AUTH_CLEARTEXT, NULL, 0);
-	client_set_state(cl, CLIENT_AUTH);
-	client_queue(cl, &wr);
-	client_next(cl);
+	start_auth(cl, &wr);
 }
 
 /* AuthenticationOk, the shard's ParameterStatus values (the client's own
@@ -317,24 +412,139 @@ void login_settings_checked(struct client *cl)
 	cl->check_settings = false;
 }
 
-/* The longest password message PostgreSQL reads for a cleartext password,
- * counting its length word. */
+/* The longest password message PostgreSQL reads for a cleartext or md5
+ * password, counting its length word; SASL messages may be longer. */
 #define PASSWORD_MAX_LEN 1000
+#define SASL_MAX_LEN     4096
+
+/* What this login proved, kept on the client for logging in to servers as
+ * its role: what the client sent, and what the configuration knows. */
+static struct auth_proof *make_proof(struct client *cl, const struct cfg_user *u, const char *given)
+{
+	struct auth_proof *pf = calloc(1, sizeof(*pf));
+	if (!pf)
+		return NULL;
+	const struct client_login *lg = cl->login;
+	static const enum auth_proof_method of[] = {
+		[LOGIN_TRUST] = AUTH_PROOF_TRUST,
+		[LOGIN_PLAIN] = AUTH_PROOF_PLAIN,
+		[LOGIN_MD5] = AUTH_PROOF_MD5,
+		[LOGIN_SCRAM] = AUTH_PROOF_SCRAM,
+	};
+	pf->method = of[lg->method];
+	const char *clear = given                              ? given
+		: u && u->secret.kind == AUTH_SECRET_CLEARTEXT ? u->password
+							       : NULL;
+	if (clear && strlen(clear) < sizeof(pf->cleartext)) {
+		memcpy(pf->cleartext, clear, strlen(clear) + 1);
+		auth_md5_hash(lg->user, clear, pf->md5);
+	} else if (u && u->secret.kind == AUTH_SECRET_MD5) {
+		memcpy(pf->md5, u->secret.md5, sizeof(pf->md5));
+	}
+	if (u && u->secret.has_scram) {
+		pf->has_scram = true;
+		pf->verifier = u->secret.scram;
+	}
+	if (lg->method == LOGIN_SCRAM && lg->scram) {
+		pf->has_client_key = true;
+		memcpy(pf->client_key, lg->scram->client_key, sizeof(pf->client_key));
+		pf->has_scram = true;
+		pf->verifier = lg->scram->v; /* the one this login was checked against */
+	}
+	return pf;
+}
+
+/* A wrong password and an unknown user get the same answer, as in PostgreSQL. */
+static void auth_failed(struct client *cl)
+{
+	log_info("worker %d client %llu: password authentication failed for user \"%s\"",
+		 cl->c.w->id, (unsigned long long)cl->c.id, cl->login->user);
+	client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
+		    cl->login->user);
+}
+
+/* The password message's text: a cleartext password or an md5 response.
+ * NULL when the client was failed. */
+static const char *password_text(struct client *cl, const uint8_t *body, size_t len)
+{
+	struct proto_reader rd = proto_reader_init(body, len);
+	const char *password = proto_get_cstr(&rd);
+	if (!password || rd.left != 0) {
+		client_fail(cl, "FATAL", "08P01", "invalid password packet size");
+		return NULL;
+	}
+	if (password[0] == '\0') {
+		client_fail(cl, "FATAL", "28P01", "empty password returned by client");
+		return NULL;
+	}
+	return password;
+}
+
+/* md5: "md5" + hex(md5(hex(md5(password + user)) + salt)) from what we keep. */
+static bool md5_matches(struct client *cl, const struct cfg_user *u, const char *got)
+{
+	char hash[36], want[36];
+	if (!u || u->secret.kind == AUTH_SECRET_SCRAM)
+		return false; /* answered like a wrong password */
+	if (u->secret.kind == AUTH_SECRET_MD5)
+		memcpy(hash, u->secret.md5, sizeof(hash));
+	else
+		auth_md5_hash(cl->login->user, u->password, hash);
+	auth_md5_salted(hash, cl->login->md5_salt, want);
+	bool ok = want[0] && auth_secret_equal(got, want);
+	explicit_bzero(hash, sizeof(hash));
+	explicit_bzero(want, sizeof(want));
+	return ok;
+}
+
+/* One SASL message: the next server message, or the end either way. */
+static void scram_step(struct client *cl, const uint8_t *body, size_t len)
+{
+	struct client_login *lg = cl->login;
+	char out[AUTH_SCRAM_MAX_MSG];
+	size_t n = 0;
+	enum auth_scram_result r = auth_scram_server_step(lg->scram, body, len, out, sizeof(out),
+							  &n);
+	uint8_t buf[AUTH_SCRAM_MAX_MSG + 64];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	switch (r) {
+	case AUTH_SCRAM_CONTINUE:
+		proto_build_auth(&wr, PROTO_AUTH_SASL_CONTINUE, out, n);
+		client_queue(cl, &wr);
+		client_next(cl);
+		return;
+	case AUTH_SCRAM_SUCCESS:
+		proto_build_auth(&wr, PROTO_AUTH_SASL_FINAL, out, n);
+		client_queue(cl, &wr);
+		if (!cl->c.closing)
+			authenticated(cl);
+		return;
+	case AUTH_SCRAM_REJECT:
+		auth_failed(cl);
+		return;
+	case AUTH_SCRAM_ERROR:
+		client_fail_full(cl, "FATAL", lg->scram->sqlstate, lg->scram->message,
+				 lg->scram->detail[0] ? lg->scram->detail : NULL, NULL);
+		return;
+	}
+}
 
 void login_on_password(struct client *cl)
 {
 	struct conn *c = &cl->c;
 	const struct cfg *cfg = c->w->cfg;
+	struct client_login *lg = cl->login;
+	bool sasl = lg->method == LOGIN_SCRAM;
 	if (c->rx_end > c->rx_start && c->rx[c->rx_start] != 'p') {
 		/* the type alone decides, before any length */
-		client_fail(cl, "FATAL", "08P01", "expected password response, got message type %d",
-			    c->rx[c->rx_start]);
+		client_fail(cl, "FATAL", "08P01", "expected %s response, got message type %d",
+			    sasl ? "SASL" : "password", c->rx[c->rx_start]);
 		return;
 	}
 	uint8_t type;
 	uint32_t total;
 	enum proto_result r = proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start,
-					  PASSWORD_MAX_LEN, &type, &total);
+					  sasl ? SASL_MAX_LEN : PASSWORD_MAX_LEN, &type, &total);
 	if (r == PROTO_OK && c->rx_end - c->rx_start < total)
 		r = PROTO_AGAIN;
 	if (r == PROTO_AGAIN) {
@@ -346,26 +556,46 @@ void login_on_password(struct client *cl)
 		drop_silently(cl, "invalid password message length");
 		return;
 	}
-	struct proto_reader rd = proto_reader_init(c->rx + c->rx_start + 5, total - 5);
-	const char *password = proto_get_cstr(&rd);
+	const uint8_t *body = c->rx + c->rx_start + 5;
+	size_t len = total - 5;
 	c->rx_start += total;
 	c->scan_pos = c->rx_start;
-	if (!password || rd.left != 0) {
-		client_fail(cl, "FATAL", "08P01", "invalid password packet size");
+	if (sasl) {
+		scram_step(cl, body, len);
 		return;
 	}
-	if (password[0] == '\0') {
-		client_fail(cl, "FATAL", "28P01", "empty password returned by client");
+	const char *password = password_text(cl, body, len);
+	if (!password)
+		return;
+	const struct cfg_user *u = cfg_find_user(cfg, lg->user);
+	bool ok = lg->method == LOGIN_MD5
+		? md5_matches(cl, u, password)
+		: auth_plain_check(u ? &u->secret : &(struct auth_secret){ 0 },
+				   u ? u->password : "\x01 no such user", lg->user, password);
+	if (!ok || !u) {
+		auth_failed(cl);
 		return;
 	}
-	const struct cfg_user *user = cfg_find_user(cfg, cl->login->user);
-	/* same answer for an unknown user and a wrong password, as PostgreSQL */
-	if (!auth_secret_equal(password, user ? user->password : "\x01 no such user") || !user) {
-		log_info("worker %d client %llu: password authentication failed for user \"%s\"",
-			 c->w->id, (unsigned long long)c->id, cl->login->user);
-		client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
-			    cl->login->user);
+	cl->proof = make_proof(cl, u, lg->method == LOGIN_PLAIN ? password : NULL);
+	if (!cl->proof) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
 		return;
+	}
+	authenticated(cl);
+}
+
+/* The client proved who it is (or trust): the rest of the login. */
+static void authenticated(struct client *cl)
+{
+	struct conn *c = &cl->c;
+	const struct cfg *cfg = c->w->cfg;
+	if (!cl->proof) {
+		/* trust and SCRAM: nothing was read from a password message */
+		cl->proof = make_proof(cl, cfg_find_user(cfg, cl->login->user), NULL);
+		if (!cl->proof) {
+			client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
 	}
 	if (!cl->pool || cl->login->bad_options) {
 		/* authenticated: PostgreSQL says so before it looks further */
@@ -383,7 +613,7 @@ void login_on_password(struct client *cl)
 			client_fail_full(cl, e->severity, e->sqlstate, e->message, NULL, e->hint);
 		return;
 	}
-	free(cl->login);
+	login_free(cl->login);
 	cl->login = NULL;
 	cl->key_pid = cancel_new_pid(cl->sw);
 	if (cancel_new_secret(cl->sw, &cl->key_secret) != 0) {

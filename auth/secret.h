@@ -1,0 +1,115 @@
+/* What PgCrab knows of a client's password, in the forms PostgreSQL keeps
+ * in pg_authid (cleartext, md5 hash, SCRAM-SHA-256 verifier); SASLprep;
+ * PgBouncer's userlist.txt; and what a successful login proved. No I/O. */
+#ifndef PGCRAB_AUTH_SECRET_H
+#define PGCRAB_AUTH_SECRET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AUTH_KEY_LEN                  32 /* SHA-256 */
+#define AUTH_SCRAM_SALT_MAX           64 /* PostgreSQL makes 16-byte salts */
+#define AUTH_SCRAM_SALT_LEN           16 /* salts PgCrab makes */
+#define AUTH_SCRAM_DEFAULT_ITERATIONS 4096
+#define AUTH_PASSWORD_MAX             1024 /* longest password PgCrab hashes, in bytes */
+
+/* StoredKey/ServerKey with the salt and iteration count they were made with. */
+struct auth_scram_verifier {
+	int iterations;
+	size_t salt_len;
+	uint8_t salt[AUTH_SCRAM_SALT_MAX];
+	uint8_t stored_key[AUTH_KEY_LEN];
+	uint8_t server_key[AUTH_KEY_LEN];
+};
+
+enum auth_secret_kind {
+	AUTH_SECRET_CLEARTEXT, /* the password itself (kept by the owner, not here) */
+	AUTH_SECRET_MD5,       /* "md5" + hex(md5(password + user)) */
+	AUTH_SECRET_SCRAM,     /* a SCRAM-SHA-256 verifier */
+};
+
+struct auth_secret {
+	enum auth_secret_kind kind;
+	char md5[36]; /* AUTH_SECRET_MD5: the hash as text */
+	/* AUTH_SECRET_SCRAM, or a cleartext whose verifier was computed once
+	 * at load (auth_secret_add_verifier) so logins never run PBKDF2 */
+	bool has_scram;
+	struct auth_scram_verifier scram;
+};
+
+/* Reads a configured password: "md5" + 32 lower-case hex digits is an md5
+ * hash, "SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>" a verifier,
+ * anything else cleartext. A text that starts like a hash or a verifier
+ * but is malformed is refused (-1, why says how) rather than taken as a
+ * cleartext password nobody meant. */
+int auth_secret_parse(const char *text, struct auth_secret *out, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
+
+/* For a cleartext secret: computes its verifier with a fresh random salt
+ * and AUTH_SCRAM_DEFAULT_ITERATIONS (one PBKDF2). 0, or -1. */
+int auth_secret_add_verifier(struct auth_secret *s, const char *cleartext)
+	__attribute__((warn_unused_result));
+
+/* SaltedPassword of SASLprep(password) (raw bytes where SASLprep does not
+ * apply), then ClientKey (if client_key is not NULL), StoredKey and
+ * ServerKey into v, which must hold salt and iterations. 0, or -1. */
+int auth_scram_derive(const char *password, struct auth_scram_verifier *v, uint8_t *client_key)
+	__attribute__((warn_unused_result));
+
+/* A cleartext password a client sent, checked against the stored secret
+ * (cleartext: compared; md5: hashed with user; SCRAM: derived with the
+ * verifier's salt and count, as PostgreSQL does). stored_cleartext is used
+ * for AUTH_SECRET_CLEARTEXT only. */
+bool auth_plain_check(const struct auth_secret *s, const char *stored_cleartext, const char *user,
+		      const char *given);
+
+/* SASLprep (RFC 4013) as PostgreSQL applies it to passwords: ASCII is kept
+ * as is; otherwise GNU libidn's SASLprep profile with unassigned code points
+ * refused; if the text is not UTF-8, or SASLprep refuses it or maps it to
+ * nothing, the raw bytes are used. Writes the result with a NUL into out;
+ * -1 if it does not fit in cap. */
+int auth_saslprep(const char *in, char *out, size_t cap) __attribute__((warn_unused_result));
+
+/* PgBouncer's userlist.txt: one user a line, `"name" "password"` (a '"'
+ * inside a field is written ""), anything after the second field ignored;
+ * blank lines and lines starting with ';' or '#' skipped. Calls add for
+ * each user; stops at its first non-zero return (add sets why). Returns
+ * 0, or -1 with *bad_line and why for the first malformed line (why never echoes a
+ * password). */
+typedef int (*auth_userlist_fn)(void *arg, const char *user, const char *password, char *why,
+				size_t whylen);
+int auth_userlist_parse(const char *text, size_t len, auth_userlist_fn add, void *arg,
+			int *bad_line, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
+
+/* What a client's successful login proved, kept on the client (cl->proof)
+ * for logging in to servers as that role; wiped and freed at close. */
+enum auth_proof_method {
+	AUTH_PROOF_TRUST, /* nothing proved */
+	AUTH_PROOF_PLAIN, /* the client sent its cleartext password */
+	AUTH_PROOF_MD5,   /* an md5 response to our salt */
+	AUTH_PROOF_SCRAM, /* a SCRAM-SHA-256 exchange */
+};
+
+struct auth_proof {
+	enum auth_proof_method method;
+	/* the password, if known: the client sent it (plain) or the config
+	 * holds it in clear; "" otherwise */
+	char cleartext[AUTH_PASSWORD_MAX + 1];
+	/* "md5" + hex(md5(password + user)) if known (from cleartext or the
+	 * stored md5 hash); "" otherwise */
+	char md5[36];
+	/* SCRAM: the keys that log in to a server holding the same verifier.
+	 * has_client_key: client_key is ClientProof XOR ClientSignature from a
+	 * SCRAM login (or derived from a cleartext); has_scram: verifier
+	 * (salt, iterations, StoredKey, ServerKey) is set */
+	bool has_client_key, has_scram;
+	uint8_t client_key[AUTH_KEY_LEN];
+	struct auth_scram_verifier verifier;
+};
+
+/* Wipes and frees (NULL is fine). */
+void auth_proof_free(struct auth_proof *p);
+
+#endif
