@@ -1314,8 +1314,6 @@ void cfg_free(struct cfg *cfg)
 	for (int i = 0; i < cfg->n_users; i++) {
 		free_owned(SECT_USER, &cfg->users[i]);
 		free(cfg->users[i].name);
-		if (cfg->users[i].from_file)
-			free(cfg->users[i].password); /* not a key of the table */
 		explicit_bzero(&cfg->users[i].secret, sizeof(cfg->users[i].secret));
 	}
 	for (int i = 0; i < cfg->n_databases; i++) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "auth/secret.h"
 
@@ -64,7 +65,7 @@ static int add_file_user(void *arg, const char *user, const char *password, char
 	u->name = strdup(user);
 	u->password = strdup(password);
 	u->from_file = true;
-	cfg->n_users++; /* counted now: cfg_free frees what is there */
+	cfg->n_users++; /* counted now: cfg_free frees name and password as a section's */
 	if (!u->name || !u->password) {
 		snprintf(why, whylen, "out of memory");
 		return -1;
@@ -94,16 +95,23 @@ static int load_auth_file(struct cfg *cfg, int line, char *err, size_t errlen)
 			 line, path, strerror(errno));
 		return -1;
 	}
-	char *text = malloc(AUTH_FILE_MAX);
-	size_t len = text ? fread(text, 1, AUTH_FILE_MAX, fp) : 0;
-	bool too_big = text && len == AUTH_FILE_MAX;
-	bool read_err = ferror(fp);
+	/* a regular file only: a FIFO or a device could block the load forever */
+	struct stat st;
+	if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > AUTH_FILE_MAX) {
+		snprintf(err, errlen,
+			 "%s:%d: [pgcrab] auth_file: %s is not a regular file of at most 64 MB",
+			 cfg->path, line, path);
+		fclose(fp);
+		return -1;
+	}
+	size_t cap = (size_t)st.st_size + 1;
+	char *text = malloc(cap);
+	size_t len = text ? fread(text, 1, cap, fp) : 0;
+	bool read_err = ferror(fp) || len == cap; /* it grew while read: a reload retries */
 	fclose(fp);
-	if (!text || too_big || read_err) {
+	if (!text || read_err) {
 		snprintf(err, errlen, "%s:%d: [pgcrab] auth_file: %s: %s", cfg->path, line, path,
-			 !text             ? "out of memory"
-				 : too_big ? "larger than 64 MB"
-					   : "read error");
+			 text ? "read error" : "out of memory");
 		free(text);
 		return -1;
 	}

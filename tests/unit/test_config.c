@@ -929,6 +929,12 @@ static void test_auth_file(void **state)
 			 -1);
 	if (!strstr(err, "[pgcrab] auth_file: cannot open"))
 		fail_msg("got '%s'", err);
+	/* a device or FIFO could block the load: regular files only */
+	assert_int_equal(cfg_load(write_ini("[pgcrab]\nauth_file = /dev/null\n"), NULL, &bad, err,
+				  sizeof(err)),
+			 -1);
+	if (!strstr(err, "is not a regular file"))
+		fail_msg("got '%s'", err);
 	unlink(list);
 }
 
