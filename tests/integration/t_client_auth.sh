@@ -48,42 +48,58 @@ node_ok=0
 java_ok=0
 command -v javac >/dev/null && [[ -r $jar ]] && java_ok=1
 
-# login DRIVER PORT USER PASSWORD: "ok" or "E:SQLSTATE message"
-login() {
-	local d=$1 port=$2 user=$3 pw=$4 out
+# logins DRIVER < lines "PORT<tab>USER<tab>PASSWORD": one line per login,
+# "ok" or "E:SQLSTATE message" (psql and psycopg print "?" for the SQLSTATE:
+# libpq reports none for a failed connection). One process per driver.
+logins() {
+	local d=$1 port user pw out
 	case $d in
 	psql)
-		out=$(PGPASSWORD=$pw timeout 30 psql -X -At -v VERBOSITY=verbose \
-			-d "host=127.0.0.1 port=$port user=$user dbname=$PG_DB sslmode=disable connect_timeout=10" \
-			-c "SELECT 1" 2>&1)
-		# a failed connection's message carries no SQLSTATE in psql
-		if [[ $out == 1 ]]; then echo ok; else
-			sed -n 's/.*FATAL:  \(.*\)/E:? \1/p' <<<"$out" | head -1
-		fi ;;
-	psycopg | asyncpg) timeout 30 $PY "$drivers/auth_login.py" "$d" "$port" "$user" "$pw" "$PG_DB" 2>&1 | tail -1 ;;
-	node) timeout 30 node "$drivers/node/auth_login.js" "$port" "$user" "$pw" "$PG_DB" 2>&1 | tail -1 ;;
-	jdbc) timeout 60 java -cp "$jar" "$drivers/AuthLogin.java" "jdbc:postgresql://127.0.0.1:$port/$PG_DB" "$user" "$pw" 2>&1 | tail -1 ;;
+		while IFS=$'\t' read -r port user pw; do
+			out=$(PGPASSWORD=$pw timeout 30 psql -X -At \
+				-d "host=127.0.0.1 port=$port user=$user dbname=$PG_DB sslmode=disable connect_timeout=10" \
+				-c "SELECT 1" 2>&1 </dev/null)
+			if [[ $out == 1 ]]; then echo ok; else
+				sed -n 's/.*FATAL:  \(.*\)/E:? \1/p' <<<"$out" | head -1
+			fi
+		done ;;
+	psycopg | asyncpg) timeout 120 $PY "$drivers/auth_login.py" "$d" "$PG_DB" 2>&1 ;;
+	node) timeout 120 node "$drivers/node/auth_login.js" "$PG_DB" 2>&1 ;;
+	jdbc) timeout 180 java -cp "$jar" "$drivers/AuthLogin.java" "$PG_DB" 2>&1 ;;
 	esac
 }
+login() { printf '%s\t%s\t%s\n' "$2" "$3" "$4" | logins "$1" | tail -1; }
 DRIVERS="psql psycopg asyncpg"
 [[ $node_ok == 1 ]] && DRIVERS+=" node" || not_ok "npm install of node-postgres"
 [[ $java_ok == 1 ]] && DRIVERS+=" jdbc" || not_ok "java or $jar missing"
 
-# same DRIVER PCUSER PGROLE PASSWORD WANT: PostgreSQL (as PGROLE) answers
-# WANT, and PgCrab (as PCUSER) answers what PostgreSQL did; "fail" stands
-# for PostgreSQL's 28P01 for that very user name (both logins use it).
-same() {
-	local d=$1 pcuser=$2 role=$3 pw=$4 want=$5 direct via
-	direct=$(login "$d" "$PG_PORT" "$role" "$pw")
-	if [[ $want == ok ]]; then
-		expect_eq "$MODE: $d: PostgreSQL logs $role in" ok "$direct"
-	else
-		expect_match "$MODE: $d: PostgreSQL refuses $role" \
-			"^E:(28P01|\\?) password authentication failed for user \"$role\"\$" "$direct"
-	fi
-	[[ $pcuser != "$role" ]] && direct=${direct//\"$role\"/\"$pcuser\"}
-	via=$(login "$d" "$PGCRAB_PORT" "$pcuser" "$pw")
-	expect_eq "$MODE: $d: $pcuser through PgCrab as PostgreSQL ($want)" "$direct" "$via"
+# CASES: "PCUSER ROLE PASSWORD WANT" lines. For each, PostgreSQL (as ROLE)
+# must answer WANT ("ok", or "fail": its 28P01 for that name), and PgCrab
+# (as PCUSER) exactly what PostgreSQL said (ROLE's name put in PCUSER's).
+run_cases() {
+	local d in="" out i=0 pcuser role pw want direct via
+	local -a res
+	while read -r pcuser role pw want; do
+		[[ -n $pcuser ]] || continue
+		in+=$(printf '%s\t%s\t%s\n%s\t%s\t%s' "$PG_PORT" "$role" "$pw" "$PGCRAB_PORT" "$pcuser" "$pw")$'\n'
+	done <<<"$CASES"
+	for d in $DRIVERS; do
+		mapfile -t res < <(printf '%s' "$in" | logins "$d")
+		i=0
+		while read -r pcuser role pw want; do
+			[[ -n $pcuser ]] || continue
+			direct=${res[$i]:-none} via=${res[$((i + 1))]:-none}
+			i=$((i + 2))
+			if [[ $want == ok ]]; then
+				expect_eq "$MODE: $d: PostgreSQL logs $role in" ok "$direct"
+			else
+				expect_match "$MODE: $d: PostgreSQL refuses $role" \
+					"^E:(28P01|\\?) password authentication failed for user \"$role\"\$" "$direct"
+			fi
+			[[ $pcuser != "$role" ]] && direct=${direct//\"$role\"/\"$pcuser\"}
+			expect_eq "$MODE: $d: $pcuser ($pw) through PgCrab as PostgreSQL" "$direct" "$via"
+		done <<<"$CASES"
+	done
 }
 
 users="[user.ca_scram]
@@ -102,32 +118,32 @@ max_connections = 4" "auth_type = $1" || exit 1
 }
 
 start_mode scram-sha-256
-for d in $DRIVERS; do
-	same "$d" ca_scram ca_scram "$PW" ok        # a verifier from pg_authid
-	same "$d" ca_clear ca_scram "$PW" ok        # a cleartext: verifier computed at load
-	same "$d" ca_md5s ca_md5s "$PW" fail        # an md5 hash cannot answer SCRAM
-	same "$d" ca_scram ca_scram wrong_pw fail
-	same "$d" nobody_here nobody_here "$PW" fail # an unknown user: the mock exchange
-done
+CASES="ca_scram ca_scram $PW ok
+ca_clear ca_scram $PW ok
+ca_md5s ca_md5s $PW fail
+ca_scram ca_scram wrong_pw fail
+nobody_here nobody_here $PW fail"
+# a verifier from pg_authid; a cleartext (its verifier computed at load);
+# an md5 hash cannot answer SCRAM; a wrong password; an unknown user (mock)
+run_cases
 
 start_mode md5
-for d in $DRIVERS; do
-	same "$d" ca_md5 ca_md5 "$PW" ok            # an md5 hash
-	same "$d" ca_clear ca_md5 "$PW" ok          # a cleartext, answered with md5
-	same "$d" ca_scram ca_scram "$PW" ok        # a SCRAM verifier: SCRAM instead
-	same "$d" ca_md5 ca_md5 wrong_pw fail
-	same "$d" ca_scram ca_scram wrong_pw fail
-	same "$d" nobody_here nobody_here "$PW" fail
-done
+CASES="ca_md5 ca_md5 $PW ok
+ca_clear ca_md5 $PW ok
+ca_scram ca_scram $PW ok
+ca_md5 ca_md5 wrong_pw fail
+ca_scram ca_scram wrong_pw fail
+nobody_here nobody_here $PW fail"
+# an md5 hash; a cleartext answered with md5; a SCRAM verifier (SCRAM instead)
+run_cases
 
 start_mode plain
-for d in $DRIVERS; do
-	for u in ca_scram ca_md5 ca_clear; do
-		same "$d" "$u" ca_plain "$PW" ok
-	done
-	same "$d" ca_md5 ca_md5 wrong_pw fail
-	same "$d" nobody_here nobody_here "$PW" fail
-done
+CASES="ca_scram ca_plain $PW ok
+ca_md5 ca_plain $PW ok
+ca_clear ca_plain $PW ok
+ca_md5 ca_md5 wrong_pw fail
+nobody_here nobody_here $PW fail"
+run_cases
 
 start_mode trust
 expect_eq "trust: any password" ok "$(login psql "$PGCRAB_PORT" ca_md5 whatever)"
