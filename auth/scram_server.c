@@ -2,7 +2,8 @@
  * parsed strictly and within bounds; errors carry PostgreSQL's SQLSTATE and
  * message. A mock exchange (unknown user, or a user without a SCRAM secret)
  * looks the same as a real one up to the proof, with a salt that is the
- * same on every try for the same name, and costs the same HMACs. */
+ * same on every try for the same name (derived from the caller's key, as
+ * cleartext users' salts are), and costs the same HMACs. */
 #include "auth/scram_server.h"
 
 #include <pthread.h>
@@ -20,34 +21,40 @@
 #define NONCE_RAW  18 /* server nonce bytes, as PostgreSQL */
 #define PROTO_VIOL "08P01"
 
-/* ---- the mock secret: one per process, so every worker answers alike ---- */
+/* ---- the mock verifier ---------------------------------------------------- */
 
-static uint8_t mock_secret[AUTH_KEY_LEN];
-static bool mock_ok;
-static pthread_once_t mock_once = PTHREAD_ONCE_INIT;
+/* Without a key from the caller: one per process, so every worker answers alike. */
+static uint8_t process_key[AUTH_KEY_LEN];
+static bool process_key_ok;
+static pthread_once_t process_key_once = PTHREAD_ONCE_INIT;
 
-static void mock_init(void)
+static void process_key_init(void)
 {
-	mock_ok = RAND_bytes(mock_secret, sizeof(mock_secret)) == 1;
+	process_key_ok = RAND_bytes(process_key, sizeof(process_key)) == 1;
 }
 
-static int mock_verifier(const char *user, struct auth_scram_verifier *v)
+int auth_scram_mock_verifier(const uint8_t *key, const char *user, struct auth_scram_verifier *v)
 {
 	uint8_t h[AUTH_KEY_LEN];
-	pthread_once(&mock_once, mock_init);
-	if (!mock_ok)
-		return -1;
-	/* salt = H(secret, "salt", user): stable per name, unguessable */
-	if (auth_hmac256(mock_secret, sizeof(mock_secret), user, strlen(user), h) != 0)
+	if (!key) {
+		pthread_once(&process_key_once, process_key_init);
+		if (!process_key_ok)
+			return -1;
+		key = process_key;
+	}
+	/* the salt a cleartext user gets from the same key (auth_salt_for) */
+	if (auth_salt_for(key, user, h) != 0)
 		return -1;
 	v->iterations = AUTH_SCRAM_DEFAULT_ITERATIONS;
 	v->salt_len = AUTH_SCRAM_SALT_LEN;
 	memcpy(v->salt, h, AUTH_SCRAM_SALT_LEN);
-	if (auth_sha256(h, sizeof(h), v->stored_key) != 0
-	    || auth_sha256(v->stored_key, AUTH_KEY_LEN, v->server_key) != 0)
-		return -1;
+	/* keys nobody has a password for */
+	int rc = auth_sha256(h, sizeof(h), v->stored_key) == 0
+			&& auth_sha256(v->stored_key, AUTH_KEY_LEN, v->server_key) == 0
+		? 0
+		: -1;
 	OPENSSL_cleanse(h, sizeof(h));
-	return 0;
+	return rc;
 }
 
 /* ---- errors -------------------------------------------------------------- */
@@ -82,8 +89,8 @@ void auth_scram_server_wipe(struct auth_scram_server *s)
 /* ---- setup ---------------------------------------------------------------- */
 
 int auth_scram_server_init(struct auth_scram_server *s, const struct auth_scram_verifier *v,
-			   const char *user, const uint8_t *cb, size_t cb_len,
-			   const char *server_nonce)
+			   const uint8_t *mock_key, const char *user, const uint8_t *cb,
+			   size_t cb_len, const char *server_nonce)
 {
 	memset(s, 0, sizeof(*s));
 	s->state = AUTH_SCRAM_SRV_FAILED;
@@ -93,7 +100,7 @@ int auth_scram_server_init(struct auth_scram_server *s, const struct auth_scram_
 		s->v = *v;
 	} else {
 		s->mock = true;
-		if (mock_verifier(user, &s->v) != 0)
+		if (auth_scram_mock_verifier(mock_key, user, &s->v) != 0)
 			return -1;
 	}
 	if (cb_len) {

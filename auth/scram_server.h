@@ -52,15 +52,24 @@ struct auth_scram_server {
 };
 
 /* Starts an exchange. v: the user's verifier, or NULL for an unknown user
- * or one without a SCRAM secret (a mock exchange with a salt derived from
- * user and a per-process secret, failing at the proof like a wrong
- * password). cb/cb_len: the tls-server-end-point hash of our certificate
- * when the connection is TLS (PLUS is then offered), else NULL/0.
- * server_nonce: NULL for random, or a fixed printable text (tests). 0, or
- * -1 (random bytes unavailable, bad arguments). */
+ * or one without a SCRAM secret: then a mock exchange that fails at the
+ * proof like a wrong password, with the verifier auth_scram_mock_verifier
+ * derives from mock_key (NULL: a per-process random key). cb/cb_len: the
+ * tls-server-end-point hash of our certificate when the connection is TLS
+ * (PLUS is then offered), else NULL/0. server_nonce: NULL for random, or a
+ * fixed printable text (tests). 0, or -1 (random bytes unavailable, bad
+ * arguments). */
 int auth_scram_server_init(struct auth_scram_server *s, const struct auth_scram_verifier *v,
-			   const char *user, const uint8_t *cb, size_t cb_len,
-			   const char *server_nonce) __attribute__((warn_unused_result));
+			   const uint8_t *mock_key, const char *user, const uint8_t *cb,
+			   size_t cb_len, const char *server_nonce)
+	__attribute__((warn_unused_result));
+
+/* The mock verifier of a user PgCrab does not know: the salt a cleartext
+ * user of that name would get from the same key (stable while the key is,
+ * unguessable without it), the default iteration count, keys that match no
+ * password. key NULL: a per-process random key. 0, or -1. */
+int auth_scram_mock_verifier(const uint8_t *key, const char *user, struct auth_scram_verifier *v)
+	__attribute__((warn_unused_result));
 
 /* The AuthenticationSASL mechanism list: NUL-terminated names and a final
  * NUL. Returns its length (with every NUL), or 0 if cap is too small. */

@@ -145,13 +145,39 @@ out:
 	return rc;
 }
 
-int auth_secret_add_verifier(struct auth_secret *s, const char *cleartext)
+int auth_salt_for(const uint8_t key[AUTH_KEY_LEN], const char *user, uint8_t out[AUTH_KEY_LEN])
+{
+	return auth_hmac256(key, AUTH_KEY_LEN, user, strlen(user), out);
+}
+
+void auth_key_mix(uint8_t key[AUTH_KEY_LEN], const void *data, size_t len)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int olen = 0;
+	uint8_t next[AUTH_KEY_LEN];
+	/* on a libcrypto failure the key stays as it was: still secret material */
+	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
+	    && EVP_DigestUpdate(ctx, key, AUTH_KEY_LEN) == 1
+	    && EVP_DigestUpdate(ctx, data, len) == 1 && EVP_DigestFinal_ex(ctx, next, &olen) == 1
+	    && olen == AUTH_KEY_LEN)
+		memcpy(key, next, AUTH_KEY_LEN);
+	EVP_MD_CTX_free(ctx);
+	OPENSSL_cleanse(next, sizeof(next));
+}
+
+int auth_secret_add_verifier(struct auth_secret *s, const char *cleartext, const uint8_t *key,
+			     const char *user)
 {
 	struct auth_scram_verifier *v = &s->scram;
+	uint8_t salt[AUTH_KEY_LEN];
 	v->iterations = AUTH_SCRAM_DEFAULT_ITERATIONS;
 	v->salt_len = AUTH_SCRAM_SALT_LEN;
-	if (RAND_bytes(v->salt, AUTH_SCRAM_SALT_LEN) != 1
-	    || auth_scram_derive(cleartext, v, NULL) != 0)
+	int rc = key                                         ? auth_salt_for(key, user, salt)
+		: RAND_bytes(salt, AUTH_SCRAM_SALT_LEN) == 1 ? 0
+							     : -1;
+	memcpy(v->salt, salt, AUTH_SCRAM_SALT_LEN);
+	OPENSSL_cleanse(salt, sizeof(salt));
+	if (rc != 0 || auth_scram_derive(cleartext, v, NULL) != 0)
 		return -1;
 	s->has_scram = true;
 	return 0;

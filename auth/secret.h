@@ -49,10 +49,21 @@ struct auth_secret {
 int auth_secret_parse(const char *text, struct auth_secret *out, char *why, size_t whylen)
 	__attribute__((warn_unused_result));
 
-/* For a cleartext secret: computes its verifier with a fresh random salt
- * and AUTH_SCRAM_DEFAULT_ITERATIONS (one PBKDF2). 0, or -1. */
-int auth_secret_add_verifier(struct auth_secret *s, const char *cleartext)
+/* For a cleartext secret: computes its verifier with AUTH_SCRAM_DEFAULT_
+ * ITERATIONS (one PBKDF2) and the salt auth_salt_for(key, user), or a
+ * random one if key is NULL. 0, or -1. */
+int auth_secret_add_verifier(struct auth_secret *s, const char *cleartext, const uint8_t *key,
+			     const char *user) __attribute__((warn_unused_result));
+
+/* A salt for user under key: HMAC-SHA-256(key, user) (the first
+ * AUTH_SCRAM_SALT_LEN bytes are used). Real and mock verifiers made from
+ * one key look alike, and stay the same from load to load while the key
+ * does. 0, or -1. */
+int auth_salt_for(const uint8_t key[AUTH_KEY_LEN], const char *user, uint8_t out[AUTH_KEY_LEN])
 	__attribute__((warn_unused_result));
+
+/* key = SHA-256(key || data): folds secret material into a key. */
+void auth_key_mix(uint8_t key[AUTH_KEY_LEN], const void *data, size_t len);
 
 /* SaltedPassword of SASLprep(password) (raw bytes where SASLprep does not
  * apply), then ClientKey (if client_key is not NULL), StoredKey and

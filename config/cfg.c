@@ -1333,6 +1333,7 @@ void cfg_free(struct cfg *cfg)
 	free(cfg->databases);
 	free(cfg->sharded_tables);
 	free(cfg->path);
+	explicit_bzero(cfg->auth_key, sizeof(cfg->auth_key));
 	free(cfg);
 }
 

@@ -76,6 +76,10 @@ struct cfg {
 	enum cfg_pool_mode pool_mode;
 	enum cfg_auth_type auth_type;
 	char *auth_file; /* "" = none; PgBouncer userlist.txt, read at load */
+	/* secret material of every user's password: salts of the verifiers
+	 * computed at load and of unknown users' mock SCRAM exchanges come
+	 * from it, so both stay the same from load to load */
+	uint8_t auth_key[AUTH_KEY_LEN];
 	enum cfg_log_level log_level;
 	enum cfg_pin_mode
 		pin_session_state; /* state that cannot follow a client: pin, refuse, or reset */

@@ -141,6 +141,12 @@ int cfg_auth_resolve(struct cfg *cfg, const int *pw_lines, int auth_line, int ty
 	if (cfg->auth_file[0] && load_auth_file(cfg, auth_line, err, errlen) != 0)
 		return -1;
 
+	for (int i = 0; i < cfg->n_users; i++) {
+		const struct cfg_user *u = &cfg->users[i];
+		auth_key_mix(cfg->auth_key, u->name, strlen(u->name) + 1);
+		auth_key_mix(cfg->auth_key, u->password, strlen(u->password) + 1);
+	}
+
 	switch (cfg->auth_type) {
 	case CFG_AUTH_TRUST:
 		/* anyone who reaches the socket logs in as anyone: only where
@@ -166,7 +172,9 @@ int cfg_auth_resolve(struct cfg *cfg, const int *pw_lines, int auth_line, int ty
 		for (int i = 0; i < cfg->n_users; i++) {
 			struct cfg_user *u = &cfg->users[i];
 			if (u->secret.kind == AUTH_SECRET_CLEARTEXT
-			    && auth_secret_add_verifier(&u->secret, u->password) != 0) {
+			    && auth_secret_add_verifier(&u->secret, u->password, cfg->auth_key,
+							u->name)
+				    != 0) {
 				snprintf(err, errlen,
 					 "cannot compute the SCRAM verifier of user %s", u->name);
 				return -1;

@@ -1,7 +1,10 @@
 /* A client's login: the startup packet (SSLRequest and GSSENCRequest get
- * 'N', a CancelRequest is routed), a cleartext password, then
- * AuthenticationOk with the shard's ParameterStatus values, BackendKeyData
- * and ReadyForQuery. Bytes the client sent ahead are handled at once.
+ * 'N', a CancelRequest is routed), authentication as auth_type asks
+ * (a cleartext password, an md5 response, a SCRAM exchange through
+ * auth/scram_server.c, or none for trust), then AuthenticationOk with the
+ * shard's ParameterStatus values, BackendKeyData and ReadyForQuery. What
+ * the login proved stays on the client (cl->proof). Bytes the client sent
+ * ahead are handled at once.
  *
  * A client that leaves or errs on the way gets what PostgreSQL 15 sends a
  * client it asked for a cleartext password (tests/integration/
@@ -105,7 +108,8 @@ static void start_auth(struct client *cl, struct proto_writer *wr)
 	lg->method = pick_method(cfg, u);
 	switch (lg->method) {
 	case LOGIN_TRUST:
-		client_queue(cl, wr);
+		if (wr->len > 0) /* a NegotiateProtocolVersion, if any */
+			client_queue(cl, wr);
 		if (cl->c.closing)
 			return;
 		if (!u) {
@@ -134,7 +138,9 @@ static void start_auth(struct client *cl, struct proto_writer *wr)
 		size_t n = 0;
 		lg->scram = malloc(sizeof(*lg->scram));
 		if (!lg->scram
-		    || auth_scram_server_init(lg->scram, v, lg->user, cb, cb_len, NULL) != 0
+		    || auth_scram_server_init(lg->scram, v, cfg->auth_key, lg->user, cb, cb_len,
+					      NULL)
+			    != 0
 		    || (n = auth_scram_server_mechanisms(lg->scram, mechs, sizeof(mechs))) == 0) {
 			client_fail(cl, "FATAL", "53200", "cannot start the SCRAM exchange");
 			return;

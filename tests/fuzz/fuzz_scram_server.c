@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char why[128];
 	FUZZ_CHECK(s && auth_secret_parse(RFC_VERIFIER, &sec, why, sizeof(why)) == 0);
 	const struct auth_scram_verifier *v = (flags & 1) ? &sec.scram : NULL;
-	FUZZ_CHECK(auth_scram_server_init(s, v, "fuzzuser", (flags & 2) ? cb : NULL,
+	FUZZ_CHECK(auth_scram_server_init(s, v, NULL, "fuzzuser", (flags & 2) ? cb : NULL,
 					  (flags & 2) ? sizeof(cb) : 0, "fuzzservernonce")
 		   == 0);
 

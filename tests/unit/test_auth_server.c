@@ -100,7 +100,7 @@ static void rfc_vector(void **state)
 {
 	(void)state;
 	struct auth_scram_verifier v = rfc_verifier();
-	assert_int_equal(auth_scram_server_init(&srv, &v, "user", NULL, 0, RFC_SNONCE), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "user", NULL, 0, RFC_SNONCE), 0);
 	uint8_t mechs[64];
 	size_t n = auth_scram_server_mechanisms(&srv, mechs, sizeof(mechs));
 	assert_int_equal(n, sizeof("SCRAM-SHA-256") + 1);
@@ -129,7 +129,7 @@ static void derive_matches_pg_authid(void **state)
 	assert_memory_equal(ck, RFC_CLIENT_KEY, 32);
 
 	struct auth_secret s = { .kind = AUTH_SECRET_CLEARTEXT };
-	assert_int_equal(auth_secret_add_verifier(&s, "pencil"), 0);
+	assert_int_equal(auth_secret_add_verifier(&s, "pencil", NULL, "user"), 0);
 	assert_true(s.has_scram);
 	assert_int_equal(s.scram.iterations, AUTH_SCRAM_DEFAULT_ITERATIONS);
 	assert_int_equal(s.scram.salt_len, AUTH_SCRAM_SALT_LEN);
@@ -139,7 +139,7 @@ static void wrong_proof_rejected(void **state)
 {
 	(void)state;
 	struct auth_scram_verifier v = rfc_verifier();
-	assert_int_equal(auth_scram_server_init(&srv, &v, "user", NULL, 0, RFC_SNONCE), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "user", NULL, 0, RFC_SNONCE), 0);
 	assert_int_equal(initial("SCRAM-SHA-256", RFC_FIRST), AUTH_SCRAM_CONTINUE);
 	char bad[] = RFC_CFINAL;
 	bad[strlen(bad) - 5] ^= 1; /* one bit of the proof */
@@ -153,24 +153,40 @@ static void mock_exchange(void **state)
 {
 	(void)state;
 	char first1[AUTH_SCRAM_MAX_MSG], first2[AUTH_SCRAM_MAX_MSG];
-	assert_int_equal(auth_scram_server_init(&srv, NULL, "ghost", NULL, 0, RFC_SNONCE), 0);
+	assert_int_equal(auth_scram_server_init(&srv, NULL, NULL, "ghost", NULL, 0, RFC_SNONCE), 0);
 	assert_int_equal(initial("SCRAM-SHA-256", RFC_FIRST), AUTH_SCRAM_CONTINUE);
 	memcpy(first1, out, out_len);
 	first1[out_len] = '\0';
 	assert_non_null(strstr(first1, ",i=4096"));
 	assert_int_equal(response(RFC_CFINAL), AUTH_SCRAM_REJECT);
 
-	assert_int_equal(auth_scram_server_init(&srv, NULL, "ghost", NULL, 0, RFC_SNONCE), 0);
+	assert_int_equal(auth_scram_server_init(&srv, NULL, NULL, "ghost", NULL, 0, RFC_SNONCE), 0);
 	assert_int_equal(initial("SCRAM-SHA-256", RFC_FIRST), AUTH_SCRAM_CONTINUE);
 	memcpy(first2, out, out_len);
 	first2[out_len] = '\0';
 	assert_string_equal(first1, first2); /* a retry cannot tell */
 
-	assert_int_equal(auth_scram_server_init(&srv, NULL, "other", NULL, 0, RFC_SNONCE), 0);
+	assert_int_equal(auth_scram_server_init(&srv, NULL, NULL, "other", NULL, 0, RFC_SNONCE), 0);
 	assert_int_equal(initial("SCRAM-SHA-256", RFC_FIRST), AUTH_SCRAM_CONTINUE);
 	out[out_len] = '\0';
 	assert_string_not_equal(first1, out); /* per name, as a real salt is */
 	auth_scram_server_wipe(&srv);
+
+	/* with a key: the mock's salt is the one a cleartext user of that
+	 * name gets from the same key, so neither tells which is which */
+	uint8_t key[AUTH_KEY_LEN] = { 7 };
+	struct auth_scram_verifier mv;
+	struct auth_secret real = { .kind = AUTH_SECRET_CLEARTEXT };
+	assert_int_equal(auth_scram_mock_verifier(key, "ghost", &mv), 0);
+	assert_int_equal(auth_secret_add_verifier(&real, "pw", key, "ghost"), 0);
+	assert_int_equal(mv.salt_len, real.scram.salt_len);
+	assert_memory_equal(mv.salt, real.scram.salt, mv.salt_len);
+	assert_int_equal(mv.iterations, real.scram.iterations);
+	assert_memory_not_equal(mv.stored_key, real.scram.stored_key, AUTH_KEY_LEN);
+	/* and the exchange with that key fails at the proof */
+	assert_int_equal(auth_scram_server_init(&srv, NULL, key, "ghost", NULL, 0, RFC_SNONCE), 0);
+	assert_int_equal(initial("SCRAM-SHA-256", RFC_FIRST), AUTH_SCRAM_CONTINUE);
+	assert_int_equal(response(RFC_CFINAL), AUTH_SCRAM_REJECT);
 }
 
 static void plus_binding(void **state)
@@ -180,7 +196,8 @@ static void plus_binding(void **state)
 	for (int i = 0; i < 32; i++)
 		cb[i] = (uint8_t)i;
 	struct auth_scram_verifier v = rfc_verifier();
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", cb, sizeof(cb), PLUS_SNONCE), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", cb, sizeof(cb), PLUS_SNONCE),
+			 0);
 	uint8_t mechs[64];
 	size_t n = auth_scram_server_mechanisms(&srv, mechs, sizeof(mechs));
 	assert_memory_equal(mechs, "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0", n);
@@ -192,31 +209,32 @@ static void plus_binding(void **state)
 
 	/* another certificate's hash: the binding check fails */
 	cb[0] ^= 1;
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", cb, sizeof(cb), PLUS_SNONCE), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", cb, sizeof(cb), PLUS_SNONCE),
+			 0);
 	assert_int_equal(initial("SCRAM-SHA-256-PLUS", PLUS_FIRST), AUTH_SCRAM_CONTINUE);
 	assert_int_equal(response(PLUS_CFINAL), AUTH_SCRAM_ERROR);
 	assert_string_equal(srv.sqlstate, "08P01");
 	assert_string_equal(srv.message, "SCRAM channel binding check failed");
 
 	/* "y": the client could bind but thinks we cannot (a downgrade) */
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", cb, sizeof(cb), NULL), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", cb, sizeof(cb), NULL), 0);
 	assert_int_equal(initial("SCRAM-SHA-256", "y,,n=,r=abc"), AUTH_SCRAM_ERROR);
 	assert_string_equal(srv.message, "SCRAM channel binding negotiation error");
 	/* PLUS without binding data, and binding data without PLUS */
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", cb, sizeof(cb), NULL), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", cb, sizeof(cb), NULL), 0);
 	assert_int_equal(initial("SCRAM-SHA-256-PLUS", "n,,n=,r=abc"), AUTH_SCRAM_ERROR);
 	assert_string_equal(srv.message, "malformed SCRAM message");
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", cb, sizeof(cb), NULL), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", cb, sizeof(cb), NULL), 0);
 	assert_int_equal(initial("SCRAM-SHA-256", PLUS_FIRST), AUTH_SCRAM_ERROR);
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", cb, sizeof(cb), NULL), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", cb, sizeof(cb), NULL), 0);
 	assert_int_equal(initial("SCRAM-SHA-256-PLUS", "p=tls-unique,,n=,r=abc"), AUTH_SCRAM_ERROR);
 	assert_string_equal(srv.message, "unsupported SCRAM channel-binding type");
 	/* without TLS, PLUS is not offered and "y" is fine */
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", NULL, 0, NULL), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", NULL, 0, NULL), 0);
 	assert_int_equal(initial("SCRAM-SHA-256-PLUS", PLUS_FIRST), AUTH_SCRAM_ERROR);
 	assert_string_equal(srv.message,
 			    "client selected an invalid SASL authentication mechanism");
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", NULL, 0, NULL), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", NULL, 0, NULL), 0);
 	assert_int_equal(initial("SCRAM-SHA-256", "y,,n=,r=abc"), AUTH_SCRAM_CONTINUE);
 	auth_scram_server_wipe(&srv);
 }
@@ -242,7 +260,8 @@ static void bad_messages(void **state)
 		"0A000", "08P01", "08P01", "08P01", "08P01",
 	};
 	for (size_t i = 0; i < sizeof(firsts) / sizeof(firsts[0]); i++) {
-		assert_int_equal(auth_scram_server_init(&srv, &v, "u", NULL, 0, RFC_SNONCE), 0);
+		assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", NULL, 0, RFC_SNONCE),
+				 0);
 		if (initial("SCRAM-SHA-256", firsts[i]) != AUTH_SCRAM_ERROR)
 			fail_msg("client-first '%s' accepted", firsts[i]);
 		assert_string_equal(srv.sqlstate, states[i]);
@@ -257,17 +276,18 @@ static void bad_messages(void **state)
 		RFC_CFINAL ",x=1",
 	};
 	for (size_t i = 0; i < sizeof(finals) / sizeof(finals[0]); i++) {
-		assert_int_equal(auth_scram_server_init(&srv, &v, "u", NULL, 0, RFC_SNONCE), 0);
+		assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", NULL, 0, RFC_SNONCE),
+				 0);
 		assert_int_equal(initial("SCRAM-SHA-256", RFC_FIRST), AUTH_SCRAM_CONTINUE);
 		if (response(finals[i]) != AUTH_SCRAM_ERROR)
 			fail_msg("client-final '%s' accepted", finals[i]);
 	}
 	/* extensions before the proof are skipped, as PostgreSQL does */
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", NULL, 0, RFC_SNONCE), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", NULL, 0, RFC_SNONCE), 0);
 	assert_int_equal(initial("SCRAM-SHA-256", RFC_FIRST ",x=ext"), AUTH_SCRAM_CONTINUE);
 
 	/* a SASLInitialResponse without data: an empty challenge, then client-first */
-	assert_int_equal(auth_scram_server_init(&srv, &v, "user", NULL, 0, RFC_SNONCE), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "user", NULL, 0, RFC_SNONCE), 0);
 	static const uint8_t none[] = "SCRAM-SHA-256\0\xff\xff\xff\xff";
 	assert_int_equal(auth_scram_server_step(&srv, none, sizeof(none) - 1, out, sizeof(out),
 						&out_len),
@@ -280,7 +300,7 @@ static void bad_messages(void **state)
 	assert_int_equal(response(RFC_CFINAL), AUTH_SCRAM_ERROR);
 
 	/* a length word that lies */
-	assert_int_equal(auth_scram_server_init(&srv, &v, "u", NULL, 0, NULL), 0);
+	assert_int_equal(auth_scram_server_init(&srv, &v, NULL, "u", NULL, 0, NULL), 0);
 	static const uint8_t lies[] = "SCRAM-SHA-256\0\0\0\0\x50n,,n=,r=a";
 	assert_int_equal(auth_scram_server_step(&srv, lies, sizeof(lies) - 1, out, sizeof(out),
 						&out_len),

@@ -877,6 +877,18 @@ static void test_auth_settings(void **state)
 	assert_int_equal(cfg_find_user(c, "c")->secret.kind, AUTH_SECRET_SCRAM);
 	assert_int_equal(cfg_find_user(c, "c")->secret.scram.salt_len, 16);
 	cfg_free(c);
+	/* the same file loads to the same verifier (a reload does not change
+	 * the salt a client sees); another password changes it */
+	const char *one = "[pgcrab]\nauth_type = scram-sha-256\n[user.a]\npassword = secret\n";
+	struct cfg *c1 = load_ok(one, NULL), *c2 = load_ok(one, NULL);
+	assert_memory_equal(cfg_find_user(c1, "a")->secret.scram.salt,
+			    cfg_find_user(c2, "a")->secret.scram.salt, AUTH_SCRAM_SALT_LEN);
+	cfg_free(c2);
+	c2 = load_ok("[pgcrab]\nauth_type = scram-sha-256\n[user.a]\npassword = other\n", NULL);
+	assert_memory_not_equal(cfg_find_user(c1, "a")->secret.scram.salt,
+				cfg_find_user(c2, "a")->secret.scram.salt, AUTH_SCRAM_SALT_LEN);
+	cfg_free(c1);
+	cfg_free(c2);
 	c = load_ok("[pgcrab]\nauth_type = md5\n[user.a]\npassword = secret\n", NULL);
 	assert_false(cfg_find_user(c, "a")->secret.has_scram); /* no PBKDF2 needed */
 	cfg_free(c);
