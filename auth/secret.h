@@ -114,10 +114,12 @@ struct auth_proof {
 	/* "md5" + hex(md5(password + user)) if known (from cleartext or the
 	 * stored md5 hash); "" otherwise */
 	char md5[36];
-	/* SCRAM: the keys that log in to a server holding the same verifier.
-	 * has_client_key: client_key is ClientProof XOR ClientSignature from a
-	 * SCRAM login (or derived from a cleartext); has_scram: verifier
-	 * (salt, iterations, StoredKey, ServerKey) is set */
+	/* SCRAM: the keys that log in to a server holding the same verifier
+	 * (same salt and iterations: one copied from its pg_authid).
+	 * has_client_key: client_key is ClientProof XOR ClientSignature of a
+	 * SCRAM login (only then); has_scram: verifier (salt, iterations,
+	 * StoredKey, ServerKey) is the one the login was checked against, or
+	 * the user's stored one */
 	bool has_client_key, has_scram;
 	uint8_t client_key[AUTH_KEY_LEN];
 	struct auth_scram_verifier verifier;
