@@ -5,7 +5,7 @@
 CC       ?= gcc
 PREFIX   ?= /usr/local
 DESTDIR  ?=
-PKGS     := liburing inih libcrypto libsystemd libpq
+PKGS     := liburing inih libcrypto libsystemd libpq libidn
 # Headers only: query/ reads libpg_query's protobuf tree through protobuf-c's
 # declarations, but links the protobuf-c that libpg_query carries and
 # exports, so that the process holds one copy of it, not two.
@@ -76,13 +76,14 @@ check: deps
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c, see docs/testing.md): clang with
 # ASan+UBSan, the library rebuilt with coverage into build-fuzz/. The SCRAM
-# iteration cap is lowered there so PBKDF2 does not eat the fuzzing time.
+# iteration cap (and the count of verifiers PgCrab makes at load) is lowered
+# there so PBKDF2 does not eat the fuzzing time.
 FUZZ_CC     ?= clang
 FUZZ_TIME   ?= 60
 FUZZ_BUILD  := build-fuzz
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                -D_GNU_SOURCE -I. -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
-               -DAUTH_SCRAM_MAX_ITERATIONS=4096 $(shell pkg-config --cflags $(PKGS) $(HDR_PKGS) 2>/dev/null)
+               -DAUTH_SCRAM_MAX_ITERATIONS=4096 -DAUTH_SCRAM_DEFAULT_ITERATIONS=16 $(shell pkg-config --cflags $(PKGS) $(HDR_PKGS) 2>/dev/null)
 FUZZ_OBJS   := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)

@@ -7,11 +7,9 @@
  * that may be hostile: only "r=<nonce>,s=<base64 salt>,i=<count>" in that
  * order, every byte checked against its field's grammar, every copy bounded.
  *
- * Passwords are used as-is. SASLprep (RFC 4013) is not applied, so a
- * password with non-ASCII characters that SASLprep would change will not
- * match what the server stored. For ASCII passwords SASLprep is the identity,
- * and PostgreSQL itself falls back to the raw password when SASLprep fails
- * (e.g. on invalid UTF-8), so those also work. */
+ * Passwords go through SASLprep (RFC 4013) as PostgreSQL applies it
+ * (auth_saslprep in secret.c), so a non-ASCII password that SASLprep maps
+ * gives the same SaltedPassword the server stored. */
 #include "auth/auth.h"
 
 #include <string.h>
@@ -21,108 +19,41 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#define SHA256_LEN 32
-#define B64_LEN(n) (4 * (((n) + 2) / 3)) /* base64 text length of n bytes */
+#include "auth/secret.h"
+#include "auth/util.h"
 
-static const char hexdigits[] = "0123456789abcdef";
-
-static void to_hex(const uint8_t *in, size_t n, char *out)
+void auth_md5_hash(const char *user, const char *password, char out[36])
 {
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hexdigits[in[i] >> 4];
-		out[2 * i + 1] = hexdigits[in[i] & 15];
+	uint8_t digest[16];
+
+	out[0] = '\0'; /* what the caller gets if libcrypto fails: matches nothing */
+	if (auth_md5_two(password, strlen(password), user, strlen(user), digest) == 0) {
+		memcpy(out, "md5", 3);
+		auth_to_hex(digest, sizeof(digest), out + 3);
+		out[35] = '\0';
 	}
+	OPENSSL_cleanse(digest, sizeof(digest));
 }
 
-static int md5_two(const void *a, size_t alen, const void *b, size_t blen, uint8_t out[16])
+void auth_md5_salted(const char *hash, const uint8_t salt[4], char out[36])
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned int olen = 0;
-	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1
-		&& EVP_DigestUpdate(ctx, a, alen) == 1 && EVP_DigestUpdate(ctx, b, blen) == 1
-		&& EVP_DigestFinal_ex(ctx, out, &olen) == 1 && olen == 16;
-	EVP_MD_CTX_free(ctx);
-	return ok ? 0 : -1;
+	uint8_t digest[16];
+
+	out[0] = '\0';
+	if (strlen(hash) == 35 && auth_md5_two(hash + 3, 32, salt, 4, digest) == 0) {
+		memcpy(out, "md5", 3);
+		auth_to_hex(digest, sizeof(digest), out + 3);
+		out[35] = '\0';
+	}
+	OPENSSL_cleanse(digest, sizeof(digest));
 }
 
 void auth_md5_response(const char *user, const char *password, const uint8_t salt[4], char out[36])
 {
-	uint8_t digest[16];
-	char inner[32];
-
-	out[0] = '\0'; /* what the caller sends if libcrypto fails: the server refuses it */
-	if (md5_two(password, strlen(password), user, strlen(user), digest) != 0)
-		goto done;
-	to_hex(digest, sizeof(digest), inner);
-	if (md5_two(inner, sizeof(inner), salt, 4, digest) != 0)
-		goto done;
-	memcpy(out, "md5", 3);
-	to_hex(digest, sizeof(digest), out + 3);
-	out[35] = '\0';
-done:
-	OPENSSL_cleanse(digest, sizeof(digest));
-	OPENSSL_cleanse(inner, sizeof(inner));
-}
-
-/* ---- helpers ---------------------------------------------------------- */
-
-/* RFC 5802 "printable": %x21-2B / %x2D-7E, i.e. visible ASCII but ','. */
-static bool scram_printable(char c)
-{
-	return c >= 0x21 && c <= 0x7e && c != ',';
-}
-
-static bool b64_char(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-		|| c == '+' || c == '/';
-}
-
-/* Strict base64: non-empty, a multiple of 4 long, alphabet only, '=' only as
- * one or two final pad characters. EVP_DecodeBlock alone would skip
- * whitespace and count pad characters as zero bytes, so the text is checked
- * first and the real length computed here. Returns the decoded length, or -1
- * if the text is invalid or would not fit in cap. */
-static int b64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
-{
-	if (len == 0 || len % 4 != 0 || len > (size_t)1 << 20 || len / 4 * 3 > cap)
-		return -1;
-	size_t pad = 0;
-	if (in[len - 1] == '=')
-		pad = in[len - 2] == '=' ? 2 : 1;
-	for (size_t i = 0; i < len - pad; i++)
-		if (!b64_char(in[i]))
-			return -1;
-	int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-	if (n < 0 || (size_t)n != len / 4 * 3)
-		return -1;
-	return n - (int)pad;
-}
-
-/* Writes base64 of in (with a NUL) at out if it fits in cap; returns the
- * text length or -1. */
-static int b64_encode(const uint8_t *in, size_t n, char *out, size_t cap)
-{
-	if (B64_LEN(n) + 1 > cap)
-		return -1;
-	return EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-}
-
-static int hmac256(const uint8_t *key, size_t klen, const void *data, size_t dlen,
-		   uint8_t out[SHA256_LEN])
-{
-	unsigned int olen = 0;
-	if (!HMAC(EVP_sha256(), key, (int)klen, data, dlen, out, &olen) || olen != SHA256_LEN)
-		return -1;
-	return 0;
-}
-
-static int sha256(const void *data, size_t len, uint8_t out[SHA256_LEN])
-{
-	unsigned int olen = 0;
-	if (EVP_Digest(data, len, out, &olen, EVP_sha256(), NULL) != 1 || olen != SHA256_LEN)
-		return -1;
-	return 0;
+	char hash[36];
+	auth_md5_hash(user, password, hash);
+	auth_md5_salted(hash, salt, out);
+	OPENSSL_cleanse(hash, sizeof(hash));
 }
 
 /* Ends the exchange: wipes every secret and everything derived from them. */
@@ -154,27 +85,26 @@ int auth_scram_client_init_user(struct auth_scram_client *s, const char *user, c
 	if (!user || !password)
 		return scram_fail(s);
 
-	size_t plen = strlen(password);
-	if (plen >= sizeof(s->password))
+	/* what PostgreSQL hashed when the password was set */
+	if (auth_saslprep(password, s->password, sizeof(s->password)) != 0)
 		return scram_fail(s);
-	memcpy(s->password, password, plen + 1);
 
 	if (nonce) {
 		size_t n = strlen(nonce);
 		if (n == 0 || n >= sizeof(s->client_nonce))
 			return scram_fail(s);
 		for (size_t i = 0; i < n; i++)
-			if (!scram_printable(nonce[i]))
+			if (!auth_scram_printable(nonce[i]))
 				return scram_fail(s);
 		memcpy(s->client_nonce, nonce, n + 1);
 	} else {
 		uint8_t raw[AUTH_SCRAM_NONCE_LEN];
-		_Static_assert(B64_LEN(AUTH_SCRAM_NONCE_LEN) < sizeof(s->client_nonce),
+		_Static_assert(AUTH_B64_LEN(AUTH_SCRAM_NONCE_LEN) < sizeof(s->client_nonce),
 			       "client_nonce holds the base64 nonce");
 		if (RAND_bytes(raw, sizeof(raw)) != 1)
 			return scram_fail(s);
 		/* base64 is printable and has no ',', as the nonce must be */
-		if (b64_encode(raw, sizeof(raw), s->client_nonce, sizeof(s->client_nonce)) < 0)
+		if (auth_b64_encode(raw, sizeof(raw), s->client_nonce, sizeof(s->client_nonce)) < 0)
 			return scram_fail(s);
 	}
 
@@ -250,8 +180,9 @@ int auth_scram_client_final(struct auth_scram_client *s, const char *server_firs
 			    char *out, size_t cap)
 {
 	uint8_t salt[AUTH_SCRAM_MAX_MSG];
-	uint8_t client_key[SHA256_LEN], stored_key[SHA256_LEN], signature[SHA256_LEN];
-	uint8_t proof[SHA256_LEN];
+	uint8_t client_key[AUTH_SHA256_LEN], stored_key[AUTH_SHA256_LEN],
+		signature[AUTH_SHA256_LEN];
+	uint8_t proof[AUTH_SHA256_LEN];
 	int rc = -1;
 
 	if (out && cap > 0)
@@ -272,14 +203,14 @@ int auth_scram_client_final(struct auth_scram_client *s, const char *server_firs
 	if (nonce_len <= cn_len || memcmp(nonce, s->client_nonce, cn_len) != 0)
 		return scram_fail(s);
 	for (size_t i = 0; i < nonce_len; i++)
-		if (!scram_printable(nonce[i]))
+		if (!auth_scram_printable(nonce[i]))
 			return scram_fail(s);
 
 	/* s=<base64 salt>: at least one byte */
 	if (!take_comma(&p, end) || !take_attr(&p, end, 's'))
 		return scram_fail(s);
 	const char *salt_b64 = take_value(&p, end);
-	int salt_len = b64_decode(salt_b64, (size_t)(p - salt_b64), salt, sizeof(salt));
+	int salt_len = auth_b64_decode(salt_b64, (size_t)(p - salt_b64), salt, sizeof(salt));
 	if (salt_len < 1)
 		return scram_fail(s);
 
@@ -300,7 +231,7 @@ int auth_scram_client_final(struct auth_scram_client *s, const char *server_firs
 
 	/* client-final-message-without-proof, then the whole message; built
 	 * before the expensive PBKDF2 so a too-small cap fails fast */
-	size_t final_len = 9 + nonce_len + 3 + B64_LEN(SHA256_LEN);
+	size_t final_len = 9 + nonce_len + 3 + AUTH_B64_LEN(AUTH_SHA256_LEN);
 	if (final_len > AUTH_SCRAM_MAX_MSG || final_len + 1 > cap)
 		goto out;
 	memcpy(out, "c=biws,r=", 9);
@@ -316,23 +247,25 @@ int auth_scram_client_final(struct auth_scram_client *s, const char *server_firs
 
 	/* SaltedPassword = Hi(password, salt, i) = PBKDF2-HMAC-SHA-256 */
 	if (PKCS5_PBKDF2_HMAC(s->password, (int)strlen(s->password), salt, salt_len,
-			      (int)iterations, EVP_sha256(), SHA256_LEN, s->salted_password)
+			      (int)iterations, EVP_sha256(), AUTH_SHA256_LEN, s->salted_password)
 	    != 1)
 		goto out;
 	OPENSSL_cleanse(s->password, sizeof(s->password)); /* no longer needed */
 
 	/* ClientProof = ClientKey XOR HMAC(H(ClientKey), AuthMessage) */
-	if (hmac256(s->salted_password, SHA256_LEN, "Client Key", 10, client_key) != 0
-	    || sha256(client_key, SHA256_LEN, stored_key) != 0
-	    || hmac256(stored_key, SHA256_LEN, s->auth_message, s->auth_message_len, signature)
+	if (auth_hmac256(s->salted_password, AUTH_SHA256_LEN, "Client Key", 10, client_key) != 0
+	    || auth_sha256(client_key, AUTH_SHA256_LEN, stored_key) != 0
+	    || auth_hmac256(stored_key, AUTH_SHA256_LEN, s->auth_message, s->auth_message_len,
+			    signature)
 		    != 0)
 		goto out;
-	for (size_t i = 0; i < SHA256_LEN; i++)
+	for (size_t i = 0; i < AUTH_SHA256_LEN; i++)
 		proof[i] = client_key[i] ^ signature[i];
 
 	memcpy(out + without_proof, ",p=", 3);
-	if (b64_encode(proof, SHA256_LEN, out + without_proof + 3, cap - without_proof - 3)
-	    != B64_LEN(SHA256_LEN))
+	if (auth_b64_encode(proof, AUTH_SHA256_LEN, out + without_proof + 3,
+			    cap - without_proof - 3)
+	    != AUTH_B64_LEN(AUTH_SHA256_LEN))
 		goto out;
 	s->state = AUTH_SCRAM_SENT_FINAL;
 	rc = (int)final_len;
@@ -352,8 +285,8 @@ out:
 
 int auth_scram_client_verify(struct auth_scram_client *s, const char *server_final, size_t len)
 {
-	uint8_t server_key[SHA256_LEN], expected[SHA256_LEN];
-	uint8_t got[B64_LEN(SHA256_LEN) / 4 * 3]; /* room for the decoder's padding */
+	uint8_t server_key[AUTH_SHA256_LEN], expected[AUTH_SHA256_LEN];
+	uint8_t got[AUTH_B64_LEN(AUTH_SHA256_LEN) / 4 * 3]; /* room for the decoder's padding */
 	const char *p = server_final, *end = server_final + len;
 	int rc = -1;
 
@@ -363,14 +296,16 @@ int auth_scram_client_verify(struct auth_scram_client *s, const char *server_fin
 	 * nothing after it (extensions are not accepted) */
 	if (len > AUTH_SCRAM_MAX_MSG || !take_attr(&p, end, 'v'))
 		return scram_fail(s);
-	if (b64_decode(p, (size_t)(end - p), got, sizeof(got)) != SHA256_LEN)
+	if (auth_b64_decode(p, (size_t)(end - p), got, sizeof(got)) != AUTH_SHA256_LEN)
 		goto out;
 
 	/* ServerSignature = HMAC(HMAC(SaltedPassword, "Server Key"), AuthMessage) */
-	if (hmac256(s->salted_password, SHA256_LEN, "Server Key", 10, server_key) != 0
-	    || hmac256(server_key, SHA256_LEN, s->auth_message, s->auth_message_len, expected) != 0)
+	if (auth_hmac256(s->salted_password, AUTH_SHA256_LEN, "Server Key", 10, server_key) != 0
+	    || auth_hmac256(server_key, AUTH_SHA256_LEN, s->auth_message, s->auth_message_len,
+			    expected)
+		    != 0)
 		goto out;
-	if (CRYPTO_memcmp(got, expected, SHA256_LEN) == 0)
+	if (CRYPTO_memcmp(got, expected, AUTH_SHA256_LEN) == 0)
 		rc = 0;
 out:
 	OPENSSL_cleanse(server_key, sizeof(server_key));

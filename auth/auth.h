@@ -11,6 +11,12 @@
 /* PostgreSQL's md5 password: "md5" + hex(md5(hex(md5(password + user)) + salt)).
  * out receives 35 characters and a NUL. */
 void auth_md5_response(const char *user, const char *password, const uint8_t salt[4], char out[36]);
+/* The md5 hash PostgreSQL stores: "md5" + hex(md5(password + user)). */
+void auth_md5_hash(const char *user, const char *password, char out[36]);
+/* "md5" + hex(md5(hex part of hash + salt)): what a client answers to
+ * AuthenticationMD5Password, from the stored hash. out is "" if hash is not
+ * 35 characters long. */
+void auth_md5_salted(const char *hash, const uint8_t salt[4], char out[36]);
 
 #define AUTH_SCRAM_NONCE_LEN 24   /* raw bytes before base64 */
 #define AUTH_SCRAM_MAX_MSG   1024 /* longest SCRAM message PgCrab builds or accepts */
@@ -41,7 +47,7 @@ struct auth_scram_client {
 /* Starts an exchange. nonce may be NULL (random) or a fixed text (tests).
  * Returns 0, or -1 if the password is too long, the fixed nonce is not
  * printable ASCII without ',' or too long, or random bytes are unavailable.
- * The password is used as-is: no SASLprep (see auth.c).
+ * The password goes through SASLprep as PostgreSQL applies it.
  * In all functions below, -1 ends the exchange: the state becomes
  * AUTH_SCRAM_FAILED and the secrets in s are wiped. */
 int auth_scram_client_init(struct auth_scram_client *s, const char *password, const char *nonce)
@@ -71,6 +77,9 @@ int auth_scram_client_final(struct auth_scram_client *s, const char *server_firs
  * server signature matches, -1 otherwise (including "e=" errors). */
 int auth_scram_client_verify(struct auth_scram_client *s, const char *server_final, size_t len)
 	__attribute__((warn_unused_result));
+
+/* Random bytes from libcrypto: 0, or -1 if none can be drawn. */
+int auth_random(uint8_t *out, size_t n) __attribute__((warn_unused_result));
 
 /* Comparison of two NUL-terminated secrets whose time depends only on their
  * lengths, never on where they differ. NULL equals nothing. */

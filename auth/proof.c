@@ -1,6 +1,8 @@
 /* Building, copying and wiping struct auth_proof. */
 #include "auth/proof.h"
 
+#include "auth/auth.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,11 +33,6 @@ static int md5_text(const void *a, size_t alen, const void *b, size_t blen, char
 	return 0;
 }
 
-int auth_md5_hash(const char *user, const char *password, char out[36])
-{
-	return md5_text(password, strlen(password), user, strlen(user), out);
-}
-
 int auth_md5_response_from_hash(const char *hash, const uint8_t salt[4], char out[36])
 {
 	out[0] = '\0';
@@ -55,7 +52,8 @@ struct auth_proof *auth_proof_from_cleartext(const char *user, const char *passw
 		free(p);
 		return NULL;
 	}
-	p->has_md5 = auth_md5_hash(user, password, p->md5) == 0;
+	auth_md5_hash(user, password, p->md5);
+	p->has_md5 = p->md5[0] != '\0';
 	return p;
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 enum auth_method {
+	AUTH_METHOD_TRUST, /* nothing proved (auth_type = trust) */
 	AUTH_METHOD_PLAIN, /* cleartext password message */
 	AUTH_METHOD_MD5,
 	AUTH_METHOD_SCRAM,
@@ -40,11 +41,6 @@ struct auth_proof *auth_proof_dup(const struct auth_proof *p);
 bool auth_proof_same(const struct auth_proof *a, const struct auth_proof *b);
 /* Wipes every secret and frees; NULL is fine. */
 void auth_proof_free(struct auth_proof *p);
-
-/* "md5" + hex(md5(password + user)) into out (36 bytes with the NUL), as
- * pg_authid stores it. -1 if libcrypto fails. */
-int auth_md5_hash(const char *user, const char *password, char out[36])
-	__attribute__((warn_unused_result));
 
 /* The md5 login response from a stored hash "md5<32 hex>" alone:
  * "md5" + hex(md5(<32 hex> + salt)). -1 if hash is not such a hash. */

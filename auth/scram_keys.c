@@ -8,6 +8,7 @@
  * sends others holds another password. */
 #include "auth/scram_keys.h"
 
+#include "auth/auth.h"
 #include "auth/proof.h"
 
 #include <stdio.h>
@@ -128,8 +129,8 @@ bool auth_password_matches_verifier(const char *verifier, const char *user, cons
 	}
 	char md5[36];
 	if (strlen(verifier) == 35 && strncmp(verifier, "md5", 3) == 0) {
-		bool ok = auth_md5_hash(user, password, md5) == 0
-			&& auth_secret_equal(md5, verifier);
+		auth_md5_hash(user, password, md5);
+		bool ok = md5[0] && auth_secret_equal(md5, verifier);
 		OPENSSL_cleanse(md5, sizeof(md5));
 		return ok;
 	}

@@ -11,18 +11,12 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "auth/secret.h"
 
-#define AUTH_SCRAM_KEY_LEN  32
-#define AUTH_SCRAM_SALT_MAX 64
+#define AUTH_SCRAM_KEY_LEN 32
 
 /* "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>", decoded. */
-struct auth_scram_verifier {
-	int iterations;
-	uint8_t salt[AUTH_SCRAM_SALT_MAX];
-	size_t salt_len;
-	uint8_t stored_key[AUTH_SCRAM_KEY_LEN];
-	uint8_t server_key[AUTH_SCRAM_KEY_LEN];
-};
+/* struct auth_scram_verifier: auth/secret.h */
 
 /* 0, or -1 if text is not such a verifier. */
 int auth_scram_parse_verifier(const char *text, struct auth_scram_verifier *v)

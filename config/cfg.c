@@ -15,6 +15,7 @@
  * strips comments and reports lines it cannot make sense of.
  */
 #include "config/cfg.h"
+#include "config/cfg_auth.h"
 #include "router/router.h"
 
 #include <ctype.h>
@@ -92,7 +93,8 @@ _Static_assert(sizeof(enum cfg_cpu_affinity) == sizeof(int), "enums are stored a
 
 static const char *const pool_mode_names[] = { "transaction", "session", NULL };
 static const char *const pin_mode_names[] = { "on", "error", "off", NULL };
-static const char *const auth_type_names[] = { "plain", NULL };
+static const char *const auth_type_names[] = { "plain", "md5",  "scram-sha-256",
+					       "trust", "cert", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const cpu_affinity_names[] = { "off", "workers", NULL };
 static const char *const cross_queries_names[] = { "allow", "error", NULL };
@@ -109,17 +111,6 @@ static int not_empty(const char *text, char *why, size_t whylen)
 		return 0;
 	snprintf(why, whylen, "must not be empty");
 	return -1;
-}
-
-/* md5 and scram-sha-256 are part of the spec but arrive with the auth work;
- * until then they must fail loudly instead of falling back to plain. */
-static int auth_type_supported(const char *text, char *why, size_t whylen)
-{
-	if (strcasecmp(text, "md5") == 0 || strcasecmp(text, "scram-sha-256") == 0) {
-		snprintf(why, whylen, "%s is not supported yet; only plain is accepted", text);
-		return -1;
-	}
-	return 0;
 }
 
 /* Empty (off), or an absolute directory whose socket path fits sun_path
@@ -156,8 +147,9 @@ static const struct key_def keys[] = {
 	{ PG(workers), T_INT, PG_OFF(workers), .def = "0", .min = 0, .max = 256 },
 	{ PG(pool_mode), T_ENUM, PG_OFF(pool_mode), .def = "transaction",
 	  .names = pool_mode_names },
-	{ PG(auth_type), T_ENUM, PG_OFF(auth_type), .def = "plain", .names = auth_type_names,
-	  .check = auth_type_supported },
+	/* client authentication (checked further in cfg_auth.c) */
+	{ PG(auth_type), T_ENUM, PG_OFF(auth_type), .def = "plain", .names = auth_type_names },
+	{ PG(auth_file), T_STRING, PG_OFF(auth_file), .def = "" },
 	{ PG(max_client_conn), T_INT, PG_OFF(max_client_conn), .def = "10000", .min = 1,
 	  .max = 1000000 },
 	/* PostgreSQL's own limit is 1 GiB (MaxAllocSize); below 1 kB not even a
@@ -1166,6 +1158,27 @@ static void check_sections(struct parse *p)
 	resolve_tables(p);
 }
 
+/* Authentication, once everything else is valid (cfg_auth.c). */
+static void check_auth(struct parse *p)
+{
+	int ki_pw = find_key(SECT_USER, "password");
+	int *lines = malloc(((size_t)p->cfg->n_users + 1) * sizeof(*lines));
+	if (!lines) {
+		fail(p, 0, "%s: out of memory", p->path);
+		return;
+	}
+	for (int i = 0; i < p->cfg->n_users; i++)
+		lines[i] = p->user_meta[i].key_line[ki_pw];
+	char err[512];
+	if (cfg_auth_resolve(p->cfg, lines,
+			     p->pgcrab_meta.key_line[find_key(SECT_PGCRAB, "auth_file")],
+			     p->pgcrab_meta.key_line[find_key(SECT_PGCRAB, "auth_type")], err,
+			     sizeof(err))
+	    != 0)
+		fail(p, 0, "%s", err);
+	free(lines);
+}
+
 /* Flags and environment variables, after the file. */
 static int apply_overrides(struct cfg *cfg, const struct cfg_overrides *ov, char *err,
 			   size_t errlen)
@@ -1252,6 +1265,8 @@ static int load_stream(FILE *fp, const char *path, const struct cfg_overrides *o
 		fail(&p, p.lineno, "cannot read %s: %s", path, strerror(p.read_errno));
 	if (!p.failed)
 		check_sections(&p);
+	if (!p.failed)
+		check_auth(&p);
 	if (p.failed)
 		goto fail_parse;
 	if (ov && apply_overrides(p.cfg, ov, err, errlen) != 0)
@@ -1329,6 +1344,7 @@ void cfg_free(struct cfg *cfg)
 	for (int i = 0; i < cfg->n_users; i++) {
 		free_owned(SECT_USER, &cfg->users[i]);
 		free(cfg->users[i].name);
+		explicit_bzero(&cfg->users[i].secret, sizeof(cfg->users[i].secret));
 	}
 	for (int i = 0; i < cfg->n_databases; i++) {
 		free(cfg->databases[i].name);
@@ -1347,6 +1363,7 @@ void cfg_free(struct cfg *cfg)
 	free(cfg->databases);
 	free(cfg->sharded_tables);
 	free(cfg->path);
+	explicit_bzero(cfg->auth_key, sizeof(cfg->auth_key));
 	free(cfg);
 }
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/secret.h"
+
 /* What transaction pooling does with session state it cannot carry to
  * another server connection (temporary tables, LISTEN, ...). */
 enum cfg_pin_mode {
@@ -19,7 +21,8 @@ enum cfg_pin_mode {
 
 enum cfg_pool_mode { CFG_POOL_TRANSACTION, CFG_POOL_SESSION };
 enum cfg_cpu_affinity { CFG_AFFINITY_OFF, CFG_AFFINITY_WORKERS };
-enum cfg_auth_type { CFG_AUTH_PLAIN };
+/* How clients prove who they are (order = auth_type_names in cfg.c). */
+enum cfg_auth_type { CFG_AUTH_PLAIN, CFG_AUTH_MD5, CFG_AUTH_SCRAM, CFG_AUTH_TRUST, CFG_AUTH_CERT };
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
 
 struct cfg_shard {
@@ -53,8 +56,10 @@ struct cfg_sharded_table {
 };
 
 struct cfg_user {
-	char *name; /* section name after "user." */
-	char *password;
+	char *name;                /* section name after "user.", or a name from auth_file */
+	char *password;            /* as written: cleartext, md5 hash or SCRAM verifier */
+	struct auth_secret secret; /* its form; a cleartext's verifier with scram-sha-256 */
+	bool from_file;            /* from auth_file, not a [user] section */
 };
 
 /* A loaded configuration: an immutable snapshot, shared by reference. Each
@@ -70,6 +75,11 @@ struct cfg {
 	int workers;           /* 0 = one per CPU the process may run on (resolved by main) */
 	enum cfg_pool_mode pool_mode;
 	enum cfg_auth_type auth_type;
+	char *auth_file; /* "" = none; PgBouncer userlist.txt, read at load */
+	/* secret material of every user's password: salts of the verifiers
+	 * computed at load and of unknown users' mock SCRAM exchanges come
+	 * from it, so both stay the same from load to load */
+	uint8_t auth_key[AUTH_KEY_LEN];
 	enum cfg_log_level log_level;
 	enum cfg_pin_mode
 		pin_session_state; /* state that cannot follow a client: pin, refuse, or reset */
@@ -155,6 +165,6 @@ void cfg_describe(const struct cfg *cfg,
 
 const char *cfg_pool_mode_name(enum cfg_pool_mode m);
 const char *cfg_log_level_name(enum cfg_log_level l);
-const char *cfg_auth_type_name(enum cfg_auth_type a); /* "plain" */
+const char *cfg_auth_type_name(enum cfg_auth_type a); /* "plain", "scram-sha-256", ... */
 
 #endif

@@ -219,3 +219,23 @@ void listeners_unlink(struct listeners *ls)
 		(void)unlink(ls->unix_path);
 	ls->unix_path[0] = '\0';
 }
+
+bool listeners_all_local(const struct listeners *ls)
+{
+	for (int i = 0; i < ls->n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		if (getsockname(ls->fds[i], (struct sockaddr *)&ss, &len) != 0)
+			return false;
+		if (ss.ss_family == AF_UNIX)
+			continue;
+		if (ss.ss_family == AF_INET
+		    && (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127)
+			continue;
+		if (ss.ss_family == AF_INET6
+		    && IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+			continue;
+		return false;
+	}
+	return true;
+}

@@ -29,6 +29,10 @@ struct listeners {
 int listeners_open(const struct cfg *cfg, struct listeners *ls, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Every listener is a Unix socket or on a loopback address (what
+ * auth_type = trust needs, whoever opened the sockets). */
+bool listeners_all_local(const struct listeners *ls);
+
 /* Removes the Unix socket file this process owns (at exit). */
 void listeners_unlink(struct listeners *ls);
 /* The socket file belongs to an upgrade's new process now: not removed. */

@@ -133,6 +133,19 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
+	if (cfg->auth_type == CFG_AUTH_TRUST) {
+		/* the config was checked at load; sockets from systemd or an
+		 * upgrade are checked here */
+		if (!listeners_all_local(&ls)) {
+			log_error("auth_type = trust is allowed only when every listener is "
+				  "loopback or a Unix socket; listening on %s",
+				  ls.where);
+			return 1;
+		}
+		log_warn("auth_type = trust: anyone who can reach %s logs in as any user "
+			 "without a password",
+			 ls.where);
+	}
 	pthread_barrier_init(&rt.ready, NULL, (unsigned)n_workers + 1);
 	for (int i = 0; i < n_workers; i++) {
 		if (pthread_create(&rt.workers[i].thread, NULL, worker_main, &rt.workers[i]) != 0) {

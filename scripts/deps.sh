@@ -9,7 +9,7 @@
 set -euo pipefail
 
 packages=(gcc make pkg-config clang clang-format iproute2 liburing-dev libinih-dev libpg-query-dev libprotobuf-c-dev libcmocka-dev libpq-dev
-	libssl-dev libsystemd-dev postgresql-15 postgresql-client-15 python3 procps
+	libssl-dev libidn-dev libsystemd-dev postgresql-15 postgresql-client-15 python3 procps
 	python3-asyncpg python3-psycopg libpostgresql-jdbc-java
 	debhelper lintian systemd prometheus prometheus-pgbouncer-exporter)
 

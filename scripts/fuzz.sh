@@ -26,7 +26,7 @@ fi
 max_len_of() {
 	case $1 in
 	fuzz_startup) echo 12000 ;;
-	fuzz_scram) echo 4096 ;;
+	fuzz_scram | fuzz_scram_server) echo 4096 ;;
 	fuzz_config) echo 4096 ;;
 	*) echo 16384 ;;
 	esac

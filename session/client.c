@@ -13,6 +13,7 @@
 #include <assert.h>
 
 #include "auth/proof.h"
+#include "auth/scram_server.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/proto.h"
@@ -372,6 +373,10 @@ void client_login_free(struct client_login *l)
 	if (l->password) {
 		memset(l->password, 0, strlen(l->password));
 		free(l->password);
+	}
+	if (l->scram) {
+		auth_scram_server_wipe(l->scram);
+		free(l->scram);
 	}
 	free(l);
 }

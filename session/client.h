@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "auth/scram_server.h"
+#include "auth/secret.h"
 #include "core/conn.h"
 #include "core/list.h"
 #include "core/timer.h"
@@ -32,8 +34,14 @@ enum client_state {
 	CLIENT_CLOSING,     /* flushing a last message, then closed */
 };
 
+/* How this client proves who it is (from auth_type and its stored secret). */
+enum login_method { LOGIN_TRUST, LOGIN_PLAIN, LOGIN_MD5, LOGIN_SCRAM };
+
 /* What a client said at startup that only authentication needs. */
 struct client_login {
+	enum login_method method;
+	uint8_t md5_salt[4];
+	struct auth_scram_server *scram; /* LOGIN_SCRAM: the exchange */
 	char user[64];
 	char missing_db[64]; /* dbname that names no shard, for the error after auth */
 	bool bad_options;    /* options refused: opt_err goes out after auth */
@@ -130,6 +138,8 @@ void client_stats_tick(struct session_worker *sw);
 /* session/login.c */
 void login_on_startup(struct client *cl);
 void login_on_password(struct client *cl);
+/* Frees (and wipes) a login's state; NULL is fine. */
+void login_free(struct client_login *login);
 /* A server granted to a LOGIN_WAIT client: the shard's parameters are known. */
 void login_finish(struct client *cl);
 /* A server accepted the client's startup settings: later logins with the

@@ -1,7 +1,10 @@
 /* A client's login: the startup packet (SSLRequest and GSSENCRequest get
- * 'N', a CancelRequest is routed), a cleartext password, then
- * AuthenticationOk with the shard's ParameterStatus values, BackendKeyData
- * and ReadyForQuery. Bytes the client sent ahead are handled at once.
+ * 'N', a CancelRequest is routed), authentication as auth_type asks
+ * (a cleartext password, an md5 response, a SCRAM exchange through
+ * auth/scram_server.c, or none for trust), then AuthenticationOk with the
+ * shard's ParameterStatus values, BackendKeyData and ReadyForQuery. What
+ * the login proved stays on the client (cl->proof). Bytes the client sent
+ * ahead are handled at once.
  *
  * A client that leaves or errs on the way gets what PostgreSQL 15 sends a
  * client it asked for a cleartext password (tests/integration/
@@ -15,6 +18,8 @@
 #include "auth/auth.h"
 #include "auth/proof.h"
 #include "auth/scram_keys.h"
+#include "auth/scram_server.h"
+#include "auth/secret.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/options.h"
@@ -62,6 +67,94 @@ static void refuse_version(struct client *cl, uint32_t version)
 	proto_build_old_error(&wr, msg);
 	client_set_state(cl, CLIENT_CLOSING);
 	client_queue(cl, &wr); /* the close follows the send (client_on_sent) */
+}
+
+/* Which exchange a user gets, as PostgreSQL picks it: a SCRAM verifier
+ * cannot answer md5, so md5 falls back to SCRAM for such a user; with
+ * scram-sha-256 a user without a verifier (an md5 hash) gets the mock
+ * exchange and fails at the proof. An unknown user gets what a user with
+ * a cleartext or md5 password would. */
+static enum login_method pick_method(const struct cfg *cfg, const struct cfg_user *u)
+{
+	switch (cfg->auth_type) {
+	case CFG_AUTH_TRUST:
+		return LOGIN_TRUST;
+	case CFG_AUTH_PLAIN:
+		return LOGIN_PLAIN;
+	case CFG_AUTH_MD5:
+		return u && u->secret.kind == AUTH_SECRET_SCRAM ? LOGIN_SCRAM : LOGIN_MD5;
+	case CFG_AUTH_SCRAM:
+	case CFG_AUTH_CERT: /* refused at load until client TLS brings certificates */
+		break;
+	}
+	return LOGIN_SCRAM;
+}
+
+/* The tls-server-end-point hash of our certificate when the client's
+ * connection is TLS (then SCRAM-SHA-256-PLUS is offered); none yet.
+ * TODO(tls): tls_server_end_point() of the client's connection. */
+static size_t channel_binding(struct client *cl, const uint8_t **cb)
+{
+	(void)cl;
+	*cb = NULL;
+	return 0;
+}
+
+static void authenticated(struct client *cl);
+
+/* Asks for the password (or its proof) after whatever wr already holds. */
+static void start_auth(struct client *cl, struct proto_writer *wr)
+{
+	const struct cfg *cfg = cl->c.w->cfg;
+	struct client_login *lg = cl->login;
+	const struct cfg_user *u = cfg_find_user(cfg, lg->user);
+	lg->method = pick_method(cfg, u);
+	switch (lg->method) {
+	case LOGIN_TRUST:
+		if (wr->len > 0) /* a NegotiateProtocolVersion, if any */
+			client_queue(cl, wr);
+		if (cl->c.closing)
+			return;
+		if (!u) {
+			/* no password to guess: saying so tells nothing more */
+			client_fail(cl, "FATAL", "28000", "role \"%s\" does not exist", lg->user);
+			return;
+		}
+		authenticated(cl);
+		return;
+	case LOGIN_PLAIN:
+		proto_build_auth(wr, PROTO_AUTH_CLEARTEXT, NULL, 0);
+		break;
+	case LOGIN_MD5:
+		if (auth_random(lg->md5_salt, sizeof(lg->md5_salt)) != 0) {
+			client_fail(cl, "FATAL", "53200", "cannot draw a random salt");
+			return;
+		}
+		proto_build_auth(wr, PROTO_AUTH_MD5, lg->md5_salt, sizeof(lg->md5_salt));
+		break;
+	case LOGIN_SCRAM: {
+		const uint8_t *cb;
+		size_t cb_len = channel_binding(cl, &cb);
+		const struct auth_scram_verifier *v = u && u->secret.has_scram ? &u->secret.scram
+									       : NULL;
+		uint8_t mechs[64];
+		size_t n = 0;
+		lg->scram = malloc(sizeof(*lg->scram));
+		if (!lg->scram
+		    || auth_scram_server_init(lg->scram, v, cfg->auth_key, lg->user, cb, cb_len,
+					      NULL)
+			    != 0
+		    || (n = auth_scram_server_mechanisms(lg->scram, mechs, sizeof(mechs))) == 0) {
+			client_fail(cl, "FATAL", "53200", "cannot start the SCRAM exchange");
+			return;
+		}
+		proto_build_auth(wr, PROTO_AUTH_SASL, mechs, n);
+		break;
+	}
+	}
+	client_set_state(cl, CLIENT_AUTH);
+	client_queue(cl, wr);
+	client_next(cl);
 }
 
 void login_on_startup(struct client *cl)
@@ -207,10 +300,7 @@ void login_on_startup(struct client *cl)
 			!= PROTO_OK;
 		free(scratch);
 	}
-	proto_build_auth(&wr, PROTO_AUTH_CLEARTEXT, NULL, 0);
-	client_set_state(cl, CLIENT_AUTH);
-	client_queue(cl, &wr);
-	client_next(cl);
+	start_auth(cl, &wr);
 }
 
 /* AuthenticationOk, the shard's ParameterStatus values (the client's own
@@ -322,62 +412,52 @@ void login_settings_checked(struct client *cl)
 	cl->check_settings = false;
 }
 
-/* Authenticated: what only the login needed goes, the client gets its
- * cancel key. False (the client failed) without a random key. */
-static bool authenticated(struct client *cl)
+/* The longest password message PostgreSQL reads for a cleartext or md5
+ * password, counting its length word; SASL messages may be longer. */
+#define PASSWORD_MAX_LEN 1000
+#define SASL_MAX_LEN     4096
+
+/* What this login proved, kept on the client for logging in to servers as
+ * its role: what the client sent, and what the configuration knows. */
+static struct auth_proof *make_proof(struct client *cl, const struct cfg_user *u, const char *given)
 {
-	client_login_free(cl->login);
-	cl->login = NULL;
-	cl->key_pid = cancel_new_pid(cl->sw);
-	if (cancel_new_secret(cl->sw, &cl->key_secret) != 0) {
-		/* a guessable key would let anyone cancel this client's queries */
-		client_fail(cl, "FATAL", "53200", "cannot draw a random cancel key");
-		return false;
+	const struct client_login *lg = cl->login;
+	const char *clear = given                              ? given
+		: u && u->secret.kind == AUTH_SECRET_CLEARTEXT ? u->password
+							       : NULL;
+	struct auth_proof *pf = clear ? auth_proof_from_cleartext(lg->user, clear)
+				      : calloc(1, sizeof(*pf));
+	if (!pf)
+		return NULL;
+	static const enum auth_method of[] = {
+		[LOGIN_TRUST] = AUTH_METHOD_TRUST,
+		[LOGIN_PLAIN] = AUTH_METHOD_PLAIN,
+		[LOGIN_MD5] = AUTH_METHOD_MD5,
+		[LOGIN_SCRAM] = AUTH_METHOD_SCRAM,
+	};
+	pf->method = of[lg->method];
+	if (!pf->has_md5 && u && u->secret.kind == AUTH_SECRET_MD5) {
+		pf->has_md5 = true;
+		memcpy(pf->md5, u->secret.md5, sizeof(pf->md5));
 	}
-	return true;
+	/* a SCRAM login gives the keys of the verifier it was checked against,
+	 * which log in to a server holding the same verifier */
+	if (lg->method == LOGIN_SCRAM && lg->scram
+	    && lg->scram->v.salt_len <= AUTH_PROOF_SALT_MAX) {
+		const struct auth_scram_verifier *v = &lg->scram->v;
+		pf->has_scram = true;
+		memcpy(pf->client_key, lg->scram->client_key, sizeof(pf->client_key));
+		memcpy(pf->stored_key, v->stored_key, sizeof(pf->stored_key));
+		memcpy(pf->server_key, v->server_key, sizeof(pf->server_key));
+		memcpy(pf->salt, v->salt, v->salt_len);
+		pf->salt_len = v->salt_len;
+		pf->iterations = v->iterations;
+	}
+	return pf;
 }
 
-/* An authenticated user asked for the admin console. */
-static void console_login(struct client *cl)
-{
-	enum admin_role role = admin_role_of(cl->c.w->cfg, cl->login->user);
-	if (role == ADMIN_NONE) {
-		client_fail(cl, "FATAL", "28000",
-			    "user \"%s\" may not use the pgcrab console (not in admin_users or "
-			    "stats_users)",
-			    cl->login->user);
-		return;
-	}
-	cl->user = strdup(cl->login->user);
-	if (!cl->user) {
-		client_fail(cl, "FATAL", "53200", "out of memory");
-		return;
-	}
-	if (authenticated(cl))
-		admin_login(cl, role);
-}
-
-/* Authenticated: the client keeps its role and proof (taken over: a shard
- * without a user logs in to the server with them), and its pool becomes
- * its role's on such a shard. -1 when the client was failed. */
-static int keep_proof(struct client *cl, struct auth_proof *proof)
-{
-	cl->user = strdup(cl->login->user);
-	cl->proof = proof;
-	if (!cl->user || !cl->proof) {
-		client_fail(cl, "FATAL", "53200", "out of memory");
-		return -1;
-	}
-	cl->pool = client_pool(cl, cl->pool->shard->index);
-	if (!cl->pool) {
-		client_fail(cl, "FATAL", "53300", "too many roles in use: no pool for role \"%s\"",
-			    cl->user);
-		return -1;
-	}
-	return 0;
-}
-
-static void refuse_password(struct client *cl)
+/* A wrong password and an unknown user get the same answer, as in PostgreSQL. */
+static void auth_failed(struct client *cl)
 {
 	log_info("worker %d client %llu: password authentication failed for user \"%s\"",
 		 cl->c.w->id, (unsigned long long)cl->c.id, cl->login->user);
@@ -385,12 +465,70 @@ static void refuse_password(struct client *cl)
 		    cl->login->user);
 }
 
-static void login_authenticated(struct client *cl, struct auth_proof *proof);
-
-/* A cleartext password was right. */
-static void password_ok(struct client *cl, const char *password)
+/* The password message's text: a cleartext password or an md5 response.
+ * NULL when the client was failed. */
+static const char *password_text(struct client *cl, const uint8_t *body, size_t len)
 {
-	login_authenticated(cl, auth_proof_from_cleartext(cl->login->user, password));
+	struct proto_reader rd = proto_reader_init(body, len);
+	const char *password = proto_get_cstr(&rd);
+	if (!password || rd.left != 0) {
+		client_fail(cl, "FATAL", "08P01", "invalid password packet size");
+		return NULL;
+	}
+	if (password[0] == '\0') {
+		client_fail(cl, "FATAL", "28P01", "empty password returned by client");
+		return NULL;
+	}
+	return password;
+}
+
+/* md5: "md5" + hex(md5(hex(md5(password + user)) + salt)) from what we keep. */
+static bool md5_matches(struct client *cl, const struct cfg_user *u, const char *got)
+{
+	char hash[36], want[36];
+	if (!u || u->secret.kind == AUTH_SECRET_SCRAM)
+		return false; /* answered like a wrong password */
+	if (u->secret.kind == AUTH_SECRET_MD5)
+		memcpy(hash, u->secret.md5, sizeof(hash));
+	else
+		auth_md5_hash(cl->login->user, u->password, hash);
+	auth_md5_salted(hash, cl->login->md5_salt, want);
+	bool ok = want[0] && auth_secret_equal(got, want);
+	explicit_bzero(hash, sizeof(hash));
+	explicit_bzero(want, sizeof(want));
+	return ok;
+}
+
+/* One SASL message: the next server message, or the end either way. */
+static void scram_step(struct client *cl, const uint8_t *body, size_t len)
+{
+	struct client_login *lg = cl->login;
+	char out[AUTH_SCRAM_MAX_MSG];
+	size_t n = 0;
+	enum auth_scram_result r = auth_scram_server_step(lg->scram, body, len, out, sizeof(out),
+							  &n);
+	uint8_t buf[AUTH_SCRAM_MAX_MSG + 64];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	switch (r) {
+	case AUTH_SCRAM_CONTINUE:
+		proto_build_auth(&wr, PROTO_AUTH_SASL_CONTINUE, out, n);
+		client_queue(cl, &wr);
+		client_next(cl);
+		return;
+	case AUTH_SCRAM_SUCCESS:
+		proto_build_auth(&wr, PROTO_AUTH_SASL_FINAL, out, n);
+		client_queue(cl, &wr);
+		if (!cl->c.closing)
+			authenticated(cl);
+		return;
+	case AUTH_SCRAM_REJECT:
+		auth_failed(cl);
+		return;
+	case AUTH_SCRAM_ERROR:
+		client_fail_full(cl, "FATAL", lg->scram->sqlstate, lg->scram->message,
+				 lg->scram->detail[0] ? lg->scram->detail : NULL, NULL);
+		return;
+	}
 }
 
 /* auth_query's answer for the client's role: the password is checked
@@ -404,14 +542,15 @@ static void check_looked_up(struct client *cl, enum authq_status st, const char 
 		return;
 	}
 	if (st != AUTHQ_FOUND || !auth_password_matches_verifier(verifier, l->user, l->password)) {
-		refuse_password(cl);
+		auth_failed(cl);
 		return;
 	}
-	char *password = l->password;
-	l->password = NULL; /* login_authenticated frees the login */
-	password_ok(cl, password);
-	memset(password, 0, strlen(password));
-	free(password);
+	cl->proof = make_proof(cl, NULL, l->password);
+	if (!cl->proof) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
+	authenticated(cl);
 }
 
 static void on_looked_up(void *arg, enum authq_status st, const char *verifier)
@@ -446,26 +585,24 @@ static void look_up_role(struct client *cl, const char *password)
 		client_fail(cl, "FATAL", "53200", "out of memory");
 }
 
-/* The longest password message PostgreSQL reads for a cleartext password,
- * counting its length word. */
-#define PASSWORD_MAX_LEN 1000
-
 void login_on_password(struct client *cl)
 {
 	struct conn *c = &cl->c;
 	const struct cfg *cfg = c->w->cfg;
-	if (cl->login->authq)
+	struct client_login *lg = cl->login;
+	bool sasl = lg->method == LOGIN_SCRAM;
+	if (lg->authq)
 		return; /* bytes ahead of the lookup's answer wait for it */
 	if (c->rx_end > c->rx_start && c->rx[c->rx_start] != 'p') {
 		/* the type alone decides, before any length */
-		client_fail(cl, "FATAL", "08P01", "expected password response, got message type %d",
-			    c->rx[c->rx_start]);
+		client_fail(cl, "FATAL", "08P01", "expected %s response, got message type %d",
+			    sasl ? "SASL" : "password", c->rx[c->rx_start]);
 		return;
 	}
 	uint8_t type;
 	uint32_t total;
 	enum proto_result r = proto_frame(c->rx + c->rx_start, c->rx_end - c->rx_start,
-					  PASSWORD_MAX_LEN, &type, &total);
+					  sasl ? SASL_MAX_LEN : PASSWORD_MAX_LEN, &type, &total);
 	if (r == PROTO_OK && c->rx_end - c->rx_start < total)
 		r = PROTO_AGAIN;
 	if (r == PROTO_AGAIN) {
@@ -477,46 +614,110 @@ void login_on_password(struct client *cl)
 		drop_silently(cl, "invalid password message length");
 		return;
 	}
-	struct proto_reader rd = proto_reader_init(c->rx + c->rx_start + 5, total - 5);
-	const char *password = proto_get_cstr(&rd);
+	const uint8_t *body = c->rx + c->rx_start + 5;
+	size_t len = total - 5;
 	c->rx_start += total;
 	c->scan_pos = c->rx_start;
-	if (!password || rd.left != 0) {
-		client_fail(cl, "FATAL", "08P01", "invalid password packet size");
+	if (sasl) {
+		scram_step(cl, body, len);
 		return;
 	}
-	if (password[0] == '\0') {
-		client_fail(cl, "FATAL", "28P01", "empty password returned by client");
+	const char *password = password_text(cl, body, len);
+	if (!password)
 		return;
-	}
-	const struct cfg_user *user = cfg_find_user(cfg, cl->login->user);
-	if (!user && cfg->auth_user[0] && cl->pool && cl->sw->authq) {
+	const struct cfg_user *u = cfg_find_user(cfg, lg->user);
+	if (!u && lg->method == LOGIN_PLAIN && cfg->auth_user[0] && cl->pool && cl->sw->authq) {
 		look_up_role(cl, password);
 		return;
 	}
-	/* same answer for an unknown user and a wrong password, as PostgreSQL */
-	if (!auth_secret_equal(password, user ? user->password : "\x01 no such user") || !user) {
-		refuse_password(cl);
+	bool ok = lg->method == LOGIN_MD5
+		? md5_matches(cl, u, password)
+		: auth_plain_check(u ? &u->secret : &(struct auth_secret){ 0 },
+				   u ? u->password : "\x01 no such user", lg->user, password);
+	if (!ok || !u) {
+		auth_failed(cl);
 		return;
 	}
-	password_ok(cl, password);
+	cl->proof = make_proof(cl, u, lg->method == LOGIN_PLAIN ? password : NULL);
+	if (!cl->proof) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
+	authenticated(cl);
 }
 
-/* The client proved its password (proof: what it proved, taken over; NULL
- * if it could not be made): say so, or refuse what PostgreSQL refuses only
- * after the password, then go on to the pool. Every client authentication
- * method ends here. */
-static void login_authenticated(struct client *cl, struct auth_proof *proof)
+/* Authenticated: what only the login needed goes, the client gets its
+ * cancel key. False (the client failed) without a random key. */
+static bool logged_in(struct client *cl)
+{
+	client_login_free(cl->login);
+	cl->login = NULL;
+	cl->key_pid = cancel_new_pid(cl->sw);
+	if (cancel_new_secret(cl->sw, &cl->key_secret) != 0) {
+		/* a guessable key would let anyone cancel this client's queries */
+		client_fail(cl, "FATAL", "53200", "cannot draw a random cancel key");
+		return false;
+	}
+	return true;
+}
+
+/* An authenticated user asked for the admin console. */
+static void console_login(struct client *cl)
+{
+	enum admin_role role = admin_role_of(cl->c.w->cfg, cl->login->user);
+	if (role == ADMIN_NONE) {
+		client_fail(cl, "FATAL", "28000",
+			    "user \"%s\" may not use the pgcrab console (not in admin_users or "
+			    "stats_users)",
+			    cl->login->user);
+		return;
+	}
+	cl->user = strdup(cl->login->user);
+	if (!cl->user) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
+	if (logged_in(cl))
+		admin_login(cl, role);
+}
+
+/* Authenticated: the client keeps its role and proof (taken over: a shard
+ * without a user logs in to the server with them), and its pool becomes
+ * its role's on such a shard. -1 when the client was failed. */
+static int keep_proof(struct client *cl)
+{
+	cl->user = strdup(cl->login->user);
+	if (!cl->user) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return -1;
+	}
+	cl->pool = client_pool(cl, cl->pool->shard->index);
+	if (!cl->pool) {
+		client_fail(cl, "FATAL", "53300", "too many roles in use: no pool for role \"%s\"",
+			    cl->user);
+		return -1;
+	}
+	return 0;
+}
+
+/* The client proved who it is (or trust): the rest of the login. */
+static void authenticated(struct client *cl)
 {
 	struct conn *c = &cl->c;
 	const struct cfg *cfg = c->w->cfg;
+	if (!cl->proof) {
+		/* trust and SCRAM: nothing was read from a password message */
+		cl->proof = make_proof(cl, cfg_find_user(cfg, cl->login->user), NULL);
+		if (!cl->proof) {
+			client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
+	}
 	if (cl->login->console) {
-		auth_proof_free(proof);
 		console_login(cl);
 		return;
 	}
 	if (!cl->pool || cl->login->bad_options) {
-		auth_proof_free(proof);
 		/* authenticated: PostgreSQL says so before it looks further */
 		uint8_t buf[16];
 		struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
@@ -532,7 +733,7 @@ static void login_authenticated(struct client *cl, struct auth_proof *proof)
 			client_fail_full(cl, e->severity, e->sqlstate, e->message, NULL, e->hint);
 		return;
 	}
-	if (keep_proof(cl, proof) != 0 || !authenticated(cl))
+	if (keep_proof(cl) != 0 || !logged_in(cl))
 		return;
 	cl->check_settings = !settings_known(cl);
 	if (atomic_load(&cl->pool->shard->params) && !cl->check_settings) {

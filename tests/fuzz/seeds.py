@@ -136,6 +136,34 @@ def scram(flags, cap, password, nonce, user, first, final):
             + cstr(user) + struct.pack("!H", len(first)) + first + final)
 
 
+def scram_server_seeds():
+    def first(flags, initial, *responses):
+        initial = initial.encode() if isinstance(initial, str) else initial
+        out = bytes([flags]) + struct.pack("!H", len(initial)) + initial
+        for r in responses:
+            r = r.encode() if isinstance(r, str) else r
+            out += struct.pack("!H", len(r)) + r
+        return out
+
+    def initial(mech, data):
+        data = data.encode()
+        return mech.encode() + b"\0" + struct.pack("!i", len(data)) + data
+
+    rfc = "n,,n=user,r=" + RFC_NONCE
+    final = "c=biws,r=%sfuzzservernonce,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=" % RFC_NONCE
+    write("scram_server", "rfc_first", first(1, initial("SCRAM-SHA-256", rfc), final))
+    write("scram_server", "mock", first(0, initial("SCRAM-SHA-256", rfc), final))
+    write("scram_server", "honest", bytes([5, 0]))
+    write("scram_server", "honest_spoiled", bytes([13, 77]))
+    write("scram_server", "plus", first(3, initial("SCRAM-SHA-256-PLUS", "p=tls-server-end-point,,n=,r=abc"),
+                                        "c=cD10bHMtc2VydmVyLWVuZC1wb2ludCwsAQIDBAUGBwgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,r=abcfuzzservernonce,p=AAAA"))
+    write("scram_server", "downgrade", first(3, initial("SCRAM-SHA-256", "y,,n=,r=abc")))
+    write("scram_server", "no_data", first(1, b"SCRAM-SHA-256\0\xff\xff\xff\xff", rfc, final))
+    write("scram_server", "authzid", first(1, initial("SCRAM-SHA-256", "n,a=x,n=,r=abc")))
+    write("scram_server", "extensions", first(1, initial("SCRAM-SHA-256", rfc + ",x=1"),
+                                              "c=biws,r=%sfuzzservernonce,e=1,p=AAAA" % RFC_NONCE))
+
+
 def scram_seeds():
     good_first = "r=%s,s=%s,i=4096" % (RFC_FIRST, RFC_SALT)
     write("scram", "rfc7677", scram(0, 1024, "pencil", RFC_NONCE, "user", good_first,
@@ -345,6 +373,6 @@ def server_seeds():
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["proto", "startup", "scram", "config", "client", "server"]
+    which = sys.argv[1:] or ["proto", "startup", "scram", "scram_server", "config", "client", "server"]
     for w in which:
         globals()[w + "_seeds"]()

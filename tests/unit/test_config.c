@@ -857,12 +857,129 @@ static void test_enums(void **state)
 		     "[pgcrab] log_level: ", "'verbose' is not one of error, warn, info, debug");
 	expect_error("[pgcrab]\ncpu_affinity = cores\n", 2,
 		     "[pgcrab] cpu_affinity: ", "'cores' is not one of off, workers");
-	expect_error("[pgcrab]\nauth_type = md5\n", 2,
-		     "[pgcrab] auth_type: ", "md5 is not supported yet; only plain is accepted");
-	expect_error("[pgcrab]\nauth_type = scram-sha-256\n", 2,
-		     "[pgcrab] auth_type: ", "scram-sha-256 is not supported yet");
-	expect_error("[pgcrab]\nauth_type = trust\n", 2,
-		     "[pgcrab] auth_type: ", "'trust' is not one of plain");
+	expect_error("[pgcrab]\nauth_type = ldap\n", 2, "[pgcrab] auth_type: ",
+		     "'ldap' is not one of plain, md5, scram-sha-256, trust, cert");
+}
+
+/* auth_type and the password forms, checked at load (config/cfg_auth.c). */
+static void test_auth_settings(void **state)
+{
+	(void)state;
+	/* trust only where reaching the socket already takes a local account */
+	expect_error("[pgcrab]\nhost = 0.0.0.0\nauth_type = trust\n", 3, "[pgcrab] auth_type: ",
+		     "trust is allowed only when every listener is loopback or a Unix socket");
+	expect_error("[pgcrab]\nhost = 10.1.2.3\nauth_type = trust\n", 3,
+		     "[pgcrab] auth_type: ", "but host is 10.1.2.3");
+	struct cfg *c = load_ok("[pgcrab]\nhost = 127.0.0.2\nauth_type = trust\n", NULL);
+	assert_int_equal(c->auth_type, CFG_AUTH_TRUST);
+	cfg_free(c);
+	c = load_ok("[pgcrab]\nhost = ::1\nauth_type = trust\n", NULL);
+	cfg_free(c);
+	/* cert waits for client TLS */
+	expect_error("[pgcrab]\nauth_type = cert\n", 2,
+		     "[pgcrab] auth_type: ", "cert needs client TLS");
+
+	/* malformed verifiers and hashes are refused, never taken as cleartext */
+	expect_error("[user.a]\npassword = SCRAM-SHA-256$4096:c2FsdA==$AAAA\n", 2,
+		     "[user.a] password: ", "missing ':' between StoredKey and ServerKey");
+	expect_error("[user.a]\npassword = SCRAM-SHA-256$x:c2FsdA==$a:b\n", 2,
+		     "[user.a] password: ", "expected the iteration count");
+	expect_error("[user.a]\npassword = SCRAM-SHA-256$4096:c2FsdA==$YWJj:YWJj\n", 2,
+		     "[user.a] password: ", "StoredKey is not base64 of 32 bytes");
+	expect_error("[user.a]\npassword = SCRAM-SHA-256$4096:!!!!$a:b\n", 2,
+		     "[user.a] password: ", "the salt is not base64");
+	expect_error("[user.a]\npassword = md5ABCDEF0123456789abcdef0123456789\n", 2,
+		     "[user.a] password: ", "32 lower-case hex digits");
+
+	/* each form is recognized; with scram-sha-256 a cleartext gets a verifier */
+	c = load_ok("[pgcrab]\nauth_type = scram-sha-256\n"
+		    "[user.a]\npassword = secret\n"
+		    "[user.b]\npassword = md5d6d9fb3b2d5ee4e5d3ba4c6eec6e3a2d\n"
+		    "[user.c]\npassword = SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"
+		    "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:"
+		    "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=\n",
+		    NULL);
+	assert_int_equal(c->auth_type, CFG_AUTH_SCRAM);
+	const struct cfg_user *u = cfg_find_user(c, "a");
+	assert_int_equal(u->secret.kind, AUTH_SECRET_CLEARTEXT);
+	assert_true(u->secret.has_scram);
+	assert_int_equal(u->secret.scram.iterations, 4096);
+	assert_int_equal(cfg_find_user(c, "b")->secret.kind, AUTH_SECRET_MD5);
+	assert_false(cfg_find_user(c, "b")->secret.has_scram);
+	assert_int_equal(cfg_find_user(c, "c")->secret.kind, AUTH_SECRET_SCRAM);
+	assert_int_equal(cfg_find_user(c, "c")->secret.scram.salt_len, 16);
+	cfg_free(c);
+	/* the same file loads to the same verifier (a reload does not change
+	 * the salt a client sees); another password changes it */
+	const char *one = "[pgcrab]\nauth_type = scram-sha-256\n[user.a]\npassword = secret\n";
+	struct cfg *c1 = load_ok(one, NULL), *c2 = load_ok(one, NULL);
+	assert_memory_equal(cfg_find_user(c1, "a")->secret.scram.salt,
+			    cfg_find_user(c2, "a")->secret.scram.salt, AUTH_SCRAM_SALT_LEN);
+	cfg_free(c2);
+	c2 = load_ok("[pgcrab]\nauth_type = scram-sha-256\n[user.a]\npassword = other\n", NULL);
+	assert_memory_not_equal(cfg_find_user(c1, "a")->secret.scram.salt,
+				cfg_find_user(c2, "a")->secret.scram.salt, AUTH_SCRAM_SALT_LEN);
+	cfg_free(c1);
+	cfg_free(c2);
+	c = load_ok("[pgcrab]\nauth_type = md5\n[user.a]\npassword = secret\n", NULL);
+	assert_false(cfg_find_user(c, "a")->secret.has_scram); /* no PBKDF2 needed */
+	cfg_free(c);
+}
+
+/* auth_file: PgBouncer's userlist.txt, relative to the config's directory;
+ * [user] sections win over it. */
+static void test_auth_file(void **state)
+{
+	(void)state;
+	char list[512];
+	snprintf(list, sizeof(list), "%s/users.txt", tmpdir);
+	FILE *f = fopen(list, "w");
+	assert_non_null(f);
+	fputs("; a comment\n\n\"alice\" \"md5d6d9fb3b2d5ee4e5d3ba4c6eec6e3a2d\" ignored\n"
+	      "\"bob\"\t\"pa\"\"ss\"\n\"a\" \"from the file\"\n",
+	      f);
+	fclose(f);
+	struct cfg *c = load_ok("[pgcrab]\nauth_file = users.txt\n[user.a]\npassword = mine\n",
+				NULL);
+	assert_int_equal(c->n_users, 3);
+	assert_string_equal(cfg_find_user(c, "a")->password, "mine");
+	assert_false(cfg_find_user(c, "a")->from_file);
+	assert_int_equal(cfg_find_user(c, "alice")->secret.kind, AUTH_SECRET_MD5);
+	assert_string_equal(cfg_find_user(c, "bob")->password, "pa\"ss");
+	assert_true(cfg_find_user(c, "bob")->from_file);
+	cfg_free(c);
+
+	f = fopen(list, "w");
+	assert_non_null(f);
+	fputs("\"ok\" \"x\"\nbroken line\n", f);
+	fclose(f);
+	struct cfg *bad = NULL;
+	assert_int_equal(cfg_load(write_ini("[pgcrab]\nauth_file = users.txt\n"), NULL, &bad, err,
+				  sizeof(err)),
+			 -1);
+	if (!strstr(err, "users.txt:2: expected a user name in double quotes"))
+		fail_msg("got '%s'", err);
+	f = fopen(list, "w");
+	assert_non_null(f);
+	fputs("\"x\" \"SCRAM-SHA-256$1:AA==$x:y\"\n", f);
+	fclose(f);
+	assert_int_equal(cfg_load(write_ini("[pgcrab]\nauth_file = users.txt\n"), NULL, &bad, err,
+				  sizeof(err)),
+			 -1);
+	if (!strstr(err, "users.txt:1: malformed SCRAM-SHA-256 verifier"))
+		fail_msg("got '%s'", err);
+	assert_int_equal(cfg_load(write_ini("[pgcrab]\nauth_file = nowhere.txt\n"), NULL, &bad, err,
+				  sizeof(err)),
+			 -1);
+	if (!strstr(err, "[pgcrab] auth_file: cannot open"))
+		fail_msg("got '%s'", err);
+	/* a device or FIFO could block the load: regular files only */
+	assert_int_equal(cfg_load(write_ini("[pgcrab]\nauth_file = /dev/null\n"), NULL, &bad, err,
+				  sizeof(err)),
+			 -1);
+	if (!strstr(err, "is not a regular file"))
+		fail_msg("got '%s'", err);
+	unlink(list);
 }
 
 static void test_admin_users_list(void **state)
@@ -1010,6 +1127,8 @@ int main(void)
 		cmocka_unit_test(test_roles_and_auth_query),
 		cmocka_unit_test(test_empty_strings),
 		cmocka_unit_test(test_enums),
+		cmocka_unit_test(test_auth_settings),
+		cmocka_unit_test(test_auth_file),
 		cmocka_unit_test(test_admin_users_list),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_error_buffer_small),
