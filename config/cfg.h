@@ -21,6 +21,19 @@ enum cfg_pool_mode { CFG_POOL_TRANSACTION, CFG_POOL_SESSION };
 enum cfg_cpu_affinity { CFG_AFFINITY_OFF, CFG_AFFINITY_WORKERS };
 enum cfg_auth_type { CFG_AUTH_PLAIN };
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+/* TLS on either side, weakest first (as libpq's sslmode): a mode at least
+ * CFG_TLS_REQUIRE insists on TLS, verify-* also on a certificate. */
+enum cfg_tls_mode {
+	CFG_TLS_DISABLE,
+	CFG_TLS_ALLOW,
+	CFG_TLS_PREFER,
+	CFG_TLS_REQUIRE,
+	CFG_TLS_VERIFY_CA,
+	CFG_TLS_VERIFY_FULL,
+};
+/* client_tls_protocols / server_tls_protocols as a set of these bits */
+#define CFG_TLS_V1_2 1u
+#define CFG_TLS_V1_3 2u
 
 struct cfg_shard {
 	char *name; /* section name after "shard."; what clients put in dbname */
@@ -31,6 +44,8 @@ struct cfg_shard {
 	char *password;
 	int min_connections; /* totals across all workers */
 	int max_connections;
+	enum cfg_tls_mode server_tls_mode; /* [pgcrab]'s when the section has none */
+	char *server_tls_ca_file;          /* likewise; "" = none */
 };
 
 /* [database.NAME]: a logical database over several shards. */
@@ -91,6 +106,16 @@ struct cfg {
 	int max_prepared_statements; /* per server connection; 0 = pass named statements through */
 	char *server_reset_query;    /* session mode, when a client leaves; "" = none */
 	bool cancel_on_client_exit;  /* a client that leaves mid-query has it cancelled */
+	/* TLS with clients: files "" = none; protocols a list checked by
+	 * cfg_tls_protocols; ciphers an OpenSSL cipher list (TLS 1.2) */
+	enum cfg_tls_mode client_tls_mode;
+	char *client_tls_cert_file, *client_tls_key_file, *client_tls_ca_file;
+	char *client_tls_protocols, *client_tls_ciphers;
+	/* TLS with servers: the shards' default mode and CA; cert/key is
+	 * PgCrab's client certificate, optional */
+	enum cfg_tls_mode server_tls_mode;
+	char *server_tls_ca_file, *server_tls_cert_file, *server_tls_key_file;
+	char *server_tls_protocols, *server_tls_ciphers;
 	struct cfg_shard *shards;
 	int n_shards;
 	struct cfg_user *users;
@@ -141,5 +166,10 @@ int cfg_parse_duration_ms(const char *text, uint64_t *out_ms) __attribute__((war
 const char *cfg_pool_mode_name(enum cfg_pool_mode m);
 const char *cfg_log_level_name(enum cfg_log_level l);
 const char *cfg_auth_type_name(enum cfg_auth_type a); /* "plain" */
+const char *cfg_tls_mode_name(enum cfg_tls_mode m);   /* "verify-full" */
+/* "secure" (TLS 1.2 and 1.3), "all" (the same: older versions are not
+ * offered) or a comma list of tlsv1.2, tlsv1.3: the CFG_TLS_V* bits, or 0
+ * for anything else. */
+unsigned cfg_tls_protocols(const char *text);
 
 #endif

@@ -100,6 +100,16 @@ void client_shutdown(struct client *cl, bool cut);
  * goes when the transaction ends (on_settled), as in any shutdown. */
 void client_drain(struct client *cl, uint64_t grace_ms);
 
+/* session/login_tls.c: TLS at login (client_tls_mode) */
+#define LOGIN_TLS_HANDSHAKE 0x16 /* a TLS record's first byte: direct TLS */
+void login_direct_tls(struct client *cl);
+/* Starts TLS after 'S' (or direct); -1 when the client was failed. */
+int login_start_tls(struct client *cl, bool direct);
+/* A startup packet the TLS mode refuses (plaintext where TLS is required,
+ * a certificate whose CN is not the user for verify-full): the client was
+ * failed and true is returned. */
+bool login_tls_refuses(struct client *cl, const char *user, const char *database);
+
 /* session/login.c */
 void login_on_startup(struct client *cl);
 void login_on_password(struct client *cl);

@@ -66,6 +66,11 @@ void login_on_startup(struct client *cl)
 	struct conn *c = &cl->c;
 	struct proto_startup st;
 	const char *why;
+	if (!c->tls && !cl->ssl_asked && c->rx_end > c->rx_start
+	    && c->rx[c->rx_start] == LOGIN_TLS_HANDSHAKE) {
+		login_direct_tls(cl);
+		return;
+	}
 	enum proto_result r = proto_parse_startup(c->rx + c->rx_start, c->rx_end - c->rx_start, &st,
 						  &why);
 	if (r == PROTO_AGAIN) {
@@ -101,7 +106,8 @@ void login_on_startup(struct client *cl)
 			return;
 		}
 		*asked = true;
-		proto_put_u8(&wr, 'N');
+		bool tls = ssl && c->w->cfg->client_tls_mode != CFG_TLS_DISABLE;
+		proto_put_u8(&wr, tls ? 'S' : 'N');
 		client_queue(cl, &wr);
 		if (c->closing)
 			return;
@@ -117,6 +123,8 @@ void login_on_startup(struct client *cl)
 					 NULL);
 			return;
 		}
+		if (tls && login_start_tls(cl, false) != 0)
+			return;
 		client_next(cl);
 		return;
 	}
@@ -127,6 +135,8 @@ void login_on_startup(struct client *cl)
 	case PROTO_STARTUP_V3:
 		break;
 	}
+	if (login_tls_refuses(cl, st.user, st.database))
+		return;
 
 	/* 3.x with a newer minor or _pq_ options: say what we speak (as PostgreSQL does) */
 	const char *unknown[PROTO_MAX_STARTUP_PARAMS];
