@@ -113,8 +113,9 @@ static void ring_give_back(struct worker *w, int bid)
 	io_uring_buf_ring_advance(w->buf_ring, 1);
 }
 
-uint8_t *conn_ring_buf(struct worker *w, int bid)
+uint8_t *conn_ring_buf(struct worker *w, int bid, uint32_t n)
 {
+	rx_unpoison(ring_buf(w, bid), n);
 	return ring_buf(w, bid);
 }
 

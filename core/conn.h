@@ -168,9 +168,10 @@ void conn_close(struct conn *c);
 /* Drops one reference; frees the connection once it is closing and unreferenced. */
 void conn_put(struct conn *c);
 
-/* For the TLS engine (core/tls.c): a provided buffer by id, giving it back
- * to the ring, and submitting the send send_ptr/send_left describe. */
-uint8_t *conn_ring_buf(struct worker *w, int bid);
+/* For the TLS engine (core/tls.c): a provided buffer by id (its first n
+ * bytes received), giving it back to the ring, and submitting the send
+ * send_ptr/send_left describe. */
+uint8_t *conn_ring_buf(struct worker *w, int bid, uint32_t n);
 void conn_ring_give_back(struct worker *w, int bid);
 void conn_submit_send(struct conn *c);
 

@@ -486,17 +486,33 @@ static struct tls *tls_new(struct conn *c, SSL_CTX *ctx)
 	return t;
 }
 
-int tls_accept(struct conn *c, bool direct)
+/* A TLS state on c from the current contexts: the accepting one (shard
+ * -1) or shard's, whose mode goes to *mode. A reload may swap the set right
+ * after: the SSL holds its own reference to the context it was made from. */
+static struct tls *tls_start(struct conn *c, int shard, enum cfg_tls_mode *mode)
 {
 	pthread_mutex_lock(&set_lock);
-	SSL_CTX *ctx = current ? current->accept : NULL;
+	SSL_CTX *ctx = NULL;
+	if (current && shard < 0)
+		ctx = current->accept;
+	if (current && shard >= 0 && shard < current->n_shards) {
+		ctx = current->shard[shard];
+		*mode = current->shard_mode[shard];
+	}
 	if (ctx)
 		SSL_CTX_up_ref(ctx);
 	pthread_mutex_unlock(&set_lock);
 	if (!ctx)
-		return -1;
+		return NULL;
 	struct tls *t = tls_new(c, ctx);
-	SSL_CTX_free(ctx); /* the SSL holds its own reference */
+	SSL_CTX_free(ctx);
+	return t;
+}
+
+int tls_accept(struct conn *c, bool direct)
+{
+	enum cfg_tls_mode mode;
+	struct tls *t = tls_start(c, -1, &mode);
 	if (!t)
 		return -1;
 	t->accepting = true;
@@ -517,20 +533,8 @@ int tls_accept(struct conn *c, bool direct)
 
 int tls_connect(struct conn *c, int shard, const char *host)
 {
-	pthread_mutex_lock(&set_lock);
-	SSL_CTX *ctx = NULL;
 	enum cfg_tls_mode mode = CFG_TLS_DISABLE;
-	if (current && shard >= 0 && shard < current->n_shards) {
-		ctx = current->shard[shard];
-		mode = current->shard_mode[shard];
-	}
-	if (ctx)
-		SSL_CTX_up_ref(ctx);
-	pthread_mutex_unlock(&set_lock);
-	if (!ctx)
-		return -1;
-	struct tls *t = tls_new(c, ctx);
-	SSL_CTX_free(ctx);
+	struct tls *t = shard >= 0 ? tls_start(c, shard, &mode) : NULL;
 	if (!t)
 		return -1;
 	SSL_set_connect_state(t->ssl);
@@ -768,7 +772,7 @@ static int keep_leftover(struct tls *t)
 {
 	if (t->in_left == 0) {
 		t->cin_len = 0;
-	} else if (t->in >= t->cin && t->in < t->cin + t->cin_cap) {
+	} else if (t->cin && t->in >= t->cin && t->in < t->cin + t->cin_cap) {
 		memmove(t->cin, t->in, t->in_left);
 		t->cin_len = t->in_left;
 	} else {
@@ -806,7 +810,7 @@ bool tls_on_recv(struct conn *c, int *res, unsigned flags)
 			conn_ring_give_back(c->w, bid);
 			return true;
 		}
-		t->in = conn_ring_buf(c->w, bid);
+		t->in = conn_ring_buf(c->w, bid, (uint32_t)*res);
 		t->in_left = (uint32_t)*res;
 	} else if (nop && cancelled) {
 		*res = -ECANCELED; /* as a recv cancelled by its owner */
@@ -841,6 +845,8 @@ bool tls_on_recv(struct conn *c, int *res, unsigned flags)
 		conn_ring_give_back(c->w, bid);
 	if (got < 0 || kept < 0) {
 		t->state = TLS_FAILED;
+		log_debug("worker %d conn %llu: %s", c->w->id, (unsigned long long)c->id,
+			  t->err[0] ? t->err : "out of memory");
 		if (t->out_off != t->out_len && c->send_src == SEND_NONE) {
 			flush_own(c); /* the alert first; the owner hears when it is sent */
 			return false;
@@ -894,10 +900,13 @@ void tls_send(struct conn *c, bool internal_in_flight)
 void tls_flush_tx(struct conn *c)
 {
 	struct tls *t = c->tls;
-	if (t->state == TLS_HANDSHAKE) {
-		t->flush_after_handshake = true;
+	if (t->state == TLS_HANDSHAKE && !t->accepting) {
+		t->flush_after_handshake = true; /* the startup packet, after the handshake */
 		return;
 	}
+	/* a client's connection sends nothing before its handshake is done
+	 * (an error for it, say client_login_timeout's): that send fails, and
+	 * its owner closes as after any failed send */
 	if (c->send_src > SEND_TLS || c->tx_len == 0 || c->closing)
 		return;
 	bool in_flight = c->send_src == SEND_TLS;

@@ -35,6 +35,22 @@ _tls_cert() {
 		2>/dev/null
 }
 
+# tls_setup: the certificates in $C (= $T_DIR/certs), or the test ends
+tls_setup() {
+	C=$T_DIR/certs
+	tls_make_certs "$C" && return 0
+	not_ok "the openssl CLI makes a CA and certificates"
+	exit 1
+}
+
+# tls_pgcrab_both: [pgcrab] lines for TLS both ways with the good
+# certificates: client_tls_mode = require, server_tls_mode = verify-full.
+tls_pgcrab_both() {
+	printf '%s\n' "client_tls_mode = require" "client_tls_cert_file = $C/server.crt" \
+		"client_tls_key_file = $C/server.key" "server_tls_mode = verify-full" \
+		"server_tls_ca_file = $C/ca.crt"
+}
+
 # tls_pg_cert DIR NAME: PostgreSQL serves certificate NAME from DIR, ssl on.
 tls_pg_cert() {
 	local d=$1 name=$2
