@@ -82,20 +82,19 @@ static void set_free(struct tls_set *s)
 	free(s);
 }
 
-/* OpenSSL's last error as text, its queue cleared. */
+/* OpenSSL's first queued error (the reason; later ones are its callers') as
+ * text, the queue cleared. */
 static void ssl_why(char *buf, size_t len)
 {
-	unsigned long e = ERR_get_error();
-	unsigned long last = e;
-	while ((e = ERR_get_error()) != 0)
-		last = e; /* the deepest reason is the first queued; keep the first */
-	(void)last;
+	unsigned long first = ERR_get_error();
+	while (ERR_get_error() != 0)
+		;
 	if (!buf)
 		return;
-	if (!last)
+	if (!first)
 		snprintf(buf, len, "unknown error");
 	else
-		ERR_error_string_n(last, buf, len);
+		ERR_error_string_n(first, buf, len);
 }
 
 static int set_protocols(SSL_CTX *ctx, const char *text)
