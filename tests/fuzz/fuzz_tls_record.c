@@ -38,6 +38,8 @@ struct owner {
 };
 
 static struct worker w;
+/* SHA-256 of the certificate's DER: its tls-server-end-point (ECDSA-SHA256) */
+static uint8_t cert_hash[32];
 static struct runtime rt;
 static SSL_CTX *client_ctx;
 
@@ -117,6 +119,8 @@ static void make_server_context(void)
 	X509_set_issuer_name(x, name);
 	X509_set_pubkey(x, k);
 	X509_sign(x, k, EVP_sha256());
+	unsigned n = 0;
+	X509_digest(x, EVP_sha256(), cert_hash, &n);
 	char *cert = pem_of(x, false), *key = pem_of(k, true);
 	if (tls_configure_pem(cert, key) != 0)
 		abort();
@@ -268,6 +272,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			SSL_set_max_proto_version(p.ssl, TLS1_2_VERSION);
 		run_until(o, &p, handshaken);
 		FUZZ_CHECK(o->freed || tls_established(&o->c));
+		uint8_t h[64];
+		char cn[64];
+		/* what SCRAM-PLUS and auth_type = cert will read */
+		FUZZ_CHECK(o->freed
+			   || (tls_server_end_point(&o->c, h, sizeof(h)) == 32
+			       && memcmp(h, cert_hash, 32) == 0));
+		FUZZ_CHECK(o->freed || tls_peer_common_name(&o->c, cn, sizeof(cn)) == -1);
 	}
 	const uint8_t *rest = in.p;
 	size_t rest_len = in.left;
