@@ -5,7 +5,7 @@
 CC       ?= gcc
 PREFIX   ?= /usr/local
 DESTDIR  ?=
-PKGS     := liburing inih libcrypto libsystemd libpq libidn
+PKGS     := liburing inih libssl libcrypto libsystemd libpq libidn
 # Headers only: query/ reads libpg_query's protobuf tree through protobuf-c's
 # declarations, but links the protobuf-c that libpg_query carries and
 # exports, so that the process holds one copy of it, not two.

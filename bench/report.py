@@ -140,6 +140,7 @@ def main():
 
     cells, order = group_cells(runs)
     shard_cells, shard_order = group_cells(load_tsv(os.path.join(d, "sharded.tsv")))
+    tls_cells, tls_order = group_cells(load_tsv(os.path.join(d, "tls.tsv")))
     route = load_tsv(os.path.join(d, "route_cost.tsv"))
     merge = load_tsv(os.path.join(d, "merge.tsv"))
     workloads = []
@@ -327,6 +328,7 @@ def main():
             p("")
             p("\n".join(notes))
 
+    tls_section(p, tls_cells, tls_order)
     sharding_section(p, shard_cells, shard_order, route, merge)
 
     if mem:
@@ -363,6 +365,49 @@ def merge_by_query(merge):
     for m in merge:
         out.setdefault(m["query"], []).append(m)
     return out
+
+
+TLS_WORKLOADS = {
+    "tls-select-extended": "select-only, extended protocol, TLS (`-S -M extended`, sslmode=require)",
+    "tls-connect": "new connection per transaction, TLS (`-C -S -M simple`, sslmode=require)",
+}
+
+
+def tls_section(p, cells, order):
+    """The TLS column: clients with sslmode=require against PostgreSQL (ssl =
+    on), PgCrab --workers 2 and PgBouncer, each presenting its own certificate;
+    the goal is PgCrab at 1.5x PgBouncer at 100 and 1,000 clients and for -C."""
+    if not order:
+        return
+    p("## TLS")
+    p("")
+    p("Clients use `sslmode=require`. **direct-tls**: PostgreSQL with `ssl = on`; "
+      "**pgcrab-tls**: `--workers 2`, `client_tls_mode = require`; **pgbouncer-tls**: "
+      "`client_tls_sslmode = require`; the same self-signed P-256 certificate for all "
+      "three, server connections of both poolers in plaintext. Load average before "
+      f"these cells: {META.get('load_tls_before', '?')}; after: {META.get('load_tls_after', '?')}. "
+      "Goal: PgCrab at least 1.5× PgBouncer at 100 and 1,000 clients and with `-C`.")
+    p("")
+    p("| workload | clients | direct TPS | PgCrab TPS | PgBouncer TPS | PgCrab / PgBouncer "
+      "| PgCrab / direct | CPU µs/tx PgCrab / PgBouncer | mean ms PgCrab / PgBouncer | failed |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (w, c) in order:
+        x = cells[(w, c)]
+        d, pc, pb = x.get("direct-tls"), x.get("pgcrab-tls"), x.get("pgbouncer-tls")
+        if not (pc and pb):
+            continue
+
+        def tps(cell):
+            if not cell:
+                return "-"
+            return fmt(cell.tps, 0) if cell.ok else f"**FAILED** ({fmt(cell.tps, 0)})"
+
+        p(f"| {TLS_WORKLOADS.get(w, w)} | {c} | {tps(d)} | {tps(pc)} | {tps(pb)} | "
+          f"{fmt(ratio(pc.good_tps, pb.good_tps), 2, '×')} | "
+          f"{fmt(ratio(pc.good_tps, d.good_tps if d else None), 2, '×')} | "
+          f"{fmt(pc.cpu, 1)} / {fmt(pb.cpu, 1)} | {fmt(pc.mean, 2)} / {fmt(pb.mean, 2)} | "
+          f"{pc.failed} / {pb.failed} |")
+    p("")
 
 
 def sharding_section(p, cells, order, route, merge):

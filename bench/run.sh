@@ -26,6 +26,13 @@
 #   BENCH_SHARD_WORKLOADS  key-extended key-prepared (default), key-simple
 #   BENCH_SHARD_POOL  server connections per shard of the 2-shard database
 #                     (default: the unsharded database's, 20)
+#   BENCH_TLS_CLIENTS  client counts of the TLS column (default "16 100
+#                     1000"; QUICK: "100"; empty skips it): clients with
+#                     sslmode=require against PostgreSQL (ssl = on), PgCrab
+#                     --workers 2 (client_tls_mode = require) and PgBouncer
+#                     (client_tls_sslmode = require), each with its own
+#                     certificate; server sides in plaintext for all three
+#   BENCH_TLS_WORKLOADS  tls-select-extended tls-connect (default)
 #   BENCH_MERGE_ROWS  rows of the 3-shard merge memory test (default
 #                     1000000; empty skips it)
 #   PGCRAB_LIB, BENCH_LDLIBS  the library bench/route_cost.c links (default
@@ -45,12 +52,15 @@ if [[ $QUICK == 1 ]]; then
 	CLIENTS=${BENCH_CLIENTS:-100}
 	WORKLOADS=${BENCH_WORKLOADS:-select-extended}
 	SHARD_CLIENTS=${BENCH_SHARD_CLIENTS-100}
+	TLS_CLIENTS=${BENCH_TLS_CLIENTS-100}
 else
 	SECONDS_PER_RUN=${BENCH_SECONDS:-15}
 	CLIENTS=${BENCH_CLIENTS:-16 100 1000}
 	WORKLOADS=${BENCH_WORKLOADS:-select-simple select-extended select-prepared tpcb-extended connect-simple}
 	SHARD_CLIENTS=${BENCH_SHARD_CLIENTS-16 100}
+	TLS_CLIENTS=${BENCH_TLS_CLIENTS-16 100 1000}
 fi
+TLS_WORKLOADS=${BENCH_TLS_WORKLOADS:-tls-select-extended tls-connect}
 SHARD_WORKLOADS=${BENCH_SHARD_WORKLOADS:-key-extended key-prepared}
 MERGE_ROWS=${BENCH_MERGE_ROWS-1000000}
 PGCRAB_LIB=${PGCRAB_LIB:-$repo/build/libpgcrab.a}
@@ -184,15 +194,50 @@ max_client_conn = $maxconn"
 	wait_port "$port" "${PID[$name]}" || { cat "$tmp/$name.log" >&2; echo "bench: $name did not start" >&2; return 1; }
 }
 
-# start_pgbouncer NAME MAX_CLIENT_CONN: PgBouncer set up like PgCrab
+# start_pgcrab_tls NAME: PgCrab --workers 2 with client_tls_mode = require
+# and the bench's certificate; to PostgreSQL in plaintext like the others.
+start_pgcrab_tls() {
+	local name=$1 port
+	port=$(free_port)
+	PG_HOST=$(pooler_pg_host) pgcrab_config "$tmp/$name.ini" "$port" "min_connections = $POOL_SIZE
+max_connections = $POOL_SIZE" "log_level = warn
+max_client_conn = 2000
+client_tls_mode = require
+client_tls_cert_file = $tmp/tls/server.crt
+client_tls_key_file = $tmp/tls/server.key
+server_tls_mode = disable"
+	"$PGCRAB_BIN" --config "$tmp/$name.ini" --workers 2 2>"$tmp/$name.log" &
+	PID[$name]=$!
+	PORT[$name]=$port
+	wait_port "$port" "${PID[$name]}" || { cat "$tmp/$name.log" >&2; echo "bench: $name did not start" >&2; return 1; }
+}
+
+# make_tls_cert: a self-signed certificate (P-256) for all three TLS targets
+make_tls_cert() {
+	mkdir -p "$tmp/tls"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-keyout "$tmp/tls/server.key" -out "$tmp/tls/server.crt" -subj /CN=localhost \
+		-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+	chmod 644 "$tmp/tls/server.crt"
+	chmod 600 "$tmp/tls/server.key"
+}
+
+# start_pgbouncer NAME MAX_CLIENT_CONN [TLS]: PgBouncer set up like PgCrab
 # (transaction pooling, 20 server connections kept open, cleartext client
 # login as pgcrab/pgcrab, SCRAM login to PostgreSQL as mr_krabs). It refuses
 # to run as root, so as root it runs as postgres with its files owned by it.
 start_pgbouncer() {
-	local name=$1 maxconn=$2 port dir
+	local name=$1 maxconn=$2 tls=${3:-} port dir tls_lines=""
 	port=$(free_port)
 	dir=$tmp/$name
 	mkdir -p "$dir"
+	if [[ -n "$tls" ]]; then
+		cp "$tmp/tls/server.crt" "$tmp/tls/server.key" "$dir/"
+		tls_lines="client_tls_sslmode = require
+client_tls_cert_file = $dir/server.crt
+client_tls_key_file = $dir/server.key
+server_tls_sslmode = disable"
+	fi
 	echo '"pgcrab" "pgcrab"' >"$dir/userlist.txt"
 	cat >"$dir/pgbouncer.ini" <<INI
 [databases]
@@ -215,6 +260,7 @@ pidfile = $dir/pgbouncer.pid
 log_connections = 0
 log_disconnections = 0
 log_stats = 0
+$tls_lines
 INI
 	[[ $(id -u) -eq 0 ]] && chown -R postgres: "$dir"
 	# runuser's PAM session (pam_limits) resets the soft descriptor limit to
@@ -238,7 +284,7 @@ SHARDED_DB=bench_app
 
 target_conn() { # prints "port user password database" for a target
 	case $1 in
-	direct) echo "$PG_PORT $DIRECT_USER $DIRECT_PASSWORD $PG_DB" ;;
+	direct | direct-tls) echo "$PG_PORT $DIRECT_USER $DIRECT_PASSWORD $PG_DB" ;;
 	unsharded) echo "${PORT[shard-w2]} pgcrab pgcrab $PG_DB" ;;
 	sharded) echo "${PORT[shard-w2]} pgcrab pgcrab $SHARDED_DB" ;;
 	*) echo "${PORT[$1]} pgcrab pgcrab $PG_DB" ;;
@@ -252,6 +298,8 @@ workload_args() {
 	select-prepared) echo "-S -M prepared" ;;
 	tpcb-extended) echo "-M extended" ;;
 	connect-simple) echo "-C -S -M simple" ;;
+	tls-select-extended) echo "-S -M extended" ;;
+	tls-connect) echo "-C -S -M simple" ;;
 	key-extended) echo "-f $tmp/select_by_aid.sql -s $SCALE -M extended" ;;
 	key-prepared) echo "-f $tmp/select_by_aid.sql -s $SCALE -M prepared" ;;
 	key-simple) echo "-f $tmp/select_by_aid.sql -s $SCALE -M simple" ;;
@@ -283,7 +331,9 @@ run_one() {
 	local pid=${PID[${TARGET_POOLER[$target]:-$target}]:-} c0=0 c1=0 output rc=0
 	[[ -n "$pid" ]] && c0=$(cpu_ticks "$pid")
 	# shellcheck disable=SC2086
-	output=$(PGPASSWORD=$pass timeout -k 5 $((SECONDS_PER_RUN + 120)) \
+	local sslmode=disable
+	[[ $workload == tls-* ]] && sslmode=require
+	output=$(PGSSLMODE=$sslmode PGPASSWORD=$pass timeout -k 5 $((SECONDS_PER_RUN + 120)) \
 		pgbench -n $wargs -c "$clients" -j "$THREADS" -T "$SECONDS_PER_RUN" \
 		--log --log-prefix="$logdir/tx" --sampling-rate=0.1 \
 		-h 127.0.0.1 -p "$port" -U "$user" "$db" 2>&1) || rc=$?
@@ -607,6 +657,37 @@ done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 for name in pgcrab-w1 pgcrab-w2 pgbouncer ${BASE_BIN:+base-w2}; do stop_pooler "$name"; done
 
+# --- TLS: clients with sslmode=require ---------------------------------------------
+if [[ -n "$TLS_CLIENTS" ]]; then
+	log "TLS: PostgreSQL ssl = on, pgcrab --workers 2 and pgbouncer with client TLS"
+	make_tls_cert
+	cp "$tmp/tls/server.crt" "$tmp/tls/server.key" "$PG_DIR/data/"
+	[[ $(id -u) -eq 0 ]] && chown postgres: "$PG_DIR/data/server.crt" "$PG_DIR/data/server.key"
+	pg_admin -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
+	sleep 1
+	start_pgcrab_tls pgcrab-tls
+	start_pgbouncer pgbouncer-tls 2000 tls
+	sleep 2
+	RUNS=$out/tls.tsv
+	runs_header "$RUNS"
+	LOAD_TLS_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+	for workload in $TLS_WORKLOADS; do
+		workload_args "$workload" >/dev/null
+		for clients in $TLS_CLIENTS; do
+			for rep in $(seq 1 "$REPEATS"); do
+				for target in direct-tls pgcrab-tls pgbouncer-tls; do
+					run_one "$workload" "$clients" "$target" "$rep"
+				done
+			done
+		done
+	done
+	LOAD_TLS_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+	stop_pooler pgcrab-tls
+	stop_pooler pgbouncer-tls
+	pg_admin -c "ALTER SYSTEM RESET ssl" -c "SELECT pg_reload_conf()" >/dev/null
+	RUNS=$out/runs.tsv
+fi
+
 # --- sharded against unsharded: pgbench by key ---------------------------------
 if [[ -n "$SHARD_CLIENTS" ]]; then
 	log "2-shard copy of pgbench_accounts ($SHARDED_DB: 2 databases on this cluster)"
@@ -689,6 +770,8 @@ shard_workloads=$SHARD_WORKLOADS
 shard_pool=$SHARD_POOL
 load_shard_before=${LOAD_SHARD_BEFORE:-}
 load_shard_after=${LOAD_SHARD_AFTER:-}
+load_tls_before=${LOAD_TLS_BEFORE:-}
+load_tls_after=${LOAD_TLS_AFTER:-}
 merge_rows=$MERGE_ROWS
 shared_buffers=$SHARED_BUFFERS
 elapsed=$(($(date +%s) - START_TIME))

@@ -90,6 +90,7 @@ _Static_assert(sizeof(enum cfg_pin_mode) == sizeof(int), "enums are stored as in
 _Static_assert(sizeof(enum cfg_auth_type) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum cfg_log_level) == sizeof(int), "enums are stored as int");
 _Static_assert(sizeof(enum cfg_cpu_affinity) == sizeof(int), "enums are stored as int");
+_Static_assert(sizeof(enum cfg_tls_mode) == sizeof(int), "enums are stored as int");
 
 static const char *const pool_mode_names[] = { "transaction", "session", NULL };
 static const char *const pin_mode_names[] = { "on", "error", "off", NULL };
@@ -99,6 +100,8 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug",
 static const char *const cpu_affinity_names[] = { "off", "workers", NULL };
 static const char *const cross_queries_names[] = { "allow", "error", NULL };
 static const char *const cross_writes_names[] = { "2pc", "error", NULL };
+static const char *const tls_mode_names[] = { "disable",   "allow",       "prefer", "require",
+					      "verify-ca", "verify-full", NULL };
 
 /* Timeouts longer than this are surely a typo, and keeping them small means
  * `now + timeout` can never overflow anywhere downstream. */
@@ -129,6 +132,52 @@ static int socket_dir_ok(const char *text, char *why, size_t whylen)
 	}
 	return 0;
 }
+
+unsigned cfg_tls_protocols(const char *text)
+{
+	if (strcasecmp(text, "secure") == 0 || strcasecmp(text, "all") == 0)
+		return CFG_TLS_V1_2 | CFG_TLS_V1_3;
+	unsigned bits = 0;
+	char buf[128];
+	if (strlen(text) >= sizeof(buf))
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", text);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		if (strcasecmp(t, "tlsv1.2") == 0)
+			bits |= CFG_TLS_V1_2;
+		else if (strcasecmp(t, "tlsv1.3") == 0)
+			bits |= CFG_TLS_V1_3;
+		else
+			return 0;
+	}
+	return bits;
+}
+
+static int tls_protocols_ok(const char *text, char *why, size_t whylen)
+{
+	if (cfg_tls_protocols(text))
+		return 0;
+	snprintf(why, whylen,
+		 "\"%s\" is not secure, all or a list of tlsv1.2, tlsv1.3 (older versions are "
+		 "not offered)",
+		 text);
+	return -1;
+}
+
+/* PgCrab as a server's client has no use for allow (libpq's "try without
+ * first"): a server either takes TLS (prefer) or must (require). */
+static int server_tls_mode_ok(const char *text, char *why, size_t whylen)
+{
+	if (strcasecmp(text, "allow") != 0)
+		return 0;
+	snprintf(why, whylen, "allow is not offered for servers; use prefer or disable");
+	return -1;
+}
+
+/* TLS 1.2 ciphers when none are set: forward secrecy and AEAD only. TLS 1.3
+ * suites are OpenSSL's, all of which qualify. */
+#define TLS_CIPHERS_DEFAULT "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
 
 #define PG(field)     SECT_PGCRAB, #field
 #define PG_OFF(field) offsetof(struct cfg, field)
@@ -201,6 +250,26 @@ static const struct key_def keys[] = {
 	{ PG(auth_query_ttl), T_DURATION, PG_OFF(auth_query_ttl_ms), .def = "60s",
 	  .max_ms = MAX_DURATION_MS },
 
+	{ PG(client_tls_mode), T_ENUM, PG_OFF(client_tls_mode), .def = "disable",
+	  .names = tls_mode_names },
+	{ PG(client_tls_cert_file), T_STRING, PG_OFF(client_tls_cert_file), .def = "" },
+	{ PG(client_tls_key_file), T_STRING, PG_OFF(client_tls_key_file), .def = "" },
+	{ PG(client_tls_ca_file), T_STRING, PG_OFF(client_tls_ca_file), .def = "" },
+	{ PG(client_tls_protocols), T_STRING, PG_OFF(client_tls_protocols), .def = "secure",
+	  .check = tls_protocols_ok },
+	{ PG(client_tls_ciphers), T_STRING, PG_OFF(client_tls_ciphers), .def = TLS_CIPHERS_DEFAULT,
+	  .check = not_empty },
+	/* prefer, as libpq and PgBouncer: TLS where the server offers it */
+	{ PG(server_tls_mode), T_ENUM, PG_OFF(server_tls_mode), .def = "prefer",
+	  .names = tls_mode_names, .check = server_tls_mode_ok },
+	{ PG(server_tls_ca_file), T_STRING, PG_OFF(server_tls_ca_file), .def = "" },
+	{ PG(server_tls_cert_file), T_STRING, PG_OFF(server_tls_cert_file), .def = "" },
+	{ PG(server_tls_key_file), T_STRING, PG_OFF(server_tls_key_file), .def = "" },
+	{ PG(server_tls_protocols), T_STRING, PG_OFF(server_tls_protocols), .def = "secure",
+	  .check = tls_protocols_ok },
+	{ PG(server_tls_ciphers), T_STRING, PG_OFF(server_tls_ciphers), .def = TLS_CIPHERS_DEFAULT,
+	  .check = not_empty },
+
 	{ SH(host), T_STRING, SH_OFF(host), .def = "127.0.0.1", .check = not_empty },
 	{ SH(port), T_INT, SH_OFF(port), .def = "5432", .min = 1, .max = 65535 },
 	{ SH(database), T_STRING, SH_OFF(database), .check = not_empty, .flags = F_DEFAULT_NAME },
@@ -211,6 +280,10 @@ static const struct key_def keys[] = {
 	  .max = MAX_POOL_SIZE },
 	{ SH(max_connections), T_INT, SH_OFF(max_connections), .def = "20", .min = 1,
 	  .max = MAX_POOL_SIZE },
+	/* no defaults: absent, they are [pgcrab]'s (check_sections) */
+	{ SH(server_tls_mode), T_ENUM, SH_OFF(server_tls_mode), .names = tls_mode_names,
+	  .check = server_tls_mode_ok },
+	{ SH(server_tls_ca_file), T_STRING, SH_OFF(server_tls_ca_file), .def = NULL },
 
 	/* A client password may not be empty: an account anyone can log in to
 	 * by pressing enter is never what was meant. */
@@ -231,8 +304,7 @@ static const struct key_def keys[] = {
 #define N_KEYS ARRAY_LEN(keys)
 
 /* Keys a user may reasonably write that belong to work not done yet. */
-static const char *const future_keys[] = { "tls_cert_file", "tls_key_file", "client_tls_mode",
-					   "server_tls_mode", NULL };
+static const char *const future_keys[] = { NULL };
 
 /* Where each key of one section was set, for duplicate detection and so that
  * errors found after parsing can still point at a line. */
@@ -949,8 +1021,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (ki < 0) {
 		for (int i = 0; future_keys[i]; i++) {
 			if (strcasecmp(name, future_keys[i]) == 0) {
-				fail(p, p->lineno, "%s:%d: [%s] %s: TLS is not supported yet",
-				     p->path, p->lineno, label, name);
+				fail(p, p->lineno, "%s:%d: [%s] %s: not supported yet", p->path,
+				     p->lineno, label, name);
 				return 1;
 			}
 		}
@@ -1116,6 +1188,48 @@ static void resolve_tables(struct parse *p)
 
 /* Rules that involve more than one key or a missing key, checked once the
  * whole file is read; errors point at the key's or the header's line. */
+/* The file names a TLS mode needs, and the shards' inherited settings. An
+ * error points at the mode's line (or the section's header). */
+static void check_tls(struct parse *p)
+{
+	struct cfg *c = p->cfg;
+	const struct sect_meta *m = &p->pgcrab_meta;
+	int line = m->key_line[find_key(SECT_PGCRAB, "client_tls_mode")];
+	const char *mode = tls_mode_names[c->client_tls_mode];
+	if (c->client_tls_mode != CFG_TLS_DISABLE
+	    && (!*c->client_tls_cert_file || !*c->client_tls_key_file))
+		fail(p, line,
+		     "%s:%d: [pgcrab] client_tls_mode: %s needs client_tls_cert_file and "
+		     "client_tls_key_file",
+		     p->path, line, mode);
+	if (c->client_tls_mode >= CFG_TLS_VERIFY_CA && !*c->client_tls_ca_file)
+		fail(p, line, "%s:%d: [pgcrab] client_tls_mode: %s needs client_tls_ca_file",
+		     p->path, line, mode);
+	line = m->key_line[find_key(SECT_PGCRAB, "server_tls_cert_file")];
+	if (!line)
+		line = m->key_line[find_key(SECT_PGCRAB, "server_tls_key_file")];
+	if (!*c->server_tls_cert_file != !*c->server_tls_key_file)
+		fail(p, line,
+		     "%s:%d: [pgcrab] server_tls_cert_file and server_tls_key_file go together",
+		     p->path, line);
+	int ki_mode = find_key(SECT_SHARD, "server_tls_mode");
+	int pg_line = m->key_line[find_key(SECT_PGCRAB, "server_tls_mode")];
+	for (int i = 0; i < c->n_shards; i++) {
+		struct cfg_shard *s = &c->shards[i];
+		const struct sect_meta *sm = &p->shard_meta[i];
+		if (!sm->key_line[ki_mode])
+			s->server_tls_mode = c->server_tls_mode;
+		if (!s->server_tls_ca_file
+		    && !(s->server_tls_ca_file = strdup(c->server_tls_ca_file)))
+			fail(p, 0, "out of memory");
+		if (s->server_tls_mode < CFG_TLS_VERIFY_CA || *s->server_tls_ca_file)
+			continue;
+		line = sm->key_line[ki_mode] ? sm->key_line[ki_mode] : pg_line;
+		fail(p, line, "%s:%d: [shard.%s] server_tls_mode: %s needs server_tls_ca_file",
+		     p->path, line, s->name, tls_mode_names[s->server_tls_mode]);
+	}
+}
+
 static void check_sections(struct parse *p)
 {
 	int ki_user = find_key(SECT_SHARD, "user");
@@ -1154,6 +1268,8 @@ static void check_sections(struct parse *p)
 		     "password",
 		     p->path, line, au, au);
 	}
+
+	check_tls(p);
 	resolve_databases(p);
 	resolve_tables(p);
 }
@@ -1399,6 +1515,11 @@ const char *cfg_pool_mode_name(enum cfg_pool_mode m)
 const char *cfg_log_level_name(enum cfg_log_level l)
 {
 	return (unsigned)l < ARRAY_LEN(log_level_names) - 1 ? log_level_names[l] : "?";
+}
+
+const char *cfg_tls_mode_name(enum cfg_tls_mode m)
+{
+	return (unsigned)m < ARRAY_LEN(tls_mode_names) - 1 ? tls_mode_names[m] : "?";
 }
 
 const char *cfg_auth_type_name(enum cfg_auth_type a)

@@ -24,6 +24,19 @@ enum cfg_cpu_affinity { CFG_AFFINITY_OFF, CFG_AFFINITY_WORKERS };
 /* How clients prove who they are (order = auth_type_names in cfg.c). */
 enum cfg_auth_type { CFG_AUTH_PLAIN, CFG_AUTH_MD5, CFG_AUTH_SCRAM, CFG_AUTH_TRUST, CFG_AUTH_CERT };
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+/* TLS on either side, weakest first (as libpq's sslmode): a mode at least
+ * CFG_TLS_REQUIRE insists on TLS, verify-* also on a certificate. */
+enum cfg_tls_mode {
+	CFG_TLS_DISABLE,
+	CFG_TLS_ALLOW,
+	CFG_TLS_PREFER,
+	CFG_TLS_REQUIRE,
+	CFG_TLS_VERIFY_CA,
+	CFG_TLS_VERIFY_FULL,
+};
+/* client_tls_protocols / server_tls_protocols as a set of these bits */
+#define CFG_TLS_V1_2 1u
+#define CFG_TLS_V1_3 2u
 
 struct cfg_shard {
 	char *name; /* section name after "shard."; what clients put in dbname */
@@ -34,6 +47,8 @@ struct cfg_shard {
 	char *password;
 	int min_connections; /* totals across all workers */
 	int max_connections;
+	enum cfg_tls_mode server_tls_mode; /* [pgcrab]'s when the section has none */
+	char *server_tls_ca_file;          /* likewise; "" = none */
 };
 
 /* [database.NAME]: a logical database over several shards. */
@@ -109,6 +124,16 @@ struct cfg {
 	char *auth_user;             /* "" = no auth_query */
 	char *auth_query;            /* $1 = the user name */
 	uint64_t auth_query_ttl_ms;  /* how long a looked-up verifier is trusted */
+	/* TLS with clients: files "" = none; protocols a list checked by
+	 * cfg_tls_protocols; ciphers an OpenSSL cipher list (TLS 1.2) */
+	enum cfg_tls_mode client_tls_mode;
+	char *client_tls_cert_file, *client_tls_key_file, *client_tls_ca_file;
+	char *client_tls_protocols, *client_tls_ciphers;
+	/* TLS with servers: the shards' default mode and CA; cert/key is
+	 * PgCrab's client certificate, optional */
+	enum cfg_tls_mode server_tls_mode;
+	char *server_tls_ca_file, *server_tls_cert_file, *server_tls_key_file;
+	char *server_tls_protocols, *server_tls_ciphers;
 	struct cfg_shard *shards;
 	int n_shards;
 	struct cfg_user *users;
@@ -166,5 +191,10 @@ void cfg_describe(const struct cfg *cfg,
 const char *cfg_pool_mode_name(enum cfg_pool_mode m);
 const char *cfg_log_level_name(enum cfg_log_level l);
 const char *cfg_auth_type_name(enum cfg_auth_type a); /* "plain", "scram-sha-256", ... */
+const char *cfg_tls_mode_name(enum cfg_tls_mode m);   /* "verify-full" */
+/* "secure" (TLS 1.2 and 1.3), "all" (the same: older versions are not
+ * offered) or a comma list of tlsv1.2, tlsv1.3: the CFG_TLS_V* bits, or 0
+ * for anything else. */
+unsigned cfg_tls_protocols(const char *text);
 
 #endif

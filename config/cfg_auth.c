@@ -160,13 +160,15 @@ int cfg_auth_resolve(struct cfg *cfg, const int *pw_lines, int auth_line, int ty
 		}
 		break;
 	case CFG_AUTH_CERT:
-		/* TODO(tls): accept with client_tls_mode = verify-ca or verify-full
-		 * and map the certificate's CN to the user */
-		snprintf(err, errlen,
-			 "%s:%d: [pgcrab] auth_type: cert needs client TLS (client_tls_mode = "
-			 "verify-ca or verify-full), which this build does not have",
-			 cfg->path, type_line);
-		return -1;
+		/* the certificate's CN names the user: only a verified one counts */
+		if (cfg->client_tls_mode < CFG_TLS_VERIFY_CA) {
+			snprintf(err, errlen,
+				 "%s:%d: [pgcrab] auth_type: cert needs client certificates "
+				 "(client_tls_mode = verify-ca or verify-full)",
+				 cfg->path, type_line);
+			return -1;
+		}
+		break;
 	case CFG_AUTH_SCRAM:
 		/* once per load, off the workers: PBKDF2 of each cleartext password */
 		for (int i = 0; i < cfg->n_users; i++) {

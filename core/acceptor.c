@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/tls.h"
 #include "core/worker.h"
 #include "proto/proto.h"
 
@@ -262,7 +263,13 @@ static void on_signal(struct acceptor *a)
 		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
 			   (unsigned long long)now.tv_sec * 1000000ull
 				   + (unsigned long long)now.tv_nsec / 1000);
-		log_warn("SIGHUP: configuration reload is not supported yet; nothing changed");
+		/* the rest of the configuration cannot change yet; TLS files can
+		 * (renewed certificates): new connections use them */
+		char err[512];
+		if (tls_reload(a->rt->cfg, err, sizeof(err)) != 0)
+			log_error("SIGHUP: TLS reload failed, the old certificates stay: %s", err);
+		log_warn(
+			"SIGHUP: only TLS certificates and keys are reloaded; the rest of the configuration is not");
 		sd_notify(0, "READY=1");
 		break;
 	}

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/tls.h"
 #include "core/worker.h"
 #include "proto/proto.h"
 
@@ -35,6 +36,11 @@
 void conn_rx_claim(struct conn *c, uint32_t from, uint32_t n)
 {
 	rx_unpoison(c->rx + from, n);
+}
+
+void conn_rx_unclaim(struct conn *c, uint32_t from, uint32_t n)
+{
+	rx_poison(c->rx + from, n);
 }
 
 void conn_init(struct conn *c, const struct conn_ops *ops, struct worker *w, int fd)
@@ -105,6 +111,17 @@ static void ring_give_back(struct worker *w, int bid)
 	io_uring_buf_ring_add(w->buf_ring, ring_buf(w, bid), CONN_BUF_SIZE, (unsigned short)bid,
 			      io_uring_buf_ring_mask(CONN_BUF_COUNT), 0);
 	io_uring_buf_ring_advance(w->buf_ring, 1);
+}
+
+uint8_t *conn_ring_buf(struct worker *w, int bid, uint32_t n)
+{
+	rx_unpoison(ring_buf(w, bid), n);
+	return ring_buf(w, bid);
+}
+
+void conn_ring_give_back(struct worker *w, int bid)
+{
+	ring_give_back(w, bid);
 }
 
 void conn_rx_release(struct conn *c)
@@ -194,6 +211,8 @@ int conn_arm_recv(struct conn *c)
 			return -1;
 	}
 	c->rx_want = 0; /* the scan that wanted more says so again next time */
+	if (c->tls)
+		return tls_arm_recv(c); /* the ring receives ciphertext, not rx */
 	struct io_uring_sqe *sqe;
 	if (!c->rx && c->w->buf_ring && !c->rx_keep) {
 		sqe = worker_sqe(c->w);
@@ -220,6 +239,8 @@ int conn_arm_recv(struct conn *c)
 
 bool conn_on_recv(struct conn *c, int *res, unsigned flags)
 {
+	if (c->tls)
+		return tls_on_recv(c, res, flags);
 	bool cancelled = c->recv_cancelling;
 	c->recv_cancelling = false;
 	if (flags & IORING_CQE_F_BUFFER) {
@@ -283,7 +304,7 @@ int conn_queue(struct conn *c, const void *data, size_t len)
 	return 0;
 }
 
-static void submit_send(struct conn *c)
+void conn_submit_send(struct conn *c)
 {
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
 	io_uring_prep_send(sqe, c->fd, c->send_ptr, c->send_left, MSG_NOSIGNAL);
@@ -293,23 +314,28 @@ static void submit_send(struct conn *c)
 
 bool conn_send_busy(const struct conn *c)
 {
-	return c->send_src != SEND_NONE;
+	return c->send_src > SEND_TLS;
 }
 
 void conn_flush_tx(struct conn *c)
 {
-	if (c->send_src != SEND_NONE || c->tx_len == 0 || c->closing)
+	if (c->send_src > SEND_TLS || c->tx_len == 0 || c->closing)
 		return;
+	if (c->tls) {
+		tls_flush_tx(c);
+		return;
+	}
 	c->send_src = SEND_TX;
 	c->send_ptr = c->tx;
 	c->send_left = c->tx_len;
 	c->send_end = c->tx_len;
-	submit_send(c);
+	conn_submit_send(c);
 }
 
 void conn_forward(struct conn *to, struct conn *from, uint32_t end)
 {
 	to->io_ms = from->io_ms = to->w->now_ms;
+	bool tls_in_flight = to->send_src == SEND_TLS;
 	to->send_src = SEND_FORWARD;
 	to->send_owner = from;
 	to->send_ptr = from->rx + from->rx_start;
@@ -317,7 +343,11 @@ void conn_forward(struct conn *to, struct conn *from, uint32_t end)
 	to->send_end = end;
 	from->refs++; /* the kernel reads from's buffer until this completes */
 	from->rx_lent++;
-	submit_send(to);
+	if (to->tls) {
+		tls_send(to, tls_in_flight); /* encrypts those bytes, sends the result */
+		return;
+	}
+	conn_submit_send(to);
 }
 
 void conn_on_send(struct conn *c, int res)
@@ -325,10 +355,13 @@ void conn_on_send(struct conn *c, int res)
 	enum send_src src = c->send_src;
 	struct conn *owner = c->send_owner;
 
-	if (res > 0 && (uint32_t)res < c->send_left && !c->closing) {
+	if (c->tls) {
+		if (!tls_on_send(c, &res))
+			return; /* more ciphertext to send, or the engine's own send */
+	} else if (res > 0 && (uint32_t)res < c->send_left && !c->closing) {
 		c->send_ptr += res;
 		c->send_left -= (uint32_t)res;
-		submit_send(c);
+		conn_submit_send(c);
 		return;
 	}
 	c->send_src = SEND_NONE;
@@ -429,5 +462,7 @@ void conn_put(struct conn *c)
 	c->tx = NULL;
 	free(c->tx_retired);
 	c->tx_retired = NULL;
+	if (c->tls)
+		tls_free(c);
 	c->ops->on_free(c);
 }

@@ -20,8 +20,10 @@ struct conn;
 #define CONN_WHOLE_MAX 32768 /* largest message PgCrab reads whole without being asked to */
 #define CONN_TX_CAP    2048  /* PgCrab's own messages (login, errors, hidden queries) */
 
-/* What a connection's single in-flight send is sending. */
-enum send_src { SEND_NONE, SEND_TX, SEND_FORWARD };
+/* What a connection's single in-flight send is sending. SEND_TLS is the
+ * TLS engine's own (handshake, alerts): its owner never hears of it, and
+ * conn_send_busy does not count it. */
+enum send_src { SEND_NONE, SEND_TLS, SEND_TX, SEND_FORWARD };
 
 /* How a connection tells its owner about completions. The owner installs
  * its table (and may swap it, as a server connection passes between the
@@ -79,6 +81,7 @@ struct conn {
 	uint64_t id;       /* for logs */
 	uint64_t since_ms; /* when the owner's current state began */
 	uint64_t io_ms;    /* when bytes last went through */
+	struct tls *tls;   /* TLS on this connection (core/tls.h), or NULL */
 };
 
 static inline uint64_t conn_user_data(struct conn *c, enum ud_op op)
@@ -93,6 +96,8 @@ void conn_init(struct conn *c, const struct conn_ops *ops, struct worker *w, int
  * place). In ASan builds the bytes past rx_end are poisoned so that reading
  * them is caught; this lifts that for bytes that are about to be written. */
 void conn_rx_claim(struct conn *c, uint32_t from, uint32_t n);
+/* ...and poisons them again where they were not written after all. */
+void conn_rx_unclaim(struct conn *c, uint32_t from, uint32_t n);
 /* The worker's provided buffer ring; -errno if the kernel has none (then
  * every connection reads into buffers of its own). */
 int conn_buf_ring_init(struct worker *w);
@@ -162,6 +167,13 @@ static inline uint32_t conn_pass_header(struct conn *c, uint32_t pos, uint32_t t
 void conn_close(struct conn *c);
 /* Drops one reference; frees the connection once it is closing and unreferenced. */
 void conn_put(struct conn *c);
+
+/* For the TLS engine (core/tls.c): a provided buffer by id (its first n
+ * bytes received), giving it back to the ring, and submitting the send
+ * send_ptr/send_left describe. */
+uint8_t *conn_ring_buf(struct worker *w, int bid, uint32_t n);
+void conn_ring_give_back(struct worker *w, int bid);
+void conn_submit_send(struct conn *c);
 
 /* Completion handlers, called from the worker's dispatch. */
 void conn_on_send(struct conn *c, int res);

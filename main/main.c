@@ -23,6 +23,7 @@
 #include "core/version.h"
 #include "core/net.h"
 #include "core/worker.h"
+#include "core/tls.h"
 #include "main/cli.h"
 #include "main/listen.h"
 #include "main/metrics.h"
@@ -99,7 +100,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pgcrab: %s\n", err);
 		return 1;
 	}
+	/* certificates and keys are read now: a bad one stops the start */
+	if (tls_configure(cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pgcrab: %s\n", err);
+		cfg_free(cfg);
+		return 1;
+	}
 	if (opts.check) {
+		tls_shutdown();
 		printf("configuration ok\n");
 		cfg_free(cfg);
 		return 0;

@@ -18,19 +18,17 @@
 #include "core/conn.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "core/worker.h"
 #include "pool/pool.h"
 #include "proto/proto.h"
 #include "stats/stats.h"
 
 static const char *const state_names[] = {
-	[SERVER_CONNECTING] = "connecting",
-	[SERVER_LOGIN] = "login",
-	[SERVER_IDLE] = "idle",
-	[SERVER_ACTIVE] = "active",
-	[SERVER_RESET] = "reset",
-	[SERVER_DONATING] = "donating",
-	[SERVER_CLOSING] = "closing",
+	[SERVER_CONNECTING] = "connecting", [SERVER_TLS_ASK] = "tls request",
+	[SERVER_LOGIN] = "login",           [SERVER_IDLE] = "idle",
+	[SERVER_ACTIVE] = "active",         [SERVER_RESET] = "reset",
+	[SERVER_DONATING] = "donating",     [SERVER_CLOSING] = "closing",
 };
 
 const char *server_state_name(enum server_state s)
@@ -45,7 +43,7 @@ const char *server_user(const struct server *s)
 
 static bool logging_in(enum server_state st)
 {
-	return st == SERVER_CONNECTING || st == SERVER_LOGIN;
+	return st == SERVER_CONNECTING || st == SERVER_TLS_ASK || st == SERVER_LOGIN;
 }
 
 /* The one place a server's state changes; it keeps the pool's lists and
@@ -189,6 +187,8 @@ static void close_with(struct server *s, const char *why, const char *sqlstate)
 	pool_server_gone(s, failed_login, sqlstate, why);
 }
 
+static void send_startup(struct server *s);
+
 static void server_on_connect(struct server *s, int res)
 {
 	if (s->c.closing)
@@ -200,6 +200,63 @@ static void server_on_connect(struct server *s, int res)
 		server_close(s, why);
 		return;
 	}
+	/* TLS first where the shard wants it; over a Unix socket never (as libpq) */
+	if (s->shard->cfg->server_tls_mode != CFG_TLS_DISABLE
+	    && s->shard->addr.ss_family != AF_UNIX) {
+		uint8_t req[8];
+		struct proto_writer wr = proto_writer_init(req, sizeof(req));
+		proto_put_i32(&wr, 8);
+		proto_put_i32(&wr, PROTO_CODE_SSL);
+		if (conn_queue(&s->c, wr.p, wr.len) != 0) {
+			server_close(s, "out of memory");
+			return;
+		}
+		server_set_state(s, SERVER_TLS_ASK);
+		conn_flush_tx(&s->c);
+		if (conn_arm_recv(&s->c) != 0)
+			server_close(s, "receive buffer full");
+		return;
+	}
+	send_startup(s);
+}
+
+/* The server's one-byte answer to the SSLRequest. */
+static void tls_answer(struct server *s)
+{
+	struct conn *c = &s->c;
+	const struct cfg_shard *cfg = s->shard->cfg;
+	uint8_t answer = c->rx[c->rx_start];
+	c->rx_start++;
+	c->scan_pos = c->rx_start;
+	if (c->rx_start != c->rx_end) {
+		/* bytes behind the answer were not encrypted: someone may have put them there */
+		server_close(s, "server sent unencrypted data after its answer to the SSL request");
+		return;
+	}
+	if (answer == 'S') {
+		if (tls_connect(c, s->shard->index, cfg->host) != 0) {
+			const char *e = tls_error(c);
+			server_close(s, e ? e : "cannot start TLS (no context or memory)");
+			return;
+		}
+		send_startup(s); /* it waits for the handshake inside the engine */
+		return;
+	}
+	if (answer == 'N' && cfg->server_tls_mode == CFG_TLS_PREFER) {
+		send_startup(s);
+		return;
+	}
+	char why[128];
+	if (answer == 'N')
+		snprintf(why, sizeof(why), "server does not support TLS, but server_tls_mode is %s",
+			 cfg_tls_mode_name(cfg->server_tls_mode));
+	else
+		snprintf(why, sizeof(why), "unexpected answer %d to the SSL request", answer);
+	server_close(s, why);
+}
+
+static void send_startup(struct server *s)
+{
 	const struct cfg_shard *cfg = s->shard->cfg;
 	uint8_t buf[CONN_TX_CAP];
 	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
@@ -496,11 +553,14 @@ static void pool_on_recv(struct conn *c, int res)
 		res = res > 0 ? -EPROTO : res; /* data on an idle server: drop it */
 	}
 	if (res <= 0) {
-		server_close(s, res == 0 ? "server closed the connection" : strerror(-res));
+		const char *e = tls_error(c); /* the TLS handshake's reason, if that failed */
+		server_close(s, e ? e : res == 0 ? "server closed the connection" : strerror(-res));
 		return;
 	}
 	c->rx_end += (uint32_t)res;
-	if (s->state == SERVER_LOGIN)
+	if (s->state == SERVER_TLS_ASK)
+		tls_answer(s);
+	else if (s->state == SERVER_LOGIN)
 		login_step(s);
 	else if (s->state == SERVER_IDLE)
 		server_close(s, "unexpected data from an idle server");

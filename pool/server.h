@@ -16,6 +16,7 @@
 
 enum server_state {
 	SERVER_CONNECTING, /* connect in flight; counted in pool->n_connecting */
+	SERVER_TLS_ASK,    /* SSLRequest sent, awaiting 'S' or 'N'; in n_connecting */
 	SERVER_LOGIN,      /* startup and authentication; counted in n_connecting */
 	SERVER_IDLE,       /* on pool->idle, recv armed to notice a close */
 	SERVER_ACTIVE,     /* lent to the relay: linked to a client */

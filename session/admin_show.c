@@ -137,6 +137,7 @@ static void count_servers(struct pool *p, void *arg)
 		struct server *s = list_entry(n, struct server, all);
 		switch (s->state) {
 		case SERVER_CONNECTING:
+		case SERVER_TLS_ASK:
 		case SERVER_LOGIN:
 			v[PN_SV_LOGIN]++;
 			break;

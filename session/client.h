@@ -35,7 +35,7 @@ enum client_state {
 };
 
 /* How this client proves who it is (from auth_type and its stored secret). */
-enum login_method { LOGIN_TRUST, LOGIN_PLAIN, LOGIN_MD5, LOGIN_SCRAM };
+enum login_method { LOGIN_TRUST, LOGIN_PLAIN, LOGIN_MD5, LOGIN_SCRAM, LOGIN_CERT };
 
 /* What a client said at startup that only authentication needs. */
 struct client_login {
@@ -134,6 +134,16 @@ void client_drain(struct client *cl, uint64_t grace_ms);
 
 /* Statistics the tick publishes: each pool's longest wait. */
 void client_stats_tick(struct session_worker *sw);
+
+/* session/login_tls.c: TLS at login (client_tls_mode) */
+#define LOGIN_TLS_HANDSHAKE 0x16 /* a TLS record's first byte: direct TLS */
+void login_direct_tls(struct client *cl);
+/* Starts TLS after 'S' (or direct); -1 when the client was failed. */
+int login_start_tls(struct client *cl, bool direct);
+/* A startup packet the TLS mode refuses (plaintext where TLS is required,
+ * a certificate whose CN is not the user for verify-full): the client was
+ * failed and true is returned. */
+bool login_tls_refuses(struct client *cl, const char *user, const char *database);
 
 /* session/login.c */
 void login_on_startup(struct client *cl);

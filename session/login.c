@@ -21,6 +21,7 @@
 #include "auth/scram_server.h"
 #include "auth/secret.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "core/worker.h"
 #include "proto/options.h"
 #include "proto/proto.h"
@@ -83,21 +84,21 @@ static enum login_method pick_method(const struct cfg *cfg, const struct cfg_use
 		return LOGIN_PLAIN;
 	case CFG_AUTH_MD5:
 		return u && u->secret.kind == AUTH_SECRET_SCRAM ? LOGIN_SCRAM : LOGIN_MD5;
+	case CFG_AUTH_CERT:
+		return LOGIN_CERT;
 	case CFG_AUTH_SCRAM:
-	case CFG_AUTH_CERT: /* refused at load until client TLS brings certificates */
 		break;
 	}
 	return LOGIN_SCRAM;
 }
 
 /* The tls-server-end-point hash of our certificate when the client's
- * connection is TLS (then SCRAM-SHA-256-PLUS is offered); none yet.
- * TODO(tls): tls_server_end_point() of the client's connection. */
-static size_t channel_binding(struct client *cl, const uint8_t **cb)
+ * connection is TLS: then SCRAM-SHA-256-PLUS is offered. The exchange
+ * copies it. */
+static size_t channel_binding(struct client *cl, uint8_t *buf, size_t cap)
 {
-	(void)cl;
-	*cb = NULL;
-	return 0;
+	int n = cl->c.tls ? tls_server_end_point(&cl->c, buf, cap) : -1;
+	return n > 0 ? (size_t)n : 0;
 }
 
 static void authenticated(struct client *cl);
@@ -110,6 +111,18 @@ static void start_auth(struct client *cl, struct proto_writer *wr)
 	const struct cfg_user *u = cfg_find_user(cfg, lg->user);
 	lg->method = pick_method(cfg, u);
 	switch (lg->method) {
+	case LOGIN_CERT: {
+		/* the verified certificate's CN must be the user, as PostgreSQL's
+		 * cert method; the TLS mode already refused a client without one */
+		char cn[256];
+		if (tls_peer_common_name(&cl->c, cn, sizeof(cn)) != 0
+		    || strcmp(cn, lg->user) != 0) {
+			client_fail(cl, "FATAL", "28000",
+				    "certificate authentication failed for user \"%s\"", lg->user);
+			return;
+		}
+		__attribute__((fallthrough)); /* proved, as with trust */
+	}
 	case LOGIN_TRUST:
 		if (wr->len > 0) /* a NegotiateProtocolVersion, if any */
 			client_queue(cl, wr);
@@ -133,8 +146,8 @@ static void start_auth(struct client *cl, struct proto_writer *wr)
 		proto_build_auth(wr, PROTO_AUTH_MD5, lg->md5_salt, sizeof(lg->md5_salt));
 		break;
 	case LOGIN_SCRAM: {
-		const uint8_t *cb;
-		size_t cb_len = channel_binding(cl, &cb);
+		uint8_t cb[AUTH_SCRAM_CB_MAX];
+		size_t cb_len = channel_binding(cl, cb, sizeof(cb));
 		const struct auth_scram_verifier *v = u && u->secret.has_scram ? &u->secret.scram
 									       : NULL;
 		uint8_t mechs[64];
@@ -162,6 +175,11 @@ void login_on_startup(struct client *cl)
 	struct conn *c = &cl->c;
 	struct proto_startup st;
 	const char *why;
+	if (!c->tls && !cl->ssl_asked && c->rx_end > c->rx_start
+	    && c->rx[c->rx_start] == LOGIN_TLS_HANDSHAKE) {
+		login_direct_tls(cl);
+		return;
+	}
 	enum proto_result r = proto_parse_startup(c->rx + c->rx_start, c->rx_end - c->rx_start, &st,
 						  &why);
 	if (r == PROTO_AGAIN) {
@@ -197,7 +215,8 @@ void login_on_startup(struct client *cl)
 			return;
 		}
 		*asked = true;
-		proto_put_u8(&wr, 'N');
+		bool tls = ssl && c->w->cfg->client_tls_mode != CFG_TLS_DISABLE;
+		proto_put_u8(&wr, tls ? 'S' : 'N');
 		client_queue(cl, &wr);
 		if (c->closing)
 			return;
@@ -213,6 +232,8 @@ void login_on_startup(struct client *cl)
 					 NULL);
 			return;
 		}
+		if (tls && login_start_tls(cl, false) != 0)
+			return;
 		client_next(cl);
 		return;
 	}
@@ -223,6 +244,8 @@ void login_on_startup(struct client *cl)
 	case PROTO_STARTUP_V3:
 		break;
 	}
+	if (login_tls_refuses(cl, st.user, st.database))
+		return;
 
 	/* 3.x with a newer minor or _pq_ options: say what we speak (as PostgreSQL does) */
 	const char *unknown[PROTO_MAX_STARTUP_PARAMS];
@@ -430,9 +453,8 @@ static struct auth_proof *make_proof(struct client *cl, const struct cfg_user *u
 	if (!pf)
 		return NULL;
 	static const enum auth_method of[] = {
-		[LOGIN_TRUST] = AUTH_METHOD_TRUST,
-		[LOGIN_PLAIN] = AUTH_METHOD_PLAIN,
-		[LOGIN_MD5] = AUTH_METHOD_MD5,
+		[LOGIN_TRUST] = AUTH_METHOD_TRUST, [LOGIN_CERT] = AUTH_METHOD_TRUST,
+		[LOGIN_PLAIN] = AUTH_METHOD_PLAIN, [LOGIN_MD5] = AUTH_METHOD_MD5,
 		[LOGIN_SCRAM] = AUTH_METHOD_SCRAM,
 	};
 	pf->method = of[lg->method];

@@ -424,8 +424,51 @@ static void test_unknown_key(void **state)
 	expect_error("[user.bob]\npassword = x\nuser = bob\n", 3,
 		     "[user.bob] user: ", "unknown key");
 	expect_error("[pgcrab]\ntls_cert_file = /etc/cert.pem\n", 2,
-		     "[pgcrab] tls_cert_file: ", "TLS is not supported yet");
+		     "[pgcrab] tls_cert_file: ", "unknown key");
 	expect_error("[pgcrab]\n= 5\n", 2, "[pgcrab]: ", "missing key name");
+}
+
+/* TLS keys: defaults, what each mode needs (at the mode's line), the
+ * shards' inherited settings. */
+static void test_tls(void **state)
+{
+	(void)state;
+	struct cfg *cfg = load_ok("[pgcrab]\n[shard.a]\nuser = u\n", NULL);
+	assert_int_equal(cfg->client_tls_mode, CFG_TLS_DISABLE);
+	assert_int_equal(cfg->server_tls_mode, CFG_TLS_PREFER);
+	assert_int_equal(cfg->shards[0].server_tls_mode, CFG_TLS_PREFER);
+	assert_string_equal(cfg->shards[0].server_tls_ca_file, "");
+	assert_int_equal(cfg_tls_protocols(cfg->client_tls_protocols), CFG_TLS_V1_2 | CFG_TLS_V1_3);
+	cfg_free(cfg);
+	cfg = load_ok("[pgcrab]\nserver_tls_mode = verify-ca\nserver_tls_ca_file = /ca.pem\n"
+		      "[shard.a]\nuser = u\n[shard.b]\nuser = u\nserver_tls_mode = disable\n"
+		      "[shard.c]\nuser = u\nserver_tls_mode = verify-full\n"
+		      "server_tls_ca_file = /c.pem\n",
+		      NULL);
+	assert_int_equal(cfg->shards[0].server_tls_mode, CFG_TLS_VERIFY_CA);
+	assert_string_equal(cfg->shards[0].server_tls_ca_file, "/ca.pem");
+	assert_int_equal(cfg->shards[1].server_tls_mode, CFG_TLS_DISABLE);
+	assert_int_equal(cfg->shards[2].server_tls_mode, CFG_TLS_VERIFY_FULL);
+	assert_string_equal(cfg->shards[2].server_tls_ca_file, "/c.pem");
+	cfg_free(cfg);
+	expect_error("[pgcrab]\nport = 1\nclient_tls_mode = require\nclient_tls_cert_file = /c\n",
+		     3, "[pgcrab] client_tls_mode: ",
+		     "require needs client_tls_cert_file and client_tls_key_file");
+	expect_error("[pgcrab]\nclient_tls_mode = verify-ca\nclient_tls_cert_file = /c\n"
+		     "client_tls_key_file = /k\n",
+		     2, "[pgcrab] client_tls_mode: ", "verify-ca needs client_tls_ca_file");
+	expect_error("[pgcrab]\nclient_tls_mode = sometimes\n", 2,
+		     "[pgcrab] client_tls_mode: ", "");
+	expect_error("[pgcrab]\nserver_tls_mode = allow\n", 2, "[pgcrab] server_tls_mode: ",
+		     "allow is not offered for servers; use prefer or disable");
+	expect_error("[pgcrab]\nclient_tls_protocols = tlsv1.1\n", 2,
+		     "[pgcrab] client_tls_protocols: ", "older versions are not offered");
+	expect_error("[pgcrab]\nserver_tls_cert_file = /c\n", 2, "[pgcrab] server_tls_cert_file",
+		     "go together");
+	expect_error("[pgcrab]\n[shard.a]\nuser = u\nserver_tls_mode = verify-full\n", 4,
+		     "[shard.a] server_tls_mode: ", "verify-full needs server_tls_ca_file");
+	expect_error("[pgcrab]\nserver_tls_mode = verify-ca\n[shard.a]\nuser = u\n", 2,
+		     "[shard.a] server_tls_mode: ", "verify-ca needs server_tls_ca_file");
 }
 
 static void test_key_outside_section(void **state)
@@ -1109,6 +1152,7 @@ int main(void)
 		cmocka_unit_test(test_directory_as_file),
 		cmocka_unit_test(test_unknown_section),
 		cmocka_unit_test(test_unknown_key),
+		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_key_outside_section),
 		cmocka_unit_test(test_duplicate_key),
 		cmocka_unit_test(test_duplicate_section),

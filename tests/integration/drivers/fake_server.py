@@ -32,8 +32,12 @@ def msg(kind, body=b""):
 
 
 def recv_startup(c):
-    head = recvn(c, 4)
-    return recvn(c, struct.unpack("!i", head)[0] - 4)
+    while True:
+        head = recvn(c, 4)
+        body = recvn(c, struct.unpack("!i", head)[0] - 4)
+        if body[:4] != struct.pack("!i", 80877103):
+            return body
+        c.sendall(b"N")  # an SSLRequest: no TLS here, as PostgreSQL with ssl = off
 
 
 def recvn(c, n):
