@@ -99,43 +99,58 @@ END;
 SQL
 QUERIES_PER_TX=4 # BEGIN, UPDATE, SELECT, END: one ReadyForQuery each
 
-tx0=$(metric pgcrab_transactions_total) q0=$(metric pgcrab_queries_total)
-lg0=$(metric pgcrab_client_logins_total) w0=$(metric pgcrab_client_wait_duration_seconds_count)
-rx0=$(metric pgcrab_received_bytes_total) sx0=$(metric pgcrab_sent_bytes_total)
-# scrapes all through the run: each must be answered
-(while :; do http scrape >/dev/null || echo fail >>"$T_DIR/during.txt"; sleep 0.2; done) &
-scraper=$!
+# run_mode MODE: pgbench with the protocol MODE, scraped all through; the
+# counters' growth checked against what pgbench did
 C=8
-out=$(pc_pgbench 120 -n -f "$T_DIR/tx.sql" -c $C -j 2 -t 250 2>&1)
-rc=$?
-kill "$scraper" 2>/dev/null
-wait "$scraper" 2>/dev/null
-pgbench_numbers "$out"
-if [[ $rc -ne 0 || "${BENCH_FAILED:-x}" != 0 || -z "$BENCH_PROCESSED" ]]; then
-	not_ok "pgbench ran: exit $rc"
-	echo "$out" | tail -10 | sed 's/^/# /'
-	exit 1
-fi
-ok "pgbench: $BENCH_PROCESSED transactions, 0 failed"
-check "every scrape during pgbench was answered" test ! -s "$T_DIR/during.txt"
-scrape || exit 1
-check "promtool check metrics accepts the page (after load)" promtool check metrics <"$T_DIR/page.txt"
-expect_eq "transactions counted = pgbench's" "$BENCH_PROCESSED" \
-	"$(($(metric pgcrab_transactions_total) - tx0))"
-expect_eq "queries counted = $QUERIES_PER_TX per transaction" \
-	"$((BENCH_PROCESSED * QUERIES_PER_TX))" "$(($(metric pgcrab_queries_total) - q0))"
-expect_eq "transaction histogram count = transactions" \
-	"$(metric pgcrab_transactions_total)" "$(metric pgcrab_transaction_duration_seconds_count)"
-expect_eq "query histogram count = queries" \
-	"$(metric pgcrab_queries_total)" "$(metric pgcrab_query_duration_seconds_count)"
-# transaction pooling: each transaction waited for (was granted) a server once
-expect_eq "wait histogram counts one wait per transaction" "$BENCH_PROCESSED" \
-	"$(($(metric pgcrab_client_wait_duration_seconds_count) - w0))"
-# pgbench logs in once per client, and once more in its main thread
-expect_eq "logins = pgbench's connections ($C clients + 1)" "$((C + 1))" \
-	"$(($(metric pgcrab_client_logins_total) - lg0))"
-check "bytes from clients counted" test "$(($(metric pgcrab_received_bytes_total) - rx0))" -gt 0
-check "bytes to clients counted" test "$(($(metric pgcrab_sent_bytes_total) - sx0))" -gt 0
+run_mode() {
+	local m=$1
+	local tx0 q0 lg0 w0 rx0 sx0 scraper out rc
+	tx0=$(metric pgcrab_transactions_total) q0=$(metric pgcrab_queries_total)
+	lg0=$(metric pgcrab_client_logins_total) w0=$(metric pgcrab_client_wait_duration_seconds_count)
+	rx0=$(metric pgcrab_received_bytes_total) sx0=$(metric pgcrab_sent_bytes_total)
+	rm -f "$T_DIR/during.txt"
+	(while :; do http scrape >/dev/null || echo fail >>"$T_DIR/during.txt"; sleep 0.2; done) &
+	scraper=$!
+	out=$(pc_pgbench 120 -n -M "$m" -f "$T_DIR/tx.sql" -c $C -j 2 -t 250 2>&1)
+	rc=$?
+	kill "$scraper" 2>/dev/null
+	wait "$scraper" 2>/dev/null
+	pgbench_numbers "$out"
+	if [[ $rc -ne 0 || "${BENCH_FAILED:-x}" != 0 || -z "$BENCH_PROCESSED" ]]; then
+		not_ok "pgbench -M $m ran: exit $rc"
+		echo "$out" | tail -10 | sed 's/^/# /'
+		return 1
+	fi
+	ok "pgbench -M $m: $BENCH_PROCESSED transactions, 0 failed"
+	# -M prepared: each client first prepares each statement of the script
+	# with Parse and Sync, as it reaches it: one more query per statement,
+	# and the first, outside the transaction, is a transaction of its own
+	# (as pg_stat_database counts it), with a server granted for it
+	local xq=0 xt=0
+	[[ $m == prepared ]] && xq=$((C * QUERIES_PER_TX)) xt=$C
+	check "-M $m: every scrape during pgbench was answered" test ! -s "$T_DIR/during.txt"
+	scrape || return 1
+	check "-M $m: promtool check metrics accepts the page" promtool check metrics <"$T_DIR/page.txt"
+	expect_eq "-M $m: transactions counted = pgbench's (+ $xt)" "$((BENCH_PROCESSED + xt))" \
+		"$(($(metric pgcrab_transactions_total) - tx0))"
+	expect_eq "-M $m: queries counted = $QUERIES_PER_TX per transaction (+ $xq)" \
+		"$((BENCH_PROCESSED * QUERIES_PER_TX + xq))" "$(($(metric pgcrab_queries_total) - q0))"
+	expect_eq "-M $m: transaction histogram count = transactions" \
+		"$(metric pgcrab_transactions_total)" "$(metric pgcrab_transaction_duration_seconds_count)"
+	expect_eq "-M $m: query histogram count = queries" \
+		"$(metric pgcrab_queries_total)" "$(metric pgcrab_query_duration_seconds_count)"
+	# transaction pooling: each transaction waited for (was granted) a server once
+	expect_eq "-M $m: wait histogram counts one wait per transaction" "$((BENCH_PROCESSED + xt))" \
+		"$(($(metric pgcrab_client_wait_duration_seconds_count) - w0))"
+	# pgbench logs in once per client, and once more in its main thread
+	expect_eq "-M $m: logins = pgbench's connections ($C clients + 1)" "$((C + 1))" \
+		"$(($(metric pgcrab_client_logins_total) - lg0))"
+	check "-M $m: bytes from clients counted" test "$(($(metric pgcrab_received_bytes_total) - rx0))" -gt 0
+	check "-M $m: bytes to clients counted" test "$(($(metric pgcrab_sent_bytes_total) - sx0))" -gt 0
+}
+for mode in simple extended prepared; do
+	run_mode "$mode" || exit 1
+done
 check "the +Inf bucket is the last and the largest" awk -v n=pgcrab_query_duration_seconds_bucket '
 	index($1, n "{") == 1 { if ($2 < last) bad = 1; last = $2 }
 	END { exit bad }' "$T_DIR/page.txt"
@@ -143,6 +158,7 @@ check "worker loop busy and wait time are counted" awk '
 	$1 ~ /^pgcrab_worker_loop_(busy|wait)_seconds_total/ && $2 > 0 { n++ }
 	END { exit n != 4 }' "$T_DIR/page.txt" # 2 workers
 check "ring submissions and completions are counted" test \
+	"$(metric pgcrab_worker_ring_submissions_total)" -gt "$BENCH_PROCESSED" -a \
 	"$(metric pgcrab_worker_ring_completions_total)" -gt "$BENCH_PROCESSED"
 
 # psql: K logins, K one-statement transactions
