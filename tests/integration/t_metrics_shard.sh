@@ -23,11 +23,20 @@ app() {
 	timeout 60 psql -X -q -At -v ON_ERROR_STOP=1 \
 		-d "host=127.0.0.1 port=$PGCRAB_PORT user=$PC_USER password=$PC_PASSWORD dbname=app connect_timeout=5" "$@"
 }
+# scrape: the page into page.txt (bash's /dev/tcp: no interpreter to start
+# on every poll)
 scrape() {
-	timeout 20 python3 -c '
-import sys, urllib.request
-sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode())
-' "$MPORT" >"$T_DIR/page.txt" || { not_ok "scrape answered"; return 1; }
+	local ok=0
+	if exec 3<>"/dev/tcp/127.0.0.1/$MPORT"; then
+		printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+		timeout 10 cat <&3 >"$T_DIR/reply.txt" && ok=1
+		exec 3<&-
+	fi
+	[[ $ok == 1 ]] && head -1 "$T_DIR/reply.txt" | grep -q '^HTTP/1.1 200 ' || {
+		not_ok "scrape answered 200"
+		return 1
+	}
+	sed '1,/^\r$/d' "$T_DIR/reply.txt" >"$T_DIR/page.txt"
 }
 metric() { # metric NAME [LABEL-MATCH]: the sum of matching samples
 	awk -v name="$1" -v want="${2:-}" '
