@@ -111,7 +111,7 @@ run_mode() {
 	rm -f "$T_DIR/during.txt"
 	(while :; do http scrape >/dev/null || echo fail >>"$T_DIR/during.txt"; sleep 0.2; done) &
 	scraper=$!
-	out=$(pc_pgbench 120 -n -M "$m" -f "$T_DIR/tx.sql" -c $C -j 2 -t 250 2>&1)
+	out=$(pc_pgbench 120 -n -M "$m" -f "$T_DIR/tx.sql" -c $C -j 2 -t 125 2>&1)
 	rc=$?
 	kill "$scraper" 2>/dev/null
 	wait "$scraper" 2>/dev/null
