@@ -918,9 +918,12 @@ static void test_auth_settings(void **state)
 	cfg_free(c);
 	c = load_ok("[pgcrab]\nhost = ::1\nauth_type = trust\n", NULL);
 	cfg_free(c);
-	/* cert waits for client TLS */
+	/* cert needs verified client certificates: verify-ca or verify-full */
 	expect_error("[pgcrab]\nauth_type = cert\n", 2,
-		     "[pgcrab] auth_type: ", "cert needs client TLS");
+		     "[pgcrab] auth_type: ", "cert needs client certificates");
+	expect_error("[pgcrab]\nauth_type = cert\nclient_tls_mode = require\n"
+		     "client_tls_cert_file = c\nclient_tls_key_file = k\n",
+		     2, "[pgcrab] auth_type: ", "cert needs client certificates");
 
 	/* malformed verifiers and hashes are refused, never taken as cleartext */
 	expect_error("[user.a]\npassword = SCRAM-SHA-256$4096:c2FsdA==$AAAA\n", 2,

@@ -177,7 +177,7 @@ static void md5_from_hash(void **state)
 {
 	(void)state;
 	char hash[36], a[36], b[36];
-	assert_int_equal(auth_md5_hash("vmd5", "pencil", hash), 0);
+	auth_md5_hash("vmd5", "pencil", hash);
 	assert_string_equal(hash, PG_MD5);
 	const uint8_t salt[4] = { 1, 2, 3, 0xff };
 	auth_md5_response("vmd5", "pencil", salt, a);
