@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make check: every unit test binary in UNIT_DIR (cmocka's output as is),
-# each libFuzzer target in FUZZ_DIR for FUZZ_CHECK_TIME (30) seconds, then
+# each libFuzzer target in FUZZ_DIR for FUZZ_CHECK_TIME (15) seconds, then
 # the integration suite against PGCRAB_BIN, then a slice of PostgreSQL's
 # regression suite through it (scripts/conformance.sh --check); ends with one line
 # "N passed, N failed" over all of them. Exit status 0 only if nothing failed.
@@ -37,7 +37,7 @@ echo "unit: $passed passed, $failed failed"
 if [[ "${SANITIZE:-}" != 1 && "${FUZZ:-1}" != 0 ]]; then
 	: "${FUZZ_DIR:?FUZZ_DIR must name the directory of the fuzz binaries}"
 	fz=$(mktemp)
-	FUZZ_TIME=${FUZZ_CHECK_TIME:-30} scripts/fuzz.sh 2>&1 | tee "$fz"
+	FUZZ_TIME=${FUZZ_CHECK_TIME:-15} scripts/fuzz.sh 2>&1 | tee "$fz"
 	line=$(grep '^fuzz: ' "$fz" | tail -1)
 	rm -f "$fz"
 	fp=$(sed -n 's/^fuzz: \([0-9]*\) passed.*/\1/p' <<<"$line")
