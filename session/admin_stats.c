@@ -37,6 +37,32 @@ static void put_numbers(struct admin_out *o, const char *db, const uint64_t *v, 
 	admin_out_row(o, vals, n + 1);
 }
 
+/* The seven figures PgBouncer reports per database, in its order:
+ * transactions, queries, bytes in, bytes out, and the time of each. */
+#define N_STAT 7
+
+static void totals_of(const struct stats_slot *s, uint64_t v[N_STAT])
+{
+	v[0] = stats_hist_count(&s->xact);
+	v[1] = stats_hist_count(&s->query);
+	v[2] = s->received;
+	v[3] = s->sent;
+	v[4] = s->xact.sum_us;
+	v[5] = s->query.sum_us;
+	v[6] = s->wait.sum_us;
+}
+
+static void averages_of(const struct stats_avg *a, uint64_t v[N_STAT])
+{
+	v[0] = a->xact_count;
+	v[1] = a->query_count;
+	v[2] = a->received;
+	v[3] = a->sent;
+	v[4] = a->xact_time_us;
+	v[5] = a->query_time_us;
+	v[6] = a->wait_time_us;
+}
+
 static struct stats_slot *totals(const struct session *ss, const struct runtime *rt)
 {
 	int n = n_databases(ss);
@@ -78,23 +104,11 @@ void admin_stats_reply(struct session_worker *sw, enum admin_cmd cmd, struct adm
 		};
 		admin_out_row_desc(o, cols, COLS(cols));
 		for (int i = 0; i < n_databases(ss); i++) {
-			const struct stats_slot *s = &t[i];
-			const struct stats_avg *a = &avg[i];
-			uint64_t v[] = { stats_hist_count(&s->xact),
-					 stats_hist_count(&s->query),
-					 s->received,
-					 s->sent,
-					 s->xact.sum_us,
-					 s->query.sum_us,
-					 s->wait.sum_us,
-					 a->xact_count,
-					 a->query_count,
-					 a->received,
-					 a->sent,
-					 a->xact_time_us,
-					 a->query_time_us,
-					 a->wait_time_us,
-					 stats_hist_count(&s->query) };
+			/* the totals, the period's averages, the query count again */
+			uint64_t v[2 * N_STAT + 1];
+			totals_of(&t[i], v);
+			averages_of(&avg[i], v + N_STAT);
+			v[2 * N_STAT] = stats_hist_count(&t[i].query);
 			put_numbers(o, database_name(ss, i), v, COLS(v));
 		}
 	} else {
@@ -106,23 +120,12 @@ void admin_stats_reply(struct session_worker *sw, enum admin_cmd cmd, struct adm
 		};
 		admin_out_row_desc(o, cols, COLS(cols));
 		for (int i = 0; i < n_databases(ss); i++) {
-			const struct stats_slot *s = &t[i];
-			const struct stats_avg *a = &avg[i];
-			if (cmd == ADMIN_SHOW_STATS_TOTALS) {
-				uint64_t v[] = { stats_hist_count(&s->xact),
-						 stats_hist_count(&s->query),
-						 s->received,
-						 s->sent,
-						 s->xact.sum_us,
-						 s->query.sum_us,
-						 s->wait.sum_us };
-				put_numbers(o, database_name(ss, i), v, COLS(v));
-			} else {
-				uint64_t v[] = { a->xact_count,  a->query_count,  a->received,
-						 a->sent,        a->xact_time_us, a->query_time_us,
-						 a->wait_time_us };
-				put_numbers(o, database_name(ss, i), v, COLS(v));
-			}
+			uint64_t v[N_STAT];
+			if (cmd == ADMIN_SHOW_STATS_TOTALS)
+				totals_of(&t[i], v);
+			else
+				averages_of(&avg[i], v);
+			put_numbers(o, database_name(ss, i), v, COLS(v));
 		}
 	}
 	free(t);
