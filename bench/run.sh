@@ -42,6 +42,9 @@
 #                     own SCRAM verifier for SCRAM); scram-tls adds
 #                     sslmode=require
 #   BENCH_AUTH_CLIENTS  client counts of the login cells (default 16)
+#                     With SCRAM also a storm cell: 16 steady clients
+#                     (-S -M extended) measured while 16 more log in and
+#                     out without pause (storm.tsv has their logins/s)
 #   BENCH_MERGE_ROWS  rows of the 3-shard merge memory test (default
 #                     1000000; empty skips it)
 #   PGCRAB_LIB, BENCH_LDLIBS  the library bench/route_cost.c links (default
@@ -335,6 +338,7 @@ workload_args() {
 	tls-select-extended) echo "-S -M extended" ;;
 	tls-connect) echo "-C -S -M simple" ;;
 	login-*) echo "-C -S -M simple" ;;
+	storm-*) echo "-S -M extended" ;;
 	key-extended) echo "-f $tmp/select_by_aid.sql -s $SCALE -M extended" ;;
 	key-prepared) echo "-f $tmp/select_by_aid.sql -s $SCALE -M prepared" ;;
 	key-simple) echo "-f $tmp/select_by_aid.sql -s $SCALE -M simple" ;;
@@ -723,6 +727,28 @@ if [[ -n "$TLS_CLIENTS" ]]; then
 	RUNS=$out/runs.tsv
 fi
 
+# storm_one METHOD TARGET REP: steady clients (-S -M extended, 16, logged in
+# once) measured by run_one while 16 more log in and out without pause
+# (-C) with the same method: what a login storm costs the pooler's other
+# clients. The storm's logins/s go to storm.tsv.
+STORM=$out/storm.tsv
+printf 'method\ttarget\trepeat\tlogins_per_s\tfailed\n' >"$STORM"
+storm_one() {
+	local method=$1 target=$2 rep=$3 port sslmode=disable storm_out
+	port=${PORT[$target]}
+	[[ $method == *-tls ]] && sslmode=require
+	storm_out=$tmp/storm.out
+	PGSSLMODE=$sslmode PGPASSWORD=pgcrab timeout -k 5 $((SECONDS_PER_RUN + 60)) \
+		pgbench -n -C -S -M simple -c 16 -j 1 -T "$SECONDS_PER_RUN" -h 127.0.0.1 -p "$port" \
+		-U pgcrab "$PG_DB" >"$storm_out" 2>&1 &
+	local storm_pid=$!
+	run_one "storm-$method" 16 "$target" "$rep"
+	wait "$storm_pid" || true
+	printf '%s\t%s\t%s\t%s\t%s\n' "$method" "$target" "$rep" \
+		"$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$storm_out")" \
+		"$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$storm_out")" >>"$STORM"
+}
+
 # --- logins: a login per transaction, for each client auth method -------------------
 if [[ -n "$AUTH_METHODS" ]]; then
 	# PostgreSQL's own SCRAM verifier of the password pgcrab, and its md5
@@ -759,6 +785,13 @@ if [[ -n "$AUTH_METHODS" ]]; then
 				done
 			done
 		done
+		if [[ $method == scram* ]]; then
+			for rep in $(seq 1 "$REPEATS"); do
+				for target in "pgcrab-$method" "pgbouncer-$method"; do
+					storm_one "$method" "$target" "$rep"
+				done
+			done
+		fi
 		stop_pooler "pgcrab-$method"
 		stop_pooler "pgbouncer-$method"
 	done
