@@ -338,13 +338,22 @@ void pool_grow(struct pool *p)
 
 static void grow_if_short(struct pool *p);
 
+/* Closes a server that comes back to a pool that wants it no more. From
+ * pool_server_ready it is still SERVER_LOGIN: made idle first, so that its
+ * close does not count as a failed login. */
+static void retire(struct server *s, const char *why)
+{
+	server_set_state(s, SERVER_IDLE);
+	server_close(s, why);
+}
+
 void pool_release(struct server *s)
 {
 	struct pool *p = s->pool;
 	s->borrower = NULL;
 	s->c.ops = &server_pool_ops;
 	if (s->generation < p->pw->generation[p->shard->index]) {
-		server_close(s, "RECONNECT: replaced by a new connection");
+		retire(s, "RECONNECT: replaced by a new connection");
 		grow_if_short(p);
 		return;
 	}
@@ -354,7 +363,7 @@ void pool_release(struct server *s)
 		if (wt)
 			grant(p, wt, s);
 		else
-			server_close(s, "PAUSE: closed once free");
+			retire(s, "PAUSE: closed once free");
 		return;
 	}
 	if (!list_empty(&p->waiting)) {
