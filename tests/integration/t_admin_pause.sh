@@ -19,7 +19,8 @@ trap 'rc=$?; pgshards_stop; (exit $rc); t_cleanup' EXIT
 
 # a second database, on a backend database of its own, to tell its
 # connections apart in pg_stat_activity
-pgshards_databases pause 1 || { not_ok "a second database is created"; exit 1; }
+# and two more for a sharded database
+pgshards_databases pause 3 || { not_ok "the other databases are created"; exit 1; }
 OTHER=pause_other
 other_section="[shard.$OTHER]
 host = $PG_HOST
@@ -31,6 +32,25 @@ max_connections = 4
 
 [user.viewer]
 password = viewer"
+shard_sections=""
+for i in 1 2; do
+	pgshards_psql "$i" -c "CREATE TABLE t (id int8, v int)"
+	shard_sections+="[shard.papp_$i]
+host = $PG_HOST
+port = $PG_PORT
+database = ${SHARD_DBS[i]}
+user = $PG_USER
+password = $PG_PASSWORD
+
+"
+done
+shard_sections+="[database.papp]
+shards = papp_1, papp_2
+
+[sharded_table.t]
+database = papp
+columns = id
+types = int8"
 
 adm() { # adm COMMAND: the console's answer (psql's status line or error)
 	PGPASSWORD=pgcrab timeout "${ADM_TIMEOUT:-30}" psql -X -At -h 127.0.0.1 -p "$PGCRAB_PORT" \
@@ -167,4 +187,21 @@ this_run() { awk '/^=== /{n = NR} {l[NR] = $0} END {for (i = n; i <= NR; i++) pr
 check "log_connections = off: no login attempt is logged" bash -c "! grep -q 'login attempt from' <<<\"\$1\"" _ "$(this_run)"
 check "log_connections = off: no disconnect is logged" bash -c "! grep -q 'disconnected from' <<<\"\$1\"" _ "$(this_run)"
 check "every console command is logged with who ran it" grep -q 'admin console: user "pgcrab" runs: RESUME' "$T_DIR/pgcrab.log"
+pgcrab_stop
+
+# ---- a sharded database: PAUSE lets a transaction under way take the
+# other shard it needs --------------------------------------------------------
+SHARD_OF=${UNIT_DIR:-$REPO_DIR/build/tests}/shard_of
+[[ -x "$SHARD_OF" ]] || SHARD_OF=$REPO_DIR/build/tests/shard_of
+mapfile -t on < <(seq 1 20 | "$SHARD_OF" 2 int8)
+k0= k1=
+for i in "${!on[@]}"; do
+	[[ ${on[i]} == 0 && -z "$k0" ]] && k0=$((i + 1))
+	[[ ${on[i]} == 1 && -z "$k1" ]] && k1=$((i + 1))
+done
+PGCRAB_EXTRA_SECTIONS=$shard_sections pgcrab_start || exit 1
+out=$(timeout 120 $PY "$drivers/admin_pause_shard.py" "$PGCRAB_PORT" papp "$k0" "$k1" 2>&1)
+grep -E '^(ok|not ok) ' <<<"$out"
+grep -q '^not ok\|Traceback' <<<"$out" && grep -v '^ok' <<<"$out" | sed 's/^/# /' | head -20
+[[ $(grep -c '^ok - ' <<<"$out") -ge 4 ]] || not_ok "admin_pause_shard.py ended early: $(tail -1 <<<"$out")"
 exit 0
