@@ -191,17 +191,10 @@ pgcrab_stop
 
 # ---- a sharded database: PAUSE lets a transaction under way take the
 # other shard it needs --------------------------------------------------------
-SHARD_OF=${UNIT_DIR:-$REPO_DIR/build/tests}/shard_of
-[[ -x "$SHARD_OF" ]] || SHARD_OF=$REPO_DIR/build/tests/shard_of
-mapfile -t on < <(seq 1 20 | "$SHARD_OF" 2 int8)
-k0= k1=
-for i in "${!on[@]}"; do
-	[[ ${on[i]} == 0 && -z "$k0" ]] && k0=$((i + 1))
-	[[ ${on[i]} == 1 && -z "$k1" ]] && k1=$((i + 1))
-done
+pgshards_first_keys
 PGCRAB_EXTRA_SECTIONS=$shard_sections pgcrab_start || exit 1
-out=$(timeout 120 $PY "$drivers/admin_pause_shard.py" "$PGCRAB_PORT" papp "$k0" "$k1" 2>&1)
+out=$(timeout 120 $PY "$drivers/admin_pause.py" --sharded "$PGCRAB_PORT" papp "$K0" "$K1" 2>&1)
 grep -E '^(ok|not ok) ' <<<"$out"
 grep -q '^not ok\|Traceback' <<<"$out" && grep -v '^ok' <<<"$out" | sed 's/^/# /' | head -20
-[[ $(grep -c '^ok - ' <<<"$out") -ge 4 ]] || not_ok "admin_pause_shard.py ended early: $(tail -1 <<<"$out")"
+[[ $(grep -c '^ok - ' <<<"$out") -ge 4 ]] || not_ok "admin_pause.py --sharded ended early: $(tail -1 <<<"$out")"
 exit 0

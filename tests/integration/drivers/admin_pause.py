@@ -3,6 +3,7 @@ until RESUME, and the console's refusals (a second PAUSE, RESUME of what
 is not paused, unknown names, stats_users). Prints TAP lines.
 
 admin_pause.py PORT SHARD OTHER_SHARD
+admin_pause.py --sharded PORT DATABASE KEY_ON_SHARD_0 KEY_ON_SHARD_1
 """
 import sys
 import threading
@@ -10,8 +11,8 @@ import time
 
 import psycopg
 
-port, shard, other = sys.argv[1], sys.argv[2], sys.argv[3]
 failed = 0
+port = sys.argv[2] if sys.argv[1] == "--sharded" else sys.argv[1]
 
 
 def report(name, good, detail=""):
@@ -70,6 +71,41 @@ class Background:
         return not self.thread.is_alive()
 
 
+def sharded(db, k0, k1):
+    """PAUSE of every database while a sharded database's client is in a
+    transaction on one shard: the transaction still gets the other shard it
+    needs (else PAUSE would wait for a transaction it keeps from ending),
+    and PAUSE answers once it commits. Keys are ints of ours, written into
+    the text, where the router reads them."""
+    client = connect(db)
+    admin = connect("pgcrab")
+    client.execute("BEGIN")
+    client.execute(f"INSERT INTO t (id, v) VALUES ({k0}, 1)")
+    answer = {}
+    pause = threading.Thread(target=lambda: answer.update(tag=admin.execute("PAUSE").statusmessage),
+                             daemon=True)
+    pause.start()
+    time.sleep(0.3)  # let PAUSE reach the workers; the check below holds either way
+    report("PAUSE waits while the sharded transaction is open", pause.is_alive())
+    try:
+        client.execute(f"INSERT INTO t (id, v) VALUES ({k1}, 2)")
+        report("the open transaction gets a server of the other (paused) shard", True)
+    except psycopg.Error as e:
+        report("the open transaction gets a server of the other (paused) shard", False, str(e))
+    client.execute("COMMIT")
+    report("PAUSE answers once the transaction has committed",
+           until(lambda: not pause.is_alive()) and answer.get("tag") == "PAUSE", answer)
+    admin.execute("RESUME")
+    n = client.execute(f"SELECT count(*) FROM t WHERE id IN ({k0}, {k1})").fetchone()[0]
+    report("both rows were committed", n == 2, n)
+    client.close()
+    admin.close()
+
+
+if sys.argv[1] == "--sharded":
+    sharded(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    sys.exit(1 if failed else 0)
+shard, other = sys.argv[2], sys.argv[3]
 admin = connect("pgcrab")
 watch = connect("pgcrab")
 
