@@ -191,7 +191,7 @@ pgcrab_stop
 
 # ---- a sharded database: PAUSE lets a transaction under way take the
 # other shard it needs --------------------------------------------------------
-pgshards_first_keys
+pgshards_first_keys || { not_ok "tests/tools/shard_of (make unit) gives a key per shard"; exit 1; }
 PGCRAB_EXTRA_SECTIONS=$shard_sections pgcrab_start || exit 1
 out=$(timeout 120 $PY "$drivers/admin_pause.py" --sharded "$PGCRAB_PORT" papp "$K0" "$K1" 2>&1)
 grep -E '^(ok|not ok) ' <<<"$out"

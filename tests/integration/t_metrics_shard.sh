@@ -42,7 +42,7 @@ metric() { # metric NAME [LABEL-MATCH]: the sum of matching samples
 		n == name && index($1, want) { s += $2 }
 		END { printf "%.0f\n", s }' "$T_DIR/page.txt"
 }
-pgshards_first_keys
+pgshards_first_keys || { not_ok "tests/tools/shard_of (make unit) gives a key per shard"; exit 1; }
 k0=$K0 k1=$K1
 
 scrape || exit 1
