@@ -196,5 +196,5 @@ PGCRAB_EXTRA_SECTIONS=$shard_sections pgcrab_start || exit 1
 out=$(timeout 120 $PY "$drivers/admin_pause.py" --sharded "$PGCRAB_PORT" papp "$K0" "$K1" 2>&1)
 grep -E '^(ok|not ok) ' <<<"$out"
 grep -q '^not ok\|Traceback' <<<"$out" && grep -v '^ok' <<<"$out" | sed 's/^/# /' | head -20
-[[ $(grep -c '^ok - ' <<<"$out") -ge 4 ]] || not_ok "admin_pause.py --sharded ended early: $(tail -1 <<<"$out")"
+[[ $(grep -c '^ok - ' <<<"$out") -ge 7 ]] || not_ok "admin_pause.py --sharded ended early: $(tail -1 <<<"$out")"
 exit 0

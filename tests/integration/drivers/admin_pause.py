@@ -98,6 +98,18 @@ def sharded(db, k0, k1):
     admin.execute("RESUME")
     n = client.execute(f"SELECT count(*) FROM t WHERE id IN ({k0}, {k1})").fetchone()[0]
     report("both rows were committed", n == 2, n)
+    # PAUSE of the sharded database by its name pauses each of its shards
+    def flags():
+        cur = admin.execute("SHOW DATABASES")
+        names = [d.name for d in cur.description]
+        return {r[0]: r[names.index("paused")] for r in cur.fetchall()}
+    report("PAUSE of a sharded database by name", admin.execute(f"PAUSE {db}").statusmessage == "PAUSE")
+    f = flags()
+    report("...marks it and each of its shards paused",
+           f.get(db) == 1 and f.get(f"{db}_1") == 1 and f.get(f"{db}_2") == 1, f)
+    admin.execute(f"RESUME {db}")
+    f = flags()
+    report("RESUME of it lifts all", f.get(db) == 0 and f.get(f"{db}_1") == 0 and f.get(f"{db}_2") == 0, f)
     client.close()
     admin.close()
 
