@@ -234,6 +234,8 @@ static const struct key_def keys[] = {
 	{ PG(stats_period), T_DURATION, PG_OFF(stats_period_ms), .def = "60s",
 	  .max_ms = MAX_DURATION_MS },
 	{ PG(log_level), T_ENUM, PG_OFF(log_level), .def = "info", .names = log_level_names },
+	/* on, as PgBouncer's log_connections and log_disconnections */
+	{ PG(log_connections), T_BOOL, PG_OFF(log_connections), .def = "on" },
 	{ PG(cpu_affinity), T_ENUM, PG_OFF(cpu_affinity), .def = "off",
 	  .names = cpu_affinity_names },
 	/* server connections per role, all workers and shards together (as

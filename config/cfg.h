@@ -120,6 +120,7 @@ struct cfg {
 	int max_prepared_statements; /* per server connection; 0 = pass named statements through */
 	char *server_reset_query;    /* session mode, when a client leaves; "" = none */
 	bool cancel_on_client_exit;  /* a client that leaves mid-query has it cancelled */
+	bool log_connections;        /* a log line per client login attempt and disconnect */
 	int max_user_connections;    /* server connections per role in total; 0 = no limit */
 	char *auth_user;             /* "" = no auth_query */
 	char *auth_query;            /* $1 = the user name */

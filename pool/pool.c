@@ -41,7 +41,9 @@ int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *sha
 	list_init(&pw->outbox);
 	list_init(&pw->role_list);
 	pw->pools = calloc((size_t)n_shards + 1, sizeof(*pw->pools));
-	if (!pw->pools)
+	pw->paused = calloc((size_t)n_shards + 1, sizeof(*pw->paused));
+	pw->generation = calloc((size_t)n_shards + 1, sizeof(*pw->generation));
+	if (!pw->pools || !pw->paused || !pw->generation)
 		return -1;
 	for (int s = 0; s < n_shards; s++) {
 		/* min_connections warms up the shard's own user only: the roles of
@@ -65,6 +67,10 @@ void pool_worker_free(struct pool_worker *pw)
 	pw->role_pools = NULL;
 	free(pw->pools);
 	pw->pools = NULL;
+	free(pw->paused);
+	pw->paused = NULL;
+	free(pw->generation);
+	pw->generation = NULL;
 }
 
 struct pool *pool_for_role(struct pool_worker *pw, int shard, const char *user,
@@ -190,11 +196,33 @@ static int claim_starving(struct pool *p)
 	return claim_mark(p, starving_words(p));
 }
 
-/* Hands the first waiter a server: it leaves the waiting list first, so the
- * callback may do anything, waiting again included. */
-static void grant(struct pool *p, struct server *s)
+/* The waiter the pool serves next: the first, or while the shard is
+ * paused the first whose transaction is already under way; NULL: none. */
+static struct pool_waiter *next_waiter(struct pool *p)
 {
-	struct pool_waiter *wt = list_entry(p->waiting.next, struct pool_waiter, link);
+	for (struct list *n = p->waiting.next; n != &p->waiting; n = n->next) {
+		struct pool_waiter *wt = list_entry(n, struct pool_waiter, link);
+		if (!pool_paused(p) || wt->in_transaction)
+			return wt;
+	}
+	return NULL;
+}
+
+/* How many waiters the pool would open servers for. */
+static int n_served(struct pool *p)
+{
+	if (!pool_paused(p))
+		return p->n_waiting;
+	int n = 0;
+	for (struct list *l = p->waiting.next; l != &p->waiting; l = l->next)
+		n += list_entry(l, struct pool_waiter, link)->in_transaction;
+	return n;
+}
+
+/* Hands waiter wt a server: it leaves the waiting list first, so the
+ * callback may do anything, waiting again included. */
+static void grant(struct pool *p, struct pool_waiter *wt, struct server *s)
+{
 	/* a server logged in as one role never serves another role's client */
 	assert(s->pool == p && s->role == p->role);
 	pool_cancel_wait(p, wt);
@@ -204,8 +232,9 @@ static void grant(struct pool *p, struct server *s)
 
 static void dispatch(struct pool *p)
 {
-	while (!list_empty(&p->waiting) && !list_empty(&p->idle))
-		grant(p, list_entry(p->idle.next, struct server, link));
+	struct pool_waiter *wt;
+	while (!list_empty(&p->idle) && (wt = next_waiter(p)))
+		grant(p, wt, list_entry(p->idle.next, struct server, link));
 }
 
 void pool_wait(struct pool *p, struct pool_waiter *wt)
@@ -287,7 +316,7 @@ static bool pool_reserve(struct pool *p)
 
 void pool_grow(struct pool *p)
 {
-	int need = p->n_waiting - p->n_connecting;
+	int need = n_served(p) - p->n_connecting;
 	if (need <= 0) {
 		set_starving(p, false);
 		return;
@@ -307,16 +336,41 @@ void pool_grow(struct pool *p)
 	set_starving(p, false);
 }
 
+static void grow_if_short(struct pool *p);
+
+/* Closes a server that comes back to a pool that wants it no more. From
+ * pool_server_ready it is still SERVER_LOGIN: made idle first, so that its
+ * close does not count as a failed login. */
+static void retire(struct server *s, const char *why)
+{
+	server_set_state(s, SERVER_IDLE);
+	server_close(s, why);
+}
+
 void pool_release(struct server *s)
 {
 	struct pool *p = s->pool;
 	s->borrower = NULL;
 	s->c.ops = &server_pool_ops;
+	if (s->generation < p->pw->generation[p->shard->index]) {
+		retire(s, "RECONNECT: replaced by a new connection");
+		grow_if_short(p);
+		return;
+	}
+	if (pool_paused(p)) {
+		/* only a transaction under way is served; the rest wait for RESUME */
+		struct pool_waiter *wt = next_waiter(p);
+		if (wt)
+			grant(p, wt, s);
+		else
+			retire(s, "PAUSE: closed once free");
+		return;
+	}
 	if (!list_empty(&p->waiting)) {
 		int to = p->local_streak >= LOCAL_STREAK_MAX ? claim_starving(p) : -1;
 		if (to < 0) {
 			p->local_streak++;
-			grant(p, s);
+			grant(p, list_entry(p->waiting.next, struct pool_waiter, link), s);
 			return;
 		}
 		p->local_streak = 0;
@@ -404,8 +458,9 @@ void pool_connect_failed(struct pool *p, const char *sqlstate, const char *why)
 	}
 	/* no server left here and none on the way: the shard is down or
 	 * refusing us, so waiting clients are told now (as a direct connection
-	 * would fail) instead of hanging until query_wait_timeout */
-	if (p->n_servers == 0 && p->n_connecting == 0 && p->n_waiting > 0)
+	 * would fail) instead of hanging until query_wait_timeout; a paused
+	 * shard's clients wait for RESUME, not for a server */
+	if (!pool_paused(p) && p->n_servers == 0 && p->n_connecting == 0 && p->n_waiting > 0)
 		pool_fail_waiting(p, sqlstate, why);
 }
 
@@ -418,10 +473,10 @@ void pool_tick(struct pool *p)
 	}
 	if (w->stopping)
 		return;
-	while (p->n_servers < p->min_local && w->now_ms >= p->next_connect_ms && pool_reserve(p))
+	while (!pool_paused(p) && p->n_servers < p->min_local && w->now_ms >= p->next_connect_ms
+	       && pool_reserve(p))
 		server_connect(p);
-	if (p->n_waiting > p->n_connecting)
-		pool_grow(p);
+	grow_if_short(p);
 	pool_offer_idle(p);
 }
 
@@ -451,6 +506,69 @@ static void grow_if_short(struct pool *p)
 {
 	if (p->n_waiting > p->n_connecting)
 		pool_grow(p);
+}
+
+/* Closes the pool's idle servers that pass drop. */
+static void close_idle(struct pool *p, bool (*drop)(const struct server *s), const char *why)
+{
+	for (struct list *n = p->idle.next, *next; n != &p->idle; n = next) {
+		next = n->next;
+		struct server *s = list_entry(n, struct server, link);
+		if (drop(s))
+			server_close(s, why);
+	}
+}
+
+static bool any_server(const struct server *s)
+{
+	return true;
+}
+
+static bool older(const struct server *s)
+{
+	return s->generation < s->pool->pw->generation[s->shard->index];
+}
+
+static void sync_pool(struct pool *p, bool was_paused)
+{
+	close_idle(p, older, "RECONNECT: replaced by a new connection");
+	if (pool_paused(p)) {
+		close_idle(p, any_server, "PAUSE: closed once free");
+		set_starving(p, false); /* nothing here for anyone while paused */
+		return;
+	}
+	if (was_paused)
+		dispatch(p); /* RESUME: the held clients go on */
+	grow_if_short(p);
+}
+
+void pool_worker_sync(struct pool_worker *pw)
+{
+	for (int i = 0; i < pw->n_shards; i++) {
+		struct shard *sh = &pw->shards[i];
+		bool was = pw->paused[i];
+		pw->paused[i] = atomic_load(&sh->paused) != 0;
+		pw->generation[i] = atomic_load(&sh->generation);
+		if (sh->cfg->user)
+			sync_pool(&pw->pools[i], was);
+		for (struct list *n = pw->role_list.next, *next; n != &pw->role_list; n = next) {
+			next = n->next;
+			struct pool *p = list_entry(n, struct pool, role_link);
+			if (p->shard == sh)
+				sync_pool(p, was);
+		}
+	}
+}
+
+int pool_worker_servers(struct pool_worker *pw, int shard)
+{
+	int n = pw->pools[shard].n_servers;
+	for (struct list *l = pw->role_list.next; l != &pw->role_list; l = l->next) {
+		struct pool *p = list_entry(l, struct pool, role_link);
+		if (p->shard->index == shard)
+			n += p->n_servers;
+	}
+	return n;
 }
 
 void pool_fail_waiting(struct pool *p, const char *sqlstate, const char *why)

@@ -26,6 +26,10 @@ struct pool_waiter {
 	void (*granted)(struct pool_waiter *wt, struct server *s);
 	/* no server is coming (the shard refuses PgCrab, or is down) */
 	void (*failed)(struct pool_waiter *wt, const char *sqlstate, const char *why);
+	/* its owner is in a transaction on other servers already (a sharded
+	 * database's client): a paused shard serves it all the same, so that
+	 * the transaction PAUSE waits for can finish */
+	bool in_transaction;
 };
 
 /* Message kinds between workers' pools (worker_post). */
@@ -46,6 +50,10 @@ struct pool_worker {
 	struct pool_roles *roles; /* shared by all workers; NULL: none */
 	struct pool **role_pools; /* [role index * n_shards + shard] */
 	struct list role_list;    /* every role pool of this worker */
+	/* this worker's view of each shard's PAUSE and RECONNECT marks, taken
+	 * from the shards when the admin console says so (pool_worker_sync) */
+	bool *paused;
+	uint32_t *generation;
 };
 
 /* One shard's pool on one worker. */
@@ -125,6 +133,20 @@ void pool_worker_after_batch(struct pool_worker *pw); /* posts the outbox */
 /* A pool message (kind in POOL_MSG_*) arrived, or our post of one completed. */
 void pool_worker_on_msg(struct pool_worker *pw, unsigned kind, void *ptr, int res);
 void pool_worker_on_msg_done(struct pool_worker *pw, unsigned kind, void *ptr, int res);
+/* The admin console changed shards' PAUSE or RECONNECT marks: this worker
+ * takes them over. A paused shard's idle servers close now, and the rest
+ * as they come free; its waiters wait (those in_transaction excepted) until
+ * it is resumed. Servers older than a RECONNECT close now if idle, else as
+ * they come free, and new ones take their place as needed. */
+void pool_worker_sync(struct pool_worker *pw);
+/* Whether this worker holds new transactions on shard. */
+static inline bool pool_paused(const struct pool *p)
+{
+	return p->pw->paused[p->shard->index];
+}
+/* This worker's server connections to shard (every pool of it, any state). */
+int pool_worker_servers(struct pool_worker *pw, int shard);
+
 /* Shutdown: closes every server of every pool. */
 void pool_worker_close_all(struct pool_worker *pw);
 

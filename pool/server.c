@@ -124,6 +124,7 @@ void server_connect(struct pool *p)
 	 * this one logs in */
 	s->proof = auth_proof_dup(p->proof);
 	s->born_ms = p->w->now_ms;
+	s->generation = p->pw->generation[sh->index];
 	s->state = SERVER_CONNECTING;
 	stats_gauge_move(stats_slot(&p->w->stats, sh->index)->servers, -1, SERVER_CONNECTING);
 	list_init(&s->link);

@@ -45,6 +45,7 @@ struct server {
 	int donate_to;         /* worker id while DONATING */
 	int32_t be_pid, be_key;
 	uint64_t born_ms;
+	uint32_t generation; /* its shard's at connect: RECONNECT replaces older ones */
 	struct auth_scram_client *scram;
 	/* a shard without a user: the role it is logged in as, for good (it
 	 * only ever serves that role's clients), and while it logs in a copy

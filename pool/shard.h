@@ -30,7 +30,14 @@ struct shard {
 		starving[MAX_WORKERS / 64];  /* shared: workers whose waiters need a server */
 	_Atomic(struct param_blob *) params; /* shared: set once */
 	_Atomic uint64_t pins; /* shared: clients pinned to a server by their session state */
+	/* shared, written by the admin console (PAUSE, RESUME, RECONNECT); each
+	 * worker acts on them when the console's message tells it to look */
+	_Atomic unsigned paused;     /* SHARD_PAUSED_* bits: none = serving */
+	_Atomic uint32_t generation; /* RECONNECT bumps it: older servers are replaced */
 };
+
+#define SHARD_PAUSED_BY_NAME 1u /* PAUSE naming it (or its sharded database) */
+#define SHARD_PAUSED_ALL     2u /* PAUSE of every database */
 
 /* Takes one unit of the shard's cap; false at max_connections. */
 bool shard_reserve(struct shard *sh);

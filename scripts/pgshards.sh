@@ -192,3 +192,19 @@ pgshards_psql() {
 	shift
 	timeout 120 psql -X -q -At -v ON_ERROR_STOP=1 -d "$(pgshards_dsn "$i")" "$@"
 }
+
+# pgshards_first_keys: K0 and K1, the smallest int8 keys from 1 that a
+# database of two shards routes to shard 0 and to shard 1 (tests/tools/shard_of,
+# built by `make unit`); 1 when the tool is missing.
+pgshards_first_keys() {
+	local tool=${UNIT_DIR:-$REPO_DIR/build/tests}/shard_of i
+	[[ -x "$tool" ]] || tool=$REPO_DIR/build/tests/shard_of
+	local -a on
+	mapfile -t on < <(seq 1 20 | "$tool" 2 int8)
+	K0= K1=
+	for i in "${!on[@]}"; do
+		[[ ${on[i]} == 0 && -z "$K0" ]] && K0=$((i + 1))
+		[[ ${on[i]} == 1 && -z "$K1" ]] && K1=$((i + 1))
+	done
+	[[ -n "$K0" && -n "$K1" ]]
+}

@@ -285,7 +285,18 @@ static void send_reply(struct client *cl, struct admin_out *o)
 static bool needs_workers(enum admin_cmd cmd)
 {
 	return cmd == ADMIN_SHOW_POOLS || cmd == ADMIN_SHOW_CLIENTS || cmd == ADMIN_SHOW_SERVERS
-		|| cmd == ADMIN_SHOW_LISTS || cmd == ADMIN_SHOW_WORKERS || cmd == ADMIN_KILL_CLIENT;
+		|| cmd == ADMIN_SHOW_LISTS || cmd == ADMIN_SHOW_WORKERS || cmd == ADMIN_KILL_CLIENT
+		|| cmd == ADMIN_PAUSE || cmd == ADMIN_RESUME || cmd == ADMIN_RECONNECT;
+}
+
+/* This worker's part of g; false if it comes later (a PAUSE still waiting
+ * for servers here to go). */
+static bool collect(struct session_worker *sw, struct admin_gather *g)
+{
+	if (g->cmd == ADMIN_PAUSE || g->cmd == ADMIN_RESUME || g->cmd == ADMIN_RECONNECT)
+		return admin_pause_collect(sw, g);
+	admin_show_collect(sw, g);
+	return true;
 }
 
 static void gather_free(struct admin_gather *g)
@@ -348,9 +359,23 @@ static void run_gathered(struct client *cl, enum admin_cmd cmd, uint64_t arg)
 			worker_post(sw->w, &rt->workers[i], SESSION_MSG_ADMIN_ASK, g, 0);
 		}
 	}
-	admin_show_collect(sw, g);
+	if (!collect(sw, g))
+		g->pending++; /* this worker answers itself later */
 	if (g->pending == 0)
 		gather_done(sw, g);
+}
+
+/* PAUSE [db], RESUME [db], RECONNECT [db]: checked and marked here, then
+ * taken over by every worker. */
+static void run_pause(struct client *cl, enum admin_cmd cmd, const char *name)
+{
+	char msg[256];
+	uint64_t arg;
+	const char *code = admin_pause_begin(cl->sw, cmd, name, &arg, msg, sizeof(msg));
+	if (code)
+		send_error(cl, code, "%s", msg);
+	else
+		run_gathered(cl, cmd, arg);
 }
 
 /* SHUTDOWN goes the way SIGTERM does (the acceptor stops accepting and
@@ -376,6 +401,9 @@ static void run_command(struct client *cl, char *text)
 	log_info("worker %d client %llu: admin console: user \"%s\" runs: %s", cl->c.w->id,
 		 (unsigned long long)cl->c.id, cl->user, said);
 	int n = split_words(text, words);
+	char name[ADMIN_QUERY_MAX] = ""; /* a database's name keeps its case */
+	if (n >= 2)
+		snprintf(name, sizeof(name), "%s", words[1]);
 	if (n == 0) {
 		static const uint8_t empty[] = { 'I', 0, 0, 0, 4, 'Z', 0, 0, 0, 5, 'I' };
 		if (conn_queue(&cl->c, empty, sizeof(empty)) != 0)
@@ -407,6 +435,17 @@ static void run_command(struct client *cl, char *text)
 			return;
 		}
 	}
+	static const struct {
+		const char *word;
+		enum admin_cmd cmd;
+	} pause_words[] = { { "PAUSE", ADMIN_PAUSE },
+			    { "RESUME", ADMIN_RESUME },
+			    { "RECONNECT", ADMIN_RECONNECT } };
+	for (size_t i = 0; n <= 2 && i < sizeof(pause_words) / sizeof(pause_words[0]); i++)
+		if (strcmp(words[0], pause_words[i].word) == 0) {
+			run_pause(cl, pause_words[i].cmd, n == 2 ? name : NULL);
+			return;
+		}
 	if (strcmp(words[0], "SHUTDOWN") == 0
 	    && (n == 1 || (n == 2 && strcmp(words[1], "WAIT_FOR_CLIENTS") == 0))) {
 		shutdown_process(cl, n == 2);
@@ -445,7 +484,7 @@ void admin_on_request(struct client *cl)
 	while (cl->state == CLIENT_ADMIN && !c->closing) {
 		uint32_t have = c->rx_end - c->rx_start;
 		if (have >= 1 && c->rx[c->rx_start] == 'X') {
-			client_close_now(cl);
+			client_close_why(cl, "the client sent Terminate");
 			return;
 		}
 		uint8_t type;
@@ -502,12 +541,20 @@ static void answered(struct session_worker *sw, struct admin_gather *g)
 		gather_done(sw, g);
 }
 
+void admin_part_done(struct session_worker *sw, struct admin_gather *g)
+{
+	if (g->origin == sw->w)
+		answered(sw, g);
+	else
+		worker_post(sw->w, g->origin, SESSION_MSG_ADMIN_DONE, g, 0);
+}
+
 void admin_on_msg(struct session_worker *sw, unsigned kind, void *ptr, int res)
 {
 	struct admin_gather *g = ptr;
 	if (kind == SESSION_MSG_ADMIN_ASK) {
-		admin_show_collect(sw, g);
-		worker_post(sw->w, g->origin, SESSION_MSG_ADMIN_DONE, g, 0);
+		if (collect(sw, g))
+			admin_part_done(sw, g);
 	} else {
 		answered(sw, g);
 	}

@@ -32,6 +32,10 @@ void admin_on_request(struct client *cl);
 /* A console client is freed: a command still gathering forgets it. */
 void admin_client_gone(struct client *cl);
 
+/* Each tick: a PAUSE waiting on this worker is answered once its servers
+ * of the paused shards are gone. */
+void admin_pause_tick(struct session_worker *sw);
+
 /* Messages between workers (kinds in session.h). */
 void admin_on_msg(struct session_worker *sw, unsigned kind, void *ptr, int res);
 void admin_on_msg_done(struct session_worker *sw, unsigned kind, void *ptr, int res);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/list.h"
 #include "session/admin.h"
 
 struct worker;
@@ -52,6 +53,9 @@ enum admin_cmd {
 	ADMIN_SHOW_STATS_TOTALS,
 	ADMIN_SHOW_STATS_AVERAGES,
 	ADMIN_KILL_CLIENT, /* arg: the client's ptr */
+	ADMIN_PAUSE,       /* arg: which databases (session/admin_pause.c) */
+	ADMIN_RESUME,
+	ADMIN_RECONNECT,
 };
 
 /* One worker's answer: rows it wrote itself (listings) and numbers the
@@ -59,6 +63,9 @@ enum admin_cmd {
 struct admin_part {
 	struct admin_out rows;
 	int64_t *nums;
+	/* PAUSE: on its worker's pause_waits until that worker is drained */
+	struct list wait_link;
+	struct admin_gather *of;
 };
 
 struct admin_gather {
@@ -75,6 +82,20 @@ struct admin_gather {
 
 /* SHOW STATS, STATS_TOTALS, STATS_AVERAGES (session/admin_stats.c). */
 void admin_stats_reply(struct session_worker *sw, enum admin_cmd cmd, struct admin_out *o);
+
+/* The part of g this worker owes is done: told to the console's worker. */
+void admin_part_done(struct session_worker *sw, struct admin_gather *g);
+
+/* PAUSE, RESUME, RECONNECT (session/admin_pause.c). On the console's
+ * worker: the command is checked and the shards marked; NULL, or an
+ * SQLSTATE and msg. *arg is the gather's. */
+const char *admin_pause_begin(struct session_worker *sw, enum admin_cmd cmd, const char *name,
+			      uint64_t *arg, char *msg, size_t len);
+/* On each worker: the marks taken over; false while a PAUSE waits here for
+ * servers to go (admin_pause_tick answers it later). */
+bool admin_pause_collect(struct session_worker *sw, struct admin_gather *g);
+void admin_pause_reply(struct session_worker *sw, const struct admin_gather *g,
+		       struct admin_out *o);
 
 /* How many numbers each worker reports for cmd (0: none). */
 int admin_show_nums(const struct session_worker *sw, struct admin_gather *g);

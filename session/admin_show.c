@@ -3,15 +3,14 @@
  * column names and their order follow PgBouncer's where the concept is
  * the same, so that its exporters and dashboards read PgCrab; PgCrab's own
  * columns come last. */
-#include <arpa/inet.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/net.h"
 #include "core/version.h"
 #include "core/worker.h"
 #include "pool/role.h"
@@ -181,24 +180,6 @@ static void collect_pools(struct session_worker *sw, int64_t *nums, int n_roles)
 
 /* ---- one row per client or server ------------------------------------------ */
 
-static void fmt_addr(const struct sockaddr_storage *ss, socklen_t len, char *host, size_t hostlen,
-		     char *port, size_t portlen)
-{
-	snprintf(host, hostlen, "unix");
-	snprintf(port, portlen, "0");
-	if (len == 0)
-		return;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)hostlen);
-		snprintf(port, portlen, "%u", ntohs(a->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const void *)ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, (socklen_t)hostlen);
-		snprintf(port, portlen, "%u", ntohs(a->sin6_port));
-	}
-}
-
 /* Wall-clock text of a moment on the worker's monotonic clock. */
 static void fmt_time(const struct worker *w, uint64_t at_ms, char *out, size_t len)
 {
@@ -249,8 +230,8 @@ static void put_conn_row(struct admin_out *o, const struct conn_row *r)
 		llen = 0;
 	char addr[64], port[8], laddr[64], lport[8], born[40], since[40], wait_s[24], wait_us[24];
 	char ptr[24], link[24] = "", pid[16], worker[8];
-	fmt_addr(&peer, plen, addr, sizeof(addr), port, sizeof(port));
-	fmt_addr(&local, llen, laddr, sizeof(laddr), lport, sizeof(lport));
+	net_addr_text(&peer, plen, addr, sizeof(addr), port, sizeof(port));
+	net_addr_text(&local, llen, laddr, sizeof(laddr), lport, sizeof(lport));
 	fmt_time(c->w, r->born_ms, born, sizeof(born));
 	fmt_time(c->w, c->since_ms, since, sizeof(since));
 	uint64_t waited = r->wait_since_ms ? c->w->now_ms - r->wait_since_ms : 0;
@@ -606,9 +587,10 @@ static void reply_databases(struct session_worker *sw, struct admin_out *o)
 		snprintf(size, sizeof(size), "%d", sh->cfg->max_connections);
 		snprintf(min, sizeof(min), "%d", sh->cfg->min_connections);
 		snprintf(open, sizeof(open), "%d", atomic_load(&((struct shard *)sh)->open));
+		const char *paused = atomic_load(&((struct shard *)sh)->paused) ? "1" : "0";
 		const char *vals[] = { sh->cfg->name, sh->cfg->host, port, sh->cfg->database,
 				       sh->cfg->user, size,          min,  "0",
-				       mode,          size,          open, "0",
+				       mode,          size,          open, paused,
 				       "0",           NULL };
 		admin_out_row(o, vals, COLS(vals));
 	}
@@ -616,11 +598,16 @@ static void reply_databases(struct session_worker *sw, struct admin_out *o)
 		const struct cfg_database *db = sw->dbs[d].cfg;
 		char list[1024] = "";
 		size_t at = 0;
-		for (int s = 0; s < db->n_shards && at < sizeof(list); s++)
+		bool paused = true; /* a sharded database is paused when all its shards are */
+		for (int s = 0; s < db->n_shards && at < sizeof(list); s++) {
+			struct shard *sh = &sw->pools.shards[db->shards[s]];
 			at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s", s ? "," : "",
-					       sw->pools.shards[db->shards[s]].cfg->name);
-		const char *vals[] = { db->name, NULL, NULL, NULL, NULL, "0", "0",
-				       "0",      mode, "0",  "0",  "0",  "0", list };
+					       sh->cfg->name);
+			paused &= atomic_load(&sh->paused) != 0;
+		}
+		const char *vals[] = { db->name, NULL, NULL, NULL, NULL, "0",
+				       "0",      "0",  mode, "0",  "0",  paused ? "1" : "0",
+				       "0",      list };
 		admin_out_row(o, vals, COLS(vals));
 	}
 	admin_out_complete(o, "SHOW");
@@ -744,6 +731,11 @@ void admin_show_reply(struct session_worker *sw, const struct admin_gather *g, s
 	case ADMIN_SHOW_STATS_TOTALS:
 	case ADMIN_SHOW_STATS_AVERAGES:
 		admin_stats_reply(sw, g->cmd, o);
+		break;
+	case ADMIN_PAUSE:
+	case ADMIN_RESUME:
+	case ADMIN_RECONNECT:
+		admin_pause_reply(sw, g, o);
 		break;
 	case ADMIN_KILL_CLIENT: {
 		int64_t killed = 0;

@@ -15,6 +15,7 @@
 #include "auth/proof.h"
 #include "auth/scram_server.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/worker.h"
 #include "proto/proto.h"
 #include "relay/prepared.h"
@@ -164,8 +165,52 @@ static bool linked(enum client_state st)
 	return st == CLIENT_ACTIVE || st == CLIENT_LOGIN_CHECK;
 }
 
+/* ---- log_connections ---------------------------------------------------- */
+
+void client_log_hello(struct client *cl, const char *user, const char *database)
+{
+	if (!cl->c.w->cfg->log_connections)
+		return;
+	char peer[80];
+	net_peer_text(cl->c.fd, peer, sizeof(peer));
+	cl->log_bye = true;
+	log_info("worker %d client %llu: login attempt from %s: user \"%s\", database \"%s\"%s",
+		 cl->c.w->id, (unsigned long long)cl->c.id, peer, user, database,
+		 cl->c.tls ? " over TLS" : "");
+}
+
+/* The line that ends a logged client's life, once, while its socket is
+ * still open (its peer's address is asked of the socket). */
+static void log_bye(struct client *cl, const char *why)
+{
+	if (!cl->log_bye)
+		return;
+	cl->log_bye = false;
+	char peer[80];
+	net_peer_text(cl->c.fd, peer, sizeof(peer));
+	const char *user = cl->user ? cl->user : cl->login ? cl->login->user : "";
+	const char *db = cl->db                   ? cl->db->cfg->name
+		: cl->pool                        ? cl->pool->shard->cfg->name
+		: cl->admin_role                  ? "pgcrab"
+		: cl->login && cl->login->console ? "pgcrab"
+		: cl->login                       ? cl->login->missing_db
+						  : "";
+	uint64_t age = cl->c.w->now_ms - cl->born_ms;
+	log_info("worker %d client %llu: disconnected from %s (user \"%s\", database \"%s\") "
+		 "after %llu.%03llu s: %s",
+		 cl->c.w->id, (unsigned long long)cl->c.id, peer, user, db,
+		 (unsigned long long)(age / 1000), (unsigned long long)(age % 1000), why);
+}
+
 void client_close_now(struct client *cl)
 {
+	client_close_why(cl, "connection closed");
+}
+
+void client_close_why(struct client *cl, const char *why)
+{
+	if (!cl->c.closing)
+		log_bye(cl, why);
 	if (linked(cl->state) || relay_linked(&cl->rl))
 		relay_detach(&cl->rl);
 	if (cl->state != CLIENT_CLOSING)
@@ -190,6 +235,11 @@ void client_fail_full(struct client *cl, const char *severity, const char *code,
 		return;
 	log_debug("worker %d client %llu: %s %s %s", cl->c.w->id, (unsigned long long)cl->c.id,
 		  severity, code, msg);
+	if (cl->log_bye) {
+		char why[600];
+		snprintf(why, sizeof(why), "%s %s %s", severity, code, msg);
+		log_bye(cl, why);
+	}
 	if (logging_in(cl->state)) /* refused before it logged in */
 		STATS_INC(cl->c.w->stats.login_failures);
 	bool mid_message = (linked(cl->state) || relay_linked(&cl->rl)) && relay_detach(&cl->rl);
@@ -264,7 +314,7 @@ static void client_request(struct client *cl)
 	struct conn *c = &cl->c;
 	for (;;) {
 		if (c->rx_end - c->rx_start >= 1 && c->rx[c->rx_start] == 'X') {
-			client_close_now(cl);
+			client_close_why(cl, "the client sent Terminate");
 			return;
 		}
 		if (c->rx_end - c->rx_start < PROTO_HEADER_LEN) {
@@ -309,6 +359,7 @@ static void client_request(struct client *cl)
 			return;
 	}
 	client_set_state(cl, CLIENT_WAITING);
+	cl->wait.in_transaction = false; /* its transaction begins with this server */
 	pool_acquire(cl->pool, &cl->wait);
 	if (cl->state == CLIENT_WAITING && !c->closing) {
 		conn_rx_shrink(c); /* no server was free: wait without a ring buffer */
@@ -453,7 +504,7 @@ static void on_settled(struct relay_link *l)
 
 static void on_finished(struct relay_link *l)
 {
-	client_close_now(client_of_link(l));
+	client_close_why(client_of_link(l), "the client sent Terminate");
 }
 
 static void on_lost(struct relay_link *l, const char *why, bool cut)
@@ -485,6 +536,8 @@ static void on_need(struct relay_link *l, int shard)
 		return;
 	}
 	client_set_state(cl, CLIENT_WAITING);
+	/* holding other shards' servers, it is in a transaction a PAUSE waits for */
+	cl->wait.in_transaction = relay_linked(l);
 	pool_acquire(cl->pool, &cl->wait);
 }
 
@@ -505,7 +558,9 @@ static void client_on_recv(struct conn *c, int res)
 	if (c->closing || cl->state == CLIENT_CLOSING)
 		return;
 	if (res <= 0) {
-		client_close_now(cl);
+		client_close_why(cl,
+				 res == 0 ? "the client closed the connection"
+					  : "receive from the client failed");
 		return;
 	}
 	c->rx_end += (uint32_t)res;
@@ -519,7 +574,7 @@ static void client_on_sent(struct conn *c, enum send_src src, struct conn *owner
 		/* the client went away, perhaps mid-result: its server is cleaned
 		 * up (what it still runs cancelled), the rest of the result dropped */
 		if (!c->closing)
-			client_close_now(cl);
+			client_close_why(cl, "send to the client failed");
 		return;
 	}
 	if (c->tx_len > 0) {
@@ -541,7 +596,7 @@ static void client_on_poll(struct conn *c, int res)
 	if (waits(cl->state)) {
 		log_debug("worker %d client %llu: left while waiting for a server", c->w->id,
 			  (unsigned long long)c->id);
-		client_close_now(cl);
+		client_close_why(cl, "the client left while waiting for a server");
 	}
 }
 
@@ -580,6 +635,17 @@ static const struct conn_ops client_ops = {
 
 /* ---- timeouts and shutdown ------------------------------------------------- */
 
+/* Waited query_wait_timeout for a server: as PgBouncer, a client held by
+ * PAUSE is no exception, and is told. */
+static void fail_wait_timeout(struct client *cl)
+{
+	client_fail(cl, "FATAL", "08006",
+		    "query_wait_timeout: no server connection for shard \"%s\" within %llu ms%s",
+		    cl->pool->shard->cfg->name,
+		    (unsigned long long)cl->c.w->cfg->query_wait_timeout_ms,
+		    pool_paused(cl->pool) ? " (the shard is paused: PAUSE)" : "");
+}
+
 static void client_timer_fired(struct timer *t)
 {
 	struct client *cl = container_of(t, struct client, timer);
@@ -603,19 +669,12 @@ static void client_timer_fired(struct timer *t)
 		}
 		if (cfg->query_wait_timeout_ms
 		    && w->now_ms - cl->c.since_ms >= cfg->query_wait_timeout_ms)
-			client_fail(
-				cl, "FATAL", "08006",
-				"query_wait_timeout: no server connection for shard \"%s\" within %llu ms",
-				cl->pool->shard->cfg->name,
-				(unsigned long long)cfg->query_wait_timeout_ms);
+			fail_wait_timeout(cl);
 		else
 			timer_arm(&w->timers, &cl->timer, w->now_ms + WORKER_TICK_MS);
 		break;
 	case CLIENT_WAITING:
-		client_fail(
-			cl, "FATAL", "08006",
-			"query_wait_timeout: no server connection for shard \"%s\" within %llu ms",
-			cl->pool->shard->cfg->name, (unsigned long long)cfg->query_wait_timeout_ms);
+		fail_wait_timeout(cl);
 		break;
 	case CLIENT_IDLE:
 		client_fail(cl, "FATAL", "57P05",

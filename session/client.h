@@ -88,6 +88,8 @@ struct client {
 	bool admin_skipping;         /* the console refused an extended-protocol batch: to Sync */
 	int stats_slot;              /* the stats slot its state is counted in */
 	uint64_t wait_start_us;      /* began waiting for a server (w->now_us) */
+	/* log_connections: its login attempt was logged, so its end will be */
+	bool log_bye;
 };
 
 static inline struct client *container_of_client(struct conn *c)
@@ -115,6 +117,10 @@ void client_fail(struct client *cl, const char *severity, const char *code, cons
 void client_fail_full(struct client *cl, const char *severity, const char *code,
 		      const char *message, const char *detail, const char *hint);
 void client_close_now(struct client *cl);
+/* The same, with why for the log_connections line. */
+void client_close_why(struct client *cl, const char *why);
+/* log_connections: the login attempt's line (user and database known). */
+void client_log_hello(struct client *cl, const char *user, const char *database);
 /* Queues the writer's bytes to the client and sends; closes it if they do
  * not fit. */
 void client_queue(struct client *cl, const struct proto_writer *wr);

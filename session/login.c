@@ -50,7 +50,7 @@ static void drop_silently(struct client *cl, const char *what)
 {
 	log_debug("worker %d client %llu: %s; closing without a word", cl->c.w->id,
 		  (unsigned long long)cl->c.id, what);
-	client_close_now(cl);
+	client_close_why(cl, what);
 }
 
 /* A protocol version PostgreSQL does not speak: protocol 1 and 2 clients
@@ -290,6 +290,7 @@ void login_on_startup(struct client *cl)
 		return;
 	}
 	snprintf(cl->login->user, sizeof(cl->login->user), "%s", st.user);
+	client_log_hello(cl, st.user, st.database);
 	/* every setting the client gives holds for it on every server: those
 	 * of options first, then the others, which win (as in PostgreSQL) */
 	for (int i = 0; i < st.n_params; i++) {

@@ -85,6 +85,7 @@ static void on_tick(struct worker *w)
 	struct session_worker *sw = session_worker_of(w);
 	pool_worker_tick(&sw->pools);
 	client_stats_tick(sw);
+	admin_pause_tick(sw);
 	if (w->id == 0)
 		stats_period_tick(w->rt->owner, w->rt, w->now_ms, w->cfg->stats_period_ms);
 	if (w->stopping)
@@ -205,6 +206,7 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		sw->dbs = ss->dbs;
 		sw->n_dbs = ss->n_dbs;
 		list_init(&sw->clients);
+		list_init(&sw->pause_waits);
 		if (getentropy(&sw->next_pid, sizeof(sw->next_pid)) != 0)
 			sw->next_pid = (uint32_t)getpid() * 7919u + (uint32_t)i;
 		/* stats slots: the shards, the sharded databases, no database yet */

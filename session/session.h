@@ -45,6 +45,7 @@ struct session_worker {
 	uint64_t checked_settings[256];
 	struct authq *authq; /* shared; NULL without auth_query */
 	struct authq_cache authq_cache;
+	struct list pause_waits; /* admin_part: PAUSEs waiting for servers here to go */
 };
 
 /* Shared by every worker (the runtime's owner). */
@@ -58,6 +59,7 @@ struct session {
 	struct session_db *dbs;
 	int n_dbs;
 	struct stats_period period; /* SHOW STATS's averages, the stats log line */
+	_Atomic bool paused_all;    /* PAUSE without a database name is in force */
 };
 
 static inline struct session_worker *session_worker_of(struct worker *w)

@@ -9,8 +9,6 @@ if [[ $PC_DIRECT == 1 ]]; then
 	exit 0
 fi
 trap 'rc=$?; pgshards_stop; (exit $rc); t_cleanup' EXIT
-SHARD_OF=${UNIT_DIR:-$REPO_DIR/build/tests}/shard_of
-[[ -x "$SHARD_OF" ]] || SHARD_OF=$REPO_DIR/build/tests/shard_of
 
 pgshards_databases mts 2 || { not_ok "2 shard databases are created"; exit 1; }
 for i in 0 1; do pgshards_psql $i -c "CREATE TABLE t (id int8, v int)"; done
@@ -44,12 +42,8 @@ metric() { # metric NAME [LABEL-MATCH]: the sum of matching samples
 		n == name && index($1, want) { s += $2 }
 		END { printf "%.0f\n", s }' "$T_DIR/page.txt"
 }
-mapfile -t shards < <(seq 1 20 | "$SHARD_OF" 2 int8)
-k0= k1=
-for i in "${!shards[@]}"; do
-	[[ ${shards[i]} == 0 && -z "$k0" ]] && k0=$((i + 1))
-	[[ ${shards[i]} == 1 && -z "$k1" ]] && k1=$((i + 1))
-done
+pgshards_first_keys || { not_ok "tests/tools/shard_of (make unit) gives a key per shard"; exit 1; }
+k0=$K0 k1=$K1
 
 scrape || exit 1
 a0=$(metric pgcrab_transactions_total 'shard="app_0"') a1=$(metric pgcrab_transactions_total 'shard="app_1"')
