@@ -52,6 +52,7 @@ enum admin_cmd {
 	ADMIN_SHOW_STATS_TOTALS,
 	ADMIN_SHOW_STATS_AVERAGES,
 	ADMIN_KILL_CLIENT, /* arg: the client's ptr */
+	ADMIN_RELOAD,      /* answered by the reload thread (session/reload.c) */
 };
 
 /* One worker's answer: rows it wrote itself (listings) and numbers the
