@@ -199,6 +199,14 @@ int cfg_reload_prepare(const struct cfg *old, struct cfg *nw, int max_shards,
 		       void (*note)(void *arg, const char *msg), void *arg, char *err,
 		       size_t errlen)
 {
+	/* trust is allowed on local listeners only, which main checks at start */
+	if (nw->auth_type == CFG_AUTH_TRUST && old->auth_type != CFG_AUTH_TRUST) {
+		snprintf(err, errlen,
+			 "%s: auth_type = trust can be set only at start, when the listeners are "
+			 "checked",
+			 nw->path);
+		return -1;
+	}
 	int *map = calloc((size_t)nw->n_shards + 1, sizeof(*map));
 	if (!map) {
 		snprintf(err, errlen, "out of memory");
