@@ -120,8 +120,8 @@ static int do_reload(struct reload *r, char *err, size_t errlen)
 	}
 	char why[512];
 	if (resolve_added(ss, nw, added, err, errlen) != 0
-	    || (tls_configure(nw, why, sizeof(why)) != 0
-		&& snprintf(err, errlen, "TLS: %s", why) >= 0)) {
+	    || (tls_reload(nw, why, sizeof(why)) != 0
+		&& snprintf(err, errlen, "TLS reload failed: %s", why) >= 0)) {
 		for (int i = 0; i < n_added; i++)
 			free((char *)added[i].name);
 		free(added);
