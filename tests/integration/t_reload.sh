@@ -143,6 +143,14 @@ for HOW in sighup console; do
 	grows() { test "$(servers)" -gt 2; }
 	check "$HOW: a larger pool_size opens more server connections" poll 15 grows
 	check "$HOW: ...no more than the new size" test "$(servers)" -le 5
+	pool_servers() { # SHOW POOLS: the main shard's sv_active + sv_idle + sv_used + sv_login
+		PGPASSWORD=pgcrab timeout 20 psql -X -h 127.0.0.1 -p "$PGCRAB_PORT" -U pgcrab pgcrab \
+			-c "SHOW POOLS" --csv 2>/dev/null | awk -F, -v db="$PG_DB" \
+			'NR == 1 {for (i = 1; i <= NF; i++) c[$i] = i}
+			 $1 == db {print $c["sv_active"] + $c["sv_idle"] + $c["sv_used"] + $c["sv_login"]}'
+	}
+	pool_grew() { test "$(pool_servers)" -gt 2 -a "$(pool_servers)" -le 5; }
+	check "$HOW: SHOW POOLS counts the larger pool's servers (3..5)" poll 10 pool_grew
 	expect_eq "$HOW: SHOW DATABASES shows the new pool_size" 5 "$(database_col "$PG_DB" pool_size)"
 
 	# a shard added
