@@ -12,6 +12,7 @@
  * gives the same SaltedPassword the server stored. */
 #include "auth/auth.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -176,6 +177,52 @@ static bool take_comma(const char **p, const char *end)
 	return true;
 }
 
+/* A key of this process's for the cache's password HMACs: drawn once. */
+static uint8_t cache_key[AUTH_SHA256_LEN];
+static bool cache_key_ok;
+static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
+
+static void draw_cache_key(void)
+{
+	cache_key_ok = RAND_bytes(cache_key, sizeof(cache_key)) == 1;
+}
+
+/* s->salted_password, from the cache when it holds this very password,
+ * salt and count; else PBKDF2, remembered in the cache. */
+static int salted_password(struct auth_scram_client *s, const uint8_t *salt, size_t salt_len,
+			   int iterations)
+{
+	struct auth_scram_salted_cache *c = s->cache;
+	uint8_t mac[AUTH_SHA256_LEN];
+	pthread_once(&cache_key_once, draw_cache_key);
+	bool keyed = c && cache_key_ok && salt_len <= sizeof(c->salt)
+		&& auth_hmac256(cache_key, sizeof(cache_key), s->password, strlen(s->password), mac)
+			== 0;
+	if (keyed && c->valid && c->iterations == iterations && c->salt_len == salt_len
+	    && memcmp(c->salt, salt, salt_len) == 0
+	    && CRYPTO_memcmp(c->password_mac, mac, sizeof(mac)) == 0) {
+		memcpy(s->salted_password, c->salted_password, AUTH_SHA256_LEN);
+		OPENSSL_cleanse(mac, sizeof(mac));
+		return 0;
+	}
+	if (PKCS5_PBKDF2_HMAC(s->password, (int)strlen(s->password), salt, (int)salt_len,
+			      iterations, EVP_sha256(), AUTH_SHA256_LEN, s->salted_password)
+	    != 1) {
+		OPENSSL_cleanse(mac, sizeof(mac));
+		return -1;
+	}
+	if (keyed) {
+		c->valid = true;
+		memcpy(c->password_mac, mac, sizeof(mac));
+		c->iterations = iterations;
+		c->salt_len = salt_len;
+		memcpy(c->salt, salt, salt_len);
+		memcpy(c->salted_password, s->salted_password, AUTH_SHA256_LEN);
+	}
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return 0;
+}
+
 int auth_scram_client_final(struct auth_scram_client *s, const char *server_first, size_t len,
 			    char *out, size_t cap)
 {
@@ -246,9 +293,7 @@ int auth_scram_client_final(struct auth_scram_client *s, const char *server_firs
 		goto out;
 
 	/* SaltedPassword = Hi(password, salt, i) = PBKDF2-HMAC-SHA-256 */
-	if (PKCS5_PBKDF2_HMAC(s->password, (int)strlen(s->password), salt, salt_len,
-			      (int)iterations, EVP_sha256(), AUTH_SHA256_LEN, s->salted_password)
-	    != 1)
+	if (salted_password(s, salt, (size_t)salt_len, (int)iterations) != 0)
 		goto out;
 	OPENSSL_cleanse(s->password, sizeof(s->password)); /* no longer needed */
 

@@ -34,8 +34,22 @@ enum auth_scram_state {
 	AUTH_SCRAM_FAILED,
 };
 
+/* The SaltedPassword of one password, salt and count: a server sends the
+ * same salt and count at every login of a role, so with this kept (one
+ * per pool) PBKDF2 runs once, not at every server login. The password is
+ * kept only as an HMAC under a key of this process's. */
+struct auth_scram_salted_cache {
+	bool valid;
+	uint8_t password_mac[32];
+	int iterations;
+	size_t salt_len;
+	uint8_t salt[64];
+	uint8_t salted_password[32];
+};
+
 struct auth_scram_client {
 	enum auth_scram_state state;
+	struct auth_scram_salted_cache *cache; /* set by the caller after init, or NULL */
 	char password[256];
 	char client_nonce[64]; /* base64 text */
 	char client_first_bare[128];

@@ -1,8 +1,7 @@
 /* SCRAM-SHA-256 with keys instead of a password: PgCrab logging in to a
  * server as a client's role with the ClientKey and ServerKey that client's
- * own SCRAM login yielded (so no cleartext is ever needed), plus the
- * verifier math auth_query needs: parsing a pg_authid SCRAM verifier and
- * checking a cleartext password against it. No I/O. */
+ * own SCRAM login yielded (so no cleartext is ever needed). Verifiers are
+ * parsed and derived in auth/secret.h. No I/O. */
 #ifndef PGCRAB_SCRAM_KEYS_H
 #define PGCRAB_SCRAM_KEYS_H
 
@@ -14,31 +13,6 @@
 #include "auth/secret.h"
 
 #define AUTH_SCRAM_KEY_LEN 32
-
-/* "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>", decoded. */
-/* struct auth_scram_verifier: auth/secret.h */
-
-/* 0, or -1 if text is not such a verifier. */
-int auth_scram_parse_verifier(const char *text, struct auth_scram_verifier *v)
-	__attribute__((warn_unused_result));
-
-/* SaltedPassword = PBKDF2(password, salt, iterations), then ClientKey,
- * StoredKey = H(ClientKey) and ServerKey (any out may be NULL). -1 if
- * libcrypto fails. */
-int auth_scram_keys_from_password(const char *password, const uint8_t *salt, size_t salt_len,
-				  int iterations, uint8_t client_key[AUTH_SCRAM_KEY_LEN],
-				  uint8_t stored_key[AUTH_SCRAM_KEY_LEN],
-				  uint8_t server_key[AUTH_SCRAM_KEY_LEN])
-	__attribute__((warn_unused_result));
-
-/* Whether password is the one v was made from (StoredKey and ServerKey
- * both match, compared in constant time). Costs one PBKDF2. */
-bool auth_scram_verifier_matches(const struct auth_scram_verifier *v, const char *password);
-
-/* Whether password is the one a stored verifier was made from, whatever
- * its form: a SCRAM verifier (one PBKDF2), "md5" + md5(password + user),
- * or a cleartext password (compared in constant time). */
-bool auth_password_matches_verifier(const char *verifier, const char *user, const char *password);
 
 /* Client side with keys. */
 struct auth_scram_keys {

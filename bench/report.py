@@ -141,6 +141,8 @@ def main():
     cells, order = group_cells(runs)
     shard_cells, shard_order = group_cells(load_tsv(os.path.join(d, "sharded.tsv")))
     tls_cells, tls_order = group_cells(load_tsv(os.path.join(d, "tls.tsv")))
+    login_cells, login_order = group_cells(load_tsv(os.path.join(d, "logins.tsv")))
+    storm = load_tsv(os.path.join(d, "storm.tsv"))
     route = load_tsv(os.path.join(d, "route_cost.tsv"))
     merge = load_tsv(os.path.join(d, "merge.tsv"))
     workloads = []
@@ -329,6 +331,7 @@ def main():
             p("\n".join(notes))
 
     tls_section(p, tls_cells, tls_order)
+    login_section(p, login_cells, login_order, storm)
     sharding_section(p, shard_cells, shard_order, route, merge)
 
     if mem:
@@ -407,6 +410,82 @@ def tls_section(p, cells, order):
           f"{fmt(ratio(pc.good_tps, d.good_tps if d else None), 2, '×')} | "
           f"{fmt(pc.cpu, 1)} / {fmt(pb.cpu, 1)} | {fmt(pc.mean, 2)} / {fmt(pb.mean, 2)} | "
           f"{pc.failed} / {pb.failed} |")
+    p("")
+
+
+LOGIN_METHODS = {
+    "login-trust": "trust",
+    "login-plain": "plain (cleartext password)",
+    "login-md5": "md5",
+    "login-scram-sha-256": "SCRAM-SHA-256",
+    "login-scram-tls": "SCRAM-SHA-256 over TLS (sslmode=require)",
+}
+
+
+def login_section(p, cells, order, storm):
+    """Logins: pgbench -C (one login per transaction) against PgCrab
+    --workers 2 and PgBouncer set to the same auth_type. Goal: PgCrab at
+    least 1.2x PgBouncer's rate with less CPU per login, for every method;
+    logins per core-second = 1e6 / CPU us per login."""
+    if not order:
+        return
+    p("## Logins per client auth method")
+    p("")
+    p("`pgbench -C -S -M simple` (a new connection, so a login, per transaction) against "
+      "**PgCrab** `--workers 2` and **PgBouncer**, both with the same `auth_type`; user "
+      "pgcrab's password stored as cleartext (trust, plain), its md5 hash (md5) or "
+      "PostgreSQL's own SCRAM verifier (SCRAM), the same in both. **per core** = logins per "
+      "second of the pooler's own CPU (1,000,000 / CPU µs per login). Load average before "
+      f"these cells: {META.get('load_auth_before', '?')}; after: {META.get('load_auth_after', '?')}. "
+      "Goal: PgCrab at least 1.2× PgBouncer's rate with less CPU per login.")
+    p("")
+    p("| method | clients | PgCrab logins/s | PgBouncer logins/s | PgCrab / PgBouncer "
+      "| CPU µs/login PgCrab / PgBouncer | per core PgCrab / PgBouncer | failed |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for (w, c) in order:
+        if not w.startswith("login-"):
+            continue
+        x = cells[(w, c)]
+        m = w[len("login-"):]
+        pc, pb = x.get("pgcrab-" + m), x.get("pgbouncer-" + m)
+        if not (pc and pb):
+            continue
+
+        def rate(cell):
+            return fmt(cell.tps, 0) if cell.ok else f"**FAILED** ({fmt(cell.tps, 0)})"
+
+        def per_core(cell):
+            return fmt(1e6 / cell.cpu, 0) if cell.cpu else "–"
+
+        p(f"| {LOGIN_METHODS.get(w, w)} | {c} | {rate(pc)} | {rate(pb)} | "
+          f"{fmt(ratio(pc.good_tps, pb.good_tps), 2, '×')} | {fmt(pc.cpu, 1)} / {fmt(pb.cpu, 1)} | "
+          f"{per_core(pc)} / {per_core(pb)} | {pc.failed} / {pb.failed} |")
+    p("")
+    storms = [(w, c) for (w, c) in order if w.startswith("storm-")]
+    if not storms:
+        return
+    p("**A SCRAM login storm beside steady clients.** 16 clients run `-S -M extended` "
+      "(logged in once) while 16 more log in and out without pause (`-C`) through the same "
+      "pooler: the steady clients' TPS and p99 show what the storm costs them; CPU µs/tx "
+      "counts the storm's work too.")
+    p("")
+    p("| method | steady TPS PgCrab / PgBouncer | steady p99 ms PgCrab / PgBouncer "
+      "| storm logins/s PgCrab / PgBouncer | failed |")
+    p("|---|---:|---:|---:|---:|")
+    for (w, c) in storms:
+        x = cells[(w, c)]
+        m = w[len("storm-"):]
+        pc, pb = x.get("pgcrab-" + m), x.get("pgbouncer-" + m)
+        if not (pc and pb):
+            continue
+
+        def logins(target):
+            return fmt(med(num(r["logins_per_s"]) for r in storm
+                           if r["method"] == m and r["target"] == target), 0)
+
+        p(f"| {LOGIN_METHODS.get('login-' + m, m)} | {fmt(pc.tps, 0)} / {fmt(pb.tps, 0)} | "
+          f"{fmt(pc.p99, 2)} / {fmt(pb.p99, 2)} | {logins('pgcrab-' + m)} / "
+          f"{logins('pgbouncer-' + m)} | {pc.failed} / {pb.failed} |")
     p("")
 
 

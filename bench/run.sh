@@ -33,6 +33,18 @@
 #                     (client_tls_sslmode = require), each with its own
 #                     certificate; server sides in plaintext for all three
 #   BENCH_TLS_WORKLOADS  tls-select-extended tls-connect (default)
+#   BENCH_AUTH_METHODS  client auth methods of the login cells (default
+#                     "trust plain md5 scram-sha-256 scram-tls"; empty skips
+#                     them): pgbench -C (a login per transaction) against
+#                     PgCrab --workers 2 and PgBouncer set to that auth_type,
+#                     the password stored as each keeps it best (cleartext
+#                     for plain and trust, the md5 hash for md5, PostgreSQL's
+#                     own SCRAM verifier for SCRAM); scram-tls adds
+#                     sslmode=require
+#   BENCH_AUTH_CLIENTS  client counts of the login cells (default 16)
+#                     With SCRAM also a storm cell: 16 steady clients
+#                     (-S -M extended) measured while 16 more log in and
+#                     out without pause (storm.tsv has their logins/s)
 #   BENCH_MERGE_ROWS  rows of the 3-shard merge memory test (default
 #                     1000000; empty skips it)
 #   PGCRAB_LIB, BENCH_LDLIBS  the library bench/route_cost.c links (default
@@ -61,6 +73,8 @@ else
 	TLS_CLIENTS=${BENCH_TLS_CLIENTS-16 100 1000}
 fi
 TLS_WORKLOADS=${BENCH_TLS_WORKLOADS:-tls-select-extended tls-connect}
+AUTH_METHODS=${BENCH_AUTH_METHODS-trust plain md5 scram-sha-256 scram-tls}
+AUTH_CLIENTS=${BENCH_AUTH_CLIENTS:-16}
 SHARD_WORKLOADS=${BENCH_SHARD_WORKLOADS:-key-extended key-prepared}
 MERGE_ROWS=${BENCH_MERGE_ROWS-1000000}
 PGCRAB_LIB=${PGCRAB_LIB:-$repo/build/libpgcrab.a}
@@ -212,6 +226,29 @@ server_tls_mode = disable"
 	wait_port "$port" "${PID[$name]}" || { cat "$tmp/$name.log" >&2; echo "bench: $name did not start" >&2; return 1; }
 }
 
+# start_pgcrab_auth NAME AUTH_TYPE SECRET [TLS]: PgCrab --workers 2 asking
+# its clients for AUTH_TYPE, user pgcrab's password stored as SECRET.
+start_pgcrab_auth() {
+	local name=$1 auth=$2 secret=$3 tls=${4:-} port lines
+	port=$(free_port)
+	lines="log_level = warn
+max_client_conn = 2000
+auth_type = $auth"
+	[[ -n "$tls" ]] && lines="$lines
+client_tls_mode = require
+client_tls_cert_file = $tmp/tls/server.crt
+client_tls_key_file = $tmp/tls/server.key
+server_tls_mode = disable"
+	SHARD_USER=bench_login SHARD_PASSWORD=pgcrab PGCRAB_USER_PASSWORD=$secret \
+		PG_HOST=$(pooler_pg_host) pgcrab_config "$tmp/$name.ini" "$port" \
+		"min_connections = $POOL_SIZE
+max_connections = $POOL_SIZE" "$lines"
+	"$PGCRAB_BIN" --config "$tmp/$name.ini" --workers 2 2>"$tmp/$name.log" &
+	PID[$name]=$!
+	PORT[$name]=$port
+	wait_port "$port" "${PID[$name]}" || { cat "$tmp/$name.log" >&2; echo "bench: $name did not start" >&2; return 1; }
+}
+
 # make_tls_cert: a self-signed certificate (P-256) for all three TLS targets
 make_tls_cert() {
 	mkdir -p "$tmp/tls"
@@ -238,16 +275,16 @@ client_tls_cert_file = $dir/server.crt
 client_tls_key_file = $dir/server.key
 server_tls_sslmode = disable"
 	fi
-	echo '"pgcrab" "pgcrab"' >"$dir/userlist.txt"
+	echo "\"pgcrab\" \"${BOUNCER_SECRET:-pgcrab}\"" >"$dir/userlist.txt"
 	cat >"$dir/pgbouncer.ini" <<INI
 [databases]
-$PG_DB = host=$(pooler_pg_host) port=$PG_PORT dbname=$PG_DB user=$PG_USER password=$PG_PASSWORD
+$PG_DB = host=$(pooler_pg_host) port=$PG_PORT dbname=$PG_DB user=${BOUNCER_DB_USER:-$PG_USER} password=${BOUNCER_DB_PASSWORD:-$PG_PASSWORD}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $port
 unix_socket_dir =
-auth_type = plain
+auth_type = ${BOUNCER_AUTH_TYPE:-plain}
 auth_file = $dir/userlist.txt
 pool_mode = transaction
 default_pool_size = $POOL_SIZE
@@ -300,6 +337,8 @@ workload_args() {
 	connect-simple) echo "-C -S -M simple" ;;
 	tls-select-extended) echo "-S -M extended" ;;
 	tls-connect) echo "-C -S -M simple" ;;
+	login-*) echo "-C -S -M simple" ;;
+	storm-*) echo "-S -M extended" ;;
 	key-extended) echo "-f $tmp/select_by_aid.sql -s $SCALE -M extended" ;;
 	key-prepared) echo "-f $tmp/select_by_aid.sql -s $SCALE -M prepared" ;;
 	key-simple) echo "-f $tmp/select_by_aid.sql -s $SCALE -M simple" ;;
@@ -332,7 +371,7 @@ run_one() {
 	[[ -n "$pid" ]] && c0=$(cpu_ticks "$pid")
 	# shellcheck disable=SC2086
 	local sslmode=disable
-	[[ $workload == tls-* ]] && sslmode=require
+	[[ $workload == tls-* || $workload == *-tls ]] && sslmode=require
 	output=$(PGSSLMODE=$sslmode PGPASSWORD=$pass timeout -k 5 $((SECONDS_PER_RUN + 120)) \
 		pgbench -n $wargs -c "$clients" -j "$THREADS" -T "$SECONDS_PER_RUN" \
 		--log --log-prefix="$logdir/tx" --sampling-rate=0.1 \
@@ -357,7 +396,7 @@ run_one() {
 	fi
 	# Per-transaction latencies (column 3, µs) of the 10 % sample: mean, p99.
 	local lat
-	lat=$(cat "$logdir"/tx.* 2>/dev/null | awk '$3 ~ /^[0-9]+$/ {print $3}' | sort -n |
+	lat=$({ cat "$logdir"/tx.* 2>/dev/null || true; } | awk '$3 ~ /^[0-9]+$/ {print $3}' | sort -n |
 		awk '{a[NR] = $1; s += $1} END {
 			if (NR == 0) { print "- -"; exit }
 			i = int(NR * 0.99); if (i < NR * 0.99) i++; if (i < 1) i = 1
@@ -688,6 +727,78 @@ if [[ -n "$TLS_CLIENTS" ]]; then
 	RUNS=$out/runs.tsv
 fi
 
+# storm_one METHOD TARGET REP: steady clients (-S -M extended, 16, logged in
+# once) measured by run_one while 16 more log in and out without pause
+# (-C) with the same method: what a login storm costs the pooler's other
+# clients. The storm's logins/s go to storm.tsv.
+STORM=$out/storm.tsv
+printf 'method\ttarget\trepeat\tlogins_per_s\tfailed\n' >"$STORM"
+storm_one() {
+	local method=$1 target=$2 rep=$3 port sslmode=disable storm_out
+	port=${PORT[$target]}
+	[[ $method == *-tls ]] && sslmode=require
+	storm_out=$tmp/storm.out
+	PGSSLMODE=$sslmode PGPASSWORD=pgcrab timeout -k 5 $((SECONDS_PER_RUN + 60)) \
+		pgbench -n -C -S -M simple -c 16 -j 1 -T "$SECONDS_PER_RUN" -h 127.0.0.1 -p "$port" \
+		-U pgcrab "$PG_DB" >"$storm_out" 2>&1 &
+	local storm_pid=$!
+	run_one "storm-$method" 16 "$target" "$rep"
+	wait "$storm_pid" || true
+	printf '%s\t%s\t%s\t%s\t%s\n' "$method" "$target" "$rep" \
+		"$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$storm_out")" \
+		"$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$storm_out")" >>"$STORM"
+}
+
+# --- logins: a login per transaction, for each client auth method -------------------
+if [[ -n "$AUTH_METHODS" ]]; then
+	# PostgreSQL's own SCRAM verifier of the password pgcrab, and its md5
+	# hash for user pgcrab. Both poolers log in to PostgreSQL as
+	# bench_login, whose verifier is that very one: PgBouncer 1.18 logs in
+	# to the server with a SCRAM client's own keys even for the database
+	# line's user, so the two must share the verifier.
+	pg_admin -c "SET password_encryption = 'scram-sha-256'" \
+		-c "CREATE ROLE bench_login LOGIN SUPERUSER PASSWORD 'pgcrab'" >/dev/null
+	SCRAM_SECRET=$(pg_admin -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'bench_login'")
+	MD5_SECRET=md5$(printf '%s' pgcrabpgcrab | md5sum | cut -d' ' -f1)
+	[[ -f $tmp/tls/server.crt ]] || make_tls_cert
+	RUNS=$out/logins.tsv
+	runs_header "$RUNS"
+	LOAD_AUTH_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+	for method in $AUTH_METHODS; do
+		auth=$method secret=pgcrab tls=
+		case $method in
+		md5) secret=$MD5_SECRET ;;
+		scram-sha-256) secret=$SCRAM_SECRET ;;
+		scram-tls) auth=scram-sha-256 secret=$SCRAM_SECRET tls=tls ;;
+		trust | plain) ;;
+		*) echo "bench: unknown auth method $method" >&2; exit 1 ;;
+		esac
+		log "logins: $method (pgcrab --workers 2 and pgbouncer, auth_type = $auth${tls:+, TLS})"
+		start_pgcrab_auth "pgcrab-$method" "$auth" "$secret" "$tls"
+		BOUNCER_AUTH_TYPE=$auth BOUNCER_SECRET=$secret BOUNCER_DB_USER=bench_login \
+			BOUNCER_DB_PASSWORD=pgcrab start_pgbouncer "pgbouncer-$method" 2000 "$tls"
+		sleep 2
+		for clients in $AUTH_CLIENTS; do
+			for rep in $(seq 1 "$REPEATS"); do
+				for target in "pgcrab-$method" "pgbouncer-$method"; do
+					run_one "login-$method" "$clients" "$target" "$rep"
+				done
+			done
+		done
+		if [[ $method == scram* ]]; then
+			for rep in $(seq 1 "$REPEATS"); do
+				for target in "pgcrab-$method" "pgbouncer-$method"; do
+					storm_one "$method" "$target" "$rep"
+				done
+			done
+		fi
+		stop_pooler "pgcrab-$method"
+		stop_pooler "pgbouncer-$method"
+	done
+	LOAD_AUTH_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+	RUNS=$out/runs.tsv
+fi
+
 # --- sharded against unsharded: pgbench by key ---------------------------------
 if [[ -n "$SHARD_CLIENTS" ]]; then
 	log "2-shard copy of pgbench_accounts ($SHARDED_DB: 2 databases on this cluster)"
@@ -772,6 +883,8 @@ load_shard_before=${LOAD_SHARD_BEFORE:-}
 load_shard_after=${LOAD_SHARD_AFTER:-}
 load_tls_before=${LOAD_TLS_BEFORE:-}
 load_tls_after=${LOAD_TLS_AFTER:-}
+load_auth_before=${LOAD_AUTH_BEFORE:-}
+load_auth_after=${LOAD_AUTH_AFTER:-}
 merge_rows=$MERGE_ROWS
 shared_buffers=$SHARED_BUFFERS
 elapsed=$(($(date +%s) - START_TIME))

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "core/list.h"
 #include "core/worker.h"
 #include "pool/role.h"
@@ -71,6 +72,8 @@ struct pool {
 	struct list role_link; /* pw->role_list */
 	bool at_shard_cap;     /* its last connection attempt found the shard full */
 	bool gone;             /* the shard was removed by a reload: it only drains */
+	/* SCRAM logins of its servers with a cleartext password: PBKDF2 once */
+	struct auth_scram_salted_cache salted;
 };
 
 /* Sets up pw's pools (min_connections shared out among n_workers), room

@@ -412,6 +412,7 @@ static int login_auth(struct server *s, const uint8_t *body, uint32_t len, char 
 		s->scram = malloc(sizeof(*s->scram));
 		if (!s->scram || auth_scram_client_init(s->scram, password, NULL) != 0)
 			break;
+		s->scram->cache = &s->pool->salted;
 		n = auth_scram_client_first(s->scram, text, sizeof(text));
 		if (n < 0)
 			break;

@@ -135,7 +135,7 @@ max_connections = 20}
 ${PGCRAB_EXTRA_SECTIONS:-}
 
 [user.pgcrab]
-password = pgcrab
+password = ${PGCRAB_USER_PASSWORD:-pgcrab}
 INI
 }
 

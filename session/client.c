@@ -370,10 +370,11 @@ void client_login_free(struct client_login *l)
 		return;
 	if (l->authq)
 		authq_cancel(l->authq); /* the answer is dropped when it comes */
-	if (l->password) {
-		memset(l->password, 0, strlen(l->password));
-		free(l->password);
+	if (l->role.password) {
+		explicit_bzero(l->role.password, strlen(l->role.password));
+		free(l->role.password);
 	}
+	explicit_bzero(&l->role.secret, sizeof(l->role.secret));
 	if (l->scram) {
 		auth_scram_server_wipe(l->scram);
 		free(l->scram);

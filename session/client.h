@@ -9,6 +9,7 @@
 
 #include "auth/scram_server.h"
 #include "auth/secret.h"
+#include "config/cfg.h"
 #include "core/conn.h"
 #include "core/list.h"
 #include "core/timer.h"
@@ -47,9 +48,12 @@ struct client_login {
 	bool bad_options;    /* options refused: opt_err goes out after auth */
 	bool console;        /* dbname is the admin console's */
 	struct proto_options_error opt_err;
-	/* auth_query: the lookup in flight and the password it will check */
+	/* auth_query, for a role the config does not list: the lookup in
+	 * flight, then its answer, which stands in for a [user] section */
 	struct authq_req *authq;
-	char *password;
+	bool looked_up;       /* the answer came: found tells which */
+	bool found;           /* ...the role exists: role holds its secret */
+	struct cfg_user role; /* its password (malloc'd) is the verifier's text */
 };
 
 /* Frees a client_login, cancelling its lookup and wiping its password. */

@@ -102,13 +102,41 @@ static size_t channel_binding(struct client *cl, uint8_t *buf, size_t cap)
 }
 
 static void authenticated(struct client *cl);
+static void look_up_role(struct client *cl);
+
+/* The user's [user] section, or what auth_query found for a role the
+ * config does not list; NULL for an unknown user. */
+static const struct cfg_user *login_user(const struct client *cl)
+{
+	const struct client_login *lg = cl->login;
+	if (lg->looked_up)
+		return lg->found ? &lg->role : NULL;
+	return cfg_find_user(cl->c.w->cfg, lg->user);
+}
+
+/* A role the config does not list is looked up with auth_query before the
+ * exchange starts: which exchange (md5 or SCRAM) and its salt come from
+ * the role's verifier, as on PostgreSQL. */
+static bool needs_lookup(const struct client *cl, const struct cfg_user *u)
+{
+	const struct cfg *cfg = cl->c.w->cfg;
+	return !u && !cl->login->looked_up && cfg->auth_user[0] && cl->pool && cl->sw->authq
+		&& cfg->auth_type != CFG_AUTH_TRUST && cfg->auth_type != CFG_AUTH_CERT;
+}
 
 /* Asks for the password (or its proof) after whatever wr already holds. */
 static void start_auth(struct client *cl, struct proto_writer *wr)
 {
 	const struct cfg *cfg = cl->c.w->cfg;
 	struct client_login *lg = cl->login;
-	const struct cfg_user *u = cfg_find_user(cfg, lg->user);
+	const struct cfg_user *u = login_user(cl);
+	if (needs_lookup(cl, u)) {
+		if (wr->len > 0) /* a NegotiateProtocolVersion, if any */
+			client_queue(cl, wr);
+		if (!cl->c.closing)
+			look_up_role(cl);
+		return;
+	}
 	lg->method = pick_method(cfg, u);
 	switch (lg->method) {
 	case LOGIN_CERT: {
@@ -553,9 +581,10 @@ static void scram_step(struct client *cl, const uint8_t *body, size_t len)
 	}
 }
 
-/* auth_query's answer for the client's role: the password is checked
- * against the verifier; no such role is refused like a wrong password. */
-static void check_looked_up(struct client *cl, enum authq_status st, const char *verifier)
+/* auth_query's answer for the client's role, which then stands in for a
+ * [user] section; the exchange starts. No such role goes on like an
+ * unknown user (refused like a wrong password, after the same exchange). */
+static void on_role(struct client *cl, enum authq_status st, const char *verifier)
 {
 	struct client_login *l = cl->login;
 	if (st == AUTHQ_ERROR) {
@@ -563,16 +592,27 @@ static void check_looked_up(struct client *cl, enum authq_status st, const char 
 			    l->user);
 		return;
 	}
-	if (st != AUTHQ_FOUND || !auth_password_matches_verifier(verifier, l->user, l->password)) {
-		auth_failed(cl);
-		return;
+	l->looked_up = true;
+	char why[128];
+	if (st == AUTHQ_FOUND
+	    && auth_secret_parse(verifier, &l->role.secret, why, sizeof(why)) != 0)
+		log_warn("worker %d client %llu: auth_query gave role \"%s\" a password PgCrab "
+			 "cannot read (%s): refused as a wrong password",
+			 cl->c.w->id, (unsigned long long)cl->c.id, l->user, why);
+	else if (st == AUTHQ_FOUND) {
+		l->role.name = l->user;
+		l->role.password = strdup(verifier);
+		if (!l->role.password) {
+			client_fail(cl, "FATAL", "53200", "out of memory");
+			return;
+		}
+		/* a cleartext from the query has no verifier: computing one
+		 * here would run PBKDF2 on the worker, so SCRAM refuses it */
+		l->found = true;
 	}
-	cl->proof = make_proof(cl, NULL, l->password);
-	if (!cl->proof) {
-		client_fail(cl, "FATAL", "53200", "out of memory");
-		return;
-	}
-	authenticated(cl);
+	uint8_t buf[64];
+	struct proto_writer wr = proto_writer_init(buf, sizeof(buf));
+	start_auth(cl, &wr);
 }
 
 static void on_looked_up(void *arg, enum authq_status st, const char *verifier)
@@ -580,28 +620,24 @@ static void on_looked_up(void *arg, enum authq_status st, const char *verifier)
 	struct client *cl = arg;
 	cl->login->authq = NULL;
 	if (!cl->c.closing)
-		check_looked_up(cl, st, verifier);
+		on_role(cl, st, verifier);
 }
 
-/* A role the config does not list, with auth_query set: its verifier from
- * the worker's cache, or from its shard (the first of a sharded database)
- * while the client waits, reading nothing meanwhile. */
-static void look_up_role(struct client *cl, const char *password)
+/* The role's verifier from the worker's cache, or from its shard (the
+ * first of a sharded database) while the client waits: it has nothing to
+ * send until asked for its password, and what it sends anyway waits. */
+static void look_up_role(struct client *cl)
 {
 	struct client_login *l = cl->login;
 	int shard = cl->pool->shard->index;
 	const char *verifier = NULL;
-	l->password = strdup(password);
-	if (!l->password) {
-		client_fail(cl, "FATAL", "53200", "out of memory");
-		return;
-	}
 	enum authq_status st = authq_cached(&cl->sw->authq_cache, cl->c.w->now_ms, shard, l->user,
 					    &verifier);
 	if (st != AUTHQ_MISS) {
-		check_looked_up(cl, st, verifier);
+		on_role(cl, st, verifier);
 		return;
 	}
+	client_set_state(cl, CLIENT_AUTH);
 	l->authq = authq_lookup(cl->sw->authq, cl->c.w, shard, l->user, on_looked_up, cl);
 	if (!l->authq)
 		client_fail(cl, "FATAL", "53200", "out of memory");
@@ -610,7 +646,6 @@ static void look_up_role(struct client *cl, const char *password)
 void login_on_password(struct client *cl)
 {
 	struct conn *c = &cl->c;
-	const struct cfg *cfg = c->w->cfg;
 	struct client_login *lg = cl->login;
 	bool sasl = lg->method == LOGIN_SCRAM;
 	if (lg->authq)
@@ -647,11 +682,7 @@ void login_on_password(struct client *cl)
 	const char *password = password_text(cl, body, len);
 	if (!password)
 		return;
-	const struct cfg_user *u = cfg_find_user(cfg, lg->user);
-	if (!u && lg->method == LOGIN_PLAIN && cfg->auth_user[0] && cl->pool && cl->sw->authq) {
-		look_up_role(cl, password);
-		return;
-	}
+	const struct cfg_user *u = login_user(cl);
 	bool ok = lg->method == LOGIN_MD5
 		? md5_matches(cl, u, password)
 		: auth_plain_check(u ? &u->secret : &(struct auth_secret){ 0 },
@@ -729,7 +760,7 @@ static void authenticated(struct client *cl)
 	const struct cfg *cfg = c->w->cfg;
 	if (!cl->proof) {
 		/* trust and SCRAM: nothing was read from a password message */
-		cl->proof = make_proof(cl, cfg_find_user(cfg, cl->login->user), NULL);
+		cl->proof = make_proof(cl, login_user(cl), NULL);
 		if (!cl->proof) {
 			client_fail(cl, "FATAL", "53200", "out of memory");
 			return;

@@ -1,4 +1,5 @@
-# auth_query: roles that exist only in PostgreSQL log in through PgCrab
+# auth_query: roles that exist only in PostgreSQL log in through PgCrab,
+# with plain, md5 and scram-sha-256 clients
 # (each as itself, on a shard without a user), their passwords checked
 # against the verifier PgCrab looks up on the shard as auth_user (SCRAM and
 # md5 verifiers); answers are cached for auth_query_ttl, then looked up
@@ -67,6 +68,39 @@ for r in aq_scram aq_md5 aq_late; do
 	expect_eq "$r: 20 logins in parallel with other roles, each as itself" 20 "$(grep -cx "$r" "$T_DIR/$r.loop")"
 done
 pgcrab_stop
+
+# every client method, as PostgreSQL picks it from the stored verifier:
+# with md5 a SCRAM role still gets SCRAM; with scram-sha-256 an md5 role
+# cannot log in (its hash answers no SCRAM exchange). Each answer is first
+# checked against PostgreSQL directly with the same method in pg_hba.
+direct() { timeout 20 psql -X -q -At -d "host=127.0.0.1 port=$PG_PORT user=$1 password=$2 dbname=$PG_DB connect_timeout=5" -c "SELECT current_user" 2>&1; }
+for method in md5 scram-sha-256; do
+	{ echo "host all aq_scram,aq_md5,aq_late 127.0.0.1/32 $method"; cat "$T_DIR/hba.orig"; } >"$T_DIR/hba.m"
+	chmod 644 "$T_DIR/hba.m"
+	as_pg cp "$T_DIR/hba.m" "$hba"
+	pg_admin -c "SELECT pg_reload_conf()" >/dev/null
+	pgcrab_start "max_connections = 6" "auth_user = aq_auth
+auth_type = $method
+auth_query_ttl = 60s" || exit 1
+	for r in "aq_scram aqpass2" "aq_md5 aqmd5"; do
+		set -- $r
+		want=$(direct "$1" "$2")
+		got=$(login "$1" "$2")
+		if [[ "$want" == "$1" ]]; then
+			expect_eq "$method: $1 logs in as itself, as directly" "$1" "$got"
+		else
+			check "$method: $1 is refused like directly ($want)" \
+				test "${got#*FATAL:  }" == "${want#*FATAL:  }"
+		fi
+		wrong=$(login "$1" nope)
+		check "$method: $1 with a wrong password is refused with 28P01" \
+			grep -q "password authentication failed for user \"$1\"" <<<"$wrong"
+	done
+	check "$method: an unknown role is refused like a wrong password" refused_like_wrong_password aq_nobody x
+	pgcrab_stop
+done
+as_pg cp "$T_DIR/hba.new" "$hba"
+pg_admin -c "SELECT pg_reload_conf()" >/dev/null
 
 # auth_user cannot log in: lookups fail, the client is told
 pgcrab_start "max_connections = 2" "auth_user = aq_auth

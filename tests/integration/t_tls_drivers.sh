@@ -41,8 +41,31 @@ run_all() { # WHERE PORT USER PASSWORD
 	fi
 }
 
+# SCRAM-SHA-256-PLUS where the driver has channel binding: libpq
+# (channel_binding=require) and node-postgres (enableChannelBinding);
+# asyncpg 0.27 and pgjdbc 42.5 have none, and must still log in with
+# SCRAM-SHA-256 when PLUS is offered (run_all does that through PgCrab
+# with auth_type = scram-sha-256 below).
+run_plus() { # WHERE PORT USER PASSWORD
+	local out
+	out=$(timeout 60 $PY "$drivers/tls_drivers.py" 127.0.0.1 "$2" "$3" "$4" "$PG_DB" plus 2>&1)
+	saw "$1: psycopg with SCRAM-SHA-256-PLUS" "ok - psycopg over TLS with SCRAM-SHA-256-PLUS" "$(grep psycopg <<<"$out")"
+	if [[ $node_ok == 1 ]]; then
+		out=$(timeout 60 node "$drivers/node/tls.js" 127.0.0.1 "$2" "$3" "$4" "$PG_DB" plus 2>&1)
+		saw "$1: node-postgres with SCRAM-SHA-256-PLUS" "ok - node-postgres over TLS with SCRAM-SHA-256-PLUS" "$out"
+	fi
+	skip "$1: asyncpg and pgjdbc with SCRAM-SHA-256-PLUS" "asyncpg 0.27 and pgjdbc 42.5 (Debian 12) have no channel binding"
+}
+
 run_all "PostgreSQL directly" "$PG_PORT" "$PG_USER" "$PG_PASSWORD"
+run_plus "PostgreSQL directly" "$PG_PORT" "$PG_USER" "$PG_PASSWORD"
 pgcrab_start "min_connections = 0
 max_connections = 5" "$(tls_pgcrab_both)" || exit 1
 run_all "through PgCrab" "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD"
+pgcrab_stop
+pgcrab_start "min_connections = 0
+max_connections = 5" "$(tls_pgcrab_both)
+auth_type = scram-sha-256" || exit 1
+run_all "through PgCrab, SCRAM (PLUS offered)" "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD"
+run_plus "through PgCrab" "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD"
 pgcrab_stop

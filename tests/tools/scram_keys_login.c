@@ -63,15 +63,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s HOST PORT USER DB VERIFIER PASSWORD\n", argv[0]);
 		return 2;
 	}
-	struct auth_scram_verifier v;
+	struct auth_secret secret;
+	char bad[128];
 	uint8_t ck[32];
-	if (auth_scram_parse_verifier(argv[5], &v) != 0
-	    || auth_scram_keys_from_password(argv[6], v.salt, v.salt_len, v.iterations, ck, NULL,
-					     NULL)
-		    != 0) {
+	if (auth_secret_parse(argv[5], &secret, bad, sizeof(bad)) != 0
+	    || secret.kind != AUTH_SECRET_SCRAM
+	    || auth_scram_derive(argv[6], &secret.scram, ck) != 0) {
 		printf("bad verifier\n");
 		return 1;
 	}
+	const struct auth_scram_verifier v = secret.scram;
 	memset(argv[6], 0, strlen(argv[6])); /* from here on: keys only */
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 				  .sin_port = htons((uint16_t)atoi(argv[2])) };

@@ -167,6 +167,50 @@ static void scram_rfc7677_vector(void **state)
 	assert_wiped_failed();
 }
 
+/* A pool's SaltedPassword cache: the first exchange fills it, the next
+ * with the same password, salt and count takes it (no PBKDF2), and one
+ * with another password or salt does not. */
+static void scram_salted_cache(void **state)
+{
+	(void)state;
+	struct auth_scram_salted_cache cache = { 0 };
+	/* fills it, and the RFC answer is unchanged */
+	assert_int_equal(auth_scram_client_init_user(&sc, "user", "pencil", RFC_NONCE), 0);
+	sc.cache = &cache;
+	assert_true(auth_scram_client_first(&sc, out, sizeof(out)) > 0);
+	assert_true(final_s(RFC_SERVER_FIRST) > 0);
+	assert_string_equal(out, RFC_CLIENT_FINAL);
+	assert_true(cache.valid);
+	assert_int_equal(cache.iterations, 4096);
+	assert_int_equal(verify_s(RFC_SERVER_FINAL), 0);
+
+	/* taken: a SaltedPassword planted in it changes the proof */
+	cache.salted_password[0] ^= 1;
+	assert_int_equal(auth_scram_client_init_user(&sc, "user", "pencil", RFC_NONCE), 0);
+	sc.cache = &cache;
+	assert_true(auth_scram_client_first(&sc, out, sizeof(out)) > 0);
+	assert_true(final_s(RFC_SERVER_FIRST) > 0);
+	assert_string_not_equal(out, RFC_CLIENT_FINAL);
+	cache.salted_password[0] ^= 1;
+
+	/* another password: PBKDF2 again, and the cache follows it */
+	uint8_t mac[32];
+	memcpy(mac, cache.password_mac, sizeof(mac));
+	assert_int_equal(auth_scram_client_init_user(&sc, "user", "pencil2", RFC_NONCE), 0);
+	sc.cache = &cache;
+	assert_true(auth_scram_client_first(&sc, out, sizeof(out)) > 0);
+	assert_true(final_s(RFC_SERVER_FIRST) > 0);
+	assert_string_not_equal(out, RFC_CLIENT_FINAL);
+	assert_memory_not_equal(mac, cache.password_mac, sizeof(mac));
+
+	/* the right password again, another count: not taken */
+	assert_int_equal(auth_scram_client_init_user(&sc, "user", "pencil", RFC_NONCE), 0);
+	sc.cache = &cache;
+	assert_true(auth_scram_client_first(&sc, out, sizeof(out)) > 0);
+	assert_true(final_s("r=" RFC_SNONCE ",s=" RFC_SALT ",i=4097") > 0);
+	assert_int_equal(cache.iterations, 4097);
+}
+
 static void scram_empty_name(void **state)
 {
 	(void)state;
@@ -586,6 +630,7 @@ int main(void)
 		cmocka_unit_test(md5_known_value),
 		cmocka_unit_test(scram_rfc7677_vector),
 		cmocka_unit_test(scram_empty_name),
+		cmocka_unit_test(scram_salted_cache),
 		cmocka_unit_test(scram_client_first_random_nonce),
 		cmocka_unit_test(scram_init_limits),
 		cmocka_unit_test(scram_user_escaping),

@@ -1,7 +1,10 @@
 """psycopg 3 and asyncpg over TLS (sslmode=require): each connects, checks
 its own connection is encrypted and asks the server whether its side is
 (pg_stat_ssl). Arguments: host port user password dbname. Prints one
-"ok - ..." or "not ok - ..." line per driver."""
+"ok - ..." or "not ok - ..." line per driver. A sixth argument "plus"
+asks libpq for SCRAM-SHA-256-PLUS (channel_binding=require: a login
+without channel binding fails); asyncpg has no channel binding and logs
+in with SCRAM-SHA-256 from the same offer."""
 import asyncio
 import sys
 
@@ -9,11 +12,14 @@ import asyncpg
 import psycopg
 
 host, port, user, password, db = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+plus = len(sys.argv) > 6 and sys.argv[6] == "plus"
 SQL = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 
 
 def check_psycopg():
     conninfo = f"host={host} port={port} user={user} password={password} dbname={db} sslmode=require connect_timeout=10"
+    if plus:
+        conninfo += " channel_binding=require"
     with psycopg.connect(conninfo) as conn:
         ssl_in_use = conn.pgconn.ssl_in_use
         server_ssl = conn.execute(SQL).fetchone()[0]
@@ -38,7 +44,8 @@ for name, run in (("psycopg", check_psycopg), ("asyncpg", lambda: asyncio.run(ch
     try:
         client, server, n = run()
         if client and server:
-            print(f"ok - {name} over TLS (server side TLS too, {n})")
+            how = " with SCRAM-SHA-256-PLUS" if plus and name == "psycopg" else ""
+            print(f"ok - {name} over TLS{how} (server side TLS too, {n})")
         else:
             print(f"not ok - {name}: client TLS {client}, server TLS {server}")
     except Exception as e:  # the message is the test's output
