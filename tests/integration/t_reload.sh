@@ -19,6 +19,7 @@ write_ini() {
 host = 127.0.0.1
 port = $PORT_LINE
 admin_users = pgcrab
+stats_users = viewer
 client_idle_timeout = $IDLE_TIMEOUT
 query_wait_timeout = 30s
 
@@ -34,7 +35,7 @@ INI
 			printf '\n[shard.%s]\nhost = %s\nport = %s\ndatabase = %s\nuser = %s\npassword = %s\nmax_connections = 4\n' \
 				"$s" "$PG_HOST" "$PG_PORT" "$OTHER_DB" "$PG_USER" "$PG_PASSWORD"
 		done
-		printf '\n[user.pgcrab]\npassword = pgcrab\n'
+		printf '\n[user.pgcrab]\npassword = pgcrab\n\n[user.viewer]\npassword = viewer\n'
 		[[ -n $ALICE ]] && printf '\n[user.alice]\npassword = alice\n'
 		printf '\n[user.bob]\npassword = %s\n' "$BOB_PASSWORD"
 		printf '%s\n' "${BROKEN:-}"
@@ -135,6 +136,12 @@ for HOW in sighup console; do
 	poll 10 said gone_idle idle-1 || not_ok "$HOW: a session on shard gone works"
 	sleep 1
 	check "$HOW: pool size 2 holds under pgbench" test "$(servers)" -le 2
+
+	if [[ $HOW == console ]]; then
+		out=$(PGPASSWORD=viewer timeout 30 psql -X -At -v VERBOSITY=verbose -h 127.0.0.1 \
+			-p "$PGCRAB_PORT" -U viewer pgcrab -c RELOAD 2>&1)
+		expect_match "RELOAD is refused to stats_users with 42501" "ERROR:  42501" "$out"
+	fi
 
 	# pool size
 	POOL_SIZE=5
