@@ -1451,6 +1451,26 @@ void cfg_unref(struct cfg *cfg)
 		cfg_free(cfg);
 }
 
+void cfg_free_sharding(struct cfg *cfg)
+{
+	for (int i = 0; i < cfg->n_databases; i++) {
+		free(cfg->databases[i].name);
+		free(cfg->databases[i].shards);
+	}
+	for (int i = 0; i < cfg->n_sharded_tables; i++) {
+		struct cfg_sharded_table *t = &cfg->sharded_tables[i];
+		free(t->name);
+		free(t->schema);
+		free_list(t->cols, t->n_cols);
+		free(t->types);
+	}
+	free(cfg->databases);
+	free(cfg->sharded_tables);
+	cfg->databases = NULL;
+	cfg->sharded_tables = NULL;
+	cfg->n_databases = cfg->n_sharded_tables = 0;
+}
+
 void cfg_free(struct cfg *cfg)
 {
 	if (!cfg)
@@ -1464,22 +1484,10 @@ void cfg_free(struct cfg *cfg)
 		free(cfg->users[i].name);
 		explicit_bzero(&cfg->users[i].secret, sizeof(cfg->users[i].secret));
 	}
-	for (int i = 0; i < cfg->n_databases; i++) {
-		free(cfg->databases[i].name);
-		free(cfg->databases[i].shards);
-	}
-	for (int i = 0; i < cfg->n_sharded_tables; i++) {
-		struct cfg_sharded_table *t = &cfg->sharded_tables[i];
-		free(t->name);
-		free(t->schema);
-		free_list(t->cols, t->n_cols);
-		free(t->types);
-	}
+	cfg_free_sharding(cfg);
 	free_owned(SECT_PGCRAB, cfg);
 	free(cfg->shards);
 	free(cfg->users);
-	free(cfg->databases);
-	free(cfg->sharded_tables);
 	free(cfg->path);
 	explicit_bzero(cfg->auth_key, sizeof(cfg->auth_key));
 	free(cfg);
@@ -1488,7 +1496,7 @@ void cfg_free(struct cfg *cfg)
 const struct cfg_shard *cfg_find_shard(const struct cfg *cfg, const char *name)
 {
 	for (int i = 0; i < cfg->n_shards; i++)
-		if (strcmp(cfg->shards[i].name, name) == 0)
+		if (!cfg->shards[i].removed && strcmp(cfg->shards[i].name, name) == 0)
 			return &cfg->shards[i];
 	return NULL;
 }
@@ -1529,16 +1537,122 @@ const char *cfg_auth_type_name(enum cfg_auth_type a)
 	return (unsigned)a < ARRAY_LEN(auth_type_names) - 1 ? auth_type_names[a] : "?";
 }
 
-/* Keys only a restart changes: the listeners and the threads. */
+/* Keys only a restart changes: the listeners, the threads, and what
+ * auth_query's helper thread was started with. */
 static bool needs_restart(const char *key)
 {
-	static const char *const keys_[] = { "host",    "port",         "unix_socket_dir",
-					     "workers", "cpu_affinity", "metrics_port",
-					     NULL };
+	static const char *const keys_[] = {
+		"host",         "port",         "unix_socket_dir", "workers",    "cpu_affinity",
+		"metrics_port", "metrics_host", "auth_user",       "auth_query", NULL
+	};
 	for (int i = 0; keys_[i]; i++)
 		if (strcmp(keys_[i], key) == 0)
 			return true;
 	return false;
+}
+
+/* A shard's address and identity: its server connections were made with
+ * them, so they change with a restart only (its password does not). */
+static bool shard_needs_restart(const char *key)
+{
+	return strcmp(key, "host") == 0 || strcmp(key, "port") == 0 || strcmp(key, "database") == 0
+		|| strcmp(key, "user") == 0;
+}
+
+static bool same_value(const struct key_def *k, const void *a, const void *b)
+{
+	const char *x = (const char *)a + k->off, *y = (const char *)b + k->off;
+	switch (k->type) {
+	case T_STRING: {
+		const char *u = *(char *const *)x, *v = *(char *const *)y;
+		return u == v || (u && v && strcmp(u, v) == 0);
+	}
+	case T_INT:
+	case T_ENUM:
+		return *(const int *)x == *(const int *)y;
+	case T_BOOL:
+		return *(const bool *)x == *(const bool *)y;
+	case T_DURATION:
+		return *(const uint64_t *)x == *(const uint64_t *)y;
+	case T_LIST:
+		break;
+	}
+	return true; /* no list needs a restart */
+}
+
+/* dst's value of k becomes src's; -1 when out of memory. */
+static int copy_value(const struct key_def *k, void *dst, const void *src)
+{
+	char *x = (char *)dst + k->off;
+	const char *y = (const char *)src + k->off;
+	switch (k->type) {
+	case T_STRING: {
+		const char *v = *(char *const *)y;
+		char *copy = v ? strdup(v) : NULL;
+		if (v && !copy)
+			return -1;
+		free(*(char **)x);
+		*(char **)x = copy;
+		return 0;
+	}
+	case T_INT:
+	case T_ENUM:
+		*(int *)x = *(const int *)y;
+		return 0;
+	case T_BOOL:
+		*(bool *)x = *(const bool *)y;
+		return 0;
+	case T_DURATION:
+		*(uint64_t *)x = *(const uint64_t *)y;
+		return 0;
+	case T_LIST:
+		break;
+	}
+	return 0;
+}
+
+/* Keeps in dst (a section of kind) src's values of the keys keep() names,
+ * telling note of each that differed. Returns 1 if any did, 0 if none,
+ * -1 when out of memory. */
+static int keep_values(enum sect_kind kind, bool (*keep)(const char *key), void *dst,
+		       const void *src, const char *label, void (*note)(void *arg, const char *msg),
+		       void *arg)
+{
+	int differs = 0;
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key_def *k = &keys[i];
+		if (k->sect != kind || !keep(k->key) || same_value(k, dst, src))
+			continue;
+		char msg[256];
+		snprintf(msg, sizeof(msg), "%s %s changed: it needs a restart, the old value stays",
+			 label, k->key);
+		note(arg, msg);
+		differs = 1;
+		if (copy_value(k, dst, src) != 0)
+			return -1;
+	}
+	return differs;
+}
+
+int cfg_keep_restart_values(struct cfg *nw, const struct cfg *old,
+			    void (*note)(void *arg, const char *msg), void *arg)
+{
+	if (keep_values(SECT_PGCRAB, needs_restart, nw, old, "[pgcrab]", note, arg) < 0)
+		return -1;
+	for (int i = 0; i < nw->n_shards && i < old->n_shards; i++) {
+		struct cfg_shard *d = &nw->shards[i];
+		const struct cfg_shard *s = &old->shards[i];
+		if (d->removed || s->removed)
+			continue;
+		char label[160];
+		snprintf(label, sizeof(label), "[shard.%s]", d->name);
+		int r = keep_values(SECT_SHARD, shard_needs_restart, d, s, label, note, arg);
+		/* the password stays with the user and server it was for */
+		if (r < 0
+		    || (r > 0 && copy_value(&keys[find_key(SECT_SHARD, "password")], d, s) != 0))
+			return -1;
+	}
+	return 0;
 }
 
 static void format_duration(uint64_t ms, char *out, size_t len)

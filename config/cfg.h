@@ -49,6 +49,9 @@ struct cfg_shard {
 	int max_connections;
 	enum cfg_tls_mode server_tls_mode; /* [pgcrab]'s when the section has none */
 	char *server_tls_ca_file;          /* likewise; "" = none */
+	/* gone from the file at a reload: kept (at its index) while its
+	 * clients and servers drain; lookups by name skip it */
+	bool removed;
 };
 
 /* [database.NAME]: a logical database over several shards. */
@@ -176,6 +179,22 @@ void cfg_free(struct cfg *cfg);
 const struct cfg_shard *cfg_find_shard(const struct cfg *cfg, const char *name);
 const struct cfg_database *cfg_find_database(const struct cfg *cfg, const char *name);
 const struct cfg_user *cfg_find_user(const struct cfg *cfg, const char *name);
+
+/* A reload (config/cfg_reload.c): nw, just loaded, takes old's shard
+ * indexes (a shard keeps its index while PgCrab runs; one gone from the file
+ * stays as a removed entry, new ones come after; at most max_shards in
+ * all), old's [database.*] and [sharded_table.*] sections, and old's values
+ * of every key that needs a restart. note is told of each change that is
+ * not taken. -1 with err when nw cannot be taken. */
+int cfg_reload_prepare(const struct cfg *old, struct cfg *nw, int max_shards,
+		       void (*note)(void *arg, const char *msg), void *arg, char *err,
+		       size_t errlen) __attribute__((warn_unused_result));
+/* Frees cfg's [database.*] and [sharded_table.*] sections, leaving none. */
+void cfg_free_sharding(struct cfg *cfg);
+/* Part of it (cfg.c): the restart-only values, [pgcrab]'s and each
+ * shard's (by index, after alignment). -1 when out of memory. */
+int cfg_keep_restart_values(struct cfg *nw, const struct cfg *old,
+			    void (*note)(void *arg, const char *msg), void *arg);
 
 /* Parses "250ms", "5s", "2min", "1h" or a bare number of seconds (units are
  * case-insensitive). Returns -1 for negatives, fractions, unknown units and

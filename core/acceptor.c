@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "core/tls.h"
 #include "core/worker.h"
 #include "proto/proto.h"
 
@@ -172,8 +171,9 @@ static void hand_over(struct acceptor *a, int fd)
 			best_n = n;
 		}
 	}
-	if (total >= rt->cfg->max_client_conn) {
-		log_warn("max_client_conn (%d) reached: client refused", rt->cfg->max_client_conn);
+	int max = atomic_load_explicit(&rt->max_client_conn, memory_order_relaxed);
+	if (total >= max) {
+		log_warn("max_client_conn (%d) reached: client refused", max);
 		reject_client(a, fd);
 		return;
 	}
@@ -255,24 +255,14 @@ static void upgrade_answered(struct acceptor *a, int res)
 static void on_signal(struct acceptor *a)
 {
 	switch (a->si.ssi_signo) {
-	case SIGHUP: {
-		/* systemd holds `systemctl reload` until READY=1 comes after a
-		 * RELOADING=1 stamped no earlier than the reload began */
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-			   (unsigned long long)now.tv_sec * 1000000ull
-				   + (unsigned long long)now.tv_nsec / 1000);
-		/* the rest of the configuration cannot change yet; TLS files can
-		 * (renewed certificates): new connections use them */
-		char err[512];
-		if (tls_reload(a->rt->cfg, err, sizeof(err)) != 0)
-			log_error("SIGHUP: TLS reload failed, the old certificates stay: %s", err);
-		log_warn(
-			"SIGHUP: only TLS certificates and keys are reloaded; the rest of the configuration is not");
-		sd_notify(0, "READY=1");
+	case SIGHUP:
+		/* the whole file is read again on a thread of its own, which
+		 * tells systemd RELOADING=1 and READY=1 around it */
+		if (a->opts->reload)
+			a->opts->reload(a->rt);
+		else
+			log_warn("SIGHUP: this process cannot reload its configuration");
 		break;
-	}
 	case SIGINT:
 	case SIGTERM:
 		if (a->stopping) {

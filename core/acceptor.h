@@ -24,6 +24,9 @@ struct acceptor_opts {
 	/* the new process serves: this one drains and must leave the sockets'
 	 * files to it */
 	void (*upgraded)(void);
+	/* SIGHUP: asks for a reload of the configuration, which tells
+	 * systemd RELOADING=1 and READY=1 itself; NULL: none */
+	void (*reload)(struct runtime *rt);
 };
 
 /* Runs until shutdown completes; returns the process exit code. Tells

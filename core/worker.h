@@ -90,8 +90,9 @@ struct worker {
 struct runtime {
 	struct worker *workers;
 	int n_workers;
-	struct cfg *cfg; /* the acceptor's snapshot */
-	void *owner;     /* the owner's shared state */
+	struct cfg *cfg;             /* the acceptor's snapshot (the first) */
+	_Atomic int max_client_conn; /* the newest snapshot's: a reload sets it */
+	void *owner;                 /* the owner's shared state */
 	_Atomic int workers_done;
 	_Atomic bool upgrading; /* the shutdown is an online upgrade's drain */
 	/* SHUTDOWN WAIT_FOR_CLIENTS: clients are served on and none is

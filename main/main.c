@@ -29,6 +29,7 @@
 #include "main/metrics.h"
 #include "main/recover.h"
 #include "main/upgrade.h"
+#include "session/reload.h"
 #include "session/session.h"
 
 static int cpus_available(void)
@@ -76,6 +77,11 @@ static int start_upgrade(pid_t *pid)
 static void upgraded(void)
 {
 	listeners_give_up_unix(&ls);
+}
+
+static void reload(struct runtime *rt)
+{
+	reload_ask(rt, NULL);
 }
 
 int main(int argc, char **argv)
@@ -169,6 +175,10 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
+	if (reload_start(&rt, &opts.ov, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
 	if (recover_start(cfg) != 0)
 		log_warn("cannot start the two-phase commit recovery thread");
 	log_info("pgcrab %s listening on %s%s%s%s with %d workers, %d shards, pool_mode %s",
@@ -184,8 +194,10 @@ int main(int argc, char **argv)
 		.status = status_line,
 		.upgrade_start = start_upgrade,
 		.upgraded = upgraded,
+		.reload = reload,
 	};
 	int rc = acceptor_run(&rt, &ao);
+	reload_stop(&rt);
 	metrics_stop();
 	listeners_unlink(&ls);
 	return rc;

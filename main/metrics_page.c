@@ -80,7 +80,7 @@ static void per_shard(struct prom_buf *b, const struct session *ss, const struct
 		prom_family(b, name, shard_families[f].type, shard_families[f].help);
 		for (int i = 0; i < ss->n_shards; i++) {
 			const void *field = (const char *)&sum[i] + shard_families[f].off;
-			prom_label(lab, sizeof(lab), "shard", ss->shards[i].cfg->name);
+			prom_label(lab, sizeof(lab), "shard", ss->shards[i].name);
 			switch (shard_families[f].kind) {
 			case K_HIST_COUNT:
 				prom_sample(b, name, lab, stats_hist_count(field));
@@ -99,7 +99,7 @@ static void per_shard(struct prom_buf *b, const struct session *ss, const struct
 	}
 	prom_family(b, "pgcrab_servers", "gauge", "Server connections by shard and state.");
 	for (int i = 0; i < ss->n_shards; i++) {
-		prom_label(lab, sizeof(lab), "shard", ss->shards[i].cfg->name);
+		prom_label(lab, sizeof(lab), "shard", ss->shards[i].name);
 		for (size_t s = 0; s < sizeof(server_states) / sizeof(server_states[0]); s++) {
 			size_t n = strlen(lab);
 			memcpy(lab2, lab, n);
@@ -120,9 +120,9 @@ static void per_database(struct prom_buf *b, const struct session *ss, const str
 	char lab[LABEL_MAX * 2];
 	prom_family(b, "pgcrab_clients", "gauge", "Client connections by database and state.");
 	for (int i = 0; i < n_slots; i++) {
-		const char *db = i < ss->n_shards      ? ss->shards[i].cfg->name
-			: i < ss->n_shards + ss->n_dbs ? ss->dbs[i - ss->n_shards].cfg->name
-						       : "";
+		const char *db = i < n_slots - 1 ? session_slot_name(ss, i) : "";
+		if (!db)
+			continue;
 		for (int s = 0; s <= CLIENT_CLOSING; s++) {
 			prom_label(lab, LABEL_MAX, "database", db);
 			size_t n = strlen(lab);
@@ -204,7 +204,7 @@ static void per_worker(struct prom_buf *b, const struct runtime *rt)
 void metrics_render(const struct runtime *rt, struct prom_buf *b)
 {
 	const struct session *ss = rt->owner;
-	int n_slots = ss->n_shards + ss->n_dbs + 1;
+	int n_slots = ss->shard_cap + ss->n_dbs + 1;
 	struct stats_slot *sum = sum_slots(rt, n_slots);
 	if (!sum) {
 		b->oom = true;

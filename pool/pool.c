@@ -32,27 +32,72 @@ void pool_init(struct pool *p, struct shard *shard, struct pool_worker *pw, int 
 	list_init(&p->role_link);
 }
 
+/* This worker's share of the shard's min_connections. */
+static int min_share(const struct pool_worker *pw, const struct cfg_shard *c)
+{
+	/* min_connections warms up the shard's own user only: the roles of
+	 * a shard without one are not known before their clients come */
+	int n = pw->n_workers;
+	int min = c->user && !c->removed ? c->min_connections : 0;
+	return min / n + (pw->w->id < min % n ? 1 : 0);
+}
+
 int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *shards, int n_shards,
-		     int n_workers)
+		     int shard_cap, int n_workers)
 {
 	pw->w = w;
+	pw->n_workers = n_workers;
 	pw->shards = shards;
 	pw->n_shards = n_shards;
+	pw->shard_cap = shard_cap;
 	list_init(&pw->outbox);
 	list_init(&pw->role_list);
-	pw->pools = calloc((size_t)n_shards + 1, sizeof(*pw->pools));
-	pw->paused = calloc((size_t)n_shards + 1, sizeof(*pw->paused));
-	pw->generation = calloc((size_t)n_shards + 1, sizeof(*pw->generation));
+	pw->pools = calloc((size_t)shard_cap + 1, sizeof(*pw->pools));
+	pw->paused = calloc((size_t)shard_cap + 1, sizeof(*pw->paused));
+	pw->generation = calloc((size_t)shard_cap + 1, sizeof(*pw->generation));
 	if (!pw->pools || !pw->paused || !pw->generation)
 		return -1;
-	for (int s = 0; s < n_shards; s++) {
-		/* min_connections warms up the shard's own user only: the roles of
-		 * a shard without one are not known before their clients come */
-		int min = shards[s].cfg->user ? shards[s].cfg->min_connections : 0;
-		int share = min / n_workers + (w->id < min % n_workers ? 1 : 0);
-		pool_init(&pw->pools[s], &shards[s], pw, share);
-	}
+	for (int s = 0; s < n_shards; s++)
+		pool_init(&pw->pools[s], &shards[s], pw, min_share(pw, shards[s].cfg));
 	return 0;
+}
+
+static void fail_all(struct pool *p, const char *sqlstate, const char *msg)
+{
+	while (!list_empty(&p->waiting)) {
+		struct pool_waiter *wt = list_entry(p->waiting.next, struct pool_waiter, link);
+		pool_cancel_wait(p, wt);
+		wt->failed(wt, sqlstate, msg);
+	}
+}
+
+static void set_gone(struct pool *p, bool gone)
+{
+	bool was = p->gone;
+	p->gone = gone;
+	if (gone && !was) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "shard \"%s\" was removed from the configuration",
+			 p->shard->name);
+		fail_all(p, "08006", msg);
+	}
+}
+
+void pool_worker_reconfigure(struct pool_worker *pw, const struct cfg *cfg)
+{
+	int n = cfg->n_shards < pw->shard_cap ? cfg->n_shards : pw->shard_cap;
+	for (int s = 0; s < n; s++) {
+		struct pool *p = &pw->pools[s];
+		if (s >= pw->n_shards)
+			pool_init(p, &pw->shards[s], pw, 0);
+		p->min_local = min_share(pw, &cfg->shards[s]);
+		set_gone(p, cfg->shards[s].removed);
+	}
+	pw->n_shards = n;
+	for (struct list *l = pw->role_list.next; l != &pw->role_list; l = l->next) {
+		struct pool *p = list_entry(l, struct pool, role_link);
+		set_gone(p, pw->pools[p->shard->index].gone);
+	}
 }
 
 void pool_worker_free(struct pool_worker *pw)
@@ -83,12 +128,12 @@ struct pool *pool_for_role(struct pool_worker *pw, int shard, const char *user,
 	if (!role)
 		return NULL;
 	if (!pw->role_pools) {
-		pw->role_pools = calloc((size_t)POOL_ROLES_MAX * (size_t)pw->n_shards,
+		pw->role_pools = calloc((size_t)POOL_ROLES_MAX * (size_t)pw->shard_cap,
 					sizeof(*pw->role_pools));
 		if (!pw->role_pools)
 			return NULL;
 	}
-	struct pool **slot = &pw->role_pools[role->index * pw->n_shards + shard];
+	struct pool **slot = &pw->role_pools[role->index * pw->shard_cap + shard];
 	if (!*slot) {
 		struct pool *p = calloc(1, sizeof(*p));
 		if (!p)
@@ -96,6 +141,7 @@ struct pool *pool_for_role(struct pool_worker *pw, int shard, const char *user,
 		/* min_connections makes no sense for roles not known in advance */
 		pool_init(p, sh, pw, 0);
 		p->role = role;
+		p->gone = pw->pools[shard].gone;
 		list_add_tail(&pw->role_list, &p->role_link);
 		*slot = p;
 	}
@@ -473,6 +519,20 @@ void pool_tick(struct pool *p)
 	}
 	if (w->stopping)
 		return;
+	/* a removed shard's servers close as they come free; above a lowered
+	 * max_connections, idle ones close one a tick */
+	if (p->gone
+	    || (p->n_idle > 0 && atomic_load(&p->shard->open) > p->shard->cfg->max_connections)) {
+		while (p->n_idle > 0) {
+			server_close(list_entry(p->idle.prev, struct server, link),
+				     p->gone ? "its shard was removed from the configuration"
+					     : "max_connections was lowered");
+			if (!p->gone)
+				break;
+		}
+		if (p->gone)
+			return;
+	}
 	while (!pool_paused(p) && p->n_servers < p->min_local && w->now_ms >= p->next_connect_ms
 	       && pool_reserve(p))
 		server_connect(p);
@@ -574,12 +634,8 @@ int pool_worker_servers(struct pool_worker *pw, int shard)
 void pool_fail_waiting(struct pool *p, const char *sqlstate, const char *why)
 {
 	char msg[512];
-	snprintf(msg, sizeof(msg), "cannot log in to shard \"%s\": %s", p->shard->cfg->name, why);
-	while (!list_empty(&p->waiting)) {
-		struct pool_waiter *wt = list_entry(p->waiting.next, struct pool_waiter, link);
-		pool_cancel_wait(p, wt);
-		wt->failed(wt, sqlstate, msg);
-	}
+	snprintf(msg, sizeof(msg), "cannot log in to shard \"%s\": %s", p->shard->name, why);
+	fail_all(p, sqlstate, msg);
 }
 
 void pool_worker_start(struct pool_worker *pw)

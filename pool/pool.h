@@ -43,12 +43,14 @@ enum {
 struct pool_worker {
 	struct worker *w;
 	struct shard *shards; /* shared by all workers */
-	int n_shards;
-	struct pool *pools; /* one per shard (unused for a shard without a user) */
+	int n_shards;         /* the shards of this worker's snapshot */
+	int shard_cap;        /* the most a reload may bring (the same on every worker) */
+	int n_workers;
+	struct pool *pools; /* shard_cap, one per shard (unused for a shard without a user) */
 	struct list outbox; /* servers to post to other workers after this batch */
 	/* shards without a user: a pool per shard and role, made on first use */
 	struct pool_roles *roles; /* shared by all workers; NULL: none */
-	struct pool **role_pools; /* [role index * n_shards + shard] */
+	struct pool **role_pools; /* [role index * shard_cap + shard] */
 	struct list role_list;    /* every role pool of this worker */
 	/* this worker's view of each shard's PAUSE and RECONNECT marks, taken
 	 * from the shards when the admin console says so (pool_worker_sync) */
@@ -77,14 +79,20 @@ struct pool {
 	struct auth_proof *proof;
 	struct list role_link; /* pw->role_list */
 	bool at_shard_cap;     /* its last connection attempt found the shard full */
+	bool gone;             /* the shard was removed by a reload: it only drains */
 	/* SCRAM logins of its servers with a cleartext password: PBKDF2 once */
 	struct auth_scram_salted_cache salted;
 };
 
-/* Sets up pw's pools (min_connections shared out among n_workers). -1 when
- * out of memory. */
+/* Sets up pw's pools (min_connections shared out among n_workers), room
+ * for shard_cap. -1 when out of memory. */
 int pool_worker_init(struct pool_worker *pw, struct worker *w, struct shard *shards, int n_shards,
-		     int n_workers);
+		     int shard_cap, int n_workers);
+/* The worker has a new snapshot (cfg's shards, at most shard_cap): new
+ * shards get pools, min_connections is shared out again, a removed shard's
+ * waiters are failed (08006) and its pools drain: idle servers close at
+ * the tick, none opens. */
+void pool_worker_reconfigure(struct pool_worker *pw, const struct cfg *cfg);
 void pool_worker_free(struct pool_worker *pw);
 void pool_init(struct pool *p, struct shard *shard, struct pool_worker *pw, int min_local);
 

@@ -26,7 +26,7 @@ struct pool_role {
 };
 
 struct pool_roles {
-	int n_shards;
+	int n_shards; /* room per role: the shards a reload may bring */
 	_Atomic(struct pool_role *) slots[POOL_ROLES_MAX];
 };
 

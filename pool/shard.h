@@ -20,9 +20,12 @@ struct param_blob {
 
 struct shard {
 	int index;
-	/* in the snapshot the shards were built from (held by their owner):
-	 * addresses and credentials do not change without a restart yet */
-	const struct cfg_shard *cfg;
+	const char *name; /* the shard's for the process's life (owned by the session) */
+	/* in the newest snapshot, swapped by a reload before the workers get
+	 * it (each holds the snapshot it read until its next arrives); the
+	 * address below and the connections' identity (host, port, database,
+	 * user) change with a restart only */
+	const struct cfg_shard *_Atomic cfg;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	_Atomic int open; /* shared: connections held against max */

@@ -16,6 +16,7 @@
 #include "core/worker.h"
 #include "proto/proto.h"
 #include "session/admin_internal.h"
+#include "session/reload.h"
 #include "session/client.h"
 #include "session/session.h"
 
@@ -351,6 +352,11 @@ static void run_gathered(struct client *cl, enum admin_cmd cmd, uint64_t arg)
 	}
 	cl->gather = g;
 	client_set_state(cl, CLIENT_ADMIN_BUSY);
+	if (cmd == ADMIN_RELOAD) {
+		g->pending = 1; /* the reload thread's answer */
+		reload_ask(rt, g);
+		return;
+	}
 	if (needs_workers(cmd)) {
 		for (int i = 0; i < rt->n_workers; i++) {
 			if (&rt->workers[i] == sw->w)
@@ -446,6 +452,10 @@ static void run_command(struct client *cl, char *text)
 			run_pause(cl, pause_words[i].cmd, n == 2 ? name : NULL);
 			return;
 		}
+	if (n == 1 && strcmp(words[0], "RELOAD") == 0) {
+		run_gathered(cl, ADMIN_RELOAD, 0);
+		return;
+	}
 	if (strcmp(words[0], "SHUTDOWN") == 0
 	    && (n == 1 || (n == 2 && strcmp(words[1], "WAIT_FOR_CLIENTS") == 0))) {
 		shutdown_process(cl, n == 2);

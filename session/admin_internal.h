@@ -56,6 +56,7 @@ enum admin_cmd {
 	ADMIN_PAUSE,       /* arg: which databases (session/admin_pause.c) */
 	ADMIN_RESUME,
 	ADMIN_RECONNECT,
+	ADMIN_RELOAD, /* answered by the reload thread (session/reload.c) */
 };
 
 /* One worker's answer: rows it wrote itself (listings) and numbers the

@@ -27,12 +27,14 @@
  * is left out). */
 static int n_pool_rows(const struct session_worker *sw, int n_roles)
 {
-	return sw->pools.n_shards + sw->n_dbs + n_roles * sw->pools.n_shards;
+	return sw->pools.shard_cap + sw->n_dbs + n_roles * sw->pools.shard_cap;
 }
 
+/* Rows are laid out by shard_cap, which every worker shares, not by the
+ * shards a worker knows: a reload reaches the workers one by one. */
 static int role_rows_start(const struct session_worker *sw)
 {
-	return sw->pools.n_shards + sw->n_dbs;
+	return sw->pools.shard_cap + sw->n_dbs;
 }
 
 static int roles_in_use(const struct session_worker *sw)
@@ -51,7 +53,7 @@ static int pool_row(const struct session_worker *sw, const struct pool *p, int n
 		return p->shard->index;
 	if (p->role->index >= n_roles)
 		return -1;
-	return role_rows_start(sw) + p->role->index * sw->pools.n_shards + p->shard->index;
+	return role_rows_start(sw) + p->role->index * sw->pools.shard_cap + p->shard->index;
 }
 
 enum pool_num {
@@ -106,7 +108,7 @@ static int pool_row_of(const struct session_worker *sw, const struct client *cl,
 	if (logging_in(cl->state) || on_console(cl->state) || !cl->pool)
 		return -1;
 	if (cl->db)
-		return sw->pools.n_shards + (int)(cl->db - sw->dbs);
+		return sw->pools.shard_cap + (int)(cl->db - sw->dbs);
 	return pool_row(sw, cl->pool, n_roles);
 }
 
@@ -447,18 +449,22 @@ static void reply_pools(struct session_worker *sw, const struct admin_gather *g,
 					sum[k] += v;
 			}
 		const char *db, *user = "";
-		if (r < sw->pools.n_shards) {
+		if (r < sw->pools.shard_cap) {
+			if (r >= sw->pools.n_shards)
+				continue; /* no shard there yet */
 			db = sw->pools.shards[r].cfg->name;
 			if (!sw->pools.shards[r].cfg->user)
 				continue; /* its clients are counted per role */
 			user = sw->pools.shards[r].cfg->user;
 		} else if (r < role_rows_start(sw)) {
-			db = sw->dbs[r - sw->pools.n_shards].cfg->name;
+			db = sw->dbs[r - sw->pools.shard_cap].cfg->name;
 		} else {
 			int k = r - role_rows_start(sw);
-			db = sw->pools.shards[k % sw->pools.n_shards].cfg->name;
+			if (k % sw->pools.shard_cap >= sw->pools.n_shards)
+				continue;
+			db = sw->pools.shards[k % sw->pools.shard_cap].cfg->name;
 			const struct pool_role *role = atomic_load(
-				&sw->pools.roles->slots[k / sw->pools.n_shards]);
+				&sw->pools.roles->slots[k / sw->pools.shard_cap]);
 			bool used = false;
 			for (int i = 0; i < PN_COUNT; i++)
 				used |= sum[i] != 0;
@@ -582,6 +588,8 @@ static void reply_databases(struct session_worker *sw, struct admin_out *o)
 	const char *mode = cfg_pool_mode_name(sw->w->cfg->pool_mode);
 	for (int i = 0; i < sw->pools.n_shards; i++) {
 		const struct shard *sh = &sw->pools.shards[i];
+		if (sh->cfg->removed)
+			continue;
 		char port[8], size[16], min[16], open[16];
 		snprintf(port, sizeof(port), "%d", sh->cfg->port);
 		snprintf(size, sizeof(size), "%d", sh->cfg->max_connections);
@@ -629,6 +637,8 @@ static void reply_shards(struct session_worker *sw, struct admin_out *o)
 	admin_out_row_desc(o, cols, COLS(cols));
 	for (int i = 0; i < sw->pools.n_shards; i++) {
 		struct shard *sh = &sw->pools.shards[i];
+		if (sh->cfg->removed)
+			continue;
 		char port[8], max[16], open[16], pins[24];
 		snprintf(port, sizeof(port), "%d", sh->cfg->port);
 		snprintf(max, sizeof(max), "%d", sh->cfg->max_connections);
@@ -726,6 +736,9 @@ void admin_show_reply(struct session_worker *sw, const struct admin_gather *g, s
 		break;
 	case ADMIN_SHOW_VERSION:
 		reply_version(o);
+		break;
+	case ADMIN_RELOAD: /* written whole by the reload thread */
+		admin_out_bytes(o, g->parts[0].rows.p, g->parts[0].rows.len);
 		break;
 	case ADMIN_SHOW_STATS:
 	case ADMIN_SHOW_STATS_TOTALS:

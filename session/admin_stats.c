@@ -13,15 +13,11 @@
 
 #define COLS(a) (int)(sizeof(a) / sizeof(a[0]))
 
-/* The databases PgCrab counts: shards, then sharded databases. */
+/* The databases PgCrab counts: shard slots, then sharded databases (a
+ * slot no shard has taken yet has no name and no row). */
 static int n_databases(const struct session *ss)
 {
-	return ss->n_shards + ss->n_dbs;
-}
-
-static const char *database_name(const struct session *ss, int i)
-{
-	return i < ss->n_shards ? ss->shards[i].cfg->name : ss->dbs[i - ss->n_shards].cfg->name;
+	return ss->shard_cap + ss->n_dbs;
 }
 
 /* n numbers as text, into vals[1..n] (vals[0] is the database). */
@@ -104,12 +100,14 @@ void admin_stats_reply(struct session_worker *sw, enum admin_cmd cmd, struct adm
 		};
 		admin_out_row_desc(o, cols, COLS(cols));
 		for (int i = 0; i < n_databases(ss); i++) {
+			if (!session_slot_name(ss, i))
+				continue;
 			/* the totals, the period's averages, the query count again */
 			uint64_t v[2 * N_STAT + 1];
 			totals_of(&t[i], v);
 			averages_of(&avg[i], v + N_STAT);
 			v[2 * N_STAT] = stats_hist_count(&t[i].query);
-			put_numbers(o, database_name(ss, i), v, COLS(v));
+			put_numbers(o, session_slot_name(ss, i), v, COLS(v));
 		}
 	} else {
 		static const struct admin_col cols[] = {
@@ -120,12 +118,14 @@ void admin_stats_reply(struct session_worker *sw, enum admin_cmd cmd, struct adm
 		};
 		admin_out_row_desc(o, cols, COLS(cols));
 		for (int i = 0; i < n_databases(ss); i++) {
+			if (!session_slot_name(ss, i))
+				continue;
 			uint64_t v[N_STAT];
 			if (cmd == ADMIN_SHOW_STATS_TOTALS)
 				totals_of(&t[i], v);
 			else
 				averages_of(&avg[i], v);
-			put_numbers(o, database_name(ss, i), v, COLS(v));
+			put_numbers(o, session_slot_name(ss, i), v, COLS(v));
 		}
 	}
 	free(t);

@@ -86,6 +86,12 @@ static PGconn *shard_conn(struct authq *q, int shard)
 static void run_query(struct authq *q, struct authq_req *r)
 {
 	r->status = AUTHQ_ERROR;
+	if (r->shard >= q->cfg->n_shards) {
+		/* added by a reload: auth_query's thread knows the first shards */
+		log_warn("auth_query: shard %d was added by a reload; restart to look roles up there",
+			 r->shard);
+		return;
+	}
 	PGconn *c = shard_conn(q, r->shard);
 	if (!c)
 		return;

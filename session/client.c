@@ -61,10 +61,10 @@ static int stats_slot_of(const struct client *cl)
 {
 	const struct session_worker *sw = cl->sw;
 	if (cl->db)
-		return sw->pools.n_shards + (int)(cl->db - sw->dbs);
+		return sw->pools.shard_cap + (int)(cl->db - sw->dbs);
 	if (cl->pool)
 		return cl->pool->shard->index;
-	return sw->pools.n_shards + sw->n_dbs;
+	return sw->pools.shard_cap + sw->n_dbs;
 }
 
 /* The state's gauges, and the wait for a server as it ends with one. */
@@ -488,6 +488,14 @@ static void on_settled(struct relay_link *l)
 	atomic_store_explicit(&w->n_transactions,
 			      atomic_load_explicit(&w->n_transactions, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
+	if (__builtin_expect(cl->pool->gone, 0)) {
+		/* its shard was removed by a reload: the transaction is over */
+		client_set_state(cl, CLIENT_IDLE);
+		relay_release(l);
+		client_fail(cl, "FATAL", "08006", "shard \"%s\" was removed from the configuration",
+			    cl->pool->shard->name);
+		return;
+	}
 	if (cl->c.w->cfg->pool_mode == CFG_POOL_SESSION || relay_pinned(l))
 		return; /* the server is the client's until it leaves, or its state goes */
 	client_set_state(cl, CLIENT_IDLE);

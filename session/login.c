@@ -34,7 +34,7 @@ static struct pool *find_pool(struct client *cl, const char *name)
 {
 	struct pool_worker *pw = &cl->sw->pools;
 	for (int i = 0; i < pw->n_shards; i++)
-		if (strcmp(pw->shards[i].cfg->name, name) == 0)
+		if (!pw->pools[i].gone && strcmp(pw->shards[i].name, name) == 0)
 			return &pw->pools[i];
 	return NULL;
 }

@@ -102,6 +102,34 @@ static void on_stop(struct worker *w)
 	shutdown_tick(session_worker_of(w));
 }
 
+/* A removed shard's clients: those between transactions (or logging in)
+ * go now, those in one when it ends (client.c on_settled); the pools
+ * failed its waiters. */
+static void on_config(struct worker *w, struct cfg *old)
+{
+	(void)old;
+	struct session_worker *sw = session_worker_of(w);
+	pool_worker_reconfigure(&sw->pools, w->cfg);
+	for (struct list *n = sw->clients.next, *next; n != &sw->clients; n = next) {
+		next = n->next;
+		struct client *cl = list_entry(n, struct client, link);
+		if (cl->c.closing || !cl->pool || cl->db || !cl->pool->gone)
+			continue;
+		if (cl->state == CLIENT_IDLE || cl->state == CLIENT_AUTH
+		    || cl->state == CLIENT_STARTUP)
+			client_fail(cl, "FATAL", "08006",
+				    "shard \"%s\" was removed from the configuration",
+				    cl->pool->shard->name);
+	}
+}
+
+const char *session_slot_name(const struct session *ss, int i)
+{
+	if (i < ss->shard_cap)
+		return i < ss->n_shards ? ss->shards[i].name : NULL;
+	return i - ss->shard_cap < ss->n_dbs ? ss->dbs[i - ss->shard_cap].cfg->name : NULL;
+}
+
 static void on_exit_thread(struct worker *w)
 {
 	relay_thread_exit();
@@ -117,6 +145,7 @@ const struct worker_hooks session_hooks = {
 	.on_tick = on_tick,
 	.after_batch = after_batch,
 	.on_stop = on_stop,
+	.on_config = on_config,
 	.on_exit = on_exit_thread,
 };
 
@@ -162,13 +191,16 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 {
 	memset(ss, 0, sizeof(*ss));
 	ss->cfg = cfg_ref(cfg);
+	ss->live = cfg_ref(cfg);
 	ss->n_shards = cfg->n_shards;
-	ss->shards = calloc((size_t)cfg->n_shards + 1, sizeof(*ss->shards));
+	ss->shard_cap = cfg->n_shards + SESSION_SPARE_SHARDS;
+	ss->shards = calloc((size_t)ss->shard_cap, sizeof(*ss->shards));
 	ss->workers = calloc((size_t)n_workers, sizeof(*ss->workers));
-	ss->roles = pool_roles_new(cfg->n_shards);
+	ss->roles = pool_roles_new(ss->shard_cap);
 	rt->workers = calloc((size_t)n_workers, sizeof(*rt->workers));
 	rt->n_workers = n_workers;
 	rt->cfg = cfg_ref(cfg);
+	rt->max_client_conn = cfg->max_client_conn;
 	rt->owner = ss;
 	if (!ss->shards || !ss->workers || !rt->workers || !ss->roles) {
 		snprintf(err, errlen, "out of memory");
@@ -179,6 +211,7 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		char why[256];
 		sh->index = i;
 		sh->cfg = &cfg->shards[i];
+		sh->name = cfg->shards[i].name; /* ss->cfg's: held for life */
 		if (net_resolve(sh->cfg->host, sh->cfg->port, false, &sh->addr, &sh->addrlen, why,
 				sizeof(why))
 		    != 0) {
@@ -187,7 +220,7 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		}
 	}
 	if (build_dbs(ss, cfg) != 0
-	    || stats_period_init(&ss->period, ss->n_shards + ss->n_dbs + 1) != 0) {
+	    || stats_period_init(&ss->period, ss->shard_cap + ss->n_dbs + 1) != 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -210,8 +243,10 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		if (getentropy(&sw->next_pid, sizeof(sw->next_pid)) != 0)
 			sw->next_pid = (uint32_t)getpid() * 7919u + (uint32_t)i;
 		/* stats slots: the shards, the sharded databases, no database yet */
-		if (pool_worker_init(&sw->pools, w, ss->shards, ss->n_shards, n_workers) != 0
-		    || stats_worker_init(&w->stats, ss->n_shards + ss->n_dbs + 1) != 0) {
+		if (pool_worker_init(&sw->pools, w, ss->shards, ss->n_shards, ss->shard_cap,
+				     n_workers)
+			    != 0
+		    || stats_worker_init(&w->stats, ss->shard_cap + ss->n_dbs + 1) != 0) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
@@ -233,8 +268,11 @@ void session_free(struct runtime *rt, struct session *ss)
 			stats_worker_free(&rt->workers[i].stats);
 		}
 	}
-	for (int i = 0; i < ss->n_shards; i++)
+	for (int i = 0; i < ss->n_shards; i++) {
 		free(atomic_load(&ss->shards[i].params));
+		if (i >= ss->cfg->n_shards) /* a reload's: its own copy */
+			free((char *)ss->shards[i].name);
+	}
 	for (int i = 0; i < ss->n_dbs; i++)
 		free(ss->dbs[i].tables);
 	free(ss->dbs);
@@ -244,6 +282,7 @@ void session_free(struct runtime *rt, struct session *ss)
 	free(ss->workers);
 	free(rt->workers);
 	cfg_unref(rt->cfg);
+	cfg_unref(ss->live);
 	cfg_unref(ss->cfg);
 	memset(ss, 0, sizeof(*ss));
 	rt->workers = NULL;

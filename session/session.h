@@ -48,11 +48,19 @@ struct session_worker {
 	struct list pause_waits; /* admin_part: PAUSEs waiting for servers here to go */
 };
 
+/* A reload may add this many shards over the process's life (a removed
+ * shard keeps its slot; added again, it takes it back). */
+#define SESSION_SPARE_SHARDS 32
+
+struct reload;
+
 /* Shared by every worker (the runtime's owner). */
 struct session {
-	struct cfg *cfg; /* the snapshot the shards were built from */
-	struct shard *shards;
-	int n_shards;
+	struct cfg *cfg;      /* the first snapshot: the sharded databases' */
+	struct cfg *live;     /* the newest (the reload thread's) */
+	struct shard *shards; /* shard_cap slots, the first n_shards in use */
+	_Atomic int n_shards; /* grows only, by a reload, once the slot is set */
+	int shard_cap;
 	struct pool_roles *roles; /* roles of shards without a user */
 	struct authq *authq;      /* auth_query's helper thread, or NULL */
 	struct session_worker *workers;
@@ -60,7 +68,14 @@ struct session {
 	int n_dbs;
 	struct stats_period period; /* SHOW STATS's averages, the stats log line */
 	_Atomic bool paused_all;    /* PAUSE without a database name is in force */
+	struct reload *reload;      /* the reload thread (session/reload.c) */
 };
+
+/* Statistics slots: one per shard slot (shard_cap), then one per sharded
+ * database, then one for clients with no database yet. The name a slot is
+ * reported under; NULL for a shard slot no shard has taken yet and for the
+ * last one. */
+const char *session_slot_name(const struct session *ss, int i);
 
 static inline struct session_worker *session_worker_of(struct worker *w)
 {

@@ -67,11 +67,6 @@ static void average(struct stats_avg *a, const struct stats_slot *now, const str
 	a->wait_time_us = per(now->wait.sum_us - was->wait.sum_us, waits);
 }
 
-static const char *slot_name(const struct session *ss, int i)
-{
-	return i < ss->n_shards ? ss->shards[i].cfg->name : ss->dbs[i - ss->n_shards].cfg->name;
-}
-
 void stats_period_tick(struct session *ss, const struct runtime *rt, uint64_t now_ms,
 		       uint64_t period_ms)
 {
@@ -95,10 +90,11 @@ void stats_period_tick(struct session *ss, const struct runtime *rt, uint64_t no
 	for (int i = 0; i < sp->n_slots; i++) {
 		struct stats_avg *a = &sp->avg[next][i];
 		average(a, &now[i], &sp->last[i], took);
-		if (i < ss->n_shards + ss->n_dbs)
+		const char *name = i < sp->n_slots - 1 ? session_slot_name(ss, i) : NULL;
+		if (name)
 			log_info("stats: %s: %llu xacts/s, %llu queries/s, in %llu B/s, out %llu B/s, "
 				 "xact %llu us, query %llu us, wait %llu us",
-				 slot_name(ss, i), (unsigned long long)a->xact_count,
+				 name, (unsigned long long)a->xact_count,
 				 (unsigned long long)a->query_count,
 				 (unsigned long long)a->received, (unsigned long long)a->sent,
 				 (unsigned long long)a->xact_time_us,

@@ -186,13 +186,14 @@ static void test_config_swap_under_running_worker(void **state)
 			 0);
 	pthread_barrier_wait(&rt.ready);
 	assert_true(rt.workers[0].ring_fd >= 0);
-	/* ours, the session's, the runtime's (acceptor) and the worker's */
-	assert_int_equal(atomic_load(&old->refs), 4);
+	/* ours, the session's two (the first and the newest), the runtime's
+	 * (acceptor) and the worker's */
+	assert_int_equal(atomic_load(&old->refs), 5);
 
 	assert_int_equal(worker_publish_config(&rt, new), 0);
-	for (int i = 0; i < 5000 && atomic_load(&old->refs) != 3; i++)
+	for (int i = 0; i < 5000 && atomic_load(&old->refs) != 4; i++)
 		usleep(1000);
-	assert_int_equal(atomic_load(&old->refs), 3); /* the worker let the old one go */
+	assert_int_equal(atomic_load(&old->refs), 4); /* the worker let the old one go */
 	assert_int_equal(atomic_load(&new->refs), 2); /* ours and the worker's */
 
 	/* stop it as the acceptor does: SHUTDOWN through its ring */

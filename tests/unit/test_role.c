@@ -92,7 +92,7 @@ static void pools_per_role(void **state)
 				   { .index = 1, .cfg = &cfg->shards[1] } };
 	struct worker w = { .id = 0 };
 	struct pool_worker pw;
-	assert_int_equal(pool_worker_init(&pw, &w, shards, 2, 1), 0);
+	assert_int_equal(pool_worker_init(&pw, &w, shards, 2, 2, 1), 0);
 	pw.roles = pool_roles_new(2);
 	struct auth_proof *pa = auth_proof_from_cleartext("alice", "a-pass");
 	struct auth_proof *pb = auth_proof_from_cleartext("bob", "b-pass");
