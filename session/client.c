@@ -20,6 +20,7 @@
 #include "relay/prepared.h"
 #include "session/admin.h"
 #include "session/cancel.h"
+#include "session/handover.h"
 #include "session/session.h"
 #include "stats/stats.h"
 
@@ -33,6 +34,7 @@ static const char *const state_names[] = {
 	[CLIENT_ACTIVE] = "active",
 	[CLIENT_ADMIN] = "admin",
 	[CLIENT_ADMIN_BUSY] = "admin_busy",
+	[CLIENT_HANDOVER] = "handover",
 	[CLIENT_CLOSING] = "closing",
 };
 
@@ -126,6 +128,7 @@ static void arm_deadline(struct client *cl)
 		ms = cfg->client_login_timeout_ms;
 		from = cl->born_ms;
 		break;
+	case CLIENT_HANDOVER:
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -339,6 +342,7 @@ static void handle_bytes(struct client *cl)
 	case CLIENT_LOGIN_WAIT: /* keeps them until the login completes */
 	case CLIENT_LOGIN_CHECK:
 	case CLIENT_WAITING: /* keeps them until a server comes */
+	case CLIENT_HANDOVER:
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -441,6 +445,14 @@ static void on_settled(struct relay_link *l)
 	client_set_state(cl, CLIENT_IDLE);
 	relay_release(l);
 	if (cl->c.w->stopping) {
+		/* an upgrade's drain hands it over now, or after the request it
+		 * sent already; else it goes between transactions */
+		if (atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed)
+		    && handover_begin(cl)) {
+			if (cl->state == CLIENT_IDLE && !cl->c.recv_armed)
+				client_next(cl);
+			return;
+		}
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}
@@ -503,6 +515,10 @@ static void client_on_recv(struct conn *c, int res)
 	c->recv_armed = false;
 	if (c->closing || cl->state == CLIENT_CLOSING)
 		return;
+	if (cl->state == CLIENT_HANDOVER) {
+		handover_on_recv(cl, res);
+		return;
+	}
 	if (res <= 0) {
 		client_close_now(cl);
 		return;
@@ -637,6 +653,7 @@ static void client_timer_fired(struct timer *t)
 	}
 	case CLIENT_ADMIN:
 	case CLIENT_ADMIN_BUSY:
+	case CLIENT_HANDOVER:
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -653,19 +670,21 @@ void client_shutdown(struct client *cl, bool cut)
 
 void client_drain(struct client *cl, uint64_t grace_ms)
 {
+	if (handover_begin(cl))
+		return;
 	if (!cl->c.closing && cl->state == CLIENT_IDLE
 	    && cl->c.w->now_ms - cl->c.since_ms >= grace_ms)
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 }
 
-void client_accept(struct session_worker *sw, int fd)
+struct client *client_new(struct session_worker *sw, int fd)
 {
 	struct worker *w = sw->w;
 	struct client *cl = calloc(1, sizeof(*cl));
 	if (!cl) {
 		close(fd);
 		atomic_fetch_sub(&w->n_clients, 1);
-		return;
+		return NULL;
 	}
 	conn_init(&cl->c, &client_ops, w, fd);
 	cl->sw = sw;
@@ -680,6 +699,15 @@ void client_accept(struct session_worker *sw, int fd)
 	timer_init(&cl->timer, client_timer_fired);
 	list_add_tail(&sw->clients, &cl->link);
 	arm_deadline(cl);
+	return cl;
+}
+
+void client_accept(struct session_worker *sw, int fd)
+{
+	struct worker *w = sw->w;
+	struct client *cl = client_new(sw, fd);
+	if (!cl)
+		return;
 	if (w->stopping && !atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed)) {
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
