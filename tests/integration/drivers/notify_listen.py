@@ -8,7 +8,7 @@ like systemd's fd store, the descriptors are kept.
 
 With argv[3] (a trigger file) and a command after it, this is also
 systemd restarting the service: once the trigger file exists, the command
-is started with the stored descriptors at 3, 4, ... and LISTEN_FDS,
+is started (a line RELAUNCHED=<pid>) with the stored descriptors at 3, 4, ... and LISTEN_FDS,
 LISTEN_PID and LISTEN_FDNAMES set, as a unit's ExecStart would be. Runs
 until killed."""
 import array
@@ -28,9 +28,10 @@ sock.settimeout(0.2 if trigger else None)
 store = []  # (fd, name)
 
 
-def relaunch():
+def relaunch(f):
     pid = os.fork()
     if pid:
+        f.write("RELAUNCHED=%d\n" % pid)
         return
     fds = [fd for fd, _ in store]
     # out of the way first, then to 3, 4, ...
@@ -47,7 +48,7 @@ with open(out, "a", buffering=1) as f:
     while True:
         if trigger and os.path.exists(trigger):
             os.unlink(trigger)
-            relaunch()
+            relaunch(f)
         try:
             data, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(64 * 4))
         except socket.timeout:
