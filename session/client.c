@@ -440,8 +440,13 @@ static void on_settled(struct relay_link *l)
 	atomic_store_explicit(&w->n_transactions,
 			      atomic_load_explicit(&w->n_transactions, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
-	if (cl->c.w->cfg->pool_mode == CFG_POOL_SESSION || relay_pinned(l))
-		return; /* the server is the client's until it leaves, or its state goes */
+	if (cl->c.w->cfg->pool_mode == CFG_POOL_SESSION || relay_pinned(l)) {
+		/* the server is the client's until it leaves, or its state goes;
+		 * an upgrade's drain closes it now, between transactions */
+		if (w->stopping && atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed))
+			client_drain(cl, 0);
+		return;
+	}
 	client_set_state(cl, CLIENT_IDLE);
 	relay_release(l);
 	if (cl->c.w->stopping) {
@@ -670,10 +675,21 @@ void client_shutdown(struct client *cl, bool cut)
 
 void client_drain(struct client *cl, uint64_t grace_ms)
 {
-	if (handover_begin(cl))
+	struct conn *c = &cl->c;
+	if (handover_begin(cl) || c->closing)
 		return;
-	if (!cl->c.closing && cl->state == CLIENT_IDLE
-	    && cl->c.w->now_ms - cl->c.since_ms >= grace_ms)
+	if (cl->state == CLIENT_ACTIVE && relay_between_transactions(&cl->rl)
+	    && c->rx_start == c->rx_end && c->tx_len == 0 && !conn_send_busy(c)) {
+		/* its server cannot go with it: between transactions it goes */
+		log_info("worker %d client %llu: not handed over to the new process (it holds a "
+			 "server: %s): closed between transactions",
+			 c->w->id, (unsigned long long)c->id,
+			 c->w->cfg->pool_mode == CFG_POOL_SESSION ? "session mode"
+								  : "its session state pins it");
+		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		return;
+	}
+	if (cl->state == CLIENT_IDLE && cl->c.w->now_ms - cl->c.since_ms >= grace_ms)
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 }
 
