@@ -64,7 +64,7 @@ check "the control socket is there, mode 0600" \
 /usr/bin/python3 "$LIB_DIR/drivers/takeover_client.py" "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" \
 	"$PG_DB" 2 "$T_DIR/go" "$T_DIR/client.state" >"$T_DIR/client.out" 2>&1 &
 client=$!
-check "the session client is set up" poll 20 grep -q ready "$T_DIR/client.state"
+check "the session client is set up" poll 20 grep -qs ready "$T_DIR/client.state"
 
 # a TLS client in a transaction when the first upgrade comes
 cat >"$T_DIR/tls_client.py" <<'PY'
