@@ -187,8 +187,9 @@ int main(int argc, char **argv)
 		 ls.from ? ")" : "", n_workers, cfg->n_shards, cfg_pool_mode_name(cfg->pool_mode));
 	/* serves takeovers from now on, on the control socket received or
 	 * a new one (a received one keeps the path it was made at) */
-	int takeover_fd = takeover_listen(&rt, &ls, took ? given.control_path : control,
-					  took ? given.control_fd : -1);
+	bool handed_control = took && given.control_fd >= 0;
+	int takeover_fd = takeover_listen(&rt, &ls, handed_control ? given.control_path : control,
+					  handed_control ? given.control_fd : -1);
 	/* the listeners queue clients already: the old process may stop
 	 * accepting now, and hand its idle clients over */
 	takeover_serving(&rt);

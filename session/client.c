@@ -423,6 +423,13 @@ static struct client *client_of_link(struct relay_link *l)
 	return container_of(l, struct client, rl);
 }
 
+static void log_not_handed_over(const struct client *cl, const char *why)
+{
+	log_info("worker %d client %llu: not handed over to the new process (%s): closed between "
+		 "transactions",
+		 cl->c.w->id, (unsigned long long)cl->c.id, why);
+}
+
 static void on_settled(struct relay_link *l)
 {
 	struct client *cl = client_of_link(l);
@@ -452,12 +459,15 @@ static void on_settled(struct relay_link *l)
 	if (cl->c.w->stopping) {
 		/* an upgrade's drain hands it over now, or after the request it
 		 * sent already; else it goes between transactions */
+		const char *why = NULL;
 		if (atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed)
-		    && handover_begin(cl)) {
+		    && handover_begin(cl, &why) != HANDOVER_NEVER) {
 			if (cl->state == CLIENT_IDLE && !cl->c.recv_armed)
 				client_next(cl);
 			return;
 		}
+		if (why)
+			log_not_handed_over(cl, why);
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}
@@ -676,21 +686,27 @@ void client_shutdown(struct client *cl, bool cut)
 void client_drain(struct client *cl, uint64_t grace_ms)
 {
 	struct conn *c = &cl->c;
-	if (handover_begin(cl) || c->closing)
+	if (c->closing)
 		return;
 	if (cl->state == CLIENT_ACTIVE && relay_between_transactions(&cl->rl)
 	    && c->rx_start == c->rx_end && c->tx_len == 0 && !conn_send_busy(c)) {
 		/* its server cannot go with it: between transactions it goes */
-		log_info("worker %d client %llu: not handed over to the new process (it holds a "
-			 "server: %s): closed between transactions",
-			 c->w->id, (unsigned long long)c->id,
-			 c->w->cfg->pool_mode == CFG_POOL_SESSION ? "session mode"
-								  : "its session state pins it");
+		log_not_handed_over(cl,
+				    c->w->cfg->pool_mode == CFG_POOL_SESSION
+					    ? "it holds a server: session mode"
+					    : "it holds a server: its session state pins it");
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}
-	if (cl->state == CLIENT_IDLE && cl->c.w->now_ms - cl->c.since_ms >= grace_ms)
+	const char *why = NULL;
+	if (cl->state != CLIENT_IDLE || handover_begin(cl, &why) != HANDOVER_NEVER)
+		return;
+	/* the grace: a client that just logged in may be about to send its
+	 * first request (pgbench -C), which it would lose */
+	if (c->w->now_ms - c->since_ms >= grace_ms) {
+		log_not_handed_over(cl, why);
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+	}
 }
 
 struct client *client_new(struct session_worker *sw, int fd)

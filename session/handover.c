@@ -272,19 +272,14 @@ static void send_record(struct client *cl)
 	worker_sendmsg(w, atomic_load(&w->rt->handover_fd), &o->msg, o);
 }
 
-bool handover_begin(struct client *cl)
+enum handover_result handover_begin(struct client *cl, const char **why)
 {
 	if (cl->state != CLIENT_IDLE || cl->c.closing)
-		return false;
+		return HANDOVER_NOT_NOW;
 	bool later;
-	const char *why = cannot_go(cl, &later);
-	if (why) {
-		if (!later)
-			log_info("worker %d client %llu: not handed over to the new process (%s): "
-				 "closed between transactions",
-				 cl->c.w->id, (unsigned long long)cl->c.id, why);
-		return later;
-	}
+	*why = cannot_go(cl, &later);
+	if (*why)
+		return later ? HANDOVER_NOT_NOW : HANDOVER_NEVER;
 	client_set_state(cl, CLIENT_HANDOVER);
 	if (cl->c.recv_armed) {
 		/* bytes the recv has not taken stay in the socket for the new
@@ -293,10 +288,10 @@ bool handover_begin(struct client *cl)
 		io_uring_prep_cancel64(sqe, conn_user_data(&cl->c, UD_RECV), 0);
 		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 		cl->c.recv_cancelling = true;
-		return true;
+		return HANDOVER_STARTED;
 	}
 	send_record(cl);
-	return true;
+	return HANDOVER_STARTED;
 }
 
 void handover_on_recv(struct client *cl, int res)

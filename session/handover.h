@@ -27,11 +27,14 @@ struct handover_in {
 	uint8_t data[];
 };
 
-/* Old process, an upgrade's drain: a client between transactions is handed
- * over if it can be; true if that began (it is the handover's now). False
- * (logged once per client, at debug level for the reason) when it cannot:
- * the caller closes it between transactions as any shutdown does. */
-bool handover_begin(struct client *cl);
+enum handover_result {
+	HANDOVER_STARTED, /* the client is the handover's now (CLIENT_HANDOVER) */
+	HANDOVER_NOT_NOW, /* something is buffered or linked: after its request */
+	HANDOVER_NEVER,   /* it cannot move (*why says why): close it between transactions */
+};
+
+/* Old process, an upgrade's drain: hands an idle client over if it can. */
+enum handover_result handover_begin(struct client *cl, const char **why);
 /* The client's cancelled recv completed (state CLIENT_HANDOVER). */
 void handover_on_recv(struct client *cl, int res);
 /* The worker's sendmsg completed. */

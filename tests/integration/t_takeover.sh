@@ -67,31 +67,9 @@ client=$!
 check "the session client is set up" poll 20 grep -qs ready "$T_DIR/client.state"
 
 # a TLS client in a transaction when the first upgrade comes
-cat >"$T_DIR/tls_client.py" <<'PY'
-import os, sys, time
-import psycopg
-dsn, go = sys.argv[1], sys.argv[2]
-c = psycopg.connect(dsn)
-print("# TLS:", c.info.pgconn.ssl_in_use, flush=True)
-c.execute("SELECT 1")  # a transaction begins
-open(go + ".intx", "w").close()
-while not os.path.exists(go):
-    time.sleep(0.1)
-r = c.execute("SELECT 2").fetchone()[0]
-c.commit()
-print("ok - TLS client: its transaction finishes after the upgrade began" if r == 2
-      else "not ok - TLS client: its transaction finishes", flush=True)
-time.sleep(1)
-try:
-    c.execute("SELECT 3").fetchone()
-    c.commit()
-    print("not ok - TLS client: closed between transactions (it was still served)")
-except psycopg.Error as e:
-    print("ok - TLS client: closed between transactions (%s)" % (e.sqlstate or type(e).__name__))
-PY
-/usr/bin/python3 "$T_DIR/tls_client.py" \
+/usr/bin/python3 "$LIB_DIR/drivers/closed_after_tx.py" \
 	"host=127.0.0.1 port=$PGCRAB_PORT user=$PC_USER password=$PC_PASSWORD dbname=$PG_DB sslmode=require" \
-	"$T_DIR/tls_go" >"$T_DIR/tls.out" 2>&1 &
+	"$T_DIR/tls_go" "TLS client" >"$T_DIR/tls.out" 2>&1 &
 tls=$!
 check "the TLS client is in its transaction" poll 20 test -e "$T_DIR/tls_go.intx"
 
@@ -155,6 +133,7 @@ sed 's/^\(ok\|not ok\) - /\1 - session client: /' "$T_DIR/client.out"
 grep -q "^not ok" "$T_DIR/client.out" && T_FAILED=$((T_FAILED + 1))
 wait "$tls"
 cat "$T_DIR/tls.out"
+check "the TLS client's connection was TLS" grep -q "TLS True" "$T_DIR/tls.out"
 grep -q "^not ok" "$T_DIR/tls.out" && T_FAILED=$((T_FAILED + 1))
 expect_eq "the TLS client said both things" 2 "$(grep -c '^ok' "$T_DIR/tls.out")"
 

@@ -108,28 +108,8 @@ check "the first process stored the sockets (FDSTORE=1, two descriptors)" \
 pgcrab_start "min_connections = 1
 max_connections = 5" "pool_mode = session" || exit 1
 OLD_PID=$PGCRAB_PID
-cat >"$T_DIR/session_client.py" <<'PY'
-import os, sys, time
-import psycopg
-dsn, go = sys.argv[1], sys.argv[2]
-c = psycopg.connect(dsn)
-c.execute("SELECT 1")
-open(go + ".intx", "w").close()
-while not os.path.exists(go):
-    time.sleep(0.1)
-r = c.execute("SELECT 2").fetchone()[0]
-c.commit()
-print("ok - session mode: the transaction finishes on the old process" if r == 2
-      else "not ok - session mode: the transaction finishes", flush=True)
-time.sleep(1)
-try:
-    c.execute("SELECT 3").fetchone()
-    print("not ok - session mode: the client is closed between transactions (still served)")
-except psycopg.Error as e:
-    print("ok - session mode: the client is closed between transactions (%s)" % type(e).__name__)
-PY
-/usr/bin/python3 "$T_DIR/session_client.py" "$(PC_CONN) sslmode=disable" "$T_DIR/sgo" \
-	>"$T_DIR/session.out" 2>&1 &
+/usr/bin/python3 "$LIB_DIR/drivers/closed_after_tx.py" "$(PC_CONN) sslmode=disable" "$T_DIR/sgo" \
+	"session mode" >"$T_DIR/session.out" 2>&1 &
 sclient=$!
 check "session mode: the client is in its transaction" poll 20 test -e "$T_DIR/sgo.intx"
 kill -USR2 "$OLD_PID"
