@@ -103,6 +103,9 @@ struct runtime {
 	/* an online upgrade's connection to the new process (SOCK_SEQPACKET),
 	 * where idle clients are handed over; -1: none */
 	_Atomic int handover_fd;
+	/* in an upgrade's new process, the connection to the old one while it
+	 * lives: cancels for its clients go there; -1: none */
+	_Atomic int predecessor_fd;
 	pthread_barrier_t ready; /* workers' rings are set up */
 };
 

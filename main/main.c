@@ -132,6 +132,8 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
+	atomic_store(&rt.handover_fd, -1);
+	atomic_store(&rt.predecessor_fd, -1);
 	/* pgcrab --takeover, or SIGUSR2's child: the running PgCrab's sockets */
 	char control[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	takeover_control_path(opts.control_path, cfg, control, sizeof(control));

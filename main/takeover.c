@@ -201,6 +201,49 @@ static bool converse(int fd, pid_t child)
 	return true;
 }
 
+/* After the takeover: the new process accepts every connection, and sends
+ * here the CancelRequests it has no client for (HANDOVER_CANCEL records),
+ * meant for queries still running in this process. */
+static void relay_cancels(int fd)
+{
+	struct io_uring ring;
+	if (io_uring_queue_init(4, &ring, 0) != 0)
+		return;
+	for (;;) {
+		struct pollfd p[2] = { { .fd = t.wake[0], .events = POLLIN },
+				       { .fd = fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break; /* takeover_stop */
+		if (!p[1].revents)
+			continue;
+		uint8_t rec[1 + 2 * sizeof(int32_t)];
+		int dummy;
+		ssize_t n = recv_record(fd, rec, sizeof(rec), NULL, &dummy, 0);
+		if (n <= 0)
+			break; /* the new process is gone */
+		if (n != (ssize_t)sizeof(rec) || rec[0] != HANDOVER_CANCEL)
+			continue;
+		int32_t pid, key;
+		memcpy(&pid, rec + 1, sizeof(pid));
+		memcpy(&key, rec + 1 + sizeof(pid), sizeof(key));
+		if (pid <= 0)
+			continue;
+		struct worker *to = &t.rt->workers[(pid & 0xff) % t.rt->n_workers];
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_msg_ring(sqe, to->ring_fd, (unsigned)key,
+				       worker_msg_user_data(SESSION_MSG_CANCEL,
+							    (void *)(uintptr_t)(uint32_t)pid),
+				       0);
+		io_uring_sqe_set_data64(sqe, 0);
+		struct io_uring_cqe *cqe;
+		if (io_uring_submit_and_wait(&ring, 1) >= 0 && io_uring_wait_cqe(&ring, &cqe) == 0)
+			io_uring_cqe_seen(&ring, cqe);
+	}
+	io_uring_queue_exit(&ring);
+}
+
 static bool peer_may(int fd)
 {
 	struct ucred cred;
@@ -242,8 +285,11 @@ static void *serve_main(void *arg)
 			}
 			atomic_store(&t.busy, true);
 		}
-		if (converse(fd, child))
-			break; /* one takeover: this process drains and exits */
+		if (converse(fd, child)) {
+			/* one takeover: this process drains and exits */
+			relay_cancels(fd);
+			break;
+		}
 		close(fd);
 		atomic_store(&t.busy, false);
 	}
@@ -292,7 +338,6 @@ int takeover_listen(struct runtime *rt, const struct listeners *ls, const char *
 {
 	t.rt = rt;
 	t.ls = ls;
-	atomic_store(&rt->handover_fd, -1);
 	if (pipe2(t.wake, O_CLOEXEC) != 0 || pipe2(t.notify, O_CLOEXEC) != 0) {
 		log_warn("takeover: pipe: %s; online upgrades are off", strerror(errno));
 		return -1;
@@ -498,6 +543,8 @@ static void *reader_main(void *arg)
 		adopted++;
 	}
 	io_uring_queue_exit(&ring);
+	/* not closed before exit: a worker may be sending a cancel on it */
+	atomic_store(&rt->predecessor_fd, -1);
 	log_info("takeover: the previous process handed over %d idle client(s) and left", adopted);
 	return NULL;
 }
@@ -514,6 +561,7 @@ void takeover_serving(struct runtime *rt)
 		log_warn("takeover: cannot tell the previous process: %s", strerror(errno));
 		return;
 	}
+	atomic_store(&rt->predecessor_fd, t.conn_fd);
 	if (pthread_create(&t.reader, NULL, reader_main, rt) == 0)
 		t.reading = true;
 }

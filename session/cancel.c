@@ -5,6 +5,7 @@
 #include "core/list.h"
 #include "core/worker.h"
 #include "session/client.h"
+#include "session/handover.h"
 #include "session/session.h"
 
 int32_t cancel_new_pid(struct session_worker *sw)
@@ -58,4 +59,6 @@ void cancel_deliver(struct session_worker *sw, int32_t pid, int32_t key)
 			relay_cancel(&cl->rl);
 		return;
 	}
+	/* perhaps a client the previous process still serves (an upgrade) */
+	handover_forward_cancel(sw->w, pid, key);
 }

@@ -209,7 +209,7 @@ static struct auth_proof *get_proof(struct in_buf *r, bool *bad)
 /* ---- the old process --------------------------------------------------- */
 
 struct handover_out {
-	struct client *cl;
+	struct client *cl; /* NULL: a forwarded cancel */
 	struct msghdr msg;
 	struct iovec iov;
 	union {
@@ -317,7 +317,9 @@ void handover_sent(struct worker *w, void *ptr, int res)
 	size_t len = o->rec.len;
 	free(o->rec.p);
 	free(o);
-	if (cl->c.closing) {
+	if (!cl) {
+		/* a forwarded cancel: best effort, as any CancelRequest */
+	} else if (cl->c.closing) {
 		/* shutdown_timeout cut it meanwhile */
 	} else if (res >= 0 && (size_t)res == len) {
 		/* the new process holds the socket: ours closes without a word */
@@ -331,7 +333,32 @@ void handover_sent(struct worker *w, void *ptr, int res)
 		client_set_state(cl, CLIENT_IDLE);
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 	}
-	conn_put(&cl->c);
+	if (cl)
+		conn_put(&cl->c);
+}
+
+void handover_forward_cancel(struct worker *w, int32_t pid, int32_t key)
+{
+	int fd = atomic_load_explicit(&w->rt->predecessor_fd, memory_order_relaxed);
+	if (fd < 0)
+		return;
+	struct handover_out *o = calloc(1, sizeof(*o));
+	if (!o)
+		return;
+	uint8_t tag = HANDOVER_CANCEL;
+	put(&o->rec, &tag, 1);
+	put(&o->rec, &pid, sizeof(pid));
+	put(&o->rec, &key, sizeof(key));
+	if (o->rec.bad) {
+		free(o->rec.p);
+		free(o);
+		return;
+	}
+	o->iov.iov_base = o->rec.p;
+	o->iov.iov_len = o->rec.len;
+	o->msg.msg_iov = &o->iov;
+	o->msg.msg_iovlen = 1;
+	worker_sendmsg(w, fd, &o->msg, o);
 }
 
 /* ---- the new process --------------------------------------------------- */

@@ -14,6 +14,7 @@
 
 #include "core/worker.h"
 
+#define HANDOVER_CANCEL 'K'   /* new -> old: a CancelRequest's pid and key, for its clients */
 #define HANDOVER_RECORD 'C'   /* first byte of a client's record on the connection */
 #define HANDOVER_MAX    65536 /* largest record: a client with more state is closed instead */
 
@@ -39,6 +40,10 @@ enum handover_result handover_begin(struct client *cl, const char **why);
 void handover_on_recv(struct client *cl, int res);
 /* The worker's sendmsg completed. */
 void handover_sent(struct worker *w, void *ptr, int res);
+
+/* New process: a CancelRequest for no client here goes to the old
+ * process, whose client may still be running its query. */
+void handover_forward_cancel(struct worker *w, int32_t pid, int32_t key);
 
 /* New process: the worker a record's client belongs on (its cancel key
  * names it), or -1 for a record that is not a client's. */

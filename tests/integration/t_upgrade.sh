@@ -7,7 +7,9 @@
 # socket across the upgrade: no connection refused, no transaction failed,
 # plain pgbench's clients handed over; the old process exits, the new one
 # serves on both sockets, tells systemd MAINPID, and owns the socket file
-# (kept at its exit: the fd store holds its socket for a restart). In
+# (kept at its exit: the fd store holds its socket for a restart). A query
+# running in the old process is cancelled through the new one (which passes
+# the CancelRequest back), and its client is then handed over. In
 # session mode a client holding its server cannot move: it finishes its
 # transaction and is closed after it. (t_takeover: pgcrab --takeover,
 # session state, TLS clients, the fd store.)
@@ -48,7 +50,12 @@ bench_c=$!
 PGPASSWORD=$PC_PASSWORD timeout 60 pgbench -h "$SOCK_DIR" -p "$PGCRAB_PORT" -U "$PC_USER" \
 	-n -T 8 -c 4 -f "$T_DIR/select1.sql" "$PG_DB" >"$T_DIR/pgbench_plain.out" 2>&1 &
 bench_plain=$!
+# a query running in the old process when the new one takes over
+/usr/bin/python3 "$LIB_DIR/drivers/cancel_across.py" "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" \
+	"$PG_DB" "$T_DIR/sleeping" "$T_DIR/cancel_go" >"$T_DIR/cancel.out" 2>&1 &
+canceller=$!
 sleep 2
+check "a client's query runs in the old process" test -e "$T_DIR/sleeping"
 
 kill -USR2 "$OLD_PID"
 serves() { grep -q "upgrade: process [0-9]* serves" "$T_DIR/pgcrab.log"; }
@@ -59,6 +66,7 @@ else
 	not_ok "SIGUSR2 starts a new process that takes the sockets over"
 	exit 1
 fi
+touch "$T_DIR/cancel_go"
 check "the new one listens on the sockets handed over" \
 	grep -q "listening on .* (from the previous process)" "$T_DIR/pgcrab.log"
 check "the old one tells systemd MAINPID=$NEW_PID" poll 5 grep -q "^MAINPID=$NEW_PID\$" "$MSGS"
@@ -66,6 +74,11 @@ check "the old process exits once drained" poll 15 bash -c "! kill -0 $OLD_PID 2
 wait "$OLD_PID"
 expect_eq "the old process exits 0" 0 "$?"
 PGCRAB_PID=
+
+wait "$canceller"
+cat "$T_DIR/cancel.out"
+grep -q "^not ok" "$T_DIR/cancel.out" && T_FAILED=$((T_FAILED + 1))
+expect_eq "the cancelled client said both things" 2 "$(grep -c '^ok' "$T_DIR/cancel.out")"
 
 wait "$bench_c"
 rc_c=$?
