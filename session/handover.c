@@ -212,10 +212,8 @@ struct handover_out {
 	struct client *cl; /* NULL: a forwarded cancel */
 	struct msghdr msg;
 	struct iovec iov;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
+	/* CMSG_SPACE(sizeof(int)): 24 on 64-bit Linux */
+	_Alignas(struct cmsghdr) char cm[64];
 	struct out_buf rec;
 };
 
@@ -261,8 +259,8 @@ static void send_record(struct client *cl)
 	o->iov.iov_len = o->rec.len;
 	o->msg.msg_iov = &o->iov;
 	o->msg.msg_iovlen = 1;
-	o->msg.msg_control = o->cm.buf;
-	o->msg.msg_controllen = sizeof(o->cm.buf);
+	o->msg.msg_control = o->cm;
+	o->msg.msg_controllen = CMSG_SPACE(sizeof(int));
 	struct cmsghdr *h = CMSG_FIRSTHDR(&o->msg);
 	h->cmsg_level = SOL_SOCKET;
 	h->cmsg_type = SCM_RIGHTS;
