@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -29,10 +28,8 @@ struct acceptor {
 	struct __kernel_timespec status_delay;
 	void (*status)(const struct runtime *rt, char *buf, size_t len);
 	const struct acceptor_opts *opts;
-	int upgrade_fd; /* the new process answers here (SIGUSR2), or -1 */
-	pid_t upgrade_pid;
-	uint8_t upgrade_byte;
-	uint64_t paused; /* listeners (by bit) waiting for the retry timer */
+	pid_t upgrade_pid; /* read from opts->takeover_fd: a new process serves */
+	uint64_t paused;   /* listeners (by bit) waiting for the retry timer */
 	bool stopping;
 	uint8_t reject[256];
 	size_t reject_len;
@@ -214,35 +211,30 @@ static void begin_shutdown(struct acceptor *a, bool tell_systemd)
 
 static void start_upgrade(struct acceptor *a)
 {
-	if (a->stopping || a->upgrade_fd >= 0 || !a->opts->upgrade_start) {
+	if (a->stopping || !a->opts->upgrade_start) {
 		log_warn("SIGUSR2: %s",
-			 a->stopping                  ? "shutting down already"
-				 : a->upgrade_fd >= 0 ? "an upgrade is under way already"
-						      : "online upgrade is not available");
+			 a->stopping ? "shutting down already" : "online upgrade is not available");
 		return;
 	}
-	int fd = a->opts->upgrade_start(&a->upgrade_pid);
-	if (fd < 0)
-		return;
-	log_info("upgrade: started process %d; accepting here until it serves",
-		 (int)a->upgrade_pid);
-	a->upgrade_fd = fd;
+	pid_t pid;
+	if (a->opts->upgrade_start(&pid) == 0)
+		log_info("upgrade: started process %d; accepting here until it serves", (int)pid);
+}
+
+/* Whoever started it (SIGUSR2 or an operator's pgcrab --takeover), a new
+ * process that took the sockets over serves now. */
+static void arm_takeover(struct acceptor *a)
+{
 	struct io_uring_sqe *sqe = acc_sqe(a);
-	io_uring_prep_read(sqe, fd, &a->upgrade_byte, 1, 0);
+	io_uring_prep_read(sqe, a->opts->takeover_fd, &a->upgrade_pid, sizeof(a->upgrade_pid), 0);
 	io_uring_sqe_set_data64(sqe, ud_encode(UD_SIGNAL, 1, 0));
 }
 
-/* The new process answered: one byte, it serves; end of file, it died. */
 static void upgrade_answered(struct acceptor *a, int res)
 {
-	close(a->upgrade_fd);
-	a->upgrade_fd = -1;
-	if (res != 1) {
-		log_error("upgrade: process %d exited before serving; this one goes on",
-			  (int)a->upgrade_pid);
-		(void)waitpid(a->upgrade_pid, NULL, WNOHANG);
+	if (res != (int)sizeof(a->upgrade_pid) || a->stopping)
 		return;
-	}
+	/* the old process is the main one systemd listens to (NotifyAccess=main) */
 	sd_notifyf(0, "MAINPID=%d", (int)a->upgrade_pid);
 	log_info("upgrade: process %d serves; this one stops accepting and drains",
 		 (int)a->upgrade_pid);
@@ -290,7 +282,6 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 	a->n_listen = opts->n_listen;
 	a->signal_fd = opts->signal_fd;
 	a->opts = opts;
-	a->upgrade_fd = -1;
 	a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	/* accept4 after EMFILE must not block; io_uring's accept copes either way */
 	for (int i = 0; i < a->n_listen; i++) {
@@ -313,6 +304,8 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 	for (int i = 0; i < a->n_listen; i++)
 		arm_accept(a, i);
 	arm_signal(a);
+	if (opts->takeover_fd >= 0)
+		arm_takeover(a);
 	if (a->status)
 		arm_status(a);
 	io_uring_submit(&a->ring);

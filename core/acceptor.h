@@ -17,10 +17,12 @@ struct acceptor_opts {
 	/* one line of live figures for systemd's STATUS=, sent every few
 	 * seconds when NOTIFY_SOCKET is set; NULL: none */
 	void (*status)(const struct runtime *rt, char *buf, size_t len);
-	/* SIGUSR2: starts the new process of an online upgrade and returns a
-	 * descriptor on which it answers (one byte: it serves; end of file: it
-	 * died), its pid in *pid; -1 if none started. NULL: no upgrades. */
+	/* SIGUSR2: starts the new process of an online upgrade (its pid in
+	 * *pid): 0, or -1 if none started (logged). NULL: no upgrades. */
 	int (*upgrade_start)(pid_t *pid);
+	/* yields a pid_t each time a new process (SIGUSR2's or pgcrab
+	 * --takeover's) has the sockets and serves; -1: none */
+	int takeover_fd;
 	/* the new process serves: this one drains and must leave the sockets'
 	 * files to it */
 	void (*upgraded)(void);

@@ -30,6 +30,9 @@ enum ud_op {
 	UD_SIGNAL,
 	UD_TIMER,
 	UD_POSTED, /* a client handed to a worker; payload: fd | worker id << 32 */
+	/* a worker's sendmsg for its owner (a client's socket going to an
+	 * upgrade's new process); payload: the owner's pointer */
+	UD_SENDMSG,
 	UD_OP_COUNT,
 };
 

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "core/conn.h"
@@ -142,6 +143,13 @@ void worker_post(struct worker *from, struct worker *to, unsigned kind, void *pt
 	io_uring_sqe_set_data64(sqe, ud_pointer(UD_MSG_DONE, kind, ptr));
 }
 
+void worker_sendmsg(struct worker *w, int fd, const struct msghdr *msg, void *ptr)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud_pointer(UD_SENDMSG, 0, ptr));
+}
+
 int worker_publish_config(struct runtime *rt, struct cfg *cfg)
 {
 	/* from any thread: a ring of its own, used once */
@@ -235,6 +243,10 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 	case UD_MSG_DONE:
 		if (f.kind >= WORKER_MSG_OWNER && w->hooks->on_msg_done)
 			w->hooks->on_msg_done(w, f.kind, ud_payload_pointer(f), res);
+		return;
+	case UD_SENDMSG:
+		if (w->hooks->on_sendmsg)
+			w->hooks->on_sendmsg(w, ud_payload_pointer(f), res);
 		return;
 	case UD_RECV:
 	case UD_SEND:

@@ -46,6 +46,8 @@ struct worker_hooks {
 	void (*on_stop)(struct worker *w);
 	/* a new configuration snapshot is in w->cfg; the old one is let go after */
 	void (*on_config)(struct worker *w, struct cfg *old);
+	/* a worker_sendmsg completed: bytes sent, or -errno */
+	void (*on_sendmsg)(struct worker *w, void *ptr, int res);
 	/* the loop has ended, every connection freed: last words in the thread */
 	void (*on_exit)(struct worker *w);
 };
@@ -98,7 +100,13 @@ struct runtime {
 	/* SHUTDOWN WAIT_FOR_CLIENTS: clients are served on and none is
 	 * closed; the process ends when the last one leaves */
 	_Atomic bool wait_for_clients;
-	_Atomic int in_transit;  /* objects posted between workers, not yet adopted */
+	_Atomic int in_transit; /* objects posted between workers, not yet adopted */
+	/* an online upgrade's connection to the new process (SOCK_SEQPACKET),
+	 * where idle clients are handed over; -1: none */
+	_Atomic int handover_fd;
+	/* in an upgrade's new process, the connection to the old one while it
+	 * lives: cancels for its clients go there; -1: none */
+	_Atomic int predecessor_fd;
 	pthread_barrier_t ready; /* workers' rings are set up */
 };
 
@@ -127,6 +135,10 @@ void worker_sqes(struct worker *w, unsigned n);
 /* Posts a message to another thread's ring (IORING_OP_MSG_RING) from this
  * worker's ring. ptr rides in user_data, res in the completion's result. */
 void worker_post(struct worker *from, struct worker *to, unsigned kind, void *ptr, int res);
+/* Sends msg on fd (another process's socket) through the worker's ring;
+ * msg and what it points to must live until on_sendmsg(ptr) is called. */
+struct msghdr;
+void worker_sendmsg(struct worker *w, int fd, const struct msghdr *msg, void *ptr);
 /* Hands every worker a new configuration snapshot, taking a reference for
  * each (from any thread: it uses a ring of its own). 0 or -errno. */
 int worker_publish_config(struct runtime *rt, struct cfg *cfg);

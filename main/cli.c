@@ -43,6 +43,9 @@ static const struct flag flags[] = {
 	VALUE("--pool-mode", "PGCRAB_POOL_MODE", pool_mode),
 	VALUE("--log-level", "PGCRAB_LOG_LEVEL", log_level),
 	VALUE("--cpu-affinity", "PGCRAB_CPU_AFFINITY", cpu_affinity),
+	{ "--control-socket", NULL, "PGCRAB_CONTROL_SOCKET", true,
+	  offsetof(struct cli_opts, control_path), offsetof(struct cli_opts, control_src) },
+	SWITCH("--takeover", NULL, takeover),
 	SWITCH("--check", NULL, check),
 	SWITCH("--version", "-V", version),
 	SWITCH("--help", "-h", help),
@@ -167,6 +170,12 @@ void cli_usage(FILE *to)
 	      "  --log-level LEVEL    error | warn | info | debug PGCRAB_LOG_LEVEL    (info)\n"
 	      "  --cpu-affinity MODE  off | workers (worker i on the i-th usable CPU)\n"
 	      "                                                   PGCRAB_CPU_AFFINITY (off)\n"
+	      "  --control-socket PATH  where a running PgCrab hands its sockets to a new\n"
+	      "                       process             PGCRAB_CONTROL_SOCKET\n"
+	      "                       (UNIX_SOCKET_DIR/.s.PGCRAB.PORT, else\n"
+	      "                       $RUNTIME_DIRECTORY/.s.PGCRAB.PORT, else none)\n"
+	      "  --takeover           take the listening sockets and idle clients over\n"
+	      "                       from the PgCrab running at the control socket\n"
 	      "  --check              validate the configuration, print what is wrong\n"
 	      "                       or \"configuration ok\", and exit\n"
 	      "  -V, --version        print the version and exit\n"

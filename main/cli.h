@@ -12,12 +12,15 @@
 #include "config/cfg.h"
 
 struct cli_opts {
-	const char *config_path; /* never NULL after a successful cli_parse */
-	const char *config_src;  /* "--config", "PGCRAB_CONFIG_FILE" or "default" */
-	struct cfg_overrides ov; /* NULL fields: not given by flag or environment */
-	bool check;              /* --check: validate the configuration and exit */
-	bool version;            /* --version / -V */
-	bool help;               /* --help / -h */
+	const char *config_path;  /* never NULL after a successful cli_parse */
+	const char *config_src;   /* "--config", "PGCRAB_CONFIG_FILE" or "default" */
+	struct cfg_overrides ov;  /* NULL fields: not given by flag or environment */
+	const char *control_path; /* --control-socket, or NULL: the default place */
+	const char *control_src;
+	bool takeover; /* --takeover: take over from the running PgCrab */
+	bool check;    /* --check: validate the configuration and exit */
+	bool version;  /* --version / -V */
+	bool help;     /* --help / -h */
 };
 
 /* Parses argv (argv[0] is the program name) and the environment: envp is a

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,7 +14,6 @@
 #include <unistd.h>
 
 #include "core/net.h"
-#include "main/upgrade.h"
 
 #define BACKLOG 4096
 
@@ -38,9 +38,10 @@ static void set_nodelay(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* The sockets at fds 3, 4, ...: systemd's, or an upgrade's (from is the
- * giver's name, for messages). */
-static int adopt(struct listeners *ls, int n, const char *from, char *err, size_t errlen)
+/* systemd's sockets (fds NULL: at 3, 4, ...), or a takeover's (from is
+ * the giver's name, for messages). */
+static int adopt(struct listeners *ls, const int *fds, int n, const char *from, char *err,
+		 size_t errlen)
 {
 	if (n > LISTEN_MAX) {
 		snprintf(err, errlen, "%s passed %d sockets; at most %d are supported", from, n,
@@ -48,7 +49,7 @@ static int adopt(struct listeners *ls, int n, const char *from, char *err, size_
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
-		int fd = SD_LISTEN_FDS_START + i;
+		int fd = fds ? fds[i] : SD_LISTEN_FDS_START + i;
 		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
 			snprintf(err, errlen, "socket %d from %s is not a listening stream socket",
 				 fd, from);
@@ -171,41 +172,72 @@ static int open_unix(const struct cfg *cfg, struct listeners *ls, char *err, siz
 	return 0;
 }
 
-int listeners_open(const struct cfg *cfg, struct listeners *ls, char *err, size_t errlen)
+/* Names PgCrab gives the sockets it puts in systemd's fd store: on a
+ * restart they come back among LISTEN_FDS under this name. */
+#define FDSTORE_NAME "pgcrab-listen"
+
+int listeners_open(const struct cfg *cfg, const struct listeners_handed *h, struct listeners *ls,
+		   char *err, size_t errlen)
 {
 	memset(ls, 0, sizeof(*ls));
-	const char *handed_unix;
-	int n_handed = upgrade_inherited(&handed_unix);
-	if (n_handed > 0) {
-		if (adopt(ls, n_handed, "the previous process", err, errlen) != 0) {
+	if (h && h->n > 0) {
+		if (adopt(ls, h->fds, h->n, "the previous process", err, errlen) != 0) {
 			close_all(ls);
 			return -1;
 		}
 		ls->from = "the previous process";
+		ls->stored = h->stored;
 		/* its socket file is ours now: ours to remove at exit */
-		if (handed_unix)
-			snprintf(ls->unix_path, sizeof(ls->unix_path), "%s", handed_unix);
+		if (h->unix_path && h->unix_path[0])
+			snprintf(ls->unix_path, sizeof(ls->unix_path), "%s", h->unix_path);
 		return 0;
 	}
-	int n = sd_listen_fds(1);
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
 	if (n < 0) {
 		snprintf(err, errlen, "cannot read the sockets systemd passed: %s", strerror(-n));
 		return -1;
 	}
 	int r;
 	if (n > 0) {
-		r = adopt(ls, n, "systemd", err, errlen);
+		r = adopt(ls, NULL, n, "systemd", err, errlen);
 		ls->from = "systemd";
+		/* a restart: the sockets a previous PgCrab stored, still in the
+		 * store (and their socket file still names them) */
+		for (int i = 0; names && i < n; i++)
+			if (strcmp(names[i], FDSTORE_NAME) == 0) {
+				ls->from = "systemd's fd store";
+				ls->stored = true;
+			}
 	} else {
 		r = open_tcp(cfg, ls, err, errlen);
 		if (r == 0 && cfg->unix_socket_dir[0])
 			r = open_unix(cfg, ls, err, errlen);
 	}
+	for (int i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
 	if (r != 0) {
 		listeners_unlink(ls);
 		close_all(ls);
 	}
 	return r;
+}
+
+int listeners_store(struct listeners *ls)
+{
+	/* FDSTORE (systemd 254 and later) is the store's size: 0, no store */
+	const char *max = getenv("FDSTORE");
+	const char *notify = getenv("NOTIFY_SOCKET");
+	if (ls->from || !notify || !*notify || (max && atoi(max) <= 0))
+		return 0;
+	int r = sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=" FDSTORE_NAME, ls->fds,
+				       (unsigned)ls->n);
+	if (r <= 0)
+		return r;
+	/* systemd holds the sockets across a restart: their file stays too */
+	ls->stored = true;
+	return 1;
 }
 
 void listeners_give_up_unix(struct listeners *ls)
@@ -215,7 +247,7 @@ void listeners_give_up_unix(struct listeners *ls)
 
 void listeners_unlink(struct listeners *ls)
 {
-	if (ls->unix_path[0])
+	if (ls->unix_path[0] && !ls->stored)
 		(void)unlink(ls->unix_path);
 	ls->unix_path[0] = '\0';
 }

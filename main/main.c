@@ -28,7 +28,7 @@
 #include "main/listen.h"
 #include "main/metrics.h"
 #include "main/recover.h"
-#include "main/upgrade.h"
+#include "main/takeover.h"
 #include "session/reload.h"
 #include "session/session.h"
 
@@ -69,11 +69,6 @@ static void status_line(const struct runtime *rt, char *buf, size_t len)
 
 static struct listeners ls;
 
-static int start_upgrade(pid_t *pid)
-{
-	return upgrade_start(ls.fds, ls.n, ls.unix_path[0] ? ls.unix_path : NULL, pid);
-}
-
 static void upgraded(void)
 {
 	listeners_give_up_unix(&ls);
@@ -86,7 +81,7 @@ static void reload(struct runtime *rt)
 
 int main(int argc, char **argv)
 {
-	upgrade_init(argc, argv);
+	takeover_init(argc, argv);
 	struct cli_opts opts;
 	char err[512];
 	if (cli_parse(argc, argv, NULL, &opts, err, sizeof(err)) != 0) {
@@ -143,10 +138,28 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
-	if (listeners_open(cfg, &ls, err, sizeof(err)) != 0) {
+	atomic_store(&rt.handover_fd, -1);
+	atomic_store(&rt.predecessor_fd, -1);
+	/* pgcrab --takeover, or SIGUSR2's child: the running PgCrab's sockets */
+	char control[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	takeover_control_path(opts.control_path, cfg, control, sizeof(control));
+	struct takeover_given given;
+	int took = takeover_receive(opts.takeover, control, &given, err, sizeof(err));
+	if (took < 0) {
 		log_error("%s", err);
 		return 1;
 	}
+	struct listeners_handed handed = { given.fds, given.n, given.stored, given.unix_path };
+	if (listeners_open(cfg, took ? &handed : NULL, &ls, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
+	int stored = listeners_store(&ls);
+	if (stored < 0)
+		log_warn("cannot put the listening sockets in systemd's fd store: %s",
+			 strerror(-stored));
+	else if (stored > 0)
+		log_info("the listening sockets are in systemd's fd store (a restart keeps them)");
 	if (cfg->auth_type == CFG_AUTH_TRUST) {
 		/* the config was checked at load; sockets from systemd or an
 		 * upgrade are checked here */
@@ -184,20 +197,27 @@ int main(int argc, char **argv)
 	log_info("pgcrab %s listening on %s%s%s%s with %d workers, %d shards, pool_mode %s",
 		 PGCRAB_VERSION, ls.where, ls.from ? " (from " : "", ls.from ? ls.from : "",
 		 ls.from ? ")" : "", n_workers, cfg->n_shards, cfg_pool_mode_name(cfg->pool_mode));
+	/* serves takeovers from now on, on the control socket received or
+	 * a new one (a received one keeps the path it was made at) */
+	bool handed_control = took && given.control_fd >= 0;
+	int takeover_fd = takeover_listen(&rt, &ls, handed_control ? given.control_path : control,
+					  handed_control ? given.control_fd : -1);
 	/* the listeners queue clients already: the old process may stop
-	 * accepting now */
-	upgrade_tell_ready();
+	 * accepting now, and hand its idle clients over */
+	takeover_serving(&rt);
 	struct acceptor_opts ao = {
 		.listen_fds = ls.fds,
 		.n_listen = ls.n,
 		.signal_fd = signal_fd,
 		.status = status_line,
-		.upgrade_start = start_upgrade,
+		.upgrade_start = takeover_fd >= 0 ? takeover_spawn : NULL,
+		.takeover_fd = takeover_fd,
 		.upgraded = upgraded,
 		.reload = reload,
 	};
 	int rc = acceptor_run(&rt, &ao);
 	reload_stop(&rt);
+	takeover_stop();
 	metrics_stop();
 	listeners_unlink(&ls);
 	return rc;

@@ -863,6 +863,14 @@ bool relay_idle_in_transaction(const struct relay_link *l)
 	return false;
 }
 
+bool relay_between_transactions(const struct relay_link *l)
+{
+	for (struct relay_leg *leg = l->legs; leg; leg = leg->next)
+		if (leg->tx_status != 'I' || leg->replies.count != 0)
+			return false;
+	return true;
+}
+
 /* ---- the server connection while lent ----------------------------------- */
 
 static void server_on_recv(struct conn *c, int res)

@@ -155,6 +155,8 @@ bool relay_detach(struct relay_link *l);
 void relay_cancel(struct relay_link *l);
 /* The link is idle in a transaction: nothing owed, a transaction open. */
 bool relay_idle_in_transaction(const struct relay_link *l);
+/* Every server of the link is outside a transaction with nothing owed. */
+bool relay_between_transactions(const struct relay_link *l);
 
 /* The client's session holds state that keeps its server (transaction
  * mode with pin_session_state = on). */

@@ -5,6 +5,7 @@
 #include "core/list.h"
 #include "core/worker.h"
 #include "session/client.h"
+#include "session/handover.h"
 #include "session/session.h"
 
 int32_t cancel_new_pid(struct session_worker *sw)
@@ -32,8 +33,10 @@ int cancel_new_secret(struct session_worker *sw, int32_t *out)
 void cancel_route(struct session_worker *sw, int32_t pid, int32_t key)
 {
 	struct worker *w = sw->w;
-	int owner = pid & 0xff;
-	if (pid <= 0 || owner >= w->rt->n_workers)
+	/* modulo: a client handed over by an upgrade keeps the key the old
+	 * process gave it, and the new one may have fewer workers */
+	int owner = (pid & 0xff) % w->rt->n_workers;
+	if (pid <= 0)
 		return; /* forged: nothing to do, as PostgreSQL says nothing either */
 	if (owner == w->id) {
 		cancel_deliver(sw, pid, key);
@@ -47,11 +50,15 @@ void cancel_deliver(struct session_worker *sw, int32_t pid, int32_t key)
 {
 	for (struct list *n = sw->clients.next; n != &sw->clients; n = n->next) {
 		struct client *cl = list_entry(n, struct client, link);
-		if (cl->key_pid != pid)
+		/* a handed-over client's pid may equal one drawn here: the
+		 * secret tells them apart */
+		if (cl->key_pid != pid || cl->key_secret != key)
 			continue;
-		/* a wrong key, or a client between transactions, cancels nothing */
-		if (cl->key_secret == key && cl->state == CLIENT_ACTIVE)
+		/* a client between transactions has nothing to cancel */
+		if (cl->state == CLIENT_ACTIVE)
 			relay_cancel(&cl->rl);
 		return;
 	}
+	/* perhaps a client the previous process still serves (an upgrade) */
+	handover_forward_cancel(sw->w, pid, key);
 }

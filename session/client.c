@@ -21,6 +21,7 @@
 #include "relay/prepared.h"
 #include "session/admin.h"
 #include "session/cancel.h"
+#include "session/handover.h"
 #include "session/session.h"
 #include "stats/stats.h"
 
@@ -34,6 +35,7 @@ static const char *const state_names[] = {
 	[CLIENT_ACTIVE] = "active",
 	[CLIENT_ADMIN] = "admin",
 	[CLIENT_ADMIN_BUSY] = "admin_busy",
+	[CLIENT_HANDOVER] = "handover",
 	[CLIENT_CLOSING] = "closing",
 };
 
@@ -127,6 +129,7 @@ static void arm_deadline(struct client *cl)
 		ms = cfg->client_login_timeout_ms;
 		from = cl->born_ms;
 		break;
+	case CLIENT_HANDOVER:
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -390,6 +393,7 @@ static void handle_bytes(struct client *cl)
 	case CLIENT_LOGIN_WAIT: /* keeps them until the login completes */
 	case CLIENT_LOGIN_CHECK:
 	case CLIENT_WAITING: /* keeps them until a server comes */
+	case CLIENT_HANDOVER:
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -471,6 +475,13 @@ static struct client *client_of_link(struct relay_link *l)
 	return container_of(l, struct client, rl);
 }
 
+static void log_not_handed_over(const struct client *cl, const char *why)
+{
+	log_info("worker %d client %llu: not handed over to the new process (%s): closed between "
+		 "transactions",
+		 cl->c.w->id, (unsigned long long)cl->c.id, why);
+}
+
 static void on_settled(struct relay_link *l)
 {
 	struct client *cl = client_of_link(l);
@@ -496,11 +507,27 @@ static void on_settled(struct relay_link *l)
 			    cl->pool->shard->name);
 		return;
 	}
-	if (cl->c.w->cfg->pool_mode == CFG_POOL_SESSION || relay_pinned(l))
-		return; /* the server is the client's until it leaves, or its state goes */
+	if (cl->c.w->cfg->pool_mode == CFG_POOL_SESSION || relay_pinned(l)) {
+		/* the server is the client's until it leaves, or its state goes;
+		 * an upgrade's drain closes it now, between transactions */
+		if (w->stopping && atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed))
+			client_drain(cl, 0);
+		return;
+	}
 	client_set_state(cl, CLIENT_IDLE);
 	relay_release(l);
 	if (cl->c.w->stopping) {
+		/* an upgrade's drain hands it over now, or after the request it
+		 * sent already; else it goes between transactions */
+		const char *why = NULL;
+		if (atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed)
+		    && handover_begin(cl, &why) != HANDOVER_NEVER) {
+			if (cl->state == CLIENT_IDLE && !cl->c.recv_armed)
+				client_next(cl);
+			return;
+		}
+		if (why)
+			log_not_handed_over(cl, why);
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;
 	}
@@ -565,6 +592,10 @@ static void client_on_recv(struct conn *c, int res)
 	c->recv_armed = false;
 	if (c->closing || cl->state == CLIENT_CLOSING)
 		return;
+	if (cl->state == CLIENT_HANDOVER) {
+		handover_on_recv(cl, res);
+		return;
+	}
 	if (res <= 0) {
 		client_close_why(cl,
 				 res == 0 ? "the client closed the connection"
@@ -705,6 +736,7 @@ static void client_timer_fired(struct timer *t)
 	}
 	case CLIENT_ADMIN:
 	case CLIENT_ADMIN_BUSY:
+	case CLIENT_HANDOVER:
 	case CLIENT_CLOSING:
 		break;
 	}
@@ -721,19 +753,38 @@ void client_shutdown(struct client *cl, bool cut)
 
 void client_drain(struct client *cl, uint64_t grace_ms)
 {
-	if (!cl->c.closing && cl->state == CLIENT_IDLE
-	    && cl->c.w->now_ms - cl->c.since_ms >= grace_ms)
+	struct conn *c = &cl->c;
+	if (c->closing)
+		return;
+	if (cl->state == CLIENT_ACTIVE && relay_between_transactions(&cl->rl)
+	    && c->rx_start == c->rx_end && c->tx_len == 0 && !conn_send_busy(c)) {
+		/* its server cannot go with it: between transactions it goes */
+		log_not_handed_over(cl,
+				    c->w->cfg->pool_mode == CFG_POOL_SESSION
+					    ? "it holds a server: session mode"
+					    : "it holds a server: its session state pins it");
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+		return;
+	}
+	const char *why = NULL;
+	if (cl->state != CLIENT_IDLE || handover_begin(cl, &why) != HANDOVER_NEVER)
+		return;
+	/* the grace: a client that just logged in may be about to send its
+	 * first request (pgbench -C), which it would lose */
+	if (c->w->now_ms - c->since_ms >= grace_ms) {
+		log_not_handed_over(cl, why);
+		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
+	}
 }
 
-void client_accept(struct session_worker *sw, int fd)
+struct client *client_new(struct session_worker *sw, int fd)
 {
 	struct worker *w = sw->w;
 	struct client *cl = calloc(1, sizeof(*cl));
 	if (!cl) {
 		close(fd);
 		atomic_fetch_sub(&w->n_clients, 1);
-		return;
+		return NULL;
 	}
 	conn_init(&cl->c, &client_ops, w, fd);
 	cl->sw = sw;
@@ -748,6 +799,15 @@ void client_accept(struct session_worker *sw, int fd)
 	timer_init(&cl->timer, client_timer_fired);
 	list_add_tail(&sw->clients, &cl->link);
 	arm_deadline(cl);
+	return cl;
+}
+
+void client_accept(struct session_worker *sw, int fd)
+{
+	struct worker *w = sw->w;
+	struct client *cl = client_new(sw, fd);
+	if (!cl)
+		return;
 	if (w->stopping && !atomic_load_explicit(&w->rt->upgrading, memory_order_relaxed)) {
 		client_fail(cl, "FATAL", "57P01", "pgcrab is shutting down");
 		return;

@@ -32,6 +32,8 @@ enum client_state {
 	CLIENT_ACTIVE,      /* linked to a server through the relay */
 	CLIENT_ADMIN,       /* on the admin console: PgCrab answers its queries */
 	CLIENT_ADMIN_BUSY,  /* on the console, a command waits for the workers' answers */
+	CLIENT_HANDOVER,    /* an upgrade's drain: its socket and session are going to the
+			       new process (session/handover.c) */
 	CLIENT_CLOSING,     /* flushing a last message, then closed */
 };
 
@@ -108,6 +110,9 @@ void client_set_state(struct client *cl, enum client_state st);
 
 /* A freshly accepted socket handed to this worker. */
 void client_accept(struct session_worker *sw, int fd);
+/* A client on fd in state STARTUP, on the worker's list, nothing armed;
+ * NULL (fd closed) when out of memory. */
+struct client *client_new(struct session_worker *sw, int fd);
 
 /* Sends "severity code message" and closes the client (without a word when
  * a server message is part way to it). */

@@ -16,6 +16,7 @@
 #include "session/cancel.h"
 #include "relay/relay.h"
 #include "session/client.h"
+#include "session/handover.h"
 #include "stats/stats.h"
 
 static void on_start(struct worker *w)
@@ -35,6 +36,8 @@ static void on_msg(struct worker *w, unsigned kind, void *ptr, int res)
 		cancel_deliver(sw, (int32_t)(uint32_t)(uintptr_t)ptr, res);
 	else if (kind == SESSION_MSG_ADMIN_ASK || kind == SESSION_MSG_ADMIN_DONE)
 		admin_on_msg(sw, kind, ptr, res);
+	else if (kind == SESSION_MSG_ADOPT)
+		handover_adopt(sw, ptr);
 	else if (kind == SESSION_MSG_AUTHQ)
 		authq_deliver(&sw->authq_cache, w->now_ms, w->cfg->auth_query_ttl_ms, ptr);
 	else
@@ -147,6 +150,7 @@ const struct worker_hooks session_hooks = {
 	.on_stop = on_stop,
 	.on_config = on_config,
 	.on_exit = on_exit_thread,
+	.on_sendmsg = handover_sent,
 };
 
 /* Each sharded database's schema for its router, from the config. */

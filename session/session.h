@@ -22,6 +22,7 @@ enum {
 	SESSION_MSG_ADMIN_ASK,             /* ptr: a struct admin_gather to add to */
 	SESSION_MSG_ADMIN_DONE,            /* ptr: the gather, this worker's part written */
 	SESSION_MSG_AUTHQ,                 /* ptr: an answered struct authq_req * */
+	SESSION_MSG_ADOPT, /* ptr: a struct handover_in from an upgrade's old process */
 };
 
 /* A sharded database: its config and the schema its router plans against. */

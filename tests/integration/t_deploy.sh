@@ -188,7 +188,11 @@ expect_eq "still serving after SIGHUP" 1 "$(pc_psql -c 'SELECT 1')"
 
 pgcrab_stop
 check "STOPPING=1 on SIGTERM" has_line '^STOPPING=1$'
-check "the Unix socket file is removed at exit" test ! -e "$SOCK"
+check "the listening sockets went to the fd store (FDSTORE=1 with two descriptors)" \
+	has_line '^FDSTORE=1\|FDNAME=pgcrab-listen\|FDS=2$'
+# systemd keeps them for a restart, the file with them
+# (RuntimeDirectoryPreserve=restart); a stop removes the directory
+check "the Unix socket file stays at exit, for a restart" test -S "$SOCK"
 kill "$NOTIFY_PID" 2>/dev/null
 NOTIFY_PID=
 
