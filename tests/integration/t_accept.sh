@@ -14,9 +14,13 @@ max_connections = 4" "max_client_conn = 25" || exit 1
 console() { timeout 30 psql -X -q -At -F ' ' -d "$(PC_CONN) dbname=pgcrab" -c "$1"; }
 
 # --- 24 idle clients, connected one after another ------------------------------
+# each holder is a psql reading a fifo nobody writes to: it stays idle
+# until the fifo's one writer (this shell) closes it
+mkfifo "$T_DIR/hold"
+exec {hold_fd}<>"$T_DIR/hold"
 holders=()
 for i in $(seq 1 24); do
-	(sleep 30) | timeout 60 psql -X -q -d "$(PC_CONN)" >/dev/null 2>&1 &
+	timeout 60 psql -X -q -d "$(PC_CONN)" <"$T_DIR/hold" >/dev/null 2>&1 {hold_fd}>&- &
 	holders+=($!)
 	# one at a time: the balance must hold for a trickle, not only a crowd
 	sleep 0.15
@@ -29,14 +33,13 @@ check "24 clients connected one by one spread over both workers (worker 0: ${w0:
 	bash -c "[[ ${w0:-0} -ge 9 && ${w1:-0} -ge 9 && $((${w0:-0} + ${w1:-0})) -eq 24 ]]"
 
 # --- max_client_conn = 25 counts both workers' clients -----------------------------
-(sleep 30) | timeout 60 psql -X -q -d "$(PC_CONN)" >/dev/null 2>&1 &
+timeout 60 psql -X -q -d "$(PC_CONN)" <"$T_DIR/hold" >/dev/null 2>&1 {hold_fd}>&- &
 extra=$!
-poll 5 bash -c "[[ \$(timeout 5 psql -X -q -At -F ' ' -d \"$(PC_CONN) dbname=pgcrab\" -c 'SHOW CLIENTS' | grep -c ' $PG_DB ') -ge 25 ]]"
-sleep 0.5 # the console client of that poll has left
+sleep 1 # no console to ask: it would be the 26th client
 state=$(timeout 60 /usr/bin/python3 "$(dirname "$0")/drivers/query_once.py" "$PGCRAB_PORT" \
 	"$PC_USER" "$PC_PASSWORD" "$PG_DB" "SELECT 1" | cut -d' ' -f1)
 expect_eq "the 26th client over max_client_conn = 25 (held across two workers) is told 53300" "E:53300" "$state"
-kill "${holders[@]}" "$extra" 2>/dev/null
+exec {hold_fd}>&-
 wait "${holders[@]}" "$extra" 2>/dev/null
 gone() { [[ $(console "SHOW CLIENTS" | grep -c " $PG_DB ") -eq 0 ]]; }
 check "the held clients are gone" poll 10 gone
