@@ -30,7 +30,11 @@ struct acceptor {
 	const struct acceptor_opts *opts;
 	pid_t upgrade_pid; /* read from opts->takeover_fd: a new process serves */
 	uint64_t paused;   /* listeners (by bit) waiting for the retry timer */
+	/* listeners (by bit) this thread accepts on: handed over by a worker
+	 * out of descriptors, until a client is served again */
+	uint64_t taken;
 	bool stopping;
+	bool closed; /* the listeners, once no worker accepts on them */
 	uint8_t reject[256];
 	size_t reject_len;
 	/* an fd held in reserve: when the process runs out of descriptors it is
@@ -51,7 +55,8 @@ static struct io_uring_sqe *acc_sqe(struct acceptor *a)
 	return sqe;
 }
 
-/* The payload is the listener's index. */
+/* The payload is the listener's index. Workers accept (core/worker_accept.c);
+ * this thread only while a worker has no descriptor left. */
 static void arm_accept(struct acceptor *a, int i)
 {
 	struct io_uring_sqe *sqe = acc_sqe(a);
@@ -195,11 +200,13 @@ static void begin_shutdown(struct acceptor *a, bool tell_systemd)
 		 (unsigned long long)a->rt->cfg->shutdown_timeout_ms);
 	struct io_uring_sqe *sqe;
 	for (int i = 0; i < a->n_listen; i++) {
+		if (!(a->taken & 1ull << i))
+			continue;
 		sqe = acc_sqe(a);
 		io_uring_prep_cancel64(sqe, ud_encode(UD_ACCEPT, 0, (uint64_t)i), 0);
 		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
-		close_async(a, a->listen_fds[i]);
 	}
+	a->taken = 0;
 	for (int i = 0; i < a->rt->n_workers; i++) {
 		sqe = acc_sqe(a);
 		io_uring_prep_msg_ring(sqe, a->rt->workers[i].ring_fd, 0,
@@ -207,6 +214,39 @@ static void begin_shutdown(struct acceptor *a, bool tell_systemd)
 		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 	}
 	arm_timer(a, 50);
+}
+
+/* At shutdown, once no worker accepts any more (an armed accept would keep
+ * the socket open, and a re-armed one could name a reused descriptor). */
+static void close_listeners(struct acceptor *a)
+{
+	if (a->closed || atomic_load(&a->rt->accept_quiet) < a->rt->n_workers)
+		return;
+	a->closed = true;
+	for (int i = 0; i < a->n_listen; i++)
+		close_async(a, a->listen_fds[i]);
+}
+
+/* A worker out of descriptors hands listener i over: accepted here, each
+ * client told 53300 through the spare descriptor, until one is served. */
+static void take_listener(struct acceptor *a, unsigned i)
+{
+	if (a->stopping || i >= (unsigned)a->n_listen || a->taken & 1ull << i)
+		return;
+	a->taken |= 1ull << i;
+	arm_accept(a, (int)i);
+}
+
+/* A client served: the workers accept on listener i again. */
+static void give_back_listener(struct acceptor *a, unsigned i)
+{
+	if (!(a->taken & 1ull << i))
+		return;
+	a->taken &= ~(1ull << i);
+	a->paused &= ~(1ull << i);
+	struct io_uring_sqe *sqe = acc_sqe(a);
+	io_uring_prep_cancel64(sqe, ud_encode(UD_ACCEPT, 0, (uint64_t)i), 0);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 }
 
 static void start_upgrade(struct acceptor *a)
@@ -301,8 +341,15 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 		free(a);
 		return 1;
 	}
-	for (int i = 0; i < a->n_listen; i++)
-		arm_accept(a, i);
+	rt->listen_fds = a->listen_fds;
+	rt->n_listen = a->n_listen;
+	atomic_store(&rt->acceptor_ring_fd, a->ring.ring_fd);
+	for (int i = 0; i < rt->n_workers; i++) {
+		struct io_uring_sqe *sqe = acc_sqe(a);
+		io_uring_prep_msg_ring(sqe, rt->workers[i].ring_fd, 0,
+				       worker_msg_user_data(WORKER_MSG_LISTEN, NULL), 0);
+		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
+	}
 	arm_signal(a);
 	if (opts->takeover_fd >= 0)
 		arm_takeover(a);
@@ -323,6 +370,10 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 			int res = cqe->res;
 			switch (ud.op) {
 			case UD_ACCEPT:
+				if (ud.kind == 1) {
+					take_listener(a, (unsigned)ud.payload);
+					break;
+				}
 				/* one accepted as an upgrade's drain began is served
 				 * here: the new process never sees it */
 				if (a->stopping && !(res >= 0 && atomic_load(&rt->upgrading)))
@@ -330,6 +381,7 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 				if (res >= 0) {
 					hand_over(a, res);
 					take_spare(a);
+					give_back_listener(a, (unsigned)ud.payload);
 				} else if ((res == -EMFILE || res == -ENFILE)
 					   && refuse_without_fds(a, a->listen_fds[ud.payload],
 								 -res)) {
@@ -343,7 +395,7 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 					}
 					break;
 				}
-				if (!(cqe->flags & IORING_CQE_F_MORE))
+				if (!(cqe->flags & IORING_CQE_F_MORE) && a->taken & 1ull << ud.payload)
 					rearm |= 1ull << ud.payload;
 				break;
 			case UD_SIGNAL:
@@ -361,12 +413,13 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 						arm_status(a);
 					}
 				} else if (a->stopping) {
+					close_listeners(a);
 					if (atomic_load(&rt->workers_done) == rt->n_workers)
 						goto out;
 					arm_timer(a, 50);
 				} else {
 					take_spare(a);
-					rearm |= a->paused;
+					rearm |= a->paused & a->taken;
 					a->paused = 0;
 				}
 				break;

@@ -1,6 +1,8 @@
-/* The acceptor: the main thread's own io_uring with a multishot accept per
- * listening socket and a signalfd. It hands each client to the worker with the fewest clients
- * and turns signals into shutdown. */
+/* The acceptor: the main thread's own io_uring and a signalfd. It tells the
+ * workers to accept on the listening sockets (core/worker_accept.h), turns
+ * signals into shutdown, reload and upgrade, and accepts itself only while
+ * a worker has run out of descriptors: it hands each such client to the
+ * worker with the fewest clients, or tells it 53300. */
 #ifndef PGCRAB_ACCEPTOR_H
 #define PGCRAB_ACCEPTOR_H
 

@@ -16,6 +16,9 @@ void log_emit(int level, const char *fmt, ...) __attribute__((format(printf, 2, 
 		if ((int)(level) <= atomic_load_explicit(&log_threshold, memory_order_relaxed)) \
 			log_emit((level), __VA_ARGS__);                                         \
 	} while (0)
+/* whether a line at this level would be written: skip the work behind it */
+#define log_enabled(level) \
+	((int)(level) <= atomic_load_explicit(&log_threshold, memory_order_relaxed))
 #define log_error(...) log_at(CFG_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_at(CFG_LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_at(CFG_LOG_INFO, __VA_ARGS__)

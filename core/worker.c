@@ -13,6 +13,7 @@
 
 #include "core/conn.h"
 #include "core/log.h"
+#include "core/worker_accept.h"
 
 #define RING_ENTRIES 4096
 #define CQ_ENTRIES   16384
@@ -203,9 +204,13 @@ static void on_msg(struct worker *w, unsigned kind, void *ptr, int res)
 	case WORKER_MSG_NEW_CONN:
 		w->hooks->on_new_conn(w, res);
 		break;
+	case WORKER_MSG_LISTEN:
+		worker_accept_begin(w);
+		break;
 	case WORKER_MSG_SHUTDOWN:
 		if (!w->stopping) {
 			w->stopping = true;
+			worker_accept_stop(w);
 			w->stop_deadline_ms = atomic_load(&w->rt->wait_for_clients)
 				? UINT64_MAX
 				: w->now_ms + w->cfg->shutdown_timeout_ms;
@@ -239,6 +244,9 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 		return;
 	case UD_MSG:
 		on_msg(w, f.kind, ud_payload_pointer(f), res);
+		return;
+	case UD_ACCEPT:
+		worker_accept_on_cqe(w, (unsigned)f.payload, res);
 		return;
 	case UD_MSG_DONE:
 		if (f.kind >= WORKER_MSG_OWNER && w->hooks->on_msg_done)
@@ -379,6 +387,7 @@ unsigned worker_run_once(struct worker *w, struct __kernel_timespec *wait)
 	}
 	if (w->hooks->after_batch)
 		w->hooks->after_batch(w);
+	worker_accept_balance(w);
 	STATS_ADD(w->stats.ring_completions, handled);
 	STATS_INC(w->stats.loop_iterations);
 	return handled;

@@ -24,6 +24,7 @@ enum worker_msg {
 	WORKER_MSG_NEW_CONN = 1, /* res: an accepted fd */
 	WORKER_MSG_SHUTDOWN = 2,
 	WORKER_MSG_CONFIG = 3, /* payload: a struct cfg * whose reference is the worker's now */
+	WORKER_MSG_LISTEN = 4, /* rt->listen_fds are set: accept clients (core/worker_accept.h) */
 	WORKER_MSG_OWNER = 8,
 };
 
@@ -85,6 +86,16 @@ struct worker {
 	_Atomic uint64_t n_transactions;
 	/* this worker's counters and histograms, written by it alone (stats/) */
 	struct stats_worker stats;
+	/* core/worker_accept.c: accepting wanted, listeners with an accept in
+	 * the ring (by bit), accepts given to the acceptor until then (out of
+	 * descriptors), begun, counted quiet at shutdown; the 53300 answer */
+	bool accepting;
+	bool accept_listening;
+	bool accept_quiet;
+	uint64_t accept_armed;
+	uint64_t accept_retry_ms;
+	unsigned accept_reject_len;
+	uint8_t accept_reject[96];
 	/* written by other threads: own cache line */
 	_Alignas(64) _Atomic int n_clients;
 };
@@ -108,6 +119,15 @@ struct runtime {
 	 * lives: cancels for its clients go there; -1: none */
 	_Atomic int predecessor_fd;
 	pthread_barrier_t ready; /* workers' rings are set up */
+	/* the listening sockets the workers accept on (set by the acceptor
+	 * before WORKER_MSG_LISTEN), how many workers accept now, how many
+	 * have stopped for good, and where a worker out of descriptors hands a
+	 * listener to (-1: no acceptor yet) */
+	const int *listen_fds;
+	int n_listen;
+	_Atomic int accepting;
+	_Atomic int accept_quiet;
+	_Atomic int acceptor_ring_fd;
 };
 
 #define WORKER_TICK_MS 100

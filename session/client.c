@@ -172,7 +172,8 @@ static bool linked(enum client_state st)
 
 void client_log_hello(struct client *cl, const char *user, const char *database)
 {
-	if (!cl->c.w->cfg->log_connections)
+	/* the peer's address costs a syscall: only for a line written */
+	if (!cl->c.w->cfg->log_connections || !log_enabled(CFG_LOG_INFO))
 		return;
 	char peer[80];
 	net_peer_text(cl->c.fd, peer, sizeof(peer));
@@ -189,6 +190,8 @@ static void log_bye(struct client *cl, const char *why)
 	if (!cl->log_bye)
 		return;
 	cl->log_bye = false;
+	if (!log_enabled(CFG_LOG_INFO))
+		return;
 	char peer[80];
 	net_peer_text(cl->c.fd, peer, sizeof(peer));
 	const char *user = cl->user ? cl->user : cl->login ? cl->login->user : "";

@@ -57,8 +57,9 @@ CTL=$SOCK_DIR/.s.PGCRAB.$PGCRAB_PORT
 
 check "the listening sockets go to the fd store: FDSTORE=1 with TCP's and the Unix socket's" \
 	poll 5 grep -q "^FDSTORE=1|FDNAME=pgcrab-listen|FDS=2\$" "$MSGS"
+# made after the listeners and the fd store, so it may still be coming
 check "the control socket is there, mode 0600" \
-	bash -c "[[ -S '$CTL' && \$(stat -c %a '$CTL') == 600 ]]"
+	poll 5 bash -c "[[ -S '$CTL' && \$(stat -c %a '$CTL') == 600 ]]"
 
 # a client with session state, held across both upgrades
 /usr/bin/python3 "$LIB_DIR/drivers/takeover_client.py" "$PGCRAB_PORT" "$PC_USER" "$PC_PASSWORD" \
