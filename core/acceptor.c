@@ -395,7 +395,8 @@ int acceptor_run(struct runtime *rt, const struct acceptor_opts *opts)
 					}
 					break;
 				}
-				if (!(cqe->flags & IORING_CQE_F_MORE) && a->taken & 1ull << ud.payload)
+				if (!(cqe->flags & IORING_CQE_F_MORE)
+				    && a->taken & 1ull << ud.payload)
 					rearm |= 1ull << ud.payload;
 				break;
 			case UD_SIGNAL:

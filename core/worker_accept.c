@@ -14,7 +14,7 @@
 #define STAND_BACK 3
 #define STEP_IN    1
 /* out of file descriptors: leave the listener to the acceptor this long */
-#define RETRY_MS 100
+#define RETRY_MS   100
 
 static void note_quiet(struct worker *w);
 
