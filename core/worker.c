@@ -246,7 +246,7 @@ static void dispatch(struct worker *w, uint64_t ud, int res, unsigned flags)
 		on_msg(w, f.kind, ud_payload_pointer(f), res);
 		return;
 	case UD_ACCEPT:
-		worker_accept_on_cqe(w, (unsigned)f.payload, res);
+		worker_accept_on_cqe(w, (unsigned)f.payload, f.kind == 1, res);
 		return;
 	case UD_MSG_DONE:
 		if (f.kind >= WORKER_MSG_OWNER && w->hooks->on_msg_done)

@@ -13,8 +13,11 @@
  * so that clients coming and going do not flip it at every login. */
 #define STAND_BACK 3
 #define STEP_IN    1
+#ifndef IORING_ACCEPT_DONTWAIT
+#define IORING_ACCEPT_DONTWAIT (1U << 1) /* Linux 6.10; older ones say -EINVAL */
+#endif
 /* out of file descriptors: leave the listener to the acceptor this long */
-#define RETRY_MS   100
+#define RETRY_MS 100
 
 static void note_quiet(struct worker *w);
 
@@ -26,6 +29,15 @@ static void arm(struct worker *w, unsigned i)
 	w->accept_armed |= 1ull << i;
 }
 
+static void arm_drain(struct worker *w, unsigned i)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_accept(sqe, w->rt->listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
+	sqe->ioprio |= IORING_ACCEPT_DONTWAIT;
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_ACCEPT, 1, i));
+	w->accept_armed |= 1ull << i;
+}
+
 static void arm_all(struct worker *w)
 {
 	for (int i = 0; i < w->rt->n_listen; i++)
@@ -33,10 +45,10 @@ static void arm_all(struct worker *w)
 			arm(w, (unsigned)i);
 }
 
-/* Only at shutdown: a cancelled accept may have taken the wake-up of a
- * client, which then waits for the next accept armed on that listener (a
- * fresh accept tries at once, so another worker's or process's next one
- * takes it). */
+/* Only at shutdown. A cancelled accept may have taken the wake-up of a
+ * client, which would then wait in the queue for the next client to come
+ * (an upgrade's new process sleeps in its accepts meanwhile): each is
+ * followed by an accept that never waits (drain) until the queue is empty. */
 static void cancel_all(struct worker *w)
 {
 	for (int i = 0; i < w->rt->n_listen; i++) {
@@ -177,12 +189,14 @@ static void hand_to_acceptor(struct worker *w, unsigned listener)
 	io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
 }
 
-void worker_accept_on_cqe(struct worker *w, unsigned listener, int res)
+void worker_accept_on_cqe(struct worker *w, unsigned listener, bool drain, int res)
 {
 	struct runtime *rt = w->rt;
 	w->accept_armed &= ~(1ull << listener);
 	if (w->accepting && res != -EMFILE && res != -ENFILE && res != -ENOBUFS && res != -ENOMEM)
 		arm(w, listener);
+	else if (!w->accept_listening && (drain ? res >= 0 : res == -ECANCELED))
+		arm_drain(w, listener);
 	else if (!w->accept_listening && !w->accept_armed)
 		note_quiet(w);
 	if (res >= 0) {
@@ -208,6 +222,6 @@ void worker_accept_on_cqe(struct worker *w, unsigned listener, int res)
 		set_accepting(w, false);
 		return;
 	}
-	if (res != -ECANCELED)
+	if (res != -ECANCELED && !(drain && (res == -EAGAIN || res == -EINVAL)))
 		log_warn("worker %d: accept: %s", w->id, strerror(-res));
 }

@@ -16,8 +16,9 @@
 /* WORKER_MSG_LISTEN arrived: rt->listen_fds are ready; start accepting. */
 void worker_accept_begin(struct worker *w);
 
-/* A completion of this worker's accept on listener `listener`. */
-void worker_accept_on_cqe(struct worker *w, unsigned listener, int res);
+/* A completion of this worker's accept on listener `listener` (drain: one
+ * of shutdown's accepts that never wait). */
+void worker_accept_on_cqe(struct worker *w, unsigned listener, bool drain, int res);
 
 /* After each batch: stand back or step in as the client counts moved. */
 void worker_accept_balance(struct worker *w);
