@@ -178,6 +178,20 @@ expect_eq "$MODE: an unknown role gets the same 28P01 as a wrong password" \
 	"other=$fail_text \"nobody_slow\"" "$(grep '^other=' <<<"$out")"
 expect_eq "$MODE: ...after a hash on the same thread, queued behind the slow one" \
 	"order=after" "$(grep '^order=' <<<"$out")"
+# a reload while a password is hashed: the answer is weighed against the
+# role's verifier as the new configuration has it (here one the password
+# matches, as slow: checked again, and logged in). Two hashes are queued
+# so the reload comes before the second is done.
+V_NEW=$($PY "$drivers/plain_hasher.py" verifier new_pw_1 1000000)
+hasher reload x new_pw_1 >"$T_DIR/reload.out" &
+reload_pid=$!
+poll 10 grep -q sent "$T_DIR/reload.out"
+sed -i "s|^password = ${V_SLOW//|/\|}\$|password = $V_NEW|" "$T_DIR/pgcrab.ini"
+kill -HUP "$PGCRAB_PID"
+wait $reload_pid
+expect_eq "$MODE: a reload mid-hash: the login is checked against the new verifier" \
+	"other=ok" "$(grep '^other=' "$T_DIR/reload.out")"
+grep -q "configuration reloaded" "$T_DIR/pgcrab.log" || not_ok "$MODE: the reload was taken"
 # a shutdown while a password is hashed (a wrong one: the right one is
 # cached by now): the client is told, the answer that comes after is
 # dropped (the sanitizer build would see a use after free or a leak), and

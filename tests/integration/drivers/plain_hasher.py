@@ -21,6 +21,9 @@ Usage: plain_hasher.py verifier PASSWORD ITERATIONS
                 OTHER (a role that does not exist) logs in: prints both
                 answers and whether OTHER's came after SLOW's ("after":
                 it went through the hasher too).
+         reload SLOW logs in twice: with a wrong password (the hasher is
+                busy with it), then with OTHER_PASSWORD; prints "sent",
+                then (the test reloads meanwhile) both answers.
          leave  SLOW logs in with OTHER_PASSWORD; prints the answer (PgCrab
                 ends the login while it is hashed: a timeout, a shutdown)."""
 import base64
@@ -103,6 +106,14 @@ def main():
         return
     check, port, db, slow, pw, other, other_pw = sys.argv[1:8]
     first = Login(port, slow, db)
+    if check == "reload":
+        first.password(pw + "_wrong")
+        second = Login(port, slow, db)
+        second.password(other_pw)
+        print("sent", flush=True)
+        print("slow=%s" % first.answer())
+        print("other=%s" % second.answer(), flush=True)
+        return
     if check == "leave":
         first.password(other_pw)
         print("slow=%s" % first.answer(), flush=True)
