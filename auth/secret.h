@@ -73,8 +73,9 @@ int auth_scram_derive(const char *password, struct auth_scram_verifier *v, uint8
 
 /* A cleartext password a client sent, checked against the stored secret
  * (cleartext: compared; md5: hashed with user; SCRAM: derived with the
- * verifier's salt and count, as PostgreSQL does). stored_cleartext is used
- * for AUTH_SECRET_CLEARTEXT only. */
+ * verifier's salt and count, as PostgreSQL does: one PBKDF2, which PgCrab
+ * runs on its auth hasher thread, never on a worker). stored_cleartext is
+ * used for AUTH_SECRET_CLEARTEXT only. */
 bool auth_plain_check(const struct auth_secret *s, const char *stored_cleartext, const char *user,
 		      const char *given);
 

@@ -151,6 +151,29 @@ void worker_sendmsg(struct worker *w, int fd, const struct msghdr *msg, void *pt
 	io_uring_sqe_set_data64(sqe, ud_pointer(UD_SENDMSG, 0, ptr));
 }
 
+int worker_post_from(struct io_uring *ring, int ring_fd, unsigned kind, void *ptr, int res)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_msg_ring(sqe, ring_fd, (unsigned)res, worker_msg_user_data(kind, ptr), 0);
+	io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
+	int r = io_uring_submit_and_wait(ring, 1);
+	if (r < 0)
+		return r;
+	/* submitted: a completion we cannot read counts as delivered (the
+	 * caller then leaks ptr rather than freeing what the target may hold) */
+	do
+		r = io_uring_wait_cqe(ring, &cqe);
+	while (r == -EINTR);
+	if (r < 0)
+		return 0;
+	r = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return r;
+}
+
 int worker_publish_config(struct runtime *rt, struct cfg *cfg)
 {
 	/* from any thread: a ring of its own, used once */
@@ -159,18 +182,8 @@ int worker_publish_config(struct runtime *rt, struct cfg *cfg)
 	if (r < 0)
 		return r;
 	for (int i = 0; i < rt->n_workers && r >= 0; i++) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-		io_uring_prep_msg_ring(sqe, rt->workers[i].ring_fd, 0,
-				       worker_msg_user_data(WORKER_MSG_CONFIG, cfg_ref(cfg)), 0);
-		io_uring_sqe_set_data64(sqe, ud_encode(UD_NONE, 0, 0));
-		struct io_uring_cqe *cqe;
-		r = io_uring_submit_and_wait(&ring, 1);
-		if (r >= 0)
-			r = io_uring_wait_cqe(&ring, &cqe);
-		if (r >= 0) {
-			r = cqe->res;
-			io_uring_cqe_seen(&ring, cqe);
-		}
+		r = worker_post_from(&ring, rt->workers[i].ring_fd, WORKER_MSG_CONFIG, cfg_ref(cfg),
+				     0);
 		if (r < 0)
 			cfg_unref(cfg); /* not delivered: the worker never saw it */
 	}

@@ -155,6 +155,12 @@ void worker_sqes(struct worker *w, unsigned n);
 /* Posts a message to another thread's ring (IORING_OP_MSG_RING) from this
  * worker's ring. ptr rides in user_data, res in the completion's result. */
 void worker_post(struct worker *from, struct worker *to, unsigned kind, void *ptr, int res);
+/* The same from a thread that is not a worker (reload, auth_query, the
+ * hasher), through a small ring of its own: submits and waits for the
+ * post's completion. Its result (>= 0: delivered), or -errno (the target
+ * ring is gone or ours is full: not delivered, ptr is still the caller's). */
+int worker_post_from(struct io_uring *ring, int ring_fd, unsigned kind, void *ptr, int res)
+	__attribute__((warn_unused_result));
 /* Sends msg on fd (another process's socket) through the worker's ring;
  * msg and what it points to must live until on_sendmsg(ptr) is called. */
 struct msghdr;

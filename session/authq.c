@@ -115,20 +115,7 @@ static void run_query(struct authq *q, struct authq_req *r)
 /* Hands r back to its worker through our own ring. */
 static void post(struct authq *q, struct authq_req *r)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
-	struct io_uring_cqe *cqe;
-	int rc = -1;
-	if (sqe) {
-		io_uring_prep_msg_ring(sqe, r->w->ring_fd, 0,
-				       worker_msg_user_data(SESSION_MSG_AUTHQ, r), 0);
-		io_uring_sqe_set_data64(sqe, 0);
-		rc = io_uring_submit_and_wait(&q->ring, 1);
-		if (rc >= 0 && io_uring_wait_cqe(&q->ring, &cqe) == 0) {
-			rc = cqe->res;
-			io_uring_cqe_seen(&q->ring, cqe);
-		}
-	}
-	if (rc < 0) {
+	if (worker_post_from(&q->ring, r->w->ring_fd, SESSION_MSG_AUTHQ, r, 0) < 0) {
 		/* the worker is gone (shutdown): nobody waits for it */
 		wipe_free(r->verifier);
 		free(r);

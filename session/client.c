@@ -428,6 +428,8 @@ void client_login_free(struct client_login *l)
 		return;
 	if (l->authq)
 		authq_cancel(l->authq); /* the answer is dropped when it comes */
+	if (l->hash)
+		hasher_cancel(l->hash); /* likewise */
 	if (l->role.password) {
 		explicit_bzero(l->role.password, strlen(l->role.password));
 		free(l->role.password);

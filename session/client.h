@@ -56,6 +56,9 @@ struct client_login {
 	bool looked_up;       /* the answer came: found tells which */
 	bool found;           /* ...the role exists: role holds its secret */
 	struct cfg_user role; /* its password (malloc'd) is the verifier's text */
+	/* a cleartext password being checked against a SCRAM verifier on the
+	 * auth hasher's thread (session/hasher.h) */
+	struct hasher_req *hash;
 };
 
 /* Frees a client_login, cancelling its lookup and wiping its password. */

@@ -644,13 +644,99 @@ static void look_up_role(struct client *cl)
 		client_fail(cl, "FATAL", "53200", "out of memory");
 }
 
+/* The password check's outcome: refused, or the login goes on with what
+ * it proved (given: the cleartext a plain login sent). */
+static void plain_checked(struct client *cl, const struct cfg_user *u, const char *given, bool ok)
+{
+	if (!ok || !u) {
+		auth_failed(cl);
+		return;
+	}
+	cl->proof = make_proof(cl, u, given);
+	if (!cl->proof) {
+		client_fail(cl, "FATAL", "53200", "out of memory");
+		return;
+	}
+	authenticated(cl);
+}
+
+static void check_plain(struct client *cl, const char *password);
+
+static bool same_verifier(const struct auth_scram_verifier *a, const struct auth_scram_verifier *b)
+{
+	return a->iterations == b->iterations && a->salt_len == b->salt_len
+		&& memcmp(a->salt, b->salt, a->salt_len) == 0
+		&& memcmp(a->stored_key, b->stored_key, AUTH_KEY_LEN) == 0
+		&& memcmp(a->server_key, b->server_key, AUTH_KEY_LEN) == 0;
+}
+
+/* The hasher's answer. The role is looked up again: a reload meanwhile
+ * may have dropped it or changed its password, and the check is then made
+ * again against what the configuration says now. */
+static void on_hashed(void *arg, bool ok, const char *password, const struct auth_scram_verifier *v)
+{
+	struct client *cl = arg;
+	cl->login->hash = NULL;
+	if (cl->c.closing)
+		return;
+	const struct cfg_user *u = login_user(cl);
+	if (u && (u->secret.kind != AUTH_SECRET_SCRAM || !same_verifier(&u->secret.scram, v))) {
+		check_plain(cl, password); /* (also when a mock's role was added) */
+		return;
+	}
+	plain_checked(cl, u, password, ok);
+}
+
+/* A made-up verifier for a role that does not exist: salted as a real one
+ * would be (auth_salt_for), with PgCrab's own iteration count. */
+static void mock_verifier(struct client *cl, struct auth_scram_verifier *v)
+{
+	uint8_t salt[AUTH_KEY_LEN];
+	memset(v, 0, sizeof(*v));
+	v->iterations = AUTH_SCRAM_DEFAULT_ITERATIONS;
+	v->salt_len = AUTH_SCRAM_SALT_LEN;
+	if (auth_salt_for(cl->c.w->cfg->auth_key, cl->login->user, salt) == 0)
+		memcpy(v->salt, salt, AUTH_SCRAM_SALT_LEN);
+	explicit_bzero(salt, sizeof(salt));
+}
+
+/* A cleartext password (auth_type = plain) against the role's secret. A
+ * cleartext or md5 secret is checked at once; a SCRAM verifier costs a
+ * PBKDF2, which runs on the auth hasher's thread while the client waits
+ * (unless this worker saw the same password accepted by the same verifier
+ * before), so the worker's other clients do not wait for it. A role that
+ * does not exist is hashed there too, against a made-up verifier, and
+ * refused after as long as a wrong password. */
+static void check_plain(struct client *cl, const char *password)
+{
+	struct client_login *lg = cl->login;
+	const struct cfg_user *u = login_user(cl);
+	if (u && u->secret.kind != AUTH_SECRET_SCRAM) {
+		plain_checked(cl, u, password,
+			      auth_plain_check(&u->secret, u->password, lg->user, password));
+		return;
+	}
+	if (u && auth_plain_cache_hit(&cl->sw->plain_cache, password, &u->secret.scram)) {
+		plain_checked(cl, u, password, true);
+		return;
+	}
+	struct auth_scram_verifier mock;
+	if (!u)
+		mock_verifier(cl, &mock);
+	lg->hash = hasher_check(cl->sw->hasher, cl->c.w, u ? &u->secret.scram : &mock, !u, password,
+				on_hashed, cl);
+	explicit_bzero(&mock, sizeof(mock));
+	if (!lg->hash)
+		client_fail(cl, "FATAL", "53200", "out of memory");
+}
+
 void login_on_password(struct client *cl)
 {
 	struct conn *c = &cl->c;
 	struct client_login *lg = cl->login;
 	bool sasl = lg->method == LOGIN_SCRAM;
-	if (lg->authq)
-		return; /* bytes ahead of the lookup's answer wait for it */
+	if (lg->authq || lg->hash)
+		return; /* bytes ahead of the lookup's or the hash's answer wait for it */
 	if (c->rx_end > c->rx_start && c->rx[c->rx_start] != 'p') {
 		/* the type alone decides, before any length */
 		client_fail(cl, "FATAL", "08P01", "expected %s response, got message type %d",
@@ -683,21 +769,12 @@ void login_on_password(struct client *cl)
 	const char *password = password_text(cl, body, len);
 	if (!password)
 		return;
+	if (lg->method == LOGIN_PLAIN) {
+		check_plain(cl, password);
+		return;
+	}
 	const struct cfg_user *u = login_user(cl);
-	bool ok = lg->method == LOGIN_MD5
-		? md5_matches(cl, u, password)
-		: auth_plain_check(u ? &u->secret : &(struct auth_secret){ 0 },
-				   u ? u->password : "\x01 no such user", lg->user, password);
-	if (!ok || !u) {
-		auth_failed(cl);
-		return;
-	}
-	cl->proof = make_proof(cl, u, lg->method == LOGIN_PLAIN ? password : NULL);
-	if (!cl->proof) {
-		client_fail(cl, "FATAL", "53200", "out of memory");
-		return;
-	}
-	authenticated(cl);
+	plain_checked(cl, u, NULL, md5_matches(cl, u, password));
 }
 
 /* Authenticated: what only the login needed goes, the client gets its

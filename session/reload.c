@@ -152,19 +152,7 @@ static void answer(struct reload *r, struct admin_gather *g, int rc, const char 
 		proto_build_error(&wr, "ERROR", "F0000", err);
 		admin_out_bytes(o, buf, wr.len);
 	}
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-	struct io_uring_cqe *cqe;
-	int sent = -1;
-	if (sqe) {
-		io_uring_prep_msg_ring(sqe, g->origin->ring_fd, 0,
-				       worker_msg_user_data(SESSION_MSG_ADMIN_DONE, g), 0);
-		io_uring_sqe_set_data64(sqe, 0);
-		sent = io_uring_submit_and_wait(&r->ring, 1);
-		if (sent >= 0 && io_uring_wait_cqe(&r->ring, &cqe) == 0) {
-			sent = cqe->res;
-			io_uring_cqe_seen(&r->ring, cqe);
-		}
-	}
+	int sent = worker_post_from(&r->ring, g->origin->ring_fd, SESSION_MSG_ADMIN_DONE, g, 0);
 	if (sent < 0) /* the worker has ended: so has its client */
 		log_warn("reload: the console's answer was not delivered: %d", sent);
 }

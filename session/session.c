@@ -40,6 +40,8 @@ static void on_msg(struct worker *w, unsigned kind, void *ptr, int res)
 		handover_adopt(sw, ptr);
 	else if (kind == SESSION_MSG_AUTHQ)
 		authq_deliver(&sw->authq_cache, w->now_ms, w->cfg->auth_query_ttl_ms, ptr);
+	else if (kind == SESSION_MSG_HASHED)
+		hasher_deliver(&sw->plain_cache, ptr);
 	else
 		pool_worker_on_msg(&sw->pools, kind, ptr, res);
 }
@@ -231,6 +233,8 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 	ss->authq = authq_start(cfg, err, errlen);
 	if (!ss->authq && cfg->auth_user[0])
 		return -1;
+	if (!(ss->hasher = hasher_start(err, errlen)))
+		return -1;
 	for (int i = 0; i < n_workers; i++) {
 		struct worker *w = &rt->workers[i];
 		struct session_worker *sw = &ss->workers[i];
@@ -257,15 +261,19 @@ int session_build(struct runtime *rt, struct session *ss, struct cfg *cfg, int n
 		sw->pools.roles = ss->roles;
 		sw->authq = ss->authq;
 		authq_cache_init(&sw->authq_cache);
+		sw->hasher = ss->hasher;
+		auth_plain_cache_init(&sw->plain_cache);
 	}
 	return 0;
 }
 
 void session_free(struct runtime *rt, struct session *ss)
 {
-	authq_stop(ss->authq); /* the workers have ended: nobody asks any more */
+	hasher_stop(ss->hasher); /* the workers have ended: nobody asks any more */
+	authq_stop(ss->authq);
 	for (int i = 0; ss->workers && i < rt->n_workers; i++) {
 		authq_cache_clear(&ss->workers[i].authq_cache);
+		auth_plain_cache_clear(&ss->workers[i].plain_cache);
 		pool_worker_free(&ss->workers[i].pools);
 		if (rt->workers) {
 			cfg_unref(rt->workers[i].cfg); /* NULL once the worker ran */

@@ -16,13 +16,15 @@
 #include "session/stats_period.h"
 #include "pool/shard.h"
 #include "session/authq.h"
+#include "session/hasher.h"
 
 enum {
 	SESSION_MSG_CANCEL = POOL_MSG_END, /* ptr: a client pid; res: its secret key */
 	SESSION_MSG_ADMIN_ASK,             /* ptr: a struct admin_gather to add to */
 	SESSION_MSG_ADMIN_DONE,            /* ptr: the gather, this worker's part written */
 	SESSION_MSG_AUTHQ,                 /* ptr: an answered struct authq_req * */
-	SESSION_MSG_ADOPT, /* ptr: a struct handover_in from an upgrade's old process */
+	SESSION_MSG_ADOPT,  /* ptr: a struct handover_in from an upgrade's old process */
+	SESSION_MSG_HASHED, /* ptr: a checked struct hasher_req * */
 };
 
 /* A sharded database: its config and the schema its router plans against. */
@@ -46,6 +48,9 @@ struct session_worker {
 	uint64_t checked_settings[256];
 	struct authq *authq; /* shared; NULL without auth_query */
 	struct authq_cache authq_cache;
+	struct hasher *hasher; /* shared */
+	/* cleartext passwords SCRAM verifiers accepted here (auth_type = plain) */
+	struct auth_plain_cache plain_cache;
 	struct list pause_waits; /* admin_part: PAUSEs waiting for servers here to go */
 };
 
@@ -64,6 +69,7 @@ struct session {
 	int shard_cap;
 	struct pool_roles *roles; /* roles of shards without a user */
 	struct authq *authq;      /* auth_query's helper thread, or NULL */
+	struct hasher *hasher;    /* the auth hasher's thread */
 	struct session_worker *workers;
 	struct session_db *dbs;
 	int n_dbs;

@@ -234,6 +234,9 @@ static bool fz_run(fz_serve_fn serve, void *arg, int max_rounds)
 		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100000 };
 		if (worker_run_once(FZ_W, &ts) > 0)
 			moved = true;
+		/* a password being hashed on the auth hasher's thread comes back */
+		if (atomic_load(&FZ_W->rt->in_transit) > 0)
+			moved = true;
 		quiet = moved ? 0 : quiet + 1;
 		if (quiet >= 3)
 			return true;
@@ -262,7 +265,8 @@ static void fz_reset(struct fz_peer *client)
 		fz_peer_close(&fz.backends[i]);
 	fz.n_backends = 0;
 	fz.backends_seen = 0;
-	for (int i = 0; i < 5000 && FZ_W->live > 0; i++) {
+	for (int i = 0; i < 5000 && (FZ_W->live > 0 || atomic_load(&FZ_W->rt->in_transit) > 0);
+	     i++) {
 		fz_accept_backends(); /* a connect still in flight: accept and drop it */
 		for (int j = 0; j < fz.n_backends; j++)
 			fz_peer_close(&fz.backends[j]);
@@ -272,6 +276,7 @@ static void fz_reset(struct fz_peer *client)
 	}
 	/* nothing may outlive the input: connections, clients, reservations */
 	FUZZ_CHECK(FZ_W->live == 0);
+	FUZZ_CHECK(atomic_load(&FZ_W->rt->in_transit) == 0); /* no hash left in flight */
 	FUZZ_CHECK(list_empty(&FZ_SW->clients) && atomic_load(&FZ_W->n_clients) == 0);
 	FUZZ_CHECK(list_empty(&p->servers) && p->n_servers == 0 && p->n_idle == 0);
 	FUZZ_CHECK(p->n_waiting == 0 && p->n_connecting == 0);

@@ -138,12 +138,88 @@ nobody_here nobody_here $PW fail"
 run_cases
 
 start_mode plain
+# a verifier is checked on the auth hasher's thread, then from the
+# worker's cache (its second line); a wrong password against it
 CASES="ca_scram ca_plain $PW ok
+ca_scram ca_plain $PW ok
+ca_scram ca_plain wrong_pw fail
 ca_md5 ca_plain $PW ok
 ca_clear ca_plain $PW ok
 ca_md5 ca_md5 wrong_pw fail
 nobody_here nobody_here $PW fail"
 run_cases
+
+# ---- plain against a slow verifier: the worker is not stalled -------------
+# One worker; a verifier of 1,000,000 iterations (PgCrab's most) takes
+# about a second to check, on the hasher's thread: meanwhile the worker
+# serves others. Checked by order of events (drivers/plain_hasher.py).
+MODE=plain-hasher
+V_SLOW=$($PY "$drivers/plain_hasher.py" verifier "$PW" 1000000)
+pgcrab_stop
+PGCRAB_EXTRA_SECTIONS="$users
+[user.ca_slow]
+password = $V_SLOW" pgcrab_start --workers 1 "min_connections = 0
+max_connections = 4" "auth_type = plain" || exit 1
+hasher() { timeout 60 $PY "$drivers/plain_hasher.py" "$1" "$PGCRAB_PORT" "$PG_DB" ca_slow "$PW" "$2" "$3" 2>&1; }
+fail_text="E:28P01 password authentication failed for user"
+out=$(hasher stall ca_clear "$PW")
+expect_eq "$MODE: a slow verifier accepts the password" "slow=ok" "$(grep '^slow=' <<<"$out")"
+expect_eq "$MODE: another client of the one worker logs in and runs SELECT 1 meanwhile" \
+	"psql=1" "$(grep '^psql=' <<<"$out")"
+expect_eq "$MODE: ...done before the slow login's hash is" "order=first" "$(grep '^order=' <<<"$out")"
+out=$(hasher hit x x)
+expect_eq "$MODE: a wrong password against the slow verifier: PostgreSQL's 28P01" \
+	"slow=$fail_text \"ca_slow\"" "$(grep '^slow=' <<<"$out")"
+expect_eq "$MODE: the same role and password again logs in" "psql=1" "$(grep '^psql=' <<<"$out")"
+expect_eq "$MODE: ...from the worker's cache, while the hasher is busy with the wrong one" \
+	"order=first" "$(grep '^order=' <<<"$out")"
+out=$(hasher queue nobody_slow "$PW")
+expect_eq "$MODE: an unknown role gets the same 28P01 as a wrong password" \
+	"other=$fail_text \"nobody_slow\"" "$(grep '^other=' <<<"$out")"
+expect_eq "$MODE: ...after a hash on the same thread, queued behind the slow one" \
+	"order=after" "$(grep '^order=' <<<"$out")"
+# a reload while a password is hashed: the answer is weighed against the
+# role's verifier as the new configuration has it (here one the password
+# matches, as slow: checked again, and logged in). Two hashes are queued
+# so the reload comes before the second is done.
+V_NEW=$($PY "$drivers/plain_hasher.py" verifier new_pw_1 1000000)
+hasher reload x new_pw_1 >"$T_DIR/reload.out" &
+reload_pid=$!
+poll 10 grep -q sent "$T_DIR/reload.out"
+sed -i "s|^password = ${V_SLOW//|/\|}\$|password = $V_NEW|" "$T_DIR/pgcrab.ini"
+kill -HUP "$PGCRAB_PID"
+wait $reload_pid
+expect_eq "$MODE: a reload mid-hash: the login is checked against the new verifier" \
+	"other=ok" "$(grep '^other=' "$T_DIR/reload.out")"
+grep -q "configuration reloaded" "$T_DIR/pgcrab.log" || not_ok "$MODE: the reload was taken"
+# a shutdown while a password is hashed (a wrong one: the right one is
+# cached by now): the client is told, the answer that comes after is
+# dropped (the sanitizer build would see a use after free or a leak), and
+# PgCrab exits 0 (pgcrab_stop checks)
+hasher leave x wrong_pw >"$T_DIR/leave.out" &
+leave_pid=$!
+sleep 0.2 # its password is sent (plain_hasher.py waits 0.05 s after)
+pgcrab_stop
+wait $leave_pid
+expect_eq "$MODE: a shutdown ends a login whose password is being hashed" \
+	"slow=E:57P01 pgcrab is shutting down" "$(cat "$T_DIR/leave.out")"
+# a login that times out while hashed: the answer is dropped when it
+# comes, and the password it proved is cached all the same: a later login
+# with it is then done within the timeout, which no hash is (tried a few
+# times: until the dropped answer has come)
+PGCRAB_EXTRA_SECTIONS="$users
+[user.ca_slow]
+password = $V_SLOW" pgcrab_start --workers 1 "min_connections = 0
+max_connections = 4" "auth_type = plain
+client_login_timeout = 100ms" || exit 1
+expect_eq "$MODE: client_login_timeout ends a login whose password is being hashed" \
+	"slow=E:08P01 client_login_timeout: login took too long" "$(hasher leave x "$PW")"
+for _ in $(seq 1 20); do
+	out=$(login psql "$PGCRAB_PORT" ca_slow "$PW")
+	[[ $out == ok ]] && break
+	sleep 0.5
+done
+expect_eq "$MODE: ...then the same password logs in from the cache, within the timeout" ok "$out"
 
 start_mode trust
 expect_eq "trust: any password" ok "$(login psql "$PGCRAB_PORT" ca_md5 whatever)"
