@@ -77,10 +77,19 @@ class Gen:
             else "SET %s = %s" % (name, value),
         }[k]
 
+    def pick(self, choices, prefix=""):
+        """A random kind; now and then one not generated yet, so that a run
+        of a few hundred rounds meets every kind whatever the seed."""
+        r = self.rng
+        missing = sorted({c for c in choices if prefix + c not in self.kinds})
+        if missing and r.random() < 0.2:
+            return r.choice(missing)
+        return r.choice(choices)
+
     def statement(self, status):
         r = self.rng
         if status == "I":
-            k = r.choice(["set"] * 6 + ["begin", "begin", "multi", "multi_tx", "multi_err", "error"])
+            k = self.pick(["set"] * 6 + ["begin", "begin", "multi", "multi_tx", "multi_err", "error"])
             self.kinds.add(k)
             if k == "begin":
                 self.savepoints = 0
@@ -95,8 +104,8 @@ class Gen:
                 return "SELECT 1/0"
             return self.one_set()
         if status == "T":
-            k = r.choice(["set"] * 5 + ["savepoint", "rollback_to", "release", "commit", "rollback", "error",
-                                         "multi"])
+            k = self.pick(["set"] * 5 + ["savepoint", "rollback_to", "release", "commit", "rollback", "error",
+                                         "multi"], "tx_")
             self.kinds.add("tx_" + k)
             if k == "savepoint":
                 self.savepoints += 1
