@@ -78,6 +78,49 @@ def ratio(a, b):
     return a / b
 
 
+def ceiling(pc, pb):
+    """The ratio to PgBouncer a pooler costing no CPU at all could reach when
+    the machine's cores are the limit (both runs with under 0.2 of a core
+    idle): PgBouncer's whole cost per transaction over what pgbench and
+    PostgreSQL spent beside the cheaper of the two poolers."""
+    if pc.rest is None or pb.rest is None or pb.cpu is None:
+        return None
+    if pc.idle is None or pb.idle is None or max(pc.idle, pb.idle) >= 0.2:
+        return None
+    rest = min(pc.rest, pb.rest)
+    return (pb.rest + pb.cpu) / rest if rest > 0 else None
+
+
+def needed(pc, pb, goal):
+    """The CPU per transaction PgCrab may spend to reach goal × PgBouncer's
+    rate when the cores are the limit and pgbench and PostgreSQL spend
+    beside it what they did in this run."""
+    if pc.rest is None or pb.rest is None or pb.cpu is None:
+        return None
+    return (pb.rest + pb.cpu) / goal - pc.rest
+
+
+def bound_cells(pc, pb, goal):
+    """Table cells: rest µs/tx PgCrab / PgBouncer, idle cores, ceiling, the
+    CPU PgCrab may spend for the goal, and the kernel's share of each."""
+    return (f"{fmt(pc.rest, 0)} / {fmt(pb.rest, 0)} | {fmt(pc.idle, 2)} / {fmt(pb.idle, 2)} | "
+            f"{fmt(ceiling(pc, pb), 2, '×')} | {fmt(needed(pc, pb, goal), 0)} | "
+            f"{fmt(pc.sys, 0)} / {fmt(pb.sys, 0)}")
+
+
+BOUND_TEXT = (
+    "**rest** = pgbench's and PostgreSQL's own CPU per transaction beside each pooler, "
+    "**idle** = idle cores of the machine during the run, **ceiling** = the ratio to "
+    "PgBouncer that a pooler costing no CPU at all would reach when the cores are the "
+    "limit (PgBouncer's rest + CPU over the smaller rest; shown only when under 0.2 "
+    "of a core was idle); **needed** = the CPU per transaction PgCrab could spend and "
+    "still reach the goal (negative: not even at zero); **sys** = the pooler's own "
+    "system (kernel) CPU per transaction, PgCrab / PgBouncer. A goal above the "
+    "ceiling cannot be met on this machine by any pooler; one whose needed CPU is "
+    "below what the kernel charges either pooler for its socket work cannot be met "
+    "by any user-space change.")
+
+
 def load_meta(d):
     meta = {}
     path = os.path.join(d, "meta.env")
@@ -125,6 +168,19 @@ class Cell:
         self.note = notes[0] if notes else ""
         self.nfailed = sum(1 for r in runs if r["status"] != "ok")
         self.connect_ms = med(num(r.get("connect_ms")) for r in runs)
+        # the rest of the machine: pgbench's and PostgreSQL's CPU per tx, and
+        # idle cores (runs from before these columns have none)
+        self.pgbench = med(num(r.get("pgbench_us_per_tx")) for r in runs)
+        self.postgres = med(num(r.get("postgres_us_per_tx")) for r in runs)
+        self.idle = med(num(r.get("idle_cores")) for r in runs)
+        self.sys = med(num(r.get("sys_us_per_tx")) for r in runs)
+
+    @property
+    def rest(self):
+        """pgbench's and PostgreSQL's CPU per transaction, or None."""
+        if self.pgbench is None or self.postgres is None:
+            return None
+        return self.pgbench + self.postgres
 
     @property
     def good_tps(self):
@@ -391,9 +447,13 @@ def tls_section(p, cells, order):
       f"these cells: {META.get('load_tls_before', '?')}; after: {META.get('load_tls_after', '?')}. "
       "Goal: PgCrab at least 1.5× PgBouncer at 100 and 1,000 clients and with `-C`.")
     p("")
+    p(BOUND_TEXT)
+    p("")
     p("| workload | clients | direct TPS | PgCrab TPS | PgBouncer TPS | PgCrab / PgBouncer "
-      "| PgCrab / direct | CPU µs/tx PgCrab / PgBouncer | mean ms PgCrab / PgBouncer | failed |")
-    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| PgCrab / direct | CPU µs/tx PgCrab / PgBouncer | mean ms PgCrab / PgBouncer | failed "
+      "| rest µs/tx PgCrab / PgBouncer | idle | ceiling | needed µs/tx for 1.5× "
+      "| sys µs/tx |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (w, c) in order:
         x = cells[(w, c)]
         d, pc, pb = x.get("direct-tls"), x.get("pgcrab-tls"), x.get("pgbouncer-tls")
@@ -409,7 +469,7 @@ def tls_section(p, cells, order):
           f"{fmt(ratio(pc.good_tps, pb.good_tps), 2, '×')} | "
           f"{fmt(ratio(pc.good_tps, d.good_tps if d else None), 2, '×')} | "
           f"{fmt(pc.cpu, 1)} / {fmt(pb.cpu, 1)} | {fmt(pc.mean, 2)} / {fmt(pb.mean, 2)} | "
-          f"{pc.failed} / {pb.failed} |")
+          f"{pc.failed} / {pb.failed} | {bound_cells(pc, pb, 1.5)} |")
     p("")
 
 
@@ -439,9 +499,13 @@ def login_section(p, cells, order, storm):
       f"these cells: {META.get('load_auth_before', '?')}; after: {META.get('load_auth_after', '?')}. "
       "Goal: PgCrab at least 1.2× PgBouncer's rate with less CPU per login.")
     p("")
+    p(BOUND_TEXT)
+    p("")
     p("| method | clients | PgCrab logins/s | PgBouncer logins/s | PgCrab / PgBouncer "
-      "| CPU µs/login PgCrab / PgBouncer | per core PgCrab / PgBouncer | failed |")
-    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+      "| CPU µs/login PgCrab / PgBouncer | per core PgCrab / PgBouncer | failed "
+      "| rest µs/login PgCrab / PgBouncer | idle | ceiling | needed µs/login for 1.2× "
+      "| sys µs/login |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (w, c) in order:
         if not w.startswith("login-"):
             continue
@@ -459,7 +523,7 @@ def login_section(p, cells, order, storm):
 
         p(f"| {LOGIN_METHODS.get(w, w)} | {c} | {rate(pc)} | {rate(pb)} | "
           f"{fmt(ratio(pc.good_tps, pb.good_tps), 2, '×')} | {fmt(pc.cpu, 1)} / {fmt(pb.cpu, 1)} | "
-          f"{per_core(pc)} / {per_core(pb)} | {pc.failed} / {pb.failed} |")
+          f"{per_core(pc)} / {per_core(pb)} | {pc.failed} / {pb.failed} | {bound_cells(pc, pb, 1.2)} |")
     p("")
     storms = [(w, c) for (w, c) in order if w.startswith("storm-")]
     if not storms:

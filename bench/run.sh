@@ -165,6 +165,37 @@ cpu_ticks() {
 	echo $((${12} + ${13}))
 }
 
+# stime alone: the kernel's share of the pooler's CPU.
+sys_ticks() {
+	local stat
+	stat=$(<"/proc/$1/stat")
+	stat=${stat##*) }
+	set -- $stat
+	echo "${13}"
+}
+
+# CPU ticks of the main PostgreSQL cluster: the postmaster, its live
+# children, and (cutime/cstime) the children it has already reaped, so that
+# backends which exit during a run (direct -C) are counted too.
+pg_cluster_ticks() {
+	local pm stat total=0 child
+	pm=$(head -1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+	stat=$(cat "/proc/$pm/stat" 2>/dev/null) || { echo 0; return; }
+	stat=${stat##*) }
+	set -- $stat
+	total=$((${12} + ${13} + ${14} + ${15}))
+	for child in $(pgrep -P "$pm"); do
+		stat=$(cat "/proc/$child/stat" 2>/dev/null) || continue
+		stat=${stat##*) }
+		set -- $stat
+		total=$((total + ${12} + ${13}))
+	done
+	echo $total
+}
+
+# Idle ticks of the whole machine (all cores), from /proc/stat.
+idle_ticks() { awk '/^cpu / {print $5; exit}' /proc/stat; }
+
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 wait_gone() { # pid, up to ~10 s
@@ -347,7 +378,7 @@ workload_args() {
 }
 
 runs_header() {
-	printf 'workload\tclients\ttarget\trepeat\tstatus\ttps\tprocessed\tfailed\tmean_ms\tp99_ms\tcpu_us_per_tx\tconnect_ms\tnote\n' >"$1"
+	printf 'workload\tclients\ttarget\trepeat\tstatus\ttps\tprocessed\tfailed\tmean_ms\tp99_ms\tcpu_us_per_tx\tconnect_ms\tnote\tpgbench_us_per_tx\tpostgres_us_per_tx\tidle_cores\tsys_us_per_tx\n' >"$1"
 }
 RUNS=$out/runs.tsv
 runs_header "$RUNS"
@@ -367,17 +398,24 @@ run_one() {
 	local logdir=$tmp/pgbench-log
 	rm -rf "$logdir"
 	mkdir -p "$logdir"
-	local pid=${PID[${TARGET_POOLER[$target]:-$target}]:-} c0=0 c1=0 output rc=0
-	[[ -n "$pid" ]] && c0=$(cpu_ticks "$pid")
+	local pid=${PID[${TARGET_POOLER[$target]:-$target}]:-} c0=0 c1=0 s0=0 s1=0 output rc=0
+	[[ -n "$pid" ]] && c0=$(cpu_ticks "$pid") s0=$(sys_ticks "$pid")
+	# What the rest of the machine spends beside the pooler (pgbench's own CPU
+	# from bash's time, PostgreSQL's from /proc): with both cores busy, the
+	# report uses it for the ratio a pooler costing nothing could reach.
+	local g0 g1 i0 i1 t0 t1
+	g0=$(pg_cluster_ticks) i0=$(idle_ticks) t0=$(date +%s%N)
 	# shellcheck disable=SC2086
 	local sslmode=disable
 	[[ $workload == tls-* || $workload == *-tls ]] && sslmode=require
-	output=$(PGSSLMODE=$sslmode PGPASSWORD=$pass timeout -k 5 $((SECONDS_PER_RUN + 120)) \
+	output=$( { TIMEFORMAT='PGBENCH_CPU %U %S'
+		time PGSSLMODE=$sslmode PGPASSWORD=$pass timeout -k 5 $((SECONDS_PER_RUN + 120)) \
 		pgbench -n $wargs -c "$clients" -j "$THREADS" -T "$SECONDS_PER_RUN" \
 		--log --log-prefix="$logdir/tx" --sampling-rate=0.1 \
-		-h 127.0.0.1 -p "$port" -U "$user" "$db" 2>&1) || rc=$?
-	[[ -n "$pid" ]] && c1=$(cpu_ticks "$pid")
-	local processed failed tps conn aborted note status cpu
+		-h 127.0.0.1 -p "$port" -U "$user" "$db"; } 2>&1) || rc=$?
+	[[ -n "$pid" ]] && c1=$(cpu_ticks "$pid") s1=$(sys_ticks "$pid")
+	g1=$(pg_cluster_ticks) i1=$(idle_ticks) t1=$(date +%s%N)
+	local processed failed tps conn aborted note status cpu sys
 	processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$output")
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$output")
 	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$output")
@@ -401,12 +439,22 @@ run_one() {
 			if (NR == 0) { print "- -"; exit }
 			i = int(NR * 0.99); if (i < NR * 0.99) i++; if (i < 1) i = 1
 			printf "%.3f %.3f\n", s / NR / 1000, a[i] / 1000 }')
-	cpu=-
+	cpu=- sys=-
 	if [[ -n "$pid" && $processed -gt 0 ]]; then
 		cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$processed" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+		sys=$(awk -v t=$((s1 - s0)) -v hz="$CLK_TCK" -v n="$processed" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$clients" "$target" "$rep" \
-		"$status" "$tps" "$processed" "$failed" ${lat% *} ${lat#* } "$cpu" "${conn:--}" "$note" >>"$RUNS"
+	local bench_cpu pg_us=- bench_us=- idle
+	bench_cpu=$(sed -n 's/^PGBENCH_CPU \([0-9.]*\) \([0-9.]*\)$/\1 \2/p' <<<"$output" | tail -1)
+	if [[ $processed -gt 0 ]]; then
+		[[ -n "$bench_cpu" ]] && bench_us=$(awk -v u="${bench_cpu% *}" -v s="${bench_cpu#* }" -v n="$processed" \
+			'BEGIN {printf "%.2f", (u + s) * 1e6 / n}')
+		pg_us=$(awk -v t=$((g1 - g0)) -v hz="$CLK_TCK" -v n="$processed" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+	fi
+	idle=$(awk -v t=$((i1 - i0)) -v hz="$CLK_TCK" -v ns=$((t1 - t0)) 'BEGIN {printf "%.2f", t / hz / (ns / 1e9)}')
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$clients" "$target" "$rep" \
+		"$status" "$tps" "$processed" "$failed" ${lat% *} ${lat#* } "$cpu" "${conn:--}" "$note" \
+		"$bench_us" "$pg_us" "$idle" "$sys" >>"$RUNS"
 	log "$(printf '%-16s %4s clients %-10s #%s %-6s %10s tps  mean %s ms  p99 %s ms  cpu %s us/tx' \
 		"$workload" "$clients" "$target" "$rep" "$status" "$tps" ${lat% *} ${lat#* } "$cpu")"
 }

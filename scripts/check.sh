@@ -9,6 +9,13 @@ cd "$(dirname "$0")/.."
 : "${UNIT_DIR:?UNIT_DIR must name the directory of the unit test binaries}"
 : "${PGCRAB_BIN:?PGCRAB_BIN must name the pgcrab binary}"
 unset PGCRAB_TEST_DIRECT  # make check tests PgCrab, never PostgreSQL alone
+# The SANITIZE=1 pass looks for memory and UB errors: the load tests' code
+# paths are all reached in a shorter run, and the release pass that follows
+# runs them at full length. This keeps .ci/run (both passes) under 45 min.
+if [[ "${SANITIZE:-}" == 1 ]]; then
+	export SOAK_TIME=${SOAK_TIME:-30} DEPART_ROUNDS=${DEPART_ROUNDS:-400} \
+		PGBENCH_SECONDS=${PGBENCH_SECONDS:-5}
+fi
 passed=0
 failed=0
 

@@ -250,6 +250,15 @@ enum authq_status authq_cached(struct authq_cache *c, uint64_t now_ms, int shard
 	return e->status;
 }
 
+void authq_cache_forget(struct authq_cache *c, int shard, const char *user)
+{
+	struct authq_entry *e = slot_of(c, shard, user);
+	if (e->shard != shard || strcmp(e->user, user) != 0)
+		return;
+	wipe_free(e->verifier);
+	*e = (struct authq_entry){ .shard = -1 };
+}
+
 void authq_deliver(struct authq_cache *c, uint64_t now_ms, uint64_t ttl_ms, struct authq_req *r)
 {
 	if (r->status != AUTHQ_ERROR) {

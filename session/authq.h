@@ -56,6 +56,11 @@ void authq_cache_clear(struct authq_cache *c);
 enum authq_status authq_cached(struct authq_cache *c, uint64_t now_ms, int shard, const char *user,
 			       const char **verifier);
 
+/* Drops the answer for (shard, user): a password that failed against a
+ * cached answer may be the role's new one, so its next login asks the
+ * shard again instead of waiting out the TTL. */
+void authq_cache_forget(struct authq_cache *c, int shard, const char *user);
+
 /* Queues a lookup; done runs later on w. NULL if out of memory. */
 struct authq_req *authq_lookup(struct authq *q, struct worker *w, int shard, const char *user,
 			       authq_done_fn done, void *arg);

@@ -178,13 +178,14 @@ void client_log_hello(struct client *cl, const char *user, const char *database)
 	char peer[80];
 	net_peer_text(cl->c.fd, peer, sizeof(peer));
 	cl->log_bye = true;
+	free(cl->peer_text);
+	cl->peer_text = strdup(peer); /* NULL: asked of the socket at the end */
 	log_info("worker %d client %llu: login attempt from %s: user \"%s\", database \"%s\"%s",
 		 cl->c.w->id, (unsigned long long)cl->c.id, peer, user, database,
 		 cl->c.tls ? " over TLS" : "");
 }
 
-/* The line that ends a logged client's life, once, while its socket is
- * still open (its peer's address is asked of the socket). */
+/* The line that ends a logged client's life, once. */
 static void log_bye(struct client *cl, const char *why)
 {
 	if (!cl->log_bye)
@@ -193,7 +194,10 @@ static void log_bye(struct client *cl, const char *why)
 	if (!log_enabled(CFG_LOG_INFO))
 		return;
 	char peer[80];
-	net_peer_text(cl->c.fd, peer, sizeof(peer));
+	if (cl->peer_text)
+		snprintf(peer, sizeof(peer), "%s", cl->peer_text);
+	else
+		net_peer_text(cl->c.fd, peer, sizeof(peer));
 	const char *user = cl->user ? cl->user : cl->login ? cl->login->user : "";
 	const char *db = cl->db                   ? cl->db->cfg->name
 		: cl->pool                        ? cl->pool->shard->cfg->name
@@ -664,6 +668,7 @@ static void client_on_free(struct conn *c)
 	stmt_names_clear(&cl->stmts);
 	client_login_free(cl->login);
 	free(cl->user);
+	free(cl->peer_text);
 	auth_proof_free(cl->proof);
 	stats_gauge_move(stats_slot(&c->w->stats, cl->stats_slot)->clients, (int)cl->state, -1);
 	atomic_fetch_sub(&c->w->n_clients, 1);

@@ -55,6 +55,7 @@ struct client_login {
 	struct authq_req *authq;
 	bool looked_up;       /* the answer came: found tells which */
 	bool found;           /* ...the role exists: role holds its secret */
+	bool cached;          /* ...from the worker's cache, not the shard */
 	struct cfg_user role; /* its password (malloc'd) is the verifier's text */
 	/* a cleartext password being checked against a SCRAM verifier on the
 	 * auth hasher's thread (session/hasher.h) */
@@ -93,8 +94,11 @@ struct client {
 	bool admin_skipping;         /* the console refused an extended-protocol batch: to Sync */
 	int stats_slot;              /* the stats slot its state is counted in */
 	uint64_t wait_start_us;      /* began waiting for a server (w->now_us) */
-	/* log_connections: its login attempt was logged, so its end will be */
+	/* log_connections: its login attempt was logged, so its end will be,
+	 * with the peer's address as it was then (the socket may not know it
+	 * any more when the peer has gone) */
 	bool log_bye;
+	char *peer_text;
 };
 
 static inline struct client *container_of_client(struct conn *c)

@@ -510,6 +510,12 @@ static struct auth_proof *make_proof(struct client *cl, const struct cfg_user *u
 /* A wrong password and an unknown user get the same answer, as in PostgreSQL. */
 static void auth_failed(struct client *cl)
 {
+	struct client_login *lg = cl->login;
+	/* a cached answer may predate an ALTER ROLE or CREATE ROLE: the next
+	 * login looks the role up again (each failure then costs one query,
+	 * as auth_query without a cache does) */
+	if (lg->looked_up && lg->cached && cl->pool)
+		authq_cache_forget(&cl->sw->authq_cache, cl->pool->shard->index, lg->user);
 	log_info("worker %d client %llu: password authentication failed for user \"%s\"",
 		 cl->c.w->id, (unsigned long long)cl->c.id, cl->login->user);
 	client_fail(cl, "FATAL", "28P01", "password authentication failed for user \"%s\"",
@@ -635,6 +641,7 @@ static void look_up_role(struct client *cl)
 	enum authq_status st = authq_cached(&cl->sw->authq_cache, cl->c.w->now_ms, shard, l->user,
 					    &verifier);
 	if (st != AUTHQ_MISS) {
+		l->cached = true;
 		on_role(cl, st, verifier);
 		return;
 	}

@@ -158,6 +158,17 @@ check "its disconnect is logged with the reason (Terminate)" \
 	grep -q "disconnected from 127\.0\.0\.1:[0-9]* (user \"pgcrab\", database \"$PG_DB\") after [0-9.]* s: the client sent Terminate" "$log"
 check "a refused login's disconnect says why (28P01)" \
 	grep -q "disconnected from .*(user \"pgcrab\", database \"$PG_DB\").*: FATAL 28P01 password authentication failed" "$log"
+# a peer that resets its connection: the socket no longer knows the
+# address, the line still gives the one logged at login
+reset_port=$(cd "$drivers" && timeout 30 $PY -c '
+import socket, struct, sys, pgwire
+c = pgwire.Conn(int(sys.argv[1]), db=sys.argv[2])
+port = c.s.getsockname()[1]
+c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.s.close()  # RST, no Terminate
+print(port)' "$PGCRAB_PORT" "$PG_DB" 2>&1)
+reset_logged() { grep -q "disconnected from 127\.0\.0\.1:$reset_port (user \"pgcrab\"" "$log"; }
+check "a client that resets its connection is logged with its address (port $reset_port)" poll 10 reset_logged
 pgcrab_stop
 
 # ---- query_wait_timeout holds for held clients; log_connections = off --------

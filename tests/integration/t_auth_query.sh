@@ -38,9 +38,22 @@ check "a wrong password is refused (28P01)" refused_like_wrong_password aq_scram
 check "an md5 role's wrong password is refused (28P01)" refused_like_wrong_password aq_md5 nope
 check "a role PostgreSQL does not know is refused like a wrong password" refused_like_wrong_password aq_nobody whatever
 expect_eq "auth_user itself logs in from its [user] section" "aq_auth" "$(login aq_auth authpass)"
+# the refusal above dropped aq_scram's cached answer: this login caches it again
+check "the SCRAM role logs in again after a refused attempt" logs_in aq_scram aqpass1
 pg_admin -c "ALTER ROLE aq_scram PASSWORD 'aqpass2'" >/dev/null
 # cached for 60 s, and the role's idle server is still logged in
 expect_eq "right after ALTER ROLE the cached verifier still takes the old password" "aq_scram" "$(login aq_scram aqpass1)"
+check "the new password fails against the cached verifier (28P01)" refused_like_wrong_password aq_scram aqpass2
+# without the failure dropping the cached answer this waits out the 60 s TTL
+check "... and that failure drops the cached answer: the next login asks the shard and the new password logs in" \
+	logs_in aq_scram aqpass2
+check "... after which the old password is refused" refused_like_wrong_password aq_scram aqpass1
+check "an unknown role is refused (its answer cached for 5 s)" refused_like_wrong_password aq_late latepass
+pg_admin -c "CREATE ROLE aq_late LOGIN PASSWORD 'latepass'" >/dev/null
+# the cached "no such role" (5 s) refuses it once more, and that refusal drops it
+late_in_two() { logs_in aq_late latepass || logs_in aq_late latepass; }
+check "... and logs in at its first or second attempt right after CREATE ROLE" late_in_two
+pg_admin -c "DROP ROLE aq_late" >/dev/null
 check "the lookup ran on the shard as auth_user (pg_stat_activity)" test \
 	"$(pg_admin -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'aq_auth' AND application_name = 'pgcrab-auth-query'")" -ge 1
 pgcrab_stop
