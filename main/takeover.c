@@ -231,15 +231,11 @@ static void relay_cancels(int fd)
 		if (pid <= 0)
 			continue;
 		struct worker *to = &t.rt->workers[(pid & 0xff) % t.rt->n_workers];
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-		io_uring_prep_msg_ring(sqe, to->ring_fd, (unsigned)key,
-				       worker_msg_user_data(SESSION_MSG_CANCEL,
-							    (void *)(uintptr_t)(uint32_t)pid),
-				       0);
-		io_uring_sqe_set_data64(sqe, 0);
-		struct io_uring_cqe *cqe;
-		if (io_uring_submit_and_wait(&ring, 1) >= 0 && io_uring_wait_cqe(&ring, &cqe) == 0)
-			io_uring_cqe_seen(&ring, cqe);
+		int r = worker_post_from(&ring, to->ring_fd, SESSION_MSG_CANCEL,
+					 (void *)(uintptr_t)(uint32_t)pid, key);
+		if (r < 0) /* best effort, as every cancel is: nobody is told */
+			log_debug("takeover: a cancel for process %d was lost: %s", (int)pid,
+				  strerror(-r));
 	}
 	io_uring_queue_exit(&ring);
 }
@@ -522,19 +518,7 @@ static void *reader_main(void *arg)
 		in->len = (uint32_t)n;
 		struct worker *w = &rt->workers[wid];
 		atomic_fetch_add(&w->n_clients, 1);
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-		io_uring_prep_msg_ring(sqe, w->ring_fd, 0,
-				       worker_msg_user_data(SESSION_MSG_ADOPT, in), 0);
-		io_uring_sqe_set_data64(sqe, 0);
-		struct io_uring_cqe *cqe;
-		int r = io_uring_submit_and_wait(&ring, 1);
-		if (r >= 0)
-			r = io_uring_wait_cqe(&ring, &cqe);
-		if (r >= 0) {
-			r = cqe->res;
-			io_uring_cqe_seen(&ring, cqe);
-		}
-		if (r < 0) {
+		if (worker_post_from(&ring, w->ring_fd, SESSION_MSG_ADOPT, in, 0) < 0) {
 			atomic_fetch_sub(&w->n_clients, 1);
 			close(in->fd);
 			free(in);

@@ -78,6 +78,7 @@ struct admin_gather {
 	int n_nums;            /* numbers per part */
 	int n_roles;           /* SHOW POOLS: roles in the shared table when it began */
 	int n_parts;
+	struct list reload_link; /* RELOAD: queued for the reload thread (session/reload.c) */
 	struct admin_part parts[];
 };
 

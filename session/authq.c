@@ -1,12 +1,8 @@
-/* auth_query's helper thread and the workers' caches. The thread owns its
- * libpq connections (one per shard, opened when first needed and again
- * after a failure) and a small ring of its own, used only to post answers
- * to workers. A worker takes the queue's lock only to push a request: the
- * thread holds it only to pop one, never while it waits on a server. */
+/* auth_query's helper thread (a core/jobq.h queue) and the workers'
+ * caches. The thread owns its libpq connections (one per shard, opened
+ * when first needed and again after a failure). */
 #include "session/authq.h"
 
-#include <liburing.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +10,12 @@
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 
-#include "core/list.h"
+#include "core/jobq.h"
 #include "core/log.h"
-#include "core/worker.h"
 #include "session/session.h"
 
 struct authq_req {
-	struct list link; /* q->queue until the thread takes it */
+	struct list link; /* queued in q->q until the thread takes it */
 	struct worker *w; /* answers go to this worker */
 	int shard;
 	char user[64];
@@ -32,14 +27,9 @@ struct authq_req {
 };
 
 struct authq {
+	struct jobq q;
 	const struct cfg *cfg; /* held by the session, which outlives us */
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct list queue;
-	bool stop;
-	struct io_uring ring;
-	PGconn **conns; /* per shard */
+	PGconn **conns;        /* per shard */
 };
 
 static void wipe_free(char *s)
@@ -112,30 +102,15 @@ static void run_query(struct authq *q, struct authq_req *r)
 	PQclear(res);
 }
 
-/* Hands r back to its worker through our own ring. */
-static void post(struct authq *q, struct authq_req *r)
+static void run(struct jobq *jq, struct list *job)
 {
-	if (worker_post_from(&q->ring, r->w->ring_fd, SESSION_MSG_AUTHQ, r, 0) < 0) {
+	struct authq *q = container_of(jq, struct authq, q);
+	struct authq_req *r = list_entry(job, struct authq_req, link);
+	run_query(q, r);
+	if (jobq_post(jq, r->w, SESSION_MSG_AUTHQ, r) < 0) {
 		/* the worker is gone (shutdown): nobody waits for it */
 		wipe_free(r->verifier);
 		free(r);
-	}
-}
-
-static void *helper_main(void *arg)
-{
-	struct authq *q = arg;
-	for (;;) {
-		pthread_mutex_lock(&q->mu);
-		while (!q->stop && list_empty(&q->queue))
-			pthread_cond_wait(&q->cv, &q->mu);
-		struct list *n = q->stop ? NULL : list_pop_head(&q->queue);
-		pthread_mutex_unlock(&q->mu);
-		if (!n)
-			return NULL;
-		struct authq_req *r = list_entry(n, struct authq_req, link);
-		run_query(q, r);
-		post(q, r);
 	}
 }
 
@@ -149,20 +124,8 @@ struct authq *authq_start(const struct cfg *cfg, char *err, size_t errlen)
 		goto fail;
 	}
 	q->cfg = cfg;
-	list_init(&q->queue);
-	pthread_mutex_init(&q->mu, NULL);
-	pthread_cond_init(&q->cv, NULL);
-	int rc = io_uring_queue_init(8, &q->ring, 0);
-	if (rc < 0) {
-		snprintf(err, errlen, "auth_query: cannot set up a ring: %s", strerror(-rc));
+	if (jobq_start(&q->q, "auth_query", run, err, errlen) != 0)
 		goto fail;
-	}
-	rc = pthread_create(&q->thread, NULL, helper_main, q);
-	if (rc != 0) {
-		io_uring_queue_exit(&q->ring);
-		snprintf(err, errlen, "auth_query: cannot start its thread: %s", strerror(rc));
-		goto fail;
-	}
 	return q;
 fail:
 	if (q)
@@ -171,23 +134,18 @@ fail:
 	return NULL;
 }
 
+static void drop(struct list *job)
+{
+	free(list_entry(job, struct authq_req, link));
+}
+
 void authq_stop(struct authq *q)
 {
 	if (!q)
 		return;
-	pthread_mutex_lock(&q->mu);
-	q->stop = true;
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
-	pthread_join(q->thread, NULL);
-	struct list *n;
-	while ((n = list_pop_head(&q->queue)))
-		free(list_entry(n, struct authq_req, link));
+	jobq_stop(&q->q, drop);
 	for (int i = 0; i < q->cfg->n_shards; i++)
 		PQfinish(q->conns[i]);
-	io_uring_queue_exit(&q->ring);
-	pthread_mutex_destroy(&q->mu);
-	pthread_cond_destroy(&q->cv);
 	free(q->conns);
 	free(q);
 }
@@ -205,10 +163,7 @@ struct authq_req *authq_lookup(struct authq *q, struct worker *w, int shard, con
 	snprintf(r->user, sizeof(r->user), "%s", user);
 	r->done = done;
 	r->arg = arg;
-	pthread_mutex_lock(&q->mu);
-	list_add_tail(&q->queue, &r->link);
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
+	jobq_push(&q->q, &r->link);
 	return r;
 }
 

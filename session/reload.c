@@ -1,15 +1,14 @@
-/* The reload thread: one reload at a time, every request that came in
- * meanwhile answered by it. */
+/* The reload thread (a core/jobq.h queue): one reload at a time, every
+ * request that came in meanwhile answered by it. */
 #include "session/reload.h"
 
-#include <liburing.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <systemd/sd-daemon.h>
 
+#include "core/jobq.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "core/tls.h"
@@ -20,15 +19,10 @@
 #define RELOAD_NOTES 32
 
 struct reload {
+	struct jobq q; /* console RELOADs (admin_gather.reload_link) and hup */
 	struct runtime *rt;
 	const struct cfg_overrides *ov;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct admin_gather **asked; /* console RELOADs waiting for the next reload */
-	int n_asked, cap_asked;
-	bool hup, stop;
-	struct io_uring ring; /* answers to the console's workers */
+	struct list hup; /* SIGHUP's job: queued once however many came */
 	/* what the last reload did not take, for the log and the console */
 	char notes[RELOAD_NOTES][256];
 	int n_notes;
@@ -152,79 +146,46 @@ static void answer(struct reload *r, struct admin_gather *g, int rc, const char 
 		proto_build_error(&wr, "ERROR", "F0000", err);
 		admin_out_bytes(o, buf, wr.len);
 	}
-	int sent = worker_post_from(&r->ring, g->origin->ring_fd, SESSION_MSG_ADMIN_DONE, g, 0);
+	int sent = jobq_post(&r->q, g->origin, SESSION_MSG_ADMIN_DONE, g);
 	if (sent < 0) /* the worker has ended: so has its client */
 		log_warn("reload: the console's answer was not delivered: %d", sent);
 }
 
-static void *reload_main(void *arg)
+/* A job came: the reload runs once for it and for all queued meanwhile. */
+static void run(struct jobq *q, struct list *job)
 {
-	struct reload *r = arg;
-	for (;;) {
-		pthread_mutex_lock(&r->mu);
-		while (!r->stop && !r->hup && r->n_asked == 0)
-			pthread_cond_wait(&r->cv, &r->mu);
-		if (r->stop) {
-			pthread_mutex_unlock(&r->mu);
-			return NULL;
-		}
-		struct admin_gather **asked = r->asked;
-		int n = r->n_asked;
-		r->asked = NULL;
-		r->n_asked = r->cap_asked = 0;
-		r->hup = false;
-		pthread_mutex_unlock(&r->mu);
+	struct reload *r = container_of(q, struct reload, q);
+	struct list asked;
+	list_init(&asked);
+	for (; job; job = jobq_pop(q))
+		if (job != &r->hup) /* SIGHUP's stays off any list: it may come again */
+			list_add_tail(&asked, job);
 
-		/* systemd holds `systemctl reload` until READY=1 comes after a
-		 * RELOADING=1 stamped no earlier than the reload began */
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-			   (unsigned long long)now.tv_sec * 1000000ull
-				   + (unsigned long long)now.tv_nsec / 1000);
-		char err[1024];
-		int rc = do_reload(r, err, sizeof(err));
-		if (rc == 0)
-			log_info("configuration reloaded from %s%s",
-				 ((struct session *)r->rt->owner)->live->path,
-				 r->n_notes ? " (some changes need a restart: see above)" : "");
-		else
-			log_error("reload refused, the configuration stays as it was: %s", err);
-		sd_notify(0, "READY=1");
-		for (int i = 0; i < n; i++)
-			answer(r, asked[i], rc, err);
-		free(asked);
-	}
+	/* systemd holds `systemctl reload` until READY=1 comes after a
+	 * RELOADING=1 stamped no earlier than the reload began */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)now.tv_sec * 1000000ull
+			   + (unsigned long long)now.tv_nsec / 1000);
+	char err[1024];
+	int rc = do_reload(r, err, sizeof(err));
+	if (rc == 0)
+		log_info("configuration reloaded from %s%s",
+			 ((struct session *)r->rt->owner)->live->path,
+			 r->n_notes ? " (some changes need a restart: see above)" : "");
+	else
+		log_error("reload refused, the configuration stays as it was: %s", err);
+	sd_notify(0, "READY=1");
+	struct list *n;
+	while ((n = list_pop_head(&asked)))
+		answer(r, list_entry(n, struct admin_gather, reload_link), rc, err);
 }
 
 void reload_ask(struct runtime *rt, struct admin_gather *g)
 {
 	struct reload *r = reload_of(rt);
-	pthread_mutex_lock(&r->mu);
-	if (!g) {
-		r->hup = true;
-	} else {
-		if (r->n_asked == r->cap_asked) {
-			int cap = r->cap_asked ? r->cap_asked * 2 : 8;
-			struct admin_gather **grown = realloc(r->asked,
-							      (size_t)cap * sizeof(*grown));
-			if (!grown) {
-				/* answered as a plain reload: the console sees RELOAD
-				 * only if another request comes, so take this one as
-				 * SIGHUP's and fail the console now */
-				r->hup = true;
-				pthread_mutex_unlock(&r->mu);
-				g->parts[0].rows.oom = true;
-				worker_post(g->origin, g->origin, SESSION_MSG_ADMIN_DONE, g, 0);
-				return;
-			}
-			r->asked = grown;
-			r->cap_asked = cap;
-		}
-		r->asked[r->n_asked++] = g;
-	}
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
+	jobq_push(&r->q, g ? &g->reload_link : &r->hup);
 }
 
 int reload_start(struct runtime *rt, const struct cfg_overrides *ov, char *err, size_t errlen)
@@ -237,18 +198,8 @@ int reload_start(struct runtime *rt, const struct cfg_overrides *ov, char *err, 
 	}
 	r->rt = rt;
 	r->ov = ov;
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
-	int rc = io_uring_queue_init(8, &r->ring, 0);
-	if (rc < 0) {
-		snprintf(err, errlen, "reload: cannot set up a ring: %s", strerror(-rc));
-		free(r);
-		return -1;
-	}
-	rc = pthread_create(&r->thread, NULL, reload_main, r);
-	if (rc != 0) {
-		io_uring_queue_exit(&r->ring);
-		snprintf(err, errlen, "reload: cannot start its thread: %s", strerror(rc));
+	list_init(&r->hup);
+	if (jobq_start(&r->q, "reload", run, err, errlen) != 0) {
 		free(r);
 		return -1;
 	}
@@ -261,15 +212,7 @@ void reload_stop(struct runtime *rt)
 	struct reload *r = reload_of(rt);
 	if (!r)
 		return;
-	pthread_mutex_lock(&r->mu);
-	r->stop = true;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-	pthread_join(r->thread, NULL);
-	free(r->asked); /* their workers have ended */
-	io_uring_queue_exit(&r->ring);
-	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
+	jobq_stop(&r->q, NULL); /* the gathers left: their workers have ended */
 	((struct session *)rt->owner)->reload = NULL;
 	free(r);
 }

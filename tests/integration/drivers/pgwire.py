@@ -47,15 +47,41 @@ SYNC = msg(b"S")
 FLUSH = msg(b"H")
 
 
-class Conn:
+def startup(user, db, **params):
+    """A StartupMessage (protocol 3.0) for user and database db."""
+    body = struct.pack("!i", 196608) + cstr("user") + cstr(user) + cstr("database") + cstr(db)
+    for k, v in params.items():
+        body += cstr(k) + cstr(v)
+    return struct.pack("!i", len(body) + 5) + body + b"\0"
+
+
+class Wire:
+    """A TCP connection to 127.0.0.1:port read a whole message at a time;
+    buf holds what came after the last one read."""
+
+    def __init__(self, port, timeout):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def read(self):
+        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!i", self.buf[1:5])[0]:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        n = 1 + struct.unpack("!i", self.buf[1:5])[0]
+        m, self.buf = self.buf[:n], self.buf[n:]
+        return chr(m[0]), m[5:]
+
+    def send(self, *messages):
+        self.s.sendall(b"".join(messages))
+
+
+class Conn(Wire):
     def __init__(self, port, user="pgcrab", password="pgcrab", db="pgcrab_shard_1", **params):
         self.params = {}
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        body = struct.pack("!i", 196608) + cstr("user") + cstr(user) + cstr("database") + cstr(db)
-        for k, v in params.items():
-            body += cstr(k) + cstr(v)
-        self.s.sendall(struct.pack("!i", len(body) + 5) + body + b"\0")
-        self.buf = b""
+        super().__init__(port, 10)
+        self.send(startup(user, db, **params))
         while True:
             t, data = self.read()
             code = struct.unpack("!i", data[:4])[0] if t == "R" else None
@@ -78,19 +104,6 @@ class Conn:
                 raise RuntimeError(error_code(data))
             elif t == "Z":
                 break
-
-    def read(self):
-        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!i", self.buf[1:5])[0]:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
-        n = 1 + struct.unpack("!i", self.buf[1:5])[0]
-        m, self.buf = self.buf[:n], self.buf[n:]
-        return chr(m[0]), m[5:]
-
-    def send(self, *messages):
-        self.s.sendall(b"".join(messages))
 
     def until_ready(self, count=1):
         """Messages up to the count-th ReadyForQuery, as readable tokens:
@@ -135,11 +148,13 @@ class Conn:
             self.s.close()
 
 
+def error_fields(data):
+    """An ErrorResponse's (or NoticeResponse's) fields by code: {"C": "28P01", "M": ...}."""
+    return {f[:1].decode(): f[1:].decode(errors="replace") for f in data.split(b"\0") if f}
+
+
 def error_code(data):
-    for f in data.split(b"\0"):
-        if f[:1] == b"C":
-            return f[1:].decode()
-    return "?"
+    return error_fields(data).get("C", "?")
 
 
 def row_description(data):

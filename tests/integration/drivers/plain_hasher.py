@@ -24,21 +24,21 @@ Usage: plain_hasher.py verifier PASSWORD ITERATIONS
          reload SLOW logs in twice: with a wrong password (the hasher is
                 busy with it), then with OTHER_PASSWORD; prints "sent",
                 then (the test reloads meanwhile) both answers.
-         leave  SLOW logs in with OTHER_PASSWORD; prints the answer (PgCrab
-                ends the login while it is hashed: a timeout, a shutdown)."""
+         leave  SLOW logs in with OTHER_PASSWORD; prints "sent", then the
+                answer (PgCrab ends the login while it is hashed: a timeout,
+                a shutdown)."""
 import base64
 import hashlib
 import hmac
 import os
 import select
-import socket
 import struct
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pgwire import cstr, msg  # noqa: E402
+from pgwire import Wire, cstr, error_fields, msg, startup  # noqa: E402
 
 
 def verifier(password, iterations):
@@ -50,31 +50,19 @@ def verifier(password, iterations):
     return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, b64(salt), b64(stored), b64(server))
 
 
-class Login:
+class Login(Wire):
     """A login by hand: startup, then the password once asked for it."""
 
     def __init__(self, port, user, db):
+        super().__init__(port, 30)
         self.user = user
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
-        body = struct.pack("!i", 196608) + cstr("user") + cstr(user) + cstr("database") + cstr(db)
-        self.s.sendall(struct.pack("!i", len(body) + 5) + body + b"\0")
-        self.buf = b""
+        self.send(startup(user, db))
         t, data = self.read()
         if t != "R" or struct.unpack("!i", data[:4])[0] != 3:
             raise RuntimeError("%s: expected a cleartext password request, got %r" % (user, t))
 
-    def read(self):
-        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!i", self.buf[1:5])[0]:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
-        n = 1 + struct.unpack("!i", self.buf[1:5])[0]
-        m, self.buf = self.buf[:n], self.buf[n:]
-        return chr(m[0]), m[5:]
-
     def password(self, pw):
-        self.s.sendall(msg(b"p", cstr(pw)))
+        self.send(msg(b"p", cstr(pw)))
 
     def readable(self):
         return bool(self.buf) or bool(select.select([self.s], [], [], 0)[0])
@@ -86,8 +74,8 @@ class Login:
         if t == "R" and struct.unpack("!i", data[:4])[0] == 0:
             return "ok"
         if t == "E":
-            f = {x[:1]: x[1:].decode() for x in data.split(b"\0") if x}
-            return "E:%s %s" % (f.get(b"C", "?"), f.get(b"M", "?"))
+            f = error_fields(data)
+            return "E:%s %s" % (f.get("C", "?"), f.get("M", "?"))
         return "unexpected %r" % t
 
 
@@ -116,6 +104,8 @@ def main():
         return
     if check == "leave":
         first.password(other_pw)
+        time.sleep(0.05)  # the worker has read the password and handed it on
+        print("sent", flush=True)
         print("slow=%s" % first.answer(), flush=True)
         return
     first.password(pw if check == "stall" else pw + "_wrong")

@@ -1,13 +1,12 @@
 """Helpers for the session state tests (session_state.py, session_random.py):
 a raw-protocol client that keeps notifications and error messages, a login
 that reports PostgreSQL's error fields, and TAP-style reporting.
-Built on pgwire.py (msg, cstr, Scram)."""
+Built on pgwire.py (Wire, startup, msg, cstr, Scram)."""
 import select
-import socket
 import struct
 import time
 
-from pgwire import Scram, cstr, msg
+from pgwire import Scram, Wire, cstr, msg, startup
 
 
 def fields_of(data):
@@ -25,7 +24,7 @@ class LoginError(Exception):
         self.fields = fields
 
 
-class Client:
+class Client(Wire):
     """One PostgreSQL v3 session. Replies are read as tokens:
     'D:v1,v2' 'C:TAG' 'E:SQLSTATE' 'A:channel:payload' 'Z:I' ...
     The last error's fields are kept in last_error."""
@@ -33,12 +32,8 @@ class Client:
     def __init__(self, port, user, password, db="pgcrab_shard_1", timeout=10, **params):
         self.params = {}
         self.last_error = None
-        self.buf = b""
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        body = struct.pack("!i", 196608) + cstr("user") + cstr(user) + cstr("database") + cstr(db)
-        for k, v in params.items():
-            body += cstr(k) + cstr(v)
-        self.s.sendall(struct.pack("!i", len(body) + 5) + body + b"\0")
+        super().__init__(port, timeout)
+        self.send(startup(user, db, **params))
         scram = None
         while True:
             t, data = self.read()
@@ -63,16 +58,6 @@ class Client:
                 raise LoginError(fields_of(data))
             elif t == "Z":
                 break
-
-    def read(self):
-        while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!i", self.buf[1:5])[0]:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
-        n = 1 + struct.unpack("!i", self.buf[1:5])[0]
-        m, self.buf = self.buf[:n], self.buf[n:]
-        return chr(m[0]), m[5:]
 
     def token(self, t, data):
         if t == "E":
@@ -112,9 +97,6 @@ class Client:
             if t == "Z":
                 count -= 1
         return out
-
-    def send(self, *messages):
-        self.s.sendall(b"".join(messages))
 
     def q(self, sql):
         """A simple Query: its reply tokens up to ReadyForQuery."""
