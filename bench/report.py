@@ -93,11 +93,12 @@ def ceiling(pc, pb):
 
 def needed(pc, pb, goal):
     """The CPU per transaction PgCrab may spend to reach goal × PgBouncer's
-    rate when the cores are the limit and pgbench and PostgreSQL spend
-    beside it what they did in this run."""
+    rate when the cores are the limit, granting that pgbench and PostgreSQL
+    cost beside it no more than beside the cheaper of the two poolers (as
+    the ceiling does)."""
     if pc.rest is None or pb.rest is None or pb.cpu is None:
         return None
-    return (pb.rest + pb.cpu) / goal - pc.rest
+    return (pb.rest + pb.cpu) / goal - min(pc.rest, pb.rest)
 
 
 def bound_cells(pc, pb, goal):
@@ -114,7 +115,7 @@ BOUND_TEXT = (
     "PgBouncer that a pooler costing no CPU at all would reach when the cores are the "
     "limit (PgBouncer's rest + CPU over the smaller rest; shown only when under 0.2 "
     "of a core was idle); **needed** = the CPU per transaction PgCrab could spend and "
-    "still reach the goal (negative: not even at zero); **sys** = the pooler's own "
+    "still reach the goal, with the same smaller rest (negative: not even at zero); **sys** = the pooler's own "
     "system (kernel) CPU per transaction, PgCrab / PgBouncer. A goal above the "
     "ceiling cannot be met on this machine by any pooler; one whose needed CPU is "
     "below what the kernel charges either pooler for its socket work cannot be met "
