@@ -193,11 +193,12 @@ static void log_bye(struct client *cl, const char *why)
 	cl->log_bye = false;
 	if (!log_enabled(CFG_LOG_INFO))
 		return;
-	char peer[80];
-	if (cl->peer_text)
-		snprintf(peer, sizeof(peer), "%s", cl->peer_text);
-	else
-		net_peer_text(cl->c.fd, peer, sizeof(peer));
+	char asked[80];
+	const char *peer = cl->peer_text;
+	if (!peer) { /* no copy was made at login: ask the socket */
+		net_peer_text(cl->c.fd, asked, sizeof(asked));
+		peer = asked;
+	}
 	const char *user = cl->user ? cl->user : cl->login ? cl->login->user : "";
 	const char *db = cl->db                   ? cl->db->cfg->name
 		: cl->pool                        ? cl->pool->shard->cfg->name
